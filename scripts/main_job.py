@@ -33,12 +33,15 @@ flags.DEFINE_bool("allow_download", True, "Try keras.datasets if no local copy i
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "fashion-mnist-sample"
 
 
-def load_data():
-    """Full Fashion-MNIST if any local place (or a download) has it, else the committed sample."""
+def load_data(data_dir: str | None, allow_download: bool):
+    """Full Fashion-MNIST if any local place (or a download) has it, else the committed sample.
+
+    Returns (dataset, is_sample).
+    """
     from cnn_zoo.datasets import DatasetNotFoundError, load_fashion_mnist, load_idx_directory
 
     try:
-        return load_fashion_mnist(FLAGS.data_dir, allow_download=FLAGS.allow_download), False
+        return load_fashion_mnist(data_dir, allow_download=allow_download), False
     except DatasetNotFoundError as error:
         logging.warning("%s", error)
         sample = load_idx_directory(SAMPLE_DIR, name="fashion-mnist (committed sample)")
@@ -80,7 +83,7 @@ def main(argv: list[str]) -> None:
     del argv
     output_dir = Path(FLAGS.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    dataset, is_sample = load_data()
+    dataset, is_sample = load_data(FLAGS.data_dir, FLAGS.allow_download)
     report = {
         "command": "python -m scripts.main_job "
         + " ".join(f"--{name}={FLAGS[name].value}" for name in ("epochs", "batch_size", "seed")),
