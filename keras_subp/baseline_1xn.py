@@ -1,0 +1,265 @@
+"""The 1xN baseline of Lin et al. (TPAMI 2022): one-shot layer-global L1 block pruning.
+
+Differences from SUBP: blocks are chosen once, by L1 norm, over the whole layer (so output
+groups keep different numbers of blocks), the mask is then fixed, and pruned weights get no
+gradient (hard masking) during fine-tuning. Optionally, output filters are first rearranged by
+ascending L1 norm so that filters of similar norm share a block.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_subp.block_geometry import expand_block_mask, validate_block_size
+from keras_subp.criteria import block_scores
+from keras_subp.model_walk import (
+    clone_with_weights,
+    copy_layer,
+    iter_leaf_layers,
+    require_graph_model,
+)
+from keras_subp.prune import block_eligibility
+from keras_subp.wrapper import check_conv2d_can_take_blocks, convolve_with_kernel, validate_sparsity
+
+# Layers that act on every channel independently, so a channel permutation passes through them.
+_CHANNELWISE_LAYERS = (
+    keras.layers.Activation,
+    keras.layers.ReLU,
+    keras.layers.LeakyReLU,
+    keras.layers.ELU,
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout2D,
+    keras.layers.GaussianNoise,
+    keras.layers.GaussianDropout,
+    keras.layers.MaxPooling2D,
+    keras.layers.AveragePooling2D,
+    keras.layers.ZeroPadding2D,
+    keras.layers.Cropping2D,
+    keras.layers.GlobalAveragePooling2D,
+    keras.layers.GlobalMaxPooling2D,
+    keras.layers.Identity,
+)
+
+
+@keras.saving.register_keras_serializable(package="keras_subp")
+class FixedBlockMaskWrapper(keras.layers.Wrapper):
+    """A Conv2D with a fixed 1xN block mask M: forward W*M, gradient of pruned weights 0.
+
+    `mask` (kernel-shaped, non-trainable) is set by `prune_1xn` and saved with the model; no
+    callback is needed. `sparsity` is the nominal layer-global fraction of pruned blocks.
+    """
+
+    def __init__(self, layer, n: int = 16, sparsity: float = 0.5, **kwargs):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"Block size n must be a positive integer, got {n!r}.")
+        check_conv2d_can_take_blocks(layer, n)
+        kwargs.setdefault("name", f"one_by_n_{layer.name}")
+        kwargs.setdefault("dtype", layer.dtype_policy)
+        super().__init__(layer, **kwargs)
+        self.n = n
+        self.sparsity = validate_sparsity(sparsity)
+
+    def build(self, input_shape):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        validate_block_size(self.n, self.layer.kernel.shape)
+        self.mask = self.add_weight(
+            name="mask",
+            shape=tuple(self.layer.kernel.shape),
+            initializer="ones",
+            dtype=self.layer.kernel.dtype,
+            trainable=False,
+        )
+        self.built = True
+
+    def call(self, inputs):
+        kernel = self.layer.kernel
+        return convolve_with_kernel(self.layer, inputs, kernel * ops.cast(self.mask, kernel.dtype))
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def stripped_weights(self) -> list[np.ndarray]:
+        """The inner layer's weights with W*M baked into the kernel (pruned blocks exactly 0)."""
+        weights = self.layer.get_weights()
+        weights[0] = weights[0] * self.mask.numpy().astype(weights[0].dtype)
+        weights[0][weights[0] == 0] = 0
+        return weights
+
+    def get_config(self):
+        return {**super().get_config(), "n": self.n, "sparsity": self.sparsity}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        layer = keras.saving.deserialize_keras_object(
+            config.pop("layer"), custom_objects=custom_objects
+        )
+        return cls(layer, **config)
+
+
+def global_l1_block_mask(kernel, n: int, sparsity: float) -> np.ndarray:
+    """Lin et al.'s mask: prune the int(G*Cin*p) lowest-L1 blocks of the whole layer.
+
+    Args:
+        kernel: Conv2D kernel (Kh, Kw, Cin, Cout).
+        n: block length; sparsity: fraction p of the layer's blocks to prune.
+
+    Returns:
+        float32 (G, Cin) block mask; ties go to the lower flat index (g * Cin + c) first.
+    """
+    scores = ops.convert_to_numpy(block_scores(kernel, n, "l1"))
+    num_pruned = int(scores.size * float(sparsity))
+    pruned = np.argsort(scores.reshape(-1), kind="stable")[:num_pruned]
+    mask = np.ones(scores.size, dtype=np.float32)
+    mask[pruned] = 0.0
+    return mask.reshape(scores.shape)
+
+
+def _single_consumer(layer, output_ids: set[int]):
+    if id(layer.output) in output_ids or len(layer._outbound_nodes) != 1:
+        return None
+    node = layer._outbound_nodes[0]
+    consumer = node.operation
+    if len(node.input_tensors) != 1 or len(getattr(consumer, "_inbound_nodes", [])) != 1:
+        return None
+    return consumer
+
+
+def channel_chain(conv, model) -> list[tuple[str, keras.layers.Layer]] | None:
+    """The layers a permutation of `conv`'s output channels must follow, or None if unsafe.
+
+    Follows single-consumer, channel-wise layers (BN, activations, pooling, dropout, depthwise
+    convs with depth_multiplier 1) up to the next Conv2D or Dense, which gets its input channels
+    permuted. Residual adds, concatenations, Flatten, model outputs and shared layers stop the
+    search (None): such outputs are not rearranged, as in the reference code.
+    """
+    output_ids = {id(tensor) for tensor in model.outputs}
+    steps: list[tuple[str, keras.layers.Layer]] = []
+    current = conv
+    while True:
+        consumer = _single_consumer(current, output_ids)
+        if consumer is None or getattr(consumer, "data_format", "channels_last") != (
+            "channels_last"
+        ):
+            return None
+        if isinstance(consumer, keras.layers.BatchNormalization):
+            if consumer.axis not in (-1, 3):
+                return None
+            steps.append(("channels", consumer))
+        elif isinstance(consumer, keras.layers.DepthwiseConv2D):
+            if consumer.depth_multiplier != 1:
+                return None
+            steps.append(("depthwise", consumer))
+        elif isinstance(consumer, keras.layers.Conv2D):
+            if consumer.groups != 1:
+                return None
+            steps.append(("input_channels", consumer))
+            return steps
+        elif isinstance(consumer, keras.layers.Dense):
+            steps.append(("input_rows", consumer))
+            return steps
+        elif not isinstance(consumer, _CHANNELWISE_LAYERS):
+            return None
+        current = consumer
+
+
+def _permute_channels(conv, steps, permutation: np.ndarray) -> None:
+    """Reorder conv's output channels by `permutation` and every dependent weight to match."""
+    weights = conv.get_weights()
+    weights[0] = weights[0][..., permutation]
+    if conv.use_bias:
+        weights[1] = weights[1][permutation]
+    conv.set_weights(weights)
+    for kind, layer in steps:
+        weights = layer.get_weights()
+        if kind == "channels":
+            weights = [w[permutation] for w in weights]
+        elif kind == "depthwise":
+            weights[0] = weights[0][:, :, permutation, :]
+            if layer.use_bias:
+                weights[1] = weights[1][permutation]
+        elif kind == "input_channels":
+            weights[0] = weights[0][:, :, permutation, :]
+        else:  # Dense input rows
+            weights[0] = weights[0][permutation, :]
+        layer.set_weights(weights)
+
+
+def prune_1xn(model, n: int, sparsity: float, rearrange: bool = True, exclude=None) -> keras.Model:
+    """Apply the 1xN baseline to a (trained) model; fine-tune the result, no callback needed.
+
+    Eligible layers are chosen as for `prune_subp` (first conv and non-1xN-able layers dense).
+    With `rearrange=True`, each eligible conv whose output reaches the next Conv2D/Dense only
+    through channel-wise layers (`channel_chain`) first has its output filters sorted by
+    ascending L1 norm; the permutation is applied to the weights of the conv, the following
+    BN/depthwise layers and the consumer's input channels, so the network computes the same
+    function and the blocks are contiguous in the new order (ready for export). Outputs that
+    feed residual adds are left in place, as in the reference. Then each eligible conv is
+    wrapped in `FixedBlockMaskWrapper` with the layer-global L1 mask.
+
+    Args:
+        model: a built Sequential or Functional model (usually trained dense).
+        n: block length N. sparsity: fraction p of each layer's blocks to prune, in [0, 1).
+        rearrange: sort filters by L1 norm before forming blocks.
+        exclude: layer name(s) or predicate, as in `prune_subp`.
+
+    Returns:
+        A new, uncompiled model. `model.rearranged_layers` lists the rearranged layer names.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"Block size n must be a positive integer, got {n!r}.")
+    sparsity = validate_sparsity(sparsity)
+    require_graph_model(model)
+    decisions = block_eligibility(model, n, exclude)
+    eligible = {name for name, reason in decisions.items() if reason == "eligible"}
+    left_dense = {
+        name: reason
+        for name, reason in decisions.items()
+        if reason not in ("eligible", "first convolution", "excluded", "already wrapped")
+    }
+    if left_dense:
+        listing = "; ".join(f"{name}: {reason}" for name, reason in left_dense.items())
+        warnings.warn(
+            f"prune_1xn left {len(left_dense)} Conv2D layer(s) dense: {listing}",
+            UserWarning,
+            stacklevel=2,
+        )
+    if not eligible:
+        raise ValueError(f"No layer of model {model.name!r} can be pruned in 1x{n} blocks.")
+
+    working = clone_with_weights(model, copy_layer)
+    rearranged = []
+    if rearrange:
+        for layer in iter_leaf_layers(working):
+            if layer.name not in eligible:
+                continue
+            steps = channel_chain(layer, working)
+            if steps is None:
+                continue
+            filter_norms = np.abs(layer.kernel.numpy()).sum(axis=(0, 1, 2))
+            _permute_channels(layer, steps, np.argsort(filter_norms, kind="stable"))
+            rearranged.append(layer.name)
+
+    block_masks = {
+        layer.name: global_l1_block_mask(layer.kernel, n, sparsity)
+        for layer in iter_leaf_layers(working)
+        if layer.name in eligible
+    }
+
+    def clone_layer(layer):
+        if layer.name in eligible:
+            return FixedBlockMaskWrapper(copy_layer(layer), n=n, sparsity=sparsity)
+        return copy_layer(layer)
+
+    pruned = clone_with_weights(working, clone_layer)
+    for layer in iter_leaf_layers(pruned):
+        if isinstance(layer, FixedBlockMaskWrapper):
+            block_mask = block_masks[layer.layer.name]
+            layer.mask.assign(expand_block_mask(block_mask, layer.layer.kernel.shape))
+    pruned.rearranged_layers = tuple(rearranged)
+    return pruned

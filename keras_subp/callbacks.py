@@ -1,0 +1,141 @@
+"""Training callbacks: `UpdateSUBP` (mandatory mask updates) and `SUBPSummaries` (TensorBoard)."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_subp.wrapper import MaskUpdate, SUBPWrapper
+
+
+def subp_wrappers(model) -> list[SUBPWrapper]:
+    """All `SUBPWrapper` layers of a model, nested models included, in model order."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, SUBPWrapper):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found.extend(subp_wrappers(layer))
+    return found
+
+
+def update_masks(model) -> list[MaskUpdate]:
+    """Advance every SUBP layer of `model` by one epoch: recompute and assign its mask.
+
+    This is what `UpdateSUBP` does at the start of each epoch; call it yourself at the start of
+    every epoch of a custom training loop (outside `tf.function` and outside replica context).
+
+    Raises:
+        ValueError: the model has no `SUBPWrapper` layer.
+    """
+    wrappers = subp_wrappers(model)
+    if not wrappers:
+        raise ValueError(
+            f"Model {model.name!r} has no SUBPWrapper layers; wrap it with keras_subp.prune_subp."
+        )
+    return [wrapper.update_mask() for wrapper in wrappers]
+
+
+@keras.saving.register_keras_serializable(package="keras_subp")
+class UpdateSUBP(keras.callbacks.Callback):
+    """Updates every SUBP mask at the start of every epoch; required when training.
+
+    The schedule position is each layer's own `schedule_epoch` counter (saved with the model),
+    advanced by one per epoch trained, not Keras's epoch index: a model reloaded from a
+    `.keras` file continues its schedule whether or not `fit(initial_epoch=...)` is used, and
+    successive `fit` calls continue where the previous one stopped.
+
+    Under `tf.distribute` strategies the callback runs in cross-replica context, so each mask
+    is computed once and written identically to every replica.
+
+    After each update, `last_updates` holds one `MaskUpdate` per layer.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.last_updates: list[MaskUpdate] = []
+
+    def on_train_begin(self, logs=None):
+        if not subp_wrappers(self.model):
+            raise ValueError(
+                f"UpdateSUBP: model {self.model.name!r} has no SUBPWrapper layers; "
+                "wrap it with keras_subp.prune_subp first."
+            )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.last_updates = update_masks(self.model)
+
+    def get_config(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict) -> UpdateSUBP:
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="keras_subp")
+class SUBPSummaries(keras.callbacks.Callback):
+    """Writes TensorBoard scalars after every epoch (TensorFlow's `tf.summary`).
+
+    Per SUBP layer, under `subp/<layer name>/`: `block_sparsity` (fraction of blocks pruned
+    this epoch), `blocks_regrown` (R_e x G, blocks of the candidate set that regrew),
+    `mask_churn` (blocks whose kept/pruned state changed at this epoch's update); and
+    model-wide `subp/flops_ratio` (actual FLOPs with the current masks over dense FLOPs, in the
+    SUBP accounting of `keras_subp.count_flops`). The step is the layer's schedule epoch.
+    Place it after `UpdateSUBP` in the callbacks list.
+
+    Args:
+        log_dir: directory for the event files (created if missing).
+    """
+
+    def __init__(self, log_dir: str):
+        super().__init__()
+        self.log_dir = str(log_dir)
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf  # TensorBoard event files need TensorFlow's summary writer
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
+
+        from keras_subp.report import count_flops
+
+        if self._writer is None:
+            self.on_train_begin()
+        wrappers = subp_wrappers(self.model)
+        updates = [wrapper.last_update for wrapper in wrappers if wrapper.last_update is not None]
+        if not updates:
+            return
+        step = updates[0].epoch
+        flops = count_flops(self.model)
+        scalars = {}
+        for update in updates:
+            prefix = f"subp/{update.layer_name}"
+            scalars[f"{prefix}/block_sparsity"] = update.block_sparsity
+            scalars[f"{prefix}/blocks_regrown"] = update.regrown_per_group * update.groups
+            scalars[f"{prefix}/mask_churn"] = update.changed_blocks
+        scalars["subp/flops_ratio"] = flops.actual / flops.dense
+        # tf.summary.write with the "scalars" plugin tag is what tf.summary.scalar writes, but it
+        # does not need the tensorboard package installed.
+        metadata = summary_pb2.SummaryMetadata()
+        metadata.plugin_data.plugin_name = "scalars"
+        with self._writer.as_default():
+            for tag, value in scalars.items():
+                tf.summary.write(tag, tf.constant(float(value), tf.float32), step, metadata=metadata)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def get_config(self) -> dict:
+        return {"log_dir": self.log_dir}
+
+    @classmethod
+    def from_config(cls, config: dict) -> SUBPSummaries:
+        return cls(**config)

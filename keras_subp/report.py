@@ -1,0 +1,206 @@
+"""Sparsity and FLOPs reports in the SUBP paper's accounting (plus actual counts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_subp.block_geometry import kernel_mask_to_blocks, kernel_to_blocks
+from keras_subp.model_walk import iter_leaf_layers
+
+
+@dataclass(frozen=True)
+class LayerFlops:
+    """Multiply-accumulates per image of one layer (SUBP counts them as "FLOPs").
+
+    `dense`: (Kh*Kw*Cin/groups + 1) * Cout * Hout * Wout for convolutions (the +1 is the bias
+    of a BN-folded conv), in*out + out for Dense. `subp`: dense * (1 - p) for sparse layers with
+    the nominal p, as the SUBP paper counts. `actual`: Kh*Kw*N*(kept blocks) * Hout*Wout +
+    Cout*Hout*Wout with the layer's current mask (equal to `dense` for dense layers).
+    """
+
+    name: str
+    dense: int
+    subp: float
+    actual: int
+
+
+@dataclass(frozen=True)
+class FlopsCount:
+    """Model totals (per image) and the per-layer breakdown; see `LayerFlops`."""
+
+    dense: int
+    subp: float
+    actual: int
+    layers: tuple[LayerFlops, ...]
+
+
+@dataclass(frozen=True)
+class LayerSparsity:
+    """One row of `sparsity_report` (block counts are per output group of N channels)."""
+
+    name: str
+    kernel_shape: tuple[int, int, int, int]
+    n: int
+    nominal_sparsity: float | None  # p given at pruning time (None for a plain, stripped conv)
+    block_sparsity: float  # pruned blocks / all blocks
+    kept_blocks_min: int
+    kept_blocks_max: int
+    balance_ratio: float  # max_g kept_g / mean_g kept_g; exactly 1.0 for SUBP
+    dense_flops: int
+    sparse_flops: float  # SUBP accounting: dense_flops * (1 - nominal p)
+    actual_flops: int
+
+
+def _spatial_output_size(layer) -> int:
+    try:
+        shape = layer.output.shape
+    except (AttributeError, ValueError) as error:
+        raise ValueError(
+            f"Cannot count FLOPs of layer {layer.name!r}: its output shape is unknown. Build the "
+            "model from a keras.Input (or call it once) first."
+        ) from error
+    data_format = getattr(getattr(layer, "layer", layer), "data_format", "channels_last")
+    spatial = shape[1:-1] if data_format == "channels_last" else shape[2:]
+    if any(d is None for d in spatial):
+        raise ValueError(f"Layer {layer.name!r} has unknown spatial output size {tuple(shape)}.")
+    return int(np.prod(spatial)) if spatial else 1
+
+
+def _block_wrapper(layer) -> bool:
+    return isinstance(layer, keras.layers.Wrapper) and hasattr(layer, "stripped_weights")
+
+
+def _kept_blocks(layer, n: int | None) -> np.ndarray | None:
+    """(G,) kept blocks per output group, from a wrapper's mask or a plain kernel's zeros."""
+    if _block_wrapper(layer):
+        block_mask = ops.convert_to_numpy(kernel_mask_to_blocks(layer.mask, layer.n))
+        return block_mask.sum(axis=1).astype(np.int64)
+    if n is not None and isinstance(layer, keras.layers.Conv2D) and layer.filters % n == 0:
+        if getattr(layer, "groups", 1) != 1:
+            return None
+        blocks = ops.convert_to_numpy(kernel_to_blocks(layer.kernel, n))
+        return np.any(blocks != 0, axis=-1).sum(axis=1).astype(np.int64)
+    return None
+
+
+def _layer_flops(layer, n: int | None) -> tuple[LayerFlops, np.ndarray | None] | None:
+    inner = layer.layer if _block_wrapper(layer) else layer
+    if isinstance(inner, keras.layers.SeparableConv2D):
+        depthwise = inner.depthwise_kernel.numpy().shape
+        pointwise = inner.pointwise_kernel.numpy().shape
+        positions = _spatial_output_size(layer)
+        # Depthwise part counted on the output grid too (same size for stride 1 / "same").
+        dense = (depthwise[0] * depthwise[1] + 1) * depthwise[2] * depthwise[3] * positions
+        dense += (pointwise[2] + 1) * pointwise[3] * positions
+        return LayerFlops(layer.name, dense, float(dense), dense), None
+    if isinstance(inner, keras.layers.DepthwiseConv2D):
+        kh, kw, channels, multiplier = (int(d) for d in inner.kernel.shape)
+        dense = (kh * kw + 1) * channels * multiplier * _spatial_output_size(layer)
+        return LayerFlops(layer.name, dense, float(dense), dense), None
+    if isinstance(inner, keras.layers.Conv2D):
+        kh, kw, input_channels, output_channels = (int(d) for d in inner.kernel.shape)
+        positions = _spatial_output_size(layer)
+        dense = (kh * kw * input_channels + 1) * output_channels * positions
+        kept = _kept_blocks(layer, n if not _block_wrapper(layer) else layer.n)
+        if kept is None:
+            return LayerFlops(layer.name, dense, float(dense), dense), None
+        block_n = layer.n if _block_wrapper(layer) else n
+        actual = (kh * kw * block_n * int(kept.sum()) + output_channels) * positions
+        subp = dense * (1.0 - layer.sparsity) if _block_wrapper(layer) else float(actual)
+        return LayerFlops(layer.name, dense, subp, actual), kept
+    if isinstance(inner, keras.layers.Dense):
+        input_units, units = (int(d) for d in inner.kernel.shape)
+        shape = layer.output.shape
+        repeats = int(np.prod(shape[1:-1])) if len(shape) > 2 else 1
+        dense = (input_units * units + units) * repeats
+        return LayerFlops(layer.name, dense, float(dense), dense), None
+    return None
+
+
+def count_flops(model, n: int | None = None) -> FlopsCount:
+    """Count per-image multiply-accumulates of convolutions and Dense layers (SUBP accounting).
+
+    Only Conv2D, DepthwiseConv2D, SeparableConv2D and Dense are counted (BN, activations and
+    pooling are free, as in SUBP's `compute_flops.py`). SUBP/1xN wrappers count
+    dense * (1 - p) in `subp` and their real kept blocks in `actual`. For a stripped model pass
+    `n` to count plain Conv2D layers' non-zero 1xN blocks in `actual` (and `subp`).
+
+    Args:
+        model: a built Sequential or Functional model.
+        n: block length for plain Conv2D layers, or None to count them dense.
+
+    Returns:
+        `FlopsCount` with model totals and per-layer `LayerFlops`.
+    """
+    rows = []
+    for layer in iter_leaf_layers(model):
+        counted = _layer_flops(layer, n)
+        if counted is not None:
+            rows.append(counted[0])
+    return FlopsCount(
+        dense=sum(row.dense for row in rows),
+        subp=float(sum(row.subp for row in rows)),
+        actual=sum(row.actual for row in rows),
+        layers=tuple(rows),
+    )
+
+
+def sparsity_report(model, n: int | None = None) -> list[LayerSparsity]:
+    """Per-layer 1xN sparsity of every block-sparse layer of `model`.
+
+    Rows cover SUBP wrappers and 1xN baseline wrappers (with their current masks) and, when
+    `n` is given, plain Conv2D layers with Cout % n == 0 (blocks that are entirely zero count
+    as pruned), which is how a stripped model is checked.
+    """
+    rows = []
+    for layer in iter_leaf_layers(model):
+        if not (
+            _block_wrapper(layer) or (n is not None and isinstance(layer, keras.layers.Conv2D))
+        ):
+            continue
+        counted = _layer_flops(layer, n)
+        if counted is None or counted[1] is None:
+            continue
+        flops, kept = counted
+        inner = layer.layer if _block_wrapper(layer) else layer
+        kernel_shape = tuple(int(d) for d in inner.kernel.shape)
+        input_channels = kernel_shape[2]
+        mean_kept = float(kept.mean())
+        rows.append(
+            LayerSparsity(
+                name=layer.name,
+                kernel_shape=kernel_shape,
+                n=layer.n if _block_wrapper(layer) else n,
+                nominal_sparsity=layer.sparsity if _block_wrapper(layer) else None,
+                block_sparsity=1.0 - float(kept.sum()) / (kept.size * input_channels),
+                kept_blocks_min=int(kept.min()),
+                kept_blocks_max=int(kept.max()),
+                balance_ratio=float(kept.max()) / mean_kept if mean_kept > 0 else float("nan"),
+                dense_flops=flops.dense,
+                sparse_flops=flops.subp,
+                actual_flops=flops.actual,
+            )
+        )
+    return rows
+
+
+def format_sparsity_report(rows: list[LayerSparsity]) -> str:
+    """Render `sparsity_report` rows as a fixed-width text table (FLOPs in millions)."""
+    header = (
+        f"{'layer':<28} {'kernel':<18} {'N':>3} {'p':>7} {'sparsity':>9} "
+        f"{'kept min/max':>13} {'balance':>8} {'dense MFLOPs':>13} {'SUBP MFLOPs':>12}"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        nominal = f"{row.nominal_sparsity:.4f}" if row.nominal_sparsity is not None else "-"
+        lines.append(
+            f"{row.name:<28} {'x'.join(map(str, row.kernel_shape)):<18} {row.n:>3} {nominal:>7} "
+            f"{row.block_sparsity:>9.4f} {f'{row.kept_blocks_min}/{row.kept_blocks_max}':>13} "
+            f"{row.balance_ratio:>8.4f} {row.dense_flops / 1e6:>13.3f} "
+            f"{row.sparse_flops / 1e6:>12.3f}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,44 @@
+"""`strip_subp`: replace SUBP (and 1xN baseline) wrappers by plain layers with W*M baked in."""
+
+from __future__ import annotations
+
+import keras
+
+from keras_subp.model_walk import clone_with_weights, copy_layer, require_graph_model
+
+
+def _is_block_wrapper(layer) -> bool:
+    return isinstance(layer, keras.layers.Wrapper) and hasattr(layer, "stripped_weights")
+
+
+def strip_subp(model):
+    """Return a copy of `model` whose SUBP/1xN wrappers are plain Conv2D layers.
+
+    Each wrapped kernel becomes W*M: pruned 1xN blocks hold exact zeros (+0.0), so every
+    output group keeps the same number of non-zero blocks and the model is ready for
+    TFLite conversion. Layer names are the original Conv2D names; the result is not compiled.
+    Given a single wrapper, returns the stripped Conv2D (built, with W*M weights).
+    """
+    if not isinstance(model, keras.Model):
+        if _is_block_wrapper(model):
+            layer = copy_layer(model.layer)
+            if model.built:
+                layer.build(_input_shape_of(model))
+                layer.set_weights(model.stripped_weights())
+            return layer
+        raise ValueError(f"Expected a Keras model or a SUBP wrapper, got {type(model).__name__}.")
+    require_graph_model(model)
+
+    def clone_layer(layer):
+        if _is_block_wrapper(layer):
+            return copy_layer(layer.layer)
+        return copy_layer(layer)
+
+    return clone_with_weights(model, clone_layer)
+
+
+def _input_shape_of(wrapper) -> tuple:
+    kernel_shape = tuple(wrapper.layer.kernel.shape)
+    if wrapper.layer.data_format == "channels_last":
+        return (None, None, None, kernel_shape[2])
+    return (None, kernel_shape[2], None, None)

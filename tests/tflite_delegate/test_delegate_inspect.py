@@ -1,0 +1,105 @@
+"""The inspector CLI (`python -m tflite_delegate.inspect`) and the model reader behind it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.tflite_delegate.delegate_keras_models import converted_small_model
+from tflite_delegate.inspect import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, main
+from tflite_delegate.tflite_model import ModelReadError, read_conv_layers
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def _rows(output: str) -> dict[str, str]:
+    """Table lines keyed by layer name (second column)."""
+    rows = {}
+    for line in output.splitlines()[2:]:
+        columns = line.split()
+        if len(columns) > 2:
+            rows[columns[1]] = line
+    return rows
+
+
+def _small_model_path(capsys) -> Path:
+    """The converted model, with the converter's chatter drained from the captured output."""
+    path, _, _ = converted_small_model()
+    capsys.readouterr()
+    return path
+
+
+def test_table_shows_pattern_and_delegate_decisions(capsys):
+    path = _small_model_path(capsys)
+    assert main([str(path), "--threads", "2"]) == 0
+    output = capsys.readouterr().out
+    assert "3 CONV_2D layer(s)" in output
+    rows = _rows(output)
+    assert set(rows) == {"stem", "sparse_a", "sparse_b"}
+    # sparse_a: 24 outputs, 1x8 blocks at 60 % of 3*3*16 = 144 taps per group -> 58 kept.
+    columns = rows["sparse_a"].split()
+    assert columns[2:8] == ["24x3x3x16", "float32", "8", "59.7%", "58-58", "1.000"]
+    assert "claimed (N=8," in rows["sparse_a"]
+    # The dense stem is below the default min_sparsity: stays with XNNPACK, with a reason.
+    assert "no: " in rows["stem"] and "0.0%" in rows["stem"]
+
+
+def test_min_sparsity_option_reaches_the_delegate(capsys):
+    path = _small_model_path(capsys)
+    assert main([str(path), "--min-sparsity", "0", "--isa", "generic"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert all("claimed (N=" in line and "generic" in line for line in rows.values())
+
+
+def test_check_block_n_passes_and_fails(capsys):
+    path = _small_model_path(capsys)
+    assert main([str(path), "--no-delegate", "--check-block-n", "8"]) == 0
+    assert "check passed" in capsys.readouterr().out
+    assert main([str(path), "--no-delegate", "--check-block-n", "16"]) == EXIT_CHECK_FAILED
+    output = capsys.readouterr().out
+    assert "check failed" in output and "sparse_a" in output and "stem" not in output.split(":")[-1]
+
+
+def test_missing_and_corrupt_files_give_clear_errors(tmp_path, capsys):
+    assert main([str(tmp_path / "absent.tflite")]) == EXIT_BAD_INPUT
+    assert "not found" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.tflite"
+    garbage.write_bytes(b"\x00" * 64)
+    assert main([str(garbage)]) == EXIT_BAD_INPUT
+    assert "not a TFLite flatbuffer" in capsys.readouterr().err
+    truncated = tmp_path / "truncated.tflite"
+    truncated.write_bytes(_small_model_path(capsys).read_bytes()[:200])
+    assert main([str(truncated)]) == EXIT_BAD_INPUT
+    assert "error:" in capsys.readouterr().err
+    with pytest.raises(ModelReadError):
+        read_conv_layers(model_content=b"")
+
+
+def test_bad_delegate_option_is_reported_not_crashed(capsys):
+    path = _small_model_path(capsys)
+    assert main([str(path), "--block-n", "3"]) == EXIT_BAD_INPUT
+    assert "block_n" in capsys.readouterr().err
+
+
+def test_command_line_entry_point(tmp_path):
+    path, _, _ = converted_small_model()
+    result = subprocess.run(
+        [sys.executable, "-m", "tflite_delegate.inspect", str(path), "--no-delegate"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sparse_b" in result.stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "tflite_delegate.inspect", str(tmp_path / "none.tflite")],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == EXIT_BAD_INPUT and "not found" in missing.stderr

@@ -1,0 +1,229 @@
+"""Bad or unsupported input never crashes: each case is "not claimed" (with a reason and the
+reference result) or a clear Python error. Cases that could take the process down run in a
+subprocess, so a crash shows up as a failed test with its signal instead of ending the session."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.tflite_delegate.delegate_flatbuffer_models import ConvSpec, build_conv_model
+from tests.tflite_delegate.delegate_test_support import (
+    assert_outputs_close,
+    delegate_interpreter,
+    model_inputs,
+    reference_interpreter,
+    run,
+)
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def _sparse_filter(out_channels, kernel, in_channels, seed=0):
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(0, 0.3, (out_channels, kernel, kernel, in_channels)).astype(np.float32)
+    weights[: out_channels // 2, :, :, : in_channels // 2] = 0.0
+    return weights
+
+
+def _decision(delegate, node_index):
+    import tflite_delegate
+
+    (decision,) = [
+        d for d in tflite_delegate.delegation_report(delegate) if d.node_index == node_index
+    ]
+    return decision
+
+
+def _same_as_reference(content: bytes, delegate_options: dict, batch: int = 1):
+    reference = reference_interpreter(content)
+    inputs = model_inputs(reference, batch, seed=5)
+    interpreter, delegate = delegate_interpreter(content, **delegate_options)
+    assert_outputs_close(run(interpreter, inputs), run(reference, inputs))
+    return delegate
+
+
+@pytest.mark.sanitizer_subset
+@pytest.mark.parametrize(
+    ("spec", "reason_words"),
+    [
+        (ConvSpec(_sparse_filter(8, 3, 6), None, activation="TANH"), ("activation", "TANH")),
+        (ConvSpec(_sparse_filter(8, 3, 3), None), ("grouped", "groups=2")),
+        (ConvSpec(_sparse_filter(8, 3, 6), None, filter_from_input=True), ("constant",)),
+        (ConvSpec(_sparse_filter(8, 3, 6), None, filter_type="int8"), ("INT8",)),
+    ],
+    ids=["tanh-activation", "grouped-conv", "runtime-filter", "int8-filter"],
+)
+def test_unsupported_convs_are_left_to_tflite(spec, reason_words):
+    content = build_conv_model((1, 9, 7, 6), [spec])
+    delegate = _same_as_reference(content, {"min_sparsity": 0.0})
+    decision = _decision(delegate, len(_op_nodes(content)) - 1)
+    assert not decision.claimed
+    assert all(word.lower() in decision.reason.lower() for word in reason_words), decision.reason
+
+
+def _op_nodes(content: bytes) -> list:
+    return reference_interpreter(content)._get_ops_details()
+
+
+@pytest.mark.sanitizer_subset
+@pytest.mark.parametrize("block_n", [1, 32])
+def test_forced_block_width_is_correct_even_when_pattern_does_not_hold(block_n):
+    spec = ConvSpec(_sparse_filter(20, 3, 6), np.linspace(-1, 1, 20, dtype=np.float32))
+    content = build_conv_model((1, 11, 9, 6), [spec])
+    delegate = _same_as_reference(content, {"min_sparsity": 0.0, "block_n": block_n}, batch=2)
+    decision = _decision(delegate, 0)
+    assert decision.claimed and decision.block_n == block_n
+
+
+def test_filter_computed_at_run_time_by_a_tf_function():
+    """A real converter output: tf.nn.conv2d whose filter is a model input (via a TRANSPOSE)."""
+    import tensorflow as tf
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([1, 9, 11, 5], tf.float32), tf.TensorSpec([3, 3, 5, 4])]
+    )
+    def convolve(images, kernel):
+        return tf.nn.relu(tf.nn.conv2d(images, kernel, 1, "SAME"))
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [convolve.get_concrete_function()], convolve
+    )
+    content = converter.convert()
+    conv_nodes = [op["index"] for op in _op_nodes(content) if op["op_name"] == "CONV_2D"]
+    delegate = _same_as_reference(content, {"min_sparsity": 0.0})
+    decision = _decision(delegate, conv_nodes[0])
+    assert not decision.claimed and "constant" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"bogus": 1}, "bogus"),
+        ({"num_threads": "many"}, "num_threads"),
+        ({"num_threads": -2}, "num_threads"),
+        ({"min_sparsity": 1.5}, "min_sparsity"),
+        ({"min_sparsity": "nan"}, "min_sparsity"),
+        ({"block_n": 3}, "block_n"),
+        ({"isa": "sse2"}, "isa"),
+        ({"verbose": "perhaps"}, "verbose"),
+    ],
+)
+def test_malformed_options_raise_value_error_naming_them(options, named):
+    import tflite_delegate
+
+    with pytest.raises(ValueError, match=named):
+        tflite_delegate.load_delegate(**options)
+
+
+_ISOLATED_PRELUDE = """
+import json, numpy as np
+import tflite_delegate
+from tests.tflite_delegate.delegate_flatbuffer_models import ConvSpec, build_conv_model
+from tests.tflite_delegate.delegate_test_support import (
+    delegate_interpreter, model_inputs, reference_interpreter, run)
+
+def outcome(function):
+    try:
+        return ["ok", [a.tolist() for a in function()]]
+    except (ValueError, RuntimeError) as error:
+        return ["error", str(error)[:300]]
+
+def decision(delegate):
+    (d,) = [d for d in tflite_delegate.delegation_report(delegate) if d.node_index == 0]
+    return [d.claimed, d.reason]
+
+rng = np.random.default_rng(0)
+weights = rng.normal(0, 0.3, (8, 3, 3, 4)).astype(np.float32)
+weights[:4, :, :, :2] = 0.0
+"""
+
+
+def _run_isolated(body: str) -> dict:
+    """Run the prelude and `body` (which prints one JSON line last) in a fresh Python process;
+    fail on a crash (a signal gives a negative exit status)."""
+    result = subprocess.run(
+        [sys.executable, "-c", _ISOLATED_PRELUDE + textwrap.dedent(body)],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stderr[-3000:]}"
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.sanitizer_subset
+def test_zero_sized_tensors_do_not_crash():
+    results = _run_isolated(
+        """
+        report = {}
+        # (a) a batch resized to 0 after delegation
+        content = build_conv_model((1, 7, 6, 4), [ConvSpec(weights, None)])
+        interpreter, delegate = delegate_interpreter(content, min_sparsity=0.0)
+        first = decision(delegate)
+        report["batch0"] = outcome(lambda: run(interpreter, [np.zeros((0, 7, 6, 4), np.float32)]))
+        report["batch0_reference"] = outcome(
+            lambda: run(reference_interpreter(content), [np.zeros((0, 7, 6, 4), np.float32)]))
+        report["batch0_then_1"] = outcome(
+            lambda: run(interpreter, model_inputs(interpreter, 1, seed=1)))
+        report["batch0_then_1_reference"] = outcome(
+            lambda: run(reference_interpreter(content), model_inputs(interpreter, 1, seed=1)))
+        report["first_decision"] = first
+        # (b) a model whose declared input has zero height
+        content = build_conv_model((1, 0, 6, 4), [ConvSpec(weights, None)])
+        interpreter, delegate = delegate_interpreter(content, min_sparsity=0.0)
+        report["zero_height_decision"] = decision(delegate)
+        report["zero_height"] = outcome(lambda: run(interpreter, [np.zeros((1, 0, 6, 4), np.float32)]))
+        # (c) a filter with zero output channels
+        content = build_conv_model((1, 7, 6, 4), [ConvSpec(np.zeros((0, 3, 3, 4), np.float32), None)])
+        try:
+            interpreter, delegate = delegate_interpreter(content, min_sparsity=0.0)
+            report["zero_filter_decision"] = decision(delegate)
+        except (ValueError, RuntimeError) as error:
+            report["zero_filter_decision"] = ["error", str(error)[:300]]
+        print(json.dumps(report))
+        """
+    )
+    assert results["first_decision"][0] is True
+    # Whatever the reference does with an empty batch, the delegate does the same, without crash.
+    assert results["batch0"][0] == results["batch0_reference"][0]
+    assert results["batch0_then_1"] == results["batch0_then_1_reference"] or np.allclose(
+        results["batch0_then_1"][1], results["batch0_then_1_reference"][1], atol=1e-5
+    )
+    assert results["zero_height_decision"][0] is False
+    assert "zero-sized" in results["zero_height_decision"][1]
+    assert results["zero_filter_decision"][0] in (False, "error")
+
+
+@pytest.mark.sanitizer_subset
+def test_huge_shapes_are_refused_before_packing():
+    """Declared shapes far beyond 32-bit indices (65536 x 65536 x 4 input, 2^34 floats): the
+    delegate must decline without allocating anything; the interpreter is never allocated."""
+    results = _run_isolated(
+        """
+        report = {}
+        content = build_conv_model((1, 65536, 65536, 4), [ConvSpec(weights, None)])
+        interpreter, delegate = delegate_interpreter(content, min_sparsity=0.0)
+        report["declared_huge"] = decision(delegate)
+        # Resizing a claimed model to a huge input after delegation: re-delegation declines,
+        # then TFLite's own allocation fails with a Python error.
+        content = build_conv_model((1, 8, 8, 4), [ConvSpec(weights, None)])
+        interpreter, delegate = delegate_interpreter(content, min_sparsity=0.0)
+        report["small"] = decision(delegate)
+        interpreter.resize_tensor_input(0, [1, 65536, 65536, 4])
+        report["allocate_huge"] = outcome(lambda: [interpreter.allocate_tensors()] and [])
+        report["resized_huge"] = decision(delegate)
+        print(json.dumps(report))
+        """
+    )
+    assert results["declared_huge"][0] is False
+    assert "overflow" in results["declared_huge"][1]
+    assert results["small"][0] is True
+    assert results["resized_huge"][0] is False and "overflow" in results["resized_huge"][1]

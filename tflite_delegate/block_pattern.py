@@ -1,0 +1,154 @@
+"""1xN block-pattern analysis of a CONV_2D filter in numpy (independent of the C++ delegate).
+
+TFLite stores a CONV_2D filter as OHWI `[O, KH, KW, I]`. A *block* is N consecutive output channels
+`[g*N, (g+1)*N)` at one tap/input position `(ky, kx, ci)`; output-channel group `g` keeps a block when
+any of its N weights is non-zero. A filter "has 1xN structure" when, inside every block, the N output
+channels share one zero pattern (all zero or all non-zero). When O is not a multiple of N, the last
+group is partial and holds the remaining `O mod N` channels (the delegate zero-pads it when packing).
+
+Structure at N implies structure at every divisor of N, so the detected N is the largest of
+32, 16, 8, 4, 2, 1 that holds and is not wider than O rounded up to a power of two. A dense filter
+(no zeros at all) trivially has the widest N.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BLOCK_SIZES: tuple[int, ...] = (32, 16, 8, 4, 2, 1)
+
+
+@dataclass(frozen=True)
+class BlockPattern:
+    """The 1xN block pattern of one OHWI filter for a given N.
+
+    `kept_blocks_per_group[g]` counts the non-zero blocks of output group g among the
+    `positions_per_group` = KH*KW*I tap positions; `has_structure` tells whether every block's N
+    channels share one zero pattern (False means N is too large for this filter).
+    """
+
+    block_n: int
+    filter_shape: tuple[int, int, int, int]
+    positions_per_group: int
+    kept_blocks_per_group: np.ndarray
+    has_structure: bool
+
+    @property
+    def num_groups(self) -> int:
+        """Number of output-channel groups, ceil(O / N)."""
+        return int(self.kept_blocks_per_group.shape[0])
+
+    @property
+    def total_blocks(self) -> int:
+        """All block positions, ceil(O / N) * KH * KW * I."""
+        return self.num_groups * self.positions_per_group
+
+    @property
+    def kept_blocks(self) -> int:
+        """Number of blocks holding at least one non-zero weight."""
+        return int(self.kept_blocks_per_group.sum())
+
+    @property
+    def block_sparsity(self) -> float:
+        """Fraction of all-zero blocks, in [0, 1] (0 for a filter with no positions)."""
+        if self.total_blocks == 0:
+            return 0.0
+        return 1.0 - self.kept_blocks / self.total_blocks
+
+    @property
+    def min_kept(self) -> int:
+        """Fewest kept blocks in one group (0 when a group has no blocks at all)."""
+        return int(self.kept_blocks_per_group.min()) if self.num_groups else 0
+
+    @property
+    def max_kept(self) -> int:
+        """Most kept blocks in one group."""
+        return int(self.kept_blocks_per_group.max()) if self.num_groups else 0
+
+    @property
+    def uniform(self) -> bool:
+        """True when every group keeps the same number of blocks (equal work per group)."""
+        return self.min_kept == self.max_kept
+
+    @property
+    def balance(self) -> float:
+        """max_g(kept_g) / mean_g(kept_g) (1.0 = perfectly balanced; 1.0 when nothing is kept)."""
+        if self.kept_blocks == 0:
+            return 1.0
+        return self.max_kept / float(self.kept_blocks_per_group.mean())
+
+
+def _as_ohwi(filter_ohwi: np.ndarray) -> np.ndarray:
+    array = np.asarray(filter_ohwi)
+    if array.ndim != 4:
+        raise ValueError(f"expected an OHWI filter with 4 dimensions, got shape {array.shape}")
+    return array
+
+
+def _nonzero_groups(filter_ohwi: np.ndarray, block_n: int) -> np.ndarray:
+    """Boolean (groups, N, KH*KW*I) non-zero mask; a partial last group is padded by repeating its
+    last real channel, which neither breaks nor creates a shared pattern."""
+    out_channels = filter_ohwi.shape[0]
+    nonzero = (filter_ohwi != 0).reshape(out_channels, -1)
+    num_groups = -(-out_channels // block_n)
+    padding = num_groups * block_n - out_channels
+    if padding:
+        nonzero = np.concatenate([nonzero, np.repeat(nonzero[-1:], padding, axis=0)], axis=0)
+    return nonzero.reshape(num_groups, block_n, nonzero.shape[1])
+
+
+def block_pattern(filter_ohwi: np.ndarray, block_n: int) -> BlockPattern:
+    """Block pattern of an OHWI filter (any float dtype) for block size `block_n` >= 1.
+
+    NaN and infinite weights count as non-zero; -0.0 counts as zero.
+    """
+    array = _as_ohwi(filter_ohwi)
+    if int(block_n) != block_n or block_n < 1:
+        raise ValueError(f"block_n must be a positive integer, got {block_n!r}")
+    block_n = int(block_n)
+    out_channels, kernel_h, kernel_w, in_channels = (int(d) for d in array.shape)
+    positions = kernel_h * kernel_w * in_channels
+    if out_channels == 0:
+        kept = np.zeros(0, dtype=np.int64)
+        return BlockPattern(block_n, (0, kernel_h, kernel_w, in_channels), positions, kept, True)
+    groups = _nonzero_groups(array, block_n)
+    has_structure = bool(np.all(groups == groups[:, :1, :]))
+    kept = groups.any(axis=1).sum(axis=1).astype(np.int64)
+    return BlockPattern(
+        block_n, (out_channels, kernel_h, kernel_w, in_channels), positions, kept, has_structure
+    )
+
+
+def detect_block_n(filter_ohwi: np.ndarray) -> int:
+    """Largest N of 32, 16, 8, 4, 2, 1 whose blocks share one zero pattern.
+
+    N is never wider than O rounded up to a power of two (a 6-channel filter gets at most N = 8),
+    since a wider block would only add padding channels.
+    """
+    array = _as_ohwi(filter_ohwi)
+    widest_useful = 1 << max(int(array.shape[0]) - 1, 0).bit_length()
+    for block_n in BLOCK_SIZES:
+        if block_n <= widest_useful and block_pattern(array, block_n).has_structure:
+            return block_n
+    return 1
+
+
+def analyze_filter(filter_ohwi: np.ndarray, block_n: int | str = "auto") -> BlockPattern:
+    """Block pattern at the detected N (`block_n="auto"`) or at a forced N."""
+    if block_n == "auto":
+        return block_pattern(filter_ohwi, detect_block_n(filter_ohwi))
+    if isinstance(block_n, str):
+        raise ValueError(f"block_n must be 'auto' or an integer, got {block_n!r}")
+    return block_pattern(filter_ohwi, block_n)
+
+
+def is_block_sparse_1xn(filter_ohwi: np.ndarray, block_n: int) -> bool:
+    """True when every block of `block_n` output channels shares one zero pattern.
+
+    The 1xN counterpart of tfmot's `check_sparsity_m_by_n`: use it on the OHWI filters read by
+    `tflite_delegate.tflite_model.read_conv_layers` (or on a Keras HWIO kernel transposed with
+    `kernel.transpose(3, 0, 1, 2)`).
+    """
+    return block_pattern(filter_ohwi, block_n).has_structure

@@ -1,0 +1,102 @@
+#include "conv_geometry.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace tflite_sparse {
+
+namespace {
+
+constexpr int64_t kInt32Limit = std::numeric_limits<int32_t>::max();
+
+struct AxisLayout {
+  int64_t out = 0;
+  int64_t pad_before = 0;
+  int64_t padded = 0;
+};
+
+// One spatial axis; all arithmetic in 64 bits so hostile shapes cannot overflow here.
+AxisLayout LayoutAxis(int64_t in, int64_t kernel, int64_t stride, int64_t dilation,
+                      Padding padding) {
+  AxisLayout axis;
+  const int64_t effective_kernel = (kernel - 1) * dilation + 1;
+  if (padding == Padding::kSame) {
+    axis.out = (in + stride - 1) / stride;
+    const int64_t total = std::max<int64_t>((axis.out - 1) * stride + effective_kernel - in, 0);
+    axis.pad_before = total / 2;
+    axis.padded = in + total;
+  } else {
+    axis.out = in >= effective_kernel ? (in - effective_kernel) / stride + 1 : 0;
+    axis.padded = in;
+  }
+  return axis;
+}
+
+}  // namespace
+
+bool ConvGeometry::operator==(const ConvGeometry& other) const {
+  return batch == other.batch && in_h == other.in_h && in_w == other.in_w &&
+         channels == other.channels && out_h == other.out_h && out_w == other.out_w &&
+         out_channels == other.out_channels;
+}
+
+bool ComputeConvGeometry(int batch, int in_h, int in_w, int channels, const FilterShape& filter,
+                         const ConvParameters& params, ConvGeometry* geometry,
+                         std::string* reason) {
+  if (params.stride_h < 1 || params.stride_w < 1) {
+    *reason = "stride must be positive";
+    return false;
+  }
+  if (params.dilation_h < 1 || params.dilation_w < 1) {
+    *reason = "dilation must be positive";
+    return false;
+  }
+  if (filter.out_channels < 1 || filter.kernel_h < 1 || filter.kernel_w < 1 ||
+      filter.in_channels < 1) {
+    *reason = "zero-sized filter";
+    return false;
+  }
+  if (batch < 1 || in_h < 1 || in_w < 1 || channels < 1) {
+    *reason = "zero-sized input tensor";
+    return false;
+  }
+  const AxisLayout rows =
+      LayoutAxis(in_h, filter.kernel_h, params.stride_h, params.dilation_h, params.padding);
+  const AxisLayout cols =
+      LayoutAxis(in_w, filter.kernel_w, params.stride_w, params.dilation_w, params.padding);
+  if (rows.out < 1 || cols.out < 1) {
+    *reason = "zero-sized output (input smaller than the dilated kernel)";
+    return false;
+  }
+  // The kernel indexes one pre-padded image, one output image and the packed filter with 32-bit
+  // offsets; refuse anything larger rather than risk wrap-around.
+  const int64_t padded_image = rows.padded * cols.padded * channels;
+  const int64_t output_image = rows.out * cols.out * filter.out_channels;
+  const int64_t filter_size = filter.out_channels * filter.TapsPerChannel() + 32 * filter.TapsPerChannel();
+  if (rows.padded > kInt32Limit || cols.padded > kInt32Limit || padded_image > kInt32Limit ||
+      output_image > kInt32Limit || filter_size > kInt32Limit) {
+    *reason = "packed indices would overflow 32-bit (padded input image " +
+              std::to_string(padded_image) + ", output image " + std::to_string(output_image) +
+              ", filter " + std::to_string(filter_size) + " elements)";
+    return false;
+  }
+  ConvGeometry result;
+  result.batch = batch;
+  result.in_h = in_h;
+  result.in_w = in_w;
+  result.channels = channels;
+  result.out_h = static_cast<int>(rows.out);
+  result.out_w = static_cast<int>(cols.out);
+  result.out_channels = filter.out_channels;
+  result.pad_top = static_cast<int>(rows.pad_before);
+  result.pad_left = static_cast<int>(cols.pad_before);
+  result.padded_h = static_cast<int>(rows.padded);
+  result.padded_w = static_cast<int>(cols.padded);
+  result.needs_padding = rows.padded != in_h || cols.padded != in_w;
+  result.params = params;
+  result.filter = filter;
+  *geometry = result;
+  return true;
+}
+
+}  // namespace tflite_sparse

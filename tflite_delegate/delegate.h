@@ -1,0 +1,58 @@
+// The delegate object: options, the thread pool, the claiming pass of delegate Prepare, kernel
+// creation, and the JSON report of the most recent Prepare.
+#ifndef TFLITE_DELEGATE_DELEGATE_H_
+#define TFLITE_DELEGATE_DELEGATE_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "claiming_policy.h"
+#include "options.h"
+#include "tflite_abi.h"
+#include "thread_pool.h"
+
+namespace tflite_sparse {
+
+class SparseDelegate {
+ public:
+  explicit SparseDelegate(const DelegateOptions& options);
+  SparseDelegate(const SparseDelegate&) = delete;
+  SparseDelegate& operator=(const SparseDelegate&) = delete;
+
+  TfLiteDelegate* tflite_delegate() { return &delegate_; }
+
+  // The SparseDelegate behind `delegate`, or nullptr if it is not one of ours.
+  static SparseDelegate* FromTfLiteDelegate(const TfLiteDelegate* delegate);
+
+  // JSON description: isa, num_threads, kernels_created and the decision for every CONV_2D node
+  // of the most recent Prepare.
+  std::string ReportJson();
+
+ private:
+  static TfLiteStatus PrepareCallback(TfLiteContext* context, TfLiteDelegate* delegate);
+  static void* InitKernel(TfLiteContext* context, const char* buffer, size_t length);
+  static void FreeKernel(TfLiteContext* context, void* buffer);
+  static TfLiteStatus PrepareKernel(TfLiteContext* context, TfLiteNode* node);
+  static TfLiteStatus InvokeKernel(TfLiteContext* context, TfLiteNode* node);
+
+  TfLiteStatus Prepare(TfLiteContext* context);
+  // Called by the runtime from inside Prepare (mutex_ is already held by this thread).
+  void* CreateKernel(TfLiteContext* context, const TfLiteDelegateParams* params);
+
+  DelegateOptions options_;
+  TfLiteDelegate delegate_;
+  std::mutex mutex_;  // guards everything below; held for the whole of Prepare
+  std::shared_ptr<ThreadPool> pool_;
+  int num_threads_ = 0;  // 0 until the first Prepare when the option is not given
+  std::vector<NodeDecision> decisions_;
+  std::map<int, ConvLayerPlan> pending_plans_;  // claimed nodes of the running Prepare
+  std::atomic<int> kernels_created_{0};
+};
+
+}  // namespace tflite_sparse
+
+#endif  // TFLITE_DELEGATE_DELEGATE_H_

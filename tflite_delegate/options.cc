@@ -1,0 +1,141 @@
+#include "options.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+namespace tflite_sparse {
+
+const char kIsaEnvironmentVariable[] = "TFLITE_SPARSE_DELEGATE_ISA";
+
+namespace {
+
+const char kKnownOptions[] = "num_threads, min_sparsity, block_n, isa, verbose";
+
+// Strict integer parse: the whole string must be a base-10 integer (Python passes str(value)).
+bool ParseInteger(const std::string& text, long* value) {
+  if (text.empty()) return false;
+  errno = 0;
+  char* end = nullptr;
+  const long parsed = std::strtol(text.c_str(), &end, 10);
+  if (errno != 0 || end != text.c_str() + text.size() || text[0] == ' ') return false;
+  *value = parsed;
+  return true;
+}
+
+bool ParseReal(const std::string& text, double* value) {
+  if (text.empty() || text[0] == ' ') return false;
+  errno = 0;
+  char* end = nullptr;
+  const double parsed = std::strtod(text.c_str(), &end);
+  if (errno != 0 || end != text.c_str() + text.size() || !std::isfinite(parsed)) return false;
+  *value = parsed;
+  return true;
+}
+
+bool ParseBoolean(const std::string& text, bool* value) {
+  if (text == "1" || text == "true" || text == "True") {
+    *value = true;
+  } else if (text == "0" || text == "false" || text == "False") {
+    *value = false;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// Resolves "auto" or an ISA name into a variant this CPU can run.
+bool ResolveIsa(const std::string& text, const std::string& source, Isa* isa,
+                std::string* error) {
+  if (text == "auto") {
+    *isa = BestSupportedIsa();
+    return true;
+  }
+  Isa requested;
+  if (!ParseIsaName(text, &requested)) {
+    *error = source + " has invalid value '" + text + "' (expected auto, avx512, avx2 or generic)";
+    return false;
+  }
+  if (!IsaSupported(requested)) {
+    *error = source + " requests '" + text + "' but this " +
+#if defined(__x86_64__)
+             std::string("CPU lacks ") +
+             (requested == Isa::kAvx512 ? "AVX-512F/AVX2/FMA" : "AVX2/FMA") +
+#else
+             std::string("build targets a non-x86 CPU (only the generic kernels exist)") +
+#endif
+             "; use isa=auto or generic";
+    return false;
+  }
+  *isa = requested;
+  return true;
+}
+
+}  // namespace
+
+bool ParseDelegateOptions(const char* const* keys, const char* const* values, size_t count,
+                          DelegateOptions* options, std::string* error) {
+  *options = DelegateOptions();
+  bool isa_given = false;
+  for (size_t i = 0; i < count; ++i) {
+    if (keys == nullptr || values == nullptr || keys[i] == nullptr || values[i] == nullptr) {
+      *error = "option " + std::to_string(i) + " has a NULL key or value";
+      return false;
+    }
+    const std::string key = keys[i];
+    const std::string value = values[i];
+    const std::string quoted = "option " + key + "='" + value + "'";
+    if (key == "num_threads") {
+      long threads = 0;
+      if (!ParseInteger(value, &threads) || threads < 1 || threads > kMaxThreads) {
+        *error = quoted + " is invalid: expected an integer in [1, " +
+                 std::to_string(kMaxThreads) + "]";
+        return false;
+      }
+      options->num_threads = static_cast<int>(threads);
+    } else if (key == "min_sparsity") {
+      double sparsity = 0.0;
+      if (!ParseReal(value, &sparsity) || sparsity < 0.0 || sparsity > 1.0) {
+        *error = quoted + " is invalid: expected a number in [0, 1]";
+        return false;
+      }
+      options->min_sparsity = sparsity;
+    } else if (key == "block_n") {
+      long block_n = 0;
+      if (value == "auto") {
+        options->block_n = 0;
+      } else if (ParseInteger(value, &block_n) &&
+                 (block_n == 1 || block_n == 2 || block_n == 4 || block_n == 8 ||
+                  block_n == 16 || block_n == 32)) {
+        options->block_n = static_cast<int>(block_n);
+      } else {
+        *error = quoted + " is invalid: expected auto, 1, 2, 4, 8, 16 or 32";
+        return false;
+      }
+    } else if (key == "isa") {
+      if (!ResolveIsa(value, "option isa", &options->isa, error)) return false;
+      isa_given = true;
+    } else if (key == "verbose") {
+      if (!ParseBoolean(value, &options->verbose)) {
+        *error = quoted + " is invalid: expected 1, 0, true, false, True or False";
+        return false;
+      }
+    } else {
+      *error = "unknown option '" + key + "' (known options: " + kKnownOptions + ")";
+      return false;
+    }
+  }
+  if (!isa_given) {
+    const char* forced = std::getenv(kIsaEnvironmentVariable);
+    const std::string source = std::string("environment variable ") + kIsaEnvironmentVariable;
+    if (forced != nullptr && forced[0] != '\0') {
+      if (!ResolveIsa(forced, source, &options->isa, error)) return false;
+    } else {
+      options->isa = BestSupportedIsa();
+    }
+  }
+  return true;
+}
+
+}  // namespace tflite_sparse

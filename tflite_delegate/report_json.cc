@@ -1,0 +1,74 @@
+#include "report_json.h"
+
+#include <cstdio>
+
+namespace tflite_sparse {
+
+namespace {
+
+std::string JsonString(const std::string& text) {
+  std::string quoted = "\"";
+  for (const char character : text) {
+    const unsigned char code = static_cast<unsigned char>(character);
+    if (character == '"' || character == '\\') {
+      quoted += '\\';
+      quoted += character;
+    } else if (code < 0x20) {
+      char escape[8];
+      std::snprintf(escape, sizeof(escape), "\\u%04x", code);
+      quoted += escape;
+    } else {
+      quoted += character;
+    }
+  }
+  return quoted + "\"";
+}
+
+std::string JsonNumber(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.17g", value);
+  return text;
+}
+
+const char* JsonBool(bool value) { return value ? "true" : "false"; }
+
+}  // namespace
+
+std::string FormatReportJson(const char* isa, int num_threads, int kernels_created,
+                             const std::vector<NodeDecision>& decisions) {
+  std::string json = "{\"isa\": " + JsonString(isa) +
+                     ", \"num_threads\": " + std::to_string(num_threads) +
+                     ", \"kernels_created\": " + std::to_string(kernels_created) +
+                     ", \"nodes\": [";
+  for (size_t i = 0; i < decisions.size(); ++i) {
+    const NodeDecision& decision = decisions[i];
+    if (i > 0) json += ", ";
+    json += "{\"node_index\": " + std::to_string(decision.node_index);
+    json += ", \"claimed\": ";
+    json += JsonBool(decision.claimed);
+    json += ", \"reason\": " + JsonString(decision.reason);
+    if (decision.has_pattern) {
+      json += ", \"block_n\": " + std::to_string(decision.block_n);
+      json += ", \"block_sparsity\": " + JsonNumber(decision.block_sparsity);
+    } else {
+      json += ", \"block_n\": null, \"block_sparsity\": null";
+    }
+    const FilterShape& shape = decision.filter;
+    json += ", \"filter_shape\": [" + std::to_string(shape.out_channels) + ", " +
+            std::to_string(shape.kernel_h) + ", " + std::to_string(shape.kernel_w) + ", " +
+            std::to_string(shape.in_channels) + "]";
+    if (decision.has_pattern) {
+      json += ", \"blocks_per_group_min\": " + std::to_string(decision.blocks_per_group_min);
+      json += ", \"blocks_per_group_max\": " + std::to_string(decision.blocks_per_group_max);
+      json += ", \"uniform\": ";
+      json += JsonBool(decision.uniform);
+    } else {
+      json += ", \"blocks_per_group_min\": null, \"blocks_per_group_max\": null";
+      json += ", \"uniform\": null";
+    }
+    json += "}";
+  }
+  return json + "]}";
+}
+
+}  // namespace tflite_sparse

@@ -1,0 +1,48 @@
+// A persistent pool of worker threads owned by one delegate.
+//
+// Workers sleep on a condition variable between jobs (no spinning: the CPU stays free for
+// XNNPACK and builtin ops running between our nodes). The calling thread runs task 0 itself.
+#ifndef TFLITE_DELEGATE_THREAD_POOL_H_
+#define TFLITE_DELEGATE_THREAD_POOL_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace tflite_sparse {
+
+class ThreadPool {
+ public:
+  // `num_threads` counts the calling thread: num_threads - 1 workers are started.
+  explicit ThreadPool(int num_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Runs task(index) once for every index in [0, num_threads()) and returns when all finished;
+  // false if any task threw. Concurrent callers are serialised.
+  bool Run(const std::function<void(int)>& task);
+
+ private:
+  void WorkerLoop(int index);
+
+  std::vector<std::thread> workers_;
+  std::mutex run_mutex_;  // one job at a time
+  std::mutex mutex_;      // guards the fields below
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  const std::function<void(int)>* task_ = nullptr;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool failed_ = false;
+  bool stopping_ = false;
+};
+
+}  // namespace tflite_sparse
+
+#endif  // TFLITE_DELEGATE_THREAD_POOL_H_
