@@ -23,8 +23,13 @@ class SharedLibrary(Extension):
 
 class BuildSharedLibraries(build_ext):
     def get_ext_filename(self, fullname: str) -> str:
+        # distutils asks with the dotted name in some places and with only its last part in
+        # others (get_ext_fullpath); both must map to the plain `.so` name, no ABI suffix.
+        library_package, library_name = LIBRARY_MODULE.rsplit(".", 1)
         if fullname == LIBRARY_MODULE:
-            return fullname.replace(".", "/") + ".so"
+            return f"{library_package}/{library_name}.so"
+        if fullname == library_name:
+            return f"{library_name}.so"
         return super().get_ext_filename(fullname)
 
     def build_extension(self, ext: Extension) -> None:

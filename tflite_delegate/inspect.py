@@ -20,8 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tflite_delegate.block_pattern import BlockPattern, analyze_filter, block_pattern
-from tflite_delegate.tflite_model import FLOAT16_CONSTANT, ConvLayer, ModelReadError
-from tflite_delegate.tflite_model import read_conv_layers
+from tflite_delegate.tflite_model import (
+    FLOAT16_CONSTANT,
+    ConvLayer,
+    ModelReadError,
+    read_conv_layers,
+)
 
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2

@@ -88,7 +88,6 @@ def test_grid_covers_every_block_width_and_group_shape():
     assert empty_group and non_uniform and partial
 
 
-@pytest.mark.sanitizer_subset
 @pytest.mark.parametrize("isa", available_isas())
 @pytest.mark.parametrize("name", sorted(GRID))
 def test_grid_matches_reference_on_every_isa(name, isa):
@@ -167,7 +166,6 @@ def test_tf_lite_runtime_with_tf_load_delegate(tmp_path):
         assert_outputs_close(outputs, reference_outputs(name, "float32", batch), "tf.lite")
 
 
-@pytest.mark.sanitizer_subset
 def test_sequential_convs_share_partitions_correctly():
     """Five chained convs (internal tensors between claimed nodes), every activation."""
     rng = np.random.default_rng(7)
