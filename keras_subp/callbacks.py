@@ -125,7 +125,9 @@ class SUBPSummaries(keras.callbacks.Callback):
         metadata.plugin_data.plugin_name = "scalars"
         with self._writer.as_default():
             for tag, value in scalars.items():
-                tf.summary.write(tag, tf.constant(float(value), tf.float32), step, metadata=metadata)
+                tf.summary.write(
+                    tag, tf.constant(float(value), tf.float32), step, metadata=metadata
+                )
         self._writer.flush()
 
     def on_train_end(self, logs=None):

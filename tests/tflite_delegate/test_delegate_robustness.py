@@ -230,5 +230,8 @@ def test_huge_shapes_are_refused_before_packing():
     assert "overflow 32-bit" in results["allocate_huge"][1]
     assert results["recovered"][0] == "ok" and results["after_recovery"][0] is True
     np.testing.assert_allclose(
-        np.asarray(results["recovered"][1]), np.asarray(results["reference"][1]), rtol=1e-5, atol=1e-6
+        np.asarray(results["recovered"][1]),
+        np.asarray(results["reference"][1]),
+        rtol=1e-5,
+        atol=1e-6,
     )
