@@ -68,7 +68,7 @@ bench: install
 	$(PY) -m scripts.benchmark_delegate
 
 # Self-contained Bazel build of the delegate (needs Debian's bazel-bootstrap; see README).
-bazel-build:
+bazel-build: install
 	@if ! command -v bazel >/dev/null || [ ! -f /usr/share/bazel/rules/java/WORKSPACE ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bazel-bootstrap bazel-rules-java; \
@@ -84,7 +84,6 @@ bazel-build:
 	  //:libtflite_sparse_delegate.so
 	mkdir -p build/bazel
 	install -m 755 bazel-bin/libtflite_sparse_delegate.so build/bazel/libtflite_sparse_delegate.so
-	@$(MAKE) --no-print-directory install
 	nm -D --defined-only build/bazel/libtflite_sparse_delegate.so
 	@nm -D --defined-only build/bazel/libtflite_sparse_delegate.so | awk '{print $$3}' | sort > build/bazel/exports.bazel
 	@nm -D --defined-only tflite_delegate/libtflite_sparse_delegate.so | awk '{print $$3}' | sort > build/bazel/exports.setup_py

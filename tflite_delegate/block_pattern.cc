@@ -26,17 +26,22 @@ bool BlockIsNonzero(const float* filter, const FilterShape& shape, int block_n, 
 bool BlockPatternHolds(const float* filter, const FilterShape& shape, int block_n) {
   const int64_t taps = shape.TapsPerChannel();
   const int groups = CeilDiv(shape.out_channels, block_n);
+  int64_t zero_weights = 0;
+  int64_t stray_zeros = 0;
   for (int group = 0; group < groups; ++group) {
     const int begin = group * block_n;
     const int end = GroupEnd(shape, block_n, group);
     for (int64_t tap = 0; tap < taps; ++tap) {
-      const bool first_zero = filter[begin * taps + tap] == 0.0f;
-      for (int channel = begin + 1; channel < end; ++channel) {
-        if ((filter[channel * taps + tap] == 0.0f) != first_zero) return false;
+      int nonzero = 0;
+      for (int channel = begin; channel < end; ++channel) {
+        nonzero += filter[channel * taps + tap] != 0.0f;
       }
+      const int zeros = end - begin - nonzero;
+      zero_weights += zeros;
+      if (nonzero > 0) stray_zeros += zeros;
     }
   }
-  return true;
+  return stray_zeros * kStrayZeroLimit <= zero_weights;
 }
 
 int DetectBlockWidth(const float* filter, const FilterShape& shape) {
@@ -54,7 +59,6 @@ int DetectBlockWidth(const float* filter, const FilterShape& shape) {
 BlockPattern AnalyzeBlockPattern(const float* filter, const FilterShape& shape, int block_n) {
   BlockPattern pattern;
   pattern.block_n = block_n > 0 ? block_n : DetectBlockWidth(filter, shape);
-  pattern.pattern_holds = block_n > 0 ? BlockPatternHolds(filter, shape, block_n) : true;
   pattern.num_groups = CeilDiv(shape.out_channels, pattern.block_n);
   const int64_t taps = shape.TapsPerChannel();
   pattern.total_blocks = static_cast<int64_t>(pattern.num_groups) * taps;

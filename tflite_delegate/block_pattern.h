@@ -3,6 +3,13 @@
 // A 1xN block (g, ky, kx, ci) is the N weights filter[g*N : g*N+N, ky, kx, ci]: N consecutive
 // output channels at one tap position. Models trained with SUBP (whole KH x KW kernel per block)
 // are the special case where all taps of one (g, ci) are zero together.
+//
+// Any width gives correct results (a kept block may hold zeros, which the kernel multiplies);
+// the width only decides speed. A width "holds" when all but at most 1 in kStrayZeroLimit of the
+// filter's zero weights lie in all-zero blocks: the others are stray zeros, stored inside kept
+// blocks. Exact 1xN structure has none, but a trained or float16-rounded filter may hold a few
+// exact zeros inside kept blocks, and one of them must not push a 1x16 layer down to the scalar
+// 1x1 kernel. A dense filter (no zeros) holds at every width.
 #ifndef TFLITE_DELEGATE_BLOCK_PATTERN_H_
 #define TFLITE_DELEGATE_BLOCK_PATTERN_H_
 
@@ -13,6 +20,9 @@ namespace tflite_sparse {
 
 // Candidate block widths, widest first.
 constexpr int kBlockWidths[] = {32, 16, 8, 4, 2, 1};
+
+// A width holds when stray zeros * kStrayZeroLimit <= zero weights.
+constexpr int64_t kStrayZeroLimit = 32;
 
 struct FilterShape {
   int out_channels = 0;  // O
@@ -27,7 +37,6 @@ struct FilterShape {
 
 struct BlockPattern {
   int block_n = 1;              // N used for packing
-  bool pattern_holds = true;    // every zero weight lies in an all-zero 1xN block
   int num_groups = 0;           // ceil(O / N); the last group may be partial
   std::vector<int> nonzero_blocks_per_group;  // kept blocks per group, size num_groups
   int64_t nonzero_blocks = 0;   // kept blocks over all groups
@@ -38,8 +47,9 @@ struct BlockPattern {
   bool uniform = true;  // every group keeps the same number of blocks
 };
 
-// True if every zero of `filter` (OHWI, dense) lies in an all-zero block of width `block_n`.
-// The last group counts only its real channels when O is not a multiple of block_n.
+// True if the width `block_n` holds for `filter` (OHWI, dense): at most 1/kStrayZeroLimit of
+// its zero weights lie inside kept blocks. The last group counts only its real channels when O
+// is not a multiple of block_n.
 bool BlockPatternHolds(const float* filter, const FilterShape& shape, int block_n);
 
 // Widest N in kBlockWidths, not wider than O rounded up to a power of two, for which the pattern
@@ -47,7 +57,7 @@ bool BlockPatternHolds(const float* filter, const FilterShape& shape, int block_
 int DetectBlockWidth(const float* filter, const FilterShape& shape);
 
 // Block statistics at `block_n` (0: detect it). A forced width whose pattern does not hold is
-// still valid: kept blocks then contain some zeros, which the kernel simply multiplies.
+// still valid: its kept blocks simply store more zeros.
 BlockPattern AnalyzeBlockPattern(const float* filter, const FilterShape& shape, int block_n);
 
 // True if block (group, tap) has a non-zero weight; tap indexes (ky, kx, ci) in OHWI order.

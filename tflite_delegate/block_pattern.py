@@ -2,13 +2,19 @@
 
 TFLite stores a CONV_2D filter as OHWI `[O, KH, KW, I]`. A *block* is N consecutive output channels
 `[g*N, (g+1)*N)` at one tap/input position `(ky, kx, ci)`; output-channel group `g` keeps a block when
-any of its N weights is non-zero. A filter "has 1xN structure" when, inside every block, the N output
-channels share one zero pattern (all zero or all non-zero). When O is not a multiple of N, the last
-group is partial and holds the remaining `O mod N` channels (the delegate zero-pads it when packing).
+any of its N weights is non-zero. When O is not a multiple of N, the last group is partial and holds
+the remaining `O mod N` channels (the delegate zero-pads it when packing).
 
-Structure at N implies structure at every divisor of N, so the detected N is the largest of
-32, 16, 8, 4, 2, 1 that holds and is not wider than O rounded up to a power of two. A dense filter
-(no zeros at all) trivially has the widest N.
+A kept block stores all its N weights, zeros included. The zeros it stores are *stray zeros*;
+exact 1xN structure has none. A filter "has 1xN structure" when at most 1 in `STRAY_ZERO_LIMIT`
+(32) of its zero weights are stray, i.e. all-zero blocks hold at least 31/32 of its zeros.
+Results are correct at any N; the tolerance keeps an exact zero that training or float16
+rounding left inside a kept block from pushing a 1x16 layer down to the 1x1 kernel. A dense
+filter (no zeros) has structure at every N. The C++ delegate applies the same rule
+(block_pattern.h).
+
+The detected N is the largest of 32, 16, 8, 4, 2, 1 that has structure and is not wider than O
+rounded up to a power of two. A dense filter (no zeros at all) has the widest N.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 BLOCK_SIZES: tuple[int, ...] = (32, 16, 8, 4, 2, 1)
+STRAY_ZERO_LIMIT = 32
 
 
 @dataclass(frozen=True)
@@ -25,15 +32,28 @@ class BlockPattern:
     """The 1xN block pattern of one OHWI filter for a given N.
 
     `kept_blocks_per_group[g]` counts the non-zero blocks of output group g among the
-    `positions_per_group` = KH*KW*I tap positions; `has_structure` tells whether every block's N
-    channels share one zero pattern (False means N is too large for this filter).
+    `positions_per_group` = KH*KW*I tap positions. `stored_weights` counts the weights of the
+    kept blocks (real channels only), `stray_zeros` the zeros among them and `zero_weights` all
+    zeros of the filter.
     """
 
     block_n: int
     filter_shape: tuple[int, int, int, int]
     positions_per_group: int
     kept_blocks_per_group: np.ndarray
-    has_structure: bool
+    stored_weights: int
+    stray_zeros: int
+    zero_weights: int
+
+    @property
+    def has_structure(self) -> bool:
+        """True when at most 1 in `STRAY_ZERO_LIMIT` zero weights is a stray zero."""
+        return self.stray_zeros * STRAY_ZERO_LIMIT <= self.zero_weights
+
+    @property
+    def exact_structure(self) -> bool:
+        """True when every block is all zero or all non-zero (no stray zeros)."""
+        return self.stray_zeros == 0
 
     @property
     def num_groups(self) -> int:
@@ -87,18 +107,6 @@ def _as_ohwi(filter_ohwi: np.ndarray) -> np.ndarray:
     return array
 
 
-def _nonzero_groups(filter_ohwi: np.ndarray, block_n: int) -> np.ndarray:
-    """Boolean (groups, N, KH*KW*I) non-zero mask; a partial last group is padded by repeating its
-    last real channel, which neither breaks nor creates a shared pattern."""
-    out_channels = filter_ohwi.shape[0]
-    nonzero = (filter_ohwi != 0).reshape(out_channels, -1)
-    num_groups = -(-out_channels // block_n)
-    padding = num_groups * block_n - out_channels
-    if padding:
-        nonzero = np.concatenate([nonzero, np.repeat(nonzero[-1:], padding, axis=0)], axis=0)
-    return nonzero.reshape(num_groups, block_n, nonzero.shape[1])
-
-
 def block_pattern(filter_ohwi: np.ndarray, block_n: int) -> BlockPattern:
     """Block pattern of an OHWI filter (any float dtype) for block size `block_n` >= 1.
 
@@ -110,19 +118,26 @@ def block_pattern(filter_ohwi: np.ndarray, block_n: int) -> BlockPattern:
     block_n = int(block_n)
     out_channels, kernel_h, kernel_w, in_channels = (int(d) for d in array.shape)
     positions = kernel_h * kernel_w * in_channels
+    shape = (out_channels, kernel_h, kernel_w, in_channels)
     if out_channels == 0:
-        kept = np.zeros(0, dtype=np.int64)
-        return BlockPattern(block_n, (0, kernel_h, kernel_w, in_channels), positions, kept, True)
-    groups = _nonzero_groups(array, block_n)
-    has_structure = bool(np.all(groups == groups[:, :1, :]))
-    kept = groups.any(axis=1).sum(axis=1).astype(np.int64)
+        return BlockPattern(block_n, shape, positions, np.zeros(0, dtype=np.int64), 0, 0, 0)
+    nonzero = (array != 0).reshape(out_channels, positions)
+    group_starts = np.arange(0, out_channels, block_n)
+    # Per (group, position): non-zero weights among the group's real channels.
+    nonzero_counts = np.add.reduceat(nonzero.astype(np.int64), group_starts, axis=0)
+    channels_per_group = np.diff(np.append(group_starts, out_channels))
+    kept = nonzero_counts > 0
+    stored_weights = int((kept * channels_per_group[:, np.newaxis]).sum())
+    stray_zeros = stored_weights - int(nonzero_counts.sum())
+    zero_weights = out_channels * positions - int(nonzero_counts.sum())
+    kept_per_group = kept.sum(axis=1).astype(np.int64)
     return BlockPattern(
-        block_n, (out_channels, kernel_h, kernel_w, in_channels), positions, kept, has_structure
+        block_n, shape, positions, kept_per_group, stored_weights, stray_zeros, zero_weights
     )
 
 
 def detect_block_n(filter_ohwi: np.ndarray) -> int:
-    """Largest N of 32, 16, 8, 4, 2, 1 whose blocks share one zero pattern.
+    """Largest N of 32, 16, 8, 4, 2, 1 that has structure (see the module docstring).
 
     N is never wider than O rounded up to a power of two (a 6-channel filter gets at most N = 8),
     since a wider block would only add padding channels.
@@ -144,11 +159,13 @@ def analyze_filter(filter_ohwi: np.ndarray, block_n: int | str = "auto") -> Bloc
     return block_pattern(filter_ohwi, block_n)
 
 
-def is_block_sparse_1xn(filter_ohwi: np.ndarray, block_n: int) -> bool:
-    """True when every block of `block_n` output channels shares one zero pattern.
+def is_block_sparse_1xn(filter_ohwi: np.ndarray, block_n: int, exact: bool = False) -> bool:
+    """True when the filter has 1xN structure at `block_n` (every block all zero or all non-zero
+    with `exact=True`; otherwise up to 1 in 32 of its zeros may be stray, inside kept blocks).
 
     The 1xN counterpart of tfmot's `check_sparsity_m_by_n`: use it on the OHWI filters read by
     `tflite_delegate.tflite_model.read_conv_layers` (or on a Keras HWIO kernel transposed with
     `kernel.transpose(3, 0, 1, 2)`).
     """
-    return block_pattern(filter_ohwi, block_n).has_structure
+    pattern = block_pattern(filter_ohwi, block_n)
+    return pattern.exact_structure if exact else pattern.has_structure

@@ -24,15 +24,20 @@ def test_hand_counted_pattern_with_partial_last_group():
     weights[4:6, 0, 0, 0] = 0.0  # group 1 drops tap 0
     weights[4:6, 0, 0, 2] = -0.0  # and tap 2 (negative zero is a zero)
     pattern = block_pattern(weights, 4)
-    assert pattern.has_structure
+    assert pattern.has_structure and pattern.exact_structure
+    # Group 0 keeps taps 0 and 2 (8 weights), group 1 keeps tap 1 (2 weights).
+    assert (pattern.stored_weights, pattern.stray_zeros, pattern.zero_weights) == (10, 0, 8)
     assert pattern.num_groups == 2
     assert pattern.kept_blocks_per_group.tolist() == [2, 1]
     assert pattern.total_blocks == 6
     assert pattern.block_sparsity == pytest.approx(0.5)
     assert (pattern.min_kept, pattern.max_kept, pattern.uniform) == (1, 2, False)
     assert pattern.balance == pytest.approx(2 / 1.5)
-    # N=8 would put channels 0-5 in one block whose channels disagree at taps 0, 1 and 2.
-    assert not block_pattern(weights, 8).has_structure
+    # N=8 would put channels 0-5 in one block whose channels disagree at taps 0, 1 and 2:
+    # every zero is stray there.
+    wide = block_pattern(weights, 8)
+    assert (wide.stored_weights, wide.stray_zeros, wide.zero_weights) == (18, 8, 8)
+    assert not wide.has_structure
     assert detect_block_n(weights) == 4
 
 
@@ -44,7 +49,14 @@ def test_detected_n_is_largest_holding_width():
     assert is_block_sparse_1xn(weights, 16)
     assert is_block_sparse_1xn(weights, 8)  # structure at N implies structure at divisors
     assert not is_block_sparse_1xn(weights, 32)
-    weights[5, 0, 0, 4] = 0.0  # a lone zero breaks every N > 1
+    # A lone zero inside a kept block is one stray zero in 33: tolerated (at most 1 in 32).
+    weights[5, 0, 0, 4] = 0.0
+    pattern = analyze_filter(weights)
+    assert (pattern.block_n, pattern.stray_zeros, pattern.zero_weights) == (16, 1, 33)
+    assert pattern.has_structure and not pattern.exact_structure
+    assert is_block_sparse_1xn(weights, 16) and not is_block_sparse_1xn(weights, 16, exact=True)
+    # A second one is 2 in 34: more than 1 in 32 at every N > 1.
+    weights[40, 2, 1, 0] = 0.0
     assert detect_block_n(weights) == 1
     assert analyze_filter(weights).block_n == 1
 

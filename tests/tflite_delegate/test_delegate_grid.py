@@ -192,3 +192,23 @@ def test_sequential_convs_share_partitions_correctly():
     for _ in range(2):  # repeated invokes give the same result
         outputs = run(interpreter, model_inputs(interpreter, 3, seed=11))
         assert_outputs_close(outputs, expected, "chain", scales=magnitudes)
+
+
+def test_stray_zeros_inside_kept_blocks_keep_the_block_width():
+    """A 1x16 SUBP-style filter with one exact zero inside a kept block (as float16 rounding or
+    training can leave) still runs at N=16, and correctly; two such zeros among few fall back."""
+    import tflite_delegate
+
+    rng = np.random.default_rng(21)
+    weights = rng.uniform(0.5, 1.5, (32, 3, 3, 8)).astype(np.float32)
+    weights[:16, :, :, :4] = 0.0  # group 0 drops input channels 0-3 (whole 3x3 kernels)
+    weights[16:, :, :, 4:] = 0.0  # group 1 drops 4-7
+    weights[3, 1, 1, 6] = 0.0  # a stray zero in a kept block: 1 of 577 zeros
+    content = build_conv_model((1, 9, 7, 8), [ConvSpec(weights, None)])
+    interpreter, delegate = delegate_interpreter(content, min_sparsity=0.0)
+    (decision,) = tflite_delegate.delegation_report(delegate)
+    assert (decision.claimed, decision.block_n) == (True, 16)
+    assert (decision.blocks_per_group_min, decision.blocks_per_group_max) == (36, 36)
+    check_report([decision], content)
+    inputs = model_inputs(interpreter, 1, seed=4)
+    assert_outputs_close(run(interpreter, inputs), run(reference_interpreter(content), inputs), "")
