@@ -5,9 +5,9 @@ Every Conv2D except the stem (the first convolution / <= 3 input channels; the c
 Dense and never pruned) gets a uniform 1xN block mask at sparsity p: keras_subp.prune_subp with a
 `Constant(0)` schedule, one `update_masks` (schedule value 1, nothing regrows), then
 `strip_subp`. Every stripped kernel is checked to have exactly P = int(p * Cin) all-zero 1xN
-blocks (whole KxK kernel, N consecutive output channels) in every output group; the rare exact
-zeros the initialiser draws inside kept blocks are replaced by 1e-8 (`--replace_init_zeros`), so
-the file's zeros are exactly the blocks, as in a trained model. The model is converted with
+blocks (whole KxK kernel, N consecutive output channels) in every output group (the rare exact
+zeros the initialiser draws inside kept blocks are counted and left: the delegate's width
+detection tolerates them, as it must for trained and float16 models). The model is converted with
 `tflite_delegate.convert` (float32, zeros kept) and cached in `--work_dir`.
 
 Variants, at every `--threads` count: (a) "xnnpack": LiteRT's Interpreter (XNNPACK only, the
@@ -66,13 +66,6 @@ flags.DEFINE_string(
     "delegate_block_n",
     None,
     'Delegate option block_n ("auto" or 1/2/4/8/16/32); default: the delegate\'s own (auto).',
-)
-flags.DEFINE_bool(
-    "replace_init_zeros",
-    True,
-    "Replace the rare exact-zero weights the initialiser draws inside kept blocks by 1e-8, so the "
-    "zeros of the file are exactly the 1xN blocks (a single stray zero can make the delegate's "
-    "block-width detection fall back to 1x1 for that layer).",
 )
 flags.DEFINE_string(
     "work_dir",
@@ -160,16 +153,9 @@ def build_sparse_tflite(path: Path) -> dict:
     dense_convolutions = []
     for layer in convolutions:
         if layer.name in wrapped_names:
-            weights = layer.get_weights()
-            stray = _check_uniform_kernel(layer.name, weights[0], FLAGS.block_n, FLAGS.sparsity)
+            kernel = layer.get_weights()[0]
+            stray = _check_uniform_kernel(layer.name, kernel, FLAGS.block_n, FLAGS.sparsity)
             stray_zeros += int(stray.sum())
-            if FLAGS.replace_init_zeros and stray.any():
-                weights[0][stray] = 1e-8
-                layer.set_weights(weights)
-                if _check_uniform_kernel(
-                    layer.name, layer.get_weights()[0], FLAGS.block_n, FLAGS.sparsity
-                ).any():
-                    raise AssertionError(f"{layer.name}: zeros left in kept blocks")
             checked += 1
         else:
             dense_convolutions.append(layer.name)
@@ -180,7 +166,6 @@ def build_sparse_tflite(path: Path) -> dict:
         "conv2d_layers": len(convolutions),
         "masked_conv2d_layers": checked,
         "zero_weights_in_kept_blocks": stray_zeros,
-        "replaced_zero_weights": stray_zeros if FLAGS.replace_init_zeros else 0,
         "dense_conv2d_layers": dense_convolutions,
     }
 
@@ -366,8 +351,7 @@ def main(argv):
     work_dir = Path(FLAGS.work_dir or Path(tempfile.gettempdir()) / "subp_benchmark_delegate")
     work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / (
-        f"{FLAGS.model}_1x{FLAGS.block_n}_p{FLAGS.sparsity:.6f}_seed{FLAGS.seed}"
-        f"{'' if FLAGS.replace_init_zeros else '_initzeros'}.tflite"
+        f"{FLAGS.model}_1x{FLAGS.block_n}_p{FLAGS.sparsity:.6f}_seed{FLAGS.seed}.tflite"
     )
     facts_path = path.with_suffix(".json")
     if FLAGS.rebuild or not path.is_file() or not facts_path.is_file():
@@ -381,8 +365,7 @@ def main(argv):
     print(
         f"masked Conv2D layers: {facts['masked_conv2d_layers']} of {facts['conv2d_layers']}, "
         f"uniform 1x{FLAGS.block_n} pattern verified; exact-zero weights from the initialiser "
-        f"in kept blocks: {facts['zero_weights_in_kept_blocks']} (replaced by 1e-8: "
-        f"{facts['replaced_zero_weights']}); dense: "
+        f"in kept blocks: {facts['zero_weights_in_kept_blocks']}; dense: "
         f"{facts['dense_conv2d_layers']}"
     )
 

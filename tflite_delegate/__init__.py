@@ -38,7 +38,7 @@ __all__ = [
 def __getattr__(name: str):
     # Lazy so that `import tflite_delegate` never imports TensorFlow.
     if name == "convert":
-        from tflite_delegate.convert import convert
+        from tflite_delegate.keras_conversion import convert
 
         return convert
     raise AttributeError(f"module 'tflite_delegate' has no attribute {name!r}")

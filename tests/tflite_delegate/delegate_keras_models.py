@@ -52,12 +52,12 @@ def apply_block_masks(model, block_n: int, sparsity: float, seed: int, skip=("st
 def converted_zoo_model(name: str, weights: str = "float32") -> tuple[Path, object, dict]:
     """(tflite path, Keras model, masks) for `cnn_zoo.models.<name>` with 1x16 blocks at 75 %."""
     import cnn_zoo.models
-    import tflite_delegate.convert
+    import tflite_delegate
 
     model = getattr(cnn_zoo.models, name)(seed=5)
     masks = apply_block_masks(model, block_n=16, sparsity=0.75, seed=6)
     path = _SESSION_DIRECTORY / f"{name}_{weights}.tflite"
-    tflite_delegate.convert.convert(model, path, weights=weights)
+    tflite_delegate.convert(model, path, weights=weights)
     return path, model, masks
 
 
@@ -66,7 +66,7 @@ def converted_small_model(weights: str = "float32") -> tuple[Path, object, dict]
     """A 3-conv Keras model (one dense stem, two 1x8 sparse convs, a depthwise), converted once."""
     import keras
 
-    import tflite_delegate.convert
+    import tflite_delegate
 
     keras.utils.set_random_seed(3)
     inputs = keras.Input((12, 10, 3), batch_size=1, name="image")
@@ -77,5 +77,5 @@ def converted_small_model(weights: str = "float32") -> tuple[Path, object, dict]
     model = keras.Model(inputs, x, name="small")
     masks = apply_block_masks(model, block_n=8, sparsity=0.6, seed=4)
     path = _SESSION_DIRECTORY / f"small_{weights}.tflite"
-    tflite_delegate.convert.convert(model, path, weights=weights)
+    tflite_delegate.convert(model, path, weights=weights)
     return path, model, masks

@@ -11,7 +11,7 @@ from tests.tflite_delegate.delegate_test_support import (
     reference_interpreter,
     run,
 )
-from tflite_delegate.convert import convert
+from tflite_delegate.keras_conversion import convert
 from tflite_delegate.tflite_model import FLOAT16_CONSTANT, FLOAT32_CONSTANT, read_conv_layers
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
-import sys
 import tempfile
-import types
 from pathlib import Path
 
 WEIGHT_TYPES = ("float32", "float16")
@@ -58,7 +58,10 @@ def convert(model, path: str | os.PathLike, weights: str = "float32") -> Path:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     try:
-        flatbuffer = converter.convert()
+        # Keras prints the exported SavedModel's whole signature (one line per variable) to
+        # stdout; failures still surface as exceptions.
+        with contextlib.redirect_stdout(io.StringIO()):
+            flatbuffer = converter.convert()
     except Exception as error:  # the converter raises many unrelated types (ConverterError, ...)
         raise ValueError(f"TFLite conversion of {model.name!r} failed: {error}") from error
 
@@ -77,15 +80,3 @@ def convert(model, path: str | os.PathLike, weights: str = "float32") -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return destination
-
-
-class _CallableModule(types.ModuleType):
-    """Importing the submodule `tflite_delegate.convert` makes the package attribute `convert`
-    this module, shadowing the function the package re-exports under the same name; calling the
-    module forwards to the function, so `tflite_delegate.convert(model, path)` always works."""
-
-    def __call__(self, model, path: str | os.PathLike, weights: str = "float32") -> Path:
-        return convert(model, path, weights)
-
-
-sys.modules[__name__].__class__ = _CallableModule
