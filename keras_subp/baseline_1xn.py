@@ -8,13 +8,11 @@ ascending L1 norm so that filters of similar norm share a block.
 
 from __future__ import annotations
 
-import warnings
-
 import keras
 import numpy as np
 from keras import ops
 
-from keras_subp.block_geometry import expand_block_mask, validate_block_size
+from keras_subp.block_geometry import expand_block_mask, validate_block_n, validate_block_size
 from keras_subp.criteria import block_scores
 from keras_subp.model_walk import (
     clone_with_weights,
@@ -22,7 +20,7 @@ from keras_subp.model_walk import (
     iter_leaf_layers,
     require_graph_model,
 )
-from keras_subp.prune import block_eligibility
+from keras_subp.prune import eligible_layers
 from keras_subp.wrapper import check_conv2d_can_take_blocks, convolve_with_kernel, validate_sparsity
 
 # Layers that act on every channel independently, so a channel permutation passes through them.
@@ -54,8 +52,7 @@ class FixedBlockMaskWrapper(keras.layers.Wrapper):
     """
 
     def __init__(self, layer, n: int = 16, sparsity: float = 0.5, **kwargs):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"Block size n must be a positive integer, got {n!r}.")
+        validate_block_n(n)
         check_conv2d_can_take_blocks(layer, n)
         kwargs.setdefault("name", f"one_by_n_{layer.name}")
         kwargs.setdefault("dtype", layer.dtype_policy)
@@ -211,26 +208,10 @@ def prune_1xn(model, n: int, sparsity: float, rearrange: bool = True, exclude=No
     Returns:
         A new, uncompiled model. `model.rearranged_layers` lists the rearranged layer names.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"Block size n must be a positive integer, got {n!r}.")
+    validate_block_n(n)
     sparsity = validate_sparsity(sparsity)
     require_graph_model(model)
-    decisions = block_eligibility(model, n, exclude)
-    eligible = {name for name, reason in decisions.items() if reason == "eligible"}
-    left_dense = {
-        name: reason
-        for name, reason in decisions.items()
-        if reason not in ("eligible", "first convolution", "excluded", "already wrapped")
-    }
-    if left_dense:
-        listing = "; ".join(f"{name}: {reason}" for name, reason in left_dense.items())
-        warnings.warn(
-            f"prune_1xn left {len(left_dense)} Conv2D layer(s) dense: {listing}",
-            UserWarning,
-            stacklevel=2,
-        )
-    if not eligible:
-        raise ValueError(f"No layer of model {model.name!r} can be pruned in 1x{n} blocks.")
+    eligible = set(eligible_layers(model, n, exclude, caller="prune_1xn"))
 
     working = clone_with_weights(model, copy_layer)
     rearranged = []

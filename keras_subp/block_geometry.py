@@ -13,6 +13,13 @@ from collections.abc import Sequence
 from keras import ops
 
 
+def validate_block_n(n: int) -> int:
+    """Return `n`, or raise `ValueError` unless it is a positive integer (not a bool)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"Block size n must be a positive integer, got {n!r}.")
+    return n
+
+
 def validate_block_size(n: int, kernel_shape: Sequence[int]) -> None:
     """Raise `ValueError` unless `n` is a positive integer dividing the kernel's Cout.
 
@@ -20,8 +27,7 @@ def validate_block_size(n: int, kernel_shape: Sequence[int]) -> None:
         n: block length N (number of output channels per block).
         kernel_shape: Keras Conv2D kernel shape (Kh, Kw, Cin, Cout).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"Block size n must be a positive integer, got {n!r}.")
+    validate_block_n(n)
     if len(kernel_shape) != 4:
         raise ValueError(
             f"Expected a Conv2D kernel of shape (Kh, Kw, Cin, Cout), got shape {tuple(kernel_shape)}."

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 import keras
 
 from keras_subp import schedules as schedules_module
+from keras_subp.block_geometry import validate_block_n
 from keras_subp.criteria import normalize_criterion
 from keras_subp.model_walk import (
     clone_with_weights,
@@ -78,6 +79,36 @@ def block_eligibility(model, n: int, exclude: Exclude = None) -> dict[str, str]:
     return decisions
 
 
+def eligible_layers(model, n: int, exclude: Exclude, caller: str) -> list[str]:
+    """Names of the Conv2D layers of `model` to prune in 1xn blocks, in model order.
+
+    Layers that cannot take the blocks (grouped, Cout % n != 0, ...) are listed in one
+    `UserWarning` from `caller` (the stem and excluded layers are dense by choice, silently).
+    Raises `ValueError` when no layer is eligible.
+    """
+    decisions = block_eligibility(model, n, exclude)
+    left_dense = {
+        name: reason
+        for name, reason in decisions.items()
+        if reason not in ("eligible", "first convolution", "excluded", "already wrapped")
+    }
+    if left_dense:
+        listing = "; ".join(f"{name}: {reason}" for name, reason in left_dense.items())
+        warnings.warn(
+            f"{caller} left {len(left_dense)} Conv2D layer(s) dense because they cannot take "
+            f"1x{n} blocks: {listing}",
+            UserWarning,
+            stacklevel=3,
+        )
+    eligible = [name for name, reason in decisions.items() if reason == "eligible"]
+    if not eligible:
+        raise ValueError(
+            f"No layer of model {model.name!r} can be pruned in 1x{n} blocks: "
+            f"{decisions or 'no Conv2D layers'}."
+        )
+    return eligible
+
+
 def prune_subp(
     model,
     n: int = 16,
@@ -118,8 +149,7 @@ def prune_subp(
     Returns:
         A new model (or a `SUBPWrapper` for a single layer).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"Block size n must be a positive integer, got {n!r}.")
+    validate_block_n(n)
     validate_sparsity(sparsity)
     normalize_criterion(criterion)
     schedule = schedules_module.get(schedule)
@@ -144,25 +174,7 @@ def prune_subp(
         return SUBPWrapper(model, schedule=schedule, seed=seed, **options)
 
     require_graph_model(model)
-    decisions = block_eligibility(model, n, exclude)
-    left_dense = {
-        name: reason
-        for name, reason in decisions.items()
-        if reason not in ("eligible", "first convolution", "excluded", "already wrapped")
-    }
-    if left_dense:
-        listing = "; ".join(f"{name}: {reason}" for name, reason in left_dense.items())
-        warnings.warn(
-            f"prune_subp left {len(left_dense)} Conv2D layer(s) dense because they cannot take "
-            f"1x{n} blocks: {listing}",
-            UserWarning,
-            stacklevel=2,
-        )
-    eligible = [name for name, reason in decisions.items() if reason == "eligible"]
-    if not eligible:
-        raise ValueError(
-            f"No layer of model {model.name!r} can be pruned in 1x{n} blocks: {decisions or 'no Conv2D layers'}."
-        )
+    eligible = eligible_layers(model, n, exclude, caller="prune_subp")
     layer_seeds = {name: (seed + index) % _SEED_LIMIT for index, name in enumerate(eligible)}
 
     def clone_layer(layer):

@@ -13,6 +13,7 @@ from keras_subp import schedules as schedules_module
 from keras_subp.block_geometry import (
     expand_block_mask,
     kernel_mask_to_blocks,
+    validate_block_n,
     validate_block_size,
 )
 from keras_subp.criteria import block_scores, normalize_criterion
@@ -116,8 +117,7 @@ class SUBPWrapper(keras.layers.Wrapper):
         seed: int | None = None,
         **kwargs,
     ):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"Block size n must be a positive integer, got {n!r}.")
+        validate_block_n(n)
         check_conv2d_can_take_blocks(layer, n)
         kwargs.setdefault("name", f"subp_{layer.name}")
         kwargs.setdefault("dtype", layer.dtype_policy)

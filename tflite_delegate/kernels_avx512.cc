@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "kernel_template.h"
+#include "vector_avx.h"
 
 namespace tflite_sparse {
 namespace {
@@ -22,30 +23,6 @@ struct Avx512Vector {  // 16 lanes
     return _mm512_maskz_min_ps(kAllLanes, high, _mm512_maskz_max_ps(kAllLanes, low, value));
   }
   static void Store(float* destination, Reg value) { _mm512_storeu_ps(destination, value); }
-};
-
-struct Avx256Vector {  // 8 lanes
-  using Reg = __m256;
-  static constexpr int kLanes = 8;
-  static Reg Load(const float* source) { return _mm256_loadu_ps(source); }
-  static Reg Broadcast(const float* source) { return _mm256_broadcast_ss(source); }
-  static Reg Set(float value) { return _mm256_set1_ps(value); }
-  static Reg MulAdd(Reg a, Reg b, Reg accumulator) { return _mm256_fmadd_ps(a, b, accumulator); }
-  static Reg Clamp(Reg value, Reg low, Reg high) {
-    return _mm256_min_ps(high, _mm256_max_ps(low, value));
-  }
-  static void Store(float* destination, Reg value) { _mm256_storeu_ps(destination, value); }
-};
-
-struct Avx128Vector {  // 4 lanes
-  using Reg = __m128;
-  static constexpr int kLanes = 4;
-  static Reg Load(const float* source) { return _mm_loadu_ps(source); }
-  static Reg Broadcast(const float* source) { return _mm_broadcast_ss(source); }
-  static Reg Set(float value) { return _mm_set1_ps(value); }
-  static Reg MulAdd(Reg a, Reg b, Reg accumulator) { return _mm_fmadd_ps(a, b, accumulator); }
-  static Reg Clamp(Reg value, Reg low, Reg high) { return _mm_min_ps(high, _mm_max_ps(low, value)); }
-  static void Store(float* destination, Reg value) { _mm_storeu_ps(destination, value); }
 };
 
 }  // namespace
