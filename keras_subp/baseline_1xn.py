@@ -21,7 +21,12 @@ from keras_subp.model_walk import (
     require_graph_model,
 )
 from keras_subp.prune import eligible_layers
-from keras_subp.wrapper import check_conv2d_can_take_blocks, convolve_with_kernel, validate_sparsity
+from keras_subp.wrapper import (
+    check_conv2d_can_take_blocks,
+    convolve_with_kernel,
+    masked_layer_weights,
+    validate_sparsity,
+)
 
 # Layers that act on every channel independently, so a channel permutation passes through them.
 _CHANNELWISE_LAYERS = (
@@ -82,10 +87,7 @@ class FixedBlockMaskWrapper(keras.layers.Wrapper):
 
     def stripped_weights(self) -> list[np.ndarray]:
         """The inner layer's weights with W*M baked into the kernel (pruned blocks exactly 0)."""
-        weights = self.layer.get_weights()
-        weights[0] = weights[0] * self.mask.numpy().astype(weights[0].dtype)
-        weights[0][weights[0] == 0] = 0
-        return weights
+        return masked_layer_weights(self.layer, self.mask)
 
     def get_config(self):
         return {**super().get_config(), "n": self.n, "sparsity": self.sparsity}

@@ -50,6 +50,18 @@ def check_conv2d_can_take_blocks(layer, n: int) -> None:
         )
 
 
+def masked_layer_weights(layer, mask) -> list[np.ndarray]:
+    """`layer.get_weights()` with the kernel multiplied by `mask` (kernel-shaped, 0/1).
+
+    Pruned entries of negative weights would be -0.0; they are stored as +0.0 so that every
+    pruned weight is a plain zero.
+    """
+    weights = layer.get_weights()
+    weights[0] = weights[0] * ops.convert_to_numpy(mask).astype(weights[0].dtype)
+    weights[0][weights[0] == 0] = 0
+    return weights
+
+
 @dataclass(frozen=True)
 class MaskUpdate:
     """What one mask update did to one layer (counts are in 1xN blocks)."""
@@ -256,11 +268,7 @@ class SUBPWrapper(keras.layers.Wrapper):
 
     def stripped_weights(self) -> list[np.ndarray]:
         """The inner layer's weights with W*M baked into the kernel (pruned blocks exactly 0)."""
-        weights = self.layer.get_weights()
-        weights[0] = weights[0] * self.mask.numpy().astype(weights[0].dtype)
-        # Pruned entries of negative weights would be -0.0; store +0.0 so the zeros are plain.
-        weights[0][weights[0] == 0] = 0
-        return weights
+        return masked_layer_weights(self.layer, self.mask)
 
     def get_config(self):
         config = super().get_config()
