@@ -65,13 +65,16 @@ bool ValidTensorIndex(const TfLiteContext* context, int index) {
   return index >= 0 && static_cast<size_t>(index) < context->tensors_size;
 }
 
-// Number of elements of a tensor, or -1 if its dims are missing or negative.
+// Number of elements of a tensor, or -1 if its dims are missing or negative, or the count does
+// not fit int64 (checked before multiplying: a crafted model must not cause signed overflow).
 int64_t ElementCount(const TfLiteTensor& tensor) {
   if (tensor.dims == nullptr) return -1;
   int64_t count = 1;
   for (int axis = 0; axis < tensor.dims->size; ++axis) {
-    if (tensor.dims->data[axis] < 0) return -1;
-    count *= tensor.dims->data[axis];
+    const int64_t extent = tensor.dims->data[axis];
+    if (extent < 0) return -1;
+    if (extent != 0 && count > std::numeric_limits<int64_t>::max() / extent) return -1;
+    count *= extent;
   }
   return count;
 }
