@@ -1,6 +1,7 @@
 #include "conv_geometry.h"
 
 #include <algorithm>
+#include <initializer_list>
 #include <limits>
 
 namespace tflite_sparse {
@@ -30,6 +31,22 @@ AxisLayout LayoutAxis(int64_t in, int64_t kernel, int64_t stride, int64_t dilati
     axis.padded = in;
   }
   return axis;
+}
+
+// Product of non-negative factors, or -1 when it does not fit int64 (hostile shapes must not
+// overflow: signed overflow is undefined, and a wrapped size could pass the limits below).
+int64_t CheckedProduct(std::initializer_list<int64_t> factors) {
+  int64_t product = 1;
+  for (const int64_t factor : factors) {
+    if (__builtin_mul_overflow(product, factor, &product)) return -1;
+  }
+  return product;
+}
+
+bool FitsInt32(int64_t size) { return size >= 0 && size <= kInt32Limit; }
+
+std::string DescribeSize(int64_t size) {
+  return size < 0 ? std::string("more than 2^63") : std::to_string(size);
 }
 
 }  // namespace
@@ -70,14 +87,16 @@ bool ComputeConvGeometry(int batch, int in_h, int in_w, int channels, const Filt
   }
   // The kernel indexes one pre-padded image, one output image and the packed filter with 32-bit
   // offsets; refuse anything larger rather than risk wrap-around.
-  const int64_t padded_image = rows.padded * cols.padded * channels;
-  const int64_t output_image = rows.out * cols.out * filter.out_channels;
-  const int64_t filter_size = filter.out_channels * filter.TapsPerChannel() + 32 * filter.TapsPerChannel();
-  if (rows.padded > kInt32Limit || cols.padded > kInt32Limit || padded_image > kInt32Limit ||
-      output_image > kInt32Limit || filter_size > kInt32Limit) {
+  // The filter bound leaves room for a zero-padded last group of up to 32 channels.
+  const int64_t padded_image = CheckedProduct({rows.padded, cols.padded, channels});
+  const int64_t output_image = CheckedProduct({rows.out, cols.out, filter.out_channels});
+  const int64_t taps = CheckedProduct({filter.kernel_h, filter.kernel_w, filter.in_channels});
+  const int64_t filter_size = taps < 0 ? -1 : CheckedProduct({filter.out_channels + 32, taps});
+  if (!FitsInt32(rows.padded) || !FitsInt32(cols.padded) || !FitsInt32(padded_image) ||
+      !FitsInt32(output_image) || !FitsInt32(filter_size)) {
     *reason = "packed indices would overflow 32-bit (padded input image " +
-              std::to_string(padded_image) + ", output image " + std::to_string(output_image) +
-              ", filter " + std::to_string(filter_size) + " elements)";
+              DescribeSize(padded_image) + ", output image " + DescribeSize(output_image) +
+              ", filter " + DescribeSize(filter_size) + " elements)";
     return false;
   }
   ConvGeometry result;

@@ -117,6 +117,10 @@ def Interpreter(
     delegate its own count, pass `load_delegate(num_threads=...)` to a LiteRT Interpreter).
     `sparse=False` gives plain LiteRT (XNNPACK only) and accepts no delegate options. Tensors are
     not allocated yet (call `allocate_tensors()`).
+
+    Claimed convolutions skip their all-zero blocks instead of multiplying them, so a NaN or Inf
+    input value that meets only pruned weights does not make outputs NaN, unlike the reference
+    kernels (0 * NaN = NaN); non-finite inputs of kept channels propagate as usual.
     """
     from ai_edge_litert.interpreter import Interpreter as LiteRtInterpreter
 

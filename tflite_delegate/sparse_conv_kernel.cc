@@ -66,6 +66,9 @@ TfLiteStatus SparseConvKernel::Prepare(TfLiteContext* context) {
     if (context->ResizeTensor(context, &output, dims) != kTfLiteOk) return kTfLiteError;
   }
   if (prepared_ && geometry == geometry_) return kTfLiteOk;
+  // Unprepared until every step below succeeded: if one fails (or throws bad_alloc), the next
+  // Prepare starts over instead of reusing a half-updated state, and Invoke refuses to run.
+  prepared_ = false;
   if (!ComputeInputOffsets(packed_, geometry, &input_offsets_)) {
     context->ReportError(context,
                          "tflite_sparse_delegate: packed indices would overflow 32-bit");

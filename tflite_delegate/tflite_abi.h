@@ -16,10 +16,18 @@
 
 extern "C" {
 
+// All values the runtime may return (spec section 5), so that none lies outside the enum's range.
 typedef enum TfLiteStatus {
   kTfLiteOk = 0,
   kTfLiteError = 1,
   kTfLiteDelegateError = 2,
+  kTfLiteApplicationError = 3,
+  kTfLiteDelegateDataNotFound = 4,
+  kTfLiteDelegateDataWriteError = 5,
+  kTfLiteDelegateDataReadError = 6,
+  kTfLiteUnresolvedOps = 7,
+  kTfLiteCancelled = 8,
+  kTfLiteOutputShapeNotKnown = 9,
 } TfLiteStatus;
 
 typedef enum TfLiteType {
@@ -241,10 +249,12 @@ void tflite_plugin_destroy_delegate(TfLiteDelegate* delegate);
 
 // The layouts above were verified against both wheels on x86-64 Linux (LP64). They follow from
 // the C layout rules for any LP64 System V target (e.g. aarch64 Linux) as well, so the checks run
-// there too; on other data models (ILP32, LLP64/Windows, where TfLiteContext also grows) the
-// header is unverified and the checks are skipped rather than failing the portable build.
-#if defined(__LP64__) && !defined(_WIN32)
-#define TFLITE_SPARSE_DELEGATE_ABI_VERIFIED 1
+// there too. Other data models (ILP32, LLP64/Windows, where TfLiteContext also grows) have
+// different layouts that nobody verified: the build fails there rather than produce a library
+// that would misread the runtime's structs.
+#if !defined(__LP64__) || defined(_WIN32)
+#error "tflite_abi.h: struct layouts are verified only for LP64 System V targets"
+#else
 static_assert(sizeof(void*) == 8 && sizeof(size_t) == 8, "LP64 expected");
 static_assert(sizeof(TfLiteIntArray) == 4, "TfLiteIntArray size");
 static_assert(offsetof(TfLiteIntArray, data) == 4, "TfLiteIntArray::data");

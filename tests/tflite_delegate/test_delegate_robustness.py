@@ -5,6 +5,7 @@ subprocess, so a crash shows up as a failed test with its signal instead of endi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ import pytest
 from tests.tflite_delegate.delegate_flatbuffer_models import ConvSpec, build_conv_model
 from tests.tflite_delegate.delegate_test_support import (
     assert_outputs_close,
+    available_isas,
     delegate_interpreter,
     model_inputs,
     reference_interpreter,
@@ -235,3 +237,91 @@ def test_huge_shapes_are_refused_before_packing():
         rtol=1e-5,
         atol=1e-6,
     )
+
+
+def test_padded_sizes_that_would_wrap_64_bit_are_refused():
+    """SAME padding with a dilation near 2^30 makes the padded image 2^30 x 2^30 x 16 = 2^64
+    floats, which wrapped to 0 in unchecked 64-bit arithmetic and passed the 32-bit limit (the
+    kernel then wrote through a null buffer). Both that and a declared 2^30 x 2^30 input must be
+    declined, and the interpreter must still run (on TFLite's own kernel)."""
+    results = _run_isolated(
+        """
+        report = {}
+        kept_tap = np.zeros((1, 2, 2, 16), np.float32)
+        kept_tap[0, 0, 0, :] = 1.0
+        for name, dilation in (("wrapping", (1 << 30) - 1), ("overflowing", 1 << 30)):
+            content = build_conv_model(
+                (1, 1, 1, 16), [ConvSpec(kept_tap, None, dilation=(dilation, dilation))])
+            interpreter, delegate = delegate_interpreter(content, min_sparsity=0.0)
+            report[name] = decision(delegate)
+        print(json.dumps(report))
+        """
+    )
+    for name in ("wrapping", "overflowing"):
+        claimed, reason = results[name]
+        assert claimed is False and "overflow 32-bit" in reason and "2^63" in reason, results
+
+
+def test_prepare_after_out_of_memory_fails_again_then_recovers():
+    """A resize whose padded-input buffer cannot be allocated fails with a clear error; asking
+    again must fail again (not reuse a half-updated kernel), and resizing back must work."""
+    if "asan" in os.environ.get("LD_PRELOAD", ""):
+        pytest.skip("RLIMIT_AS cannot bound memory under AddressSanitizer's shadow mappings")
+    results = _run_isolated(
+        """
+        import resource
+        report = {}
+        # 9x9 kernel, stride 4, SAME on 8x8: the padded image is 13x13, 2.6 times the input.
+        kernel = rng.normal(0, 0.3, (16, 9, 9, 4)).astype(np.float32)
+        kernel[:8, :, :, :2] = 0.0
+        content = build_conv_model((1, 8, 8, 4), [ConvSpec(kernel, None, stride=(4, 4))])
+        interpreter, delegate = delegate_interpreter(content, min_sparsity=0.0)
+        interpreter.allocate_tensors()
+        size = next(int(line.split()[1]) for line in open("/proc/self/status")
+                    if line.startswith("VmSize")) * 1024
+        limit = size + (512 << 20)  # room for the 256 MiB input, not the 676 MiB padded copy
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
+        interpreter.resize_tensor_input(0, [1 << 18, 8, 8, 4])
+        report["first"] = outcome(lambda: [interpreter.allocate_tensors()] and [])
+        report["second"] = outcome(lambda: [interpreter.allocate_tensors()] and [])
+        interpreter.resize_tensor_input(0, [1, 8, 8, 4])
+        inputs = model_inputs(interpreter, 1, seed=3)
+        report["recovered"] = outcome(lambda: run(interpreter, inputs))
+        report["reference"] = outcome(lambda: run(reference_interpreter(content), inputs))
+        print(json.dumps(report))
+        """
+    )
+    for attempt in ("first", "second"):
+        assert results[attempt][0] == "error" and "out of memory" in results[attempt][1], results
+    assert results["recovered"][0] == "ok"
+    np.testing.assert_allclose(
+        np.asarray(results["recovered"][1]),
+        np.asarray(results["reference"][1]),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_non_finite_inputs_of_pruned_channels_do_not_reach_the_output():
+    """Documented difference from the reference: the delegate skips all-zero blocks, so a NaN or
+    Inf input that only meets pruned (zero) weights does not turn outputs into NaN, whereas the
+    reference computes 0 * NaN = NaN. Non-finite inputs of kept channels propagate as usual."""
+
+    rng = np.random.default_rng(8)
+    weights = rng.normal(0, 0.4, (16, 1, 1, 8)).astype(np.float32)
+    weights[:, :, :, 3] = 0.0  # input channel 3 pruned in every group
+    content = build_conv_model((1, 4, 4, 8), [ConvSpec(weights, None)])
+    pruned_nan = rng.normal(size=(1, 4, 4, 8)).astype(np.float32)
+    pruned_nan[0, 1, 1, 3], pruned_nan[0, 2, 2, 3] = np.nan, np.inf
+    kept_nan = pruned_nan.copy()
+    kept_nan[0, 0, 0, 5] = np.nan
+    reference = reference_interpreter(content)
+    for isa in available_isas():
+        interpreter, _ = delegate_interpreter(content, min_sparsity=0.0, isa=isa)
+        (expected_finite,) = run(reference, [np.nan_to_num(pruned_nan, nan=0.0, posinf=0.0)])
+        (output,) = run(interpreter, [pruned_nan])
+        np.testing.assert_allclose(output, expected_finite, rtol=1e-5, atol=1e-6, err_msg=isa)
+        (output,) = run(interpreter, [kept_nan])
+        assert np.isnan(output[0, 0, 0]).all() and np.isfinite(output[0, 1:]).all(), isa
+    (reference_output,) = run(reference, [pruned_nan])
+    assert np.isnan(reference_output[0, 1, 1]).all()  # the reference propagates 0 * NaN
