@@ -111,6 +111,7 @@ def global_l1_block_mask(kernel, n: int, sparsity: float) -> np.ndarray:
     Returns:
         float32 (G, Cin) block mask; ties go to the lower flat index (g * Cin + c) first.
     """
+    sparsity = validate_sparsity(sparsity)
     scores = ops.convert_to_numpy(block_scores(kernel, n, "l1"))
     num_pruned = int(scores.size * float(sparsity))
     pruned = np.argsort(scores.reshape(-1), kind="stable")[:num_pruned]

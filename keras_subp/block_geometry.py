@@ -52,8 +52,8 @@ def kernel_to_blocks(kernel, n: int):
         flattened in (Kh, Kw, N) order.
     """
     kernel = ops.convert_to_tensor(kernel)
-    kernel_height, kernel_width, input_channels, output_channels = kernel.shape
     validate_block_size(n, kernel.shape)
+    kernel_height, kernel_width, input_channels, output_channels = kernel.shape
     groups = output_channels // n
     blocks = ops.reshape(kernel, (kernel_height, kernel_width, input_channels, groups, n))
     blocks = ops.transpose(blocks, (3, 2, 0, 1, 4))

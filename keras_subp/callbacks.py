@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 
 from keras_subp.wrapper import MaskUpdate, SUBPWrapper
@@ -47,12 +49,15 @@ class UpdateSUBP(keras.callbacks.Callback):
     Under `tf.distribute` strategies the callback runs in cross-replica context, so each mask
     is computed once and written identically to every replica.
 
-    After each update, `last_updates` holds one `MaskUpdate` per layer.
+    After each update, `last_updates` holds one `MaskUpdate` per layer. If the `fit` call ends
+    before a layer's schedule does (its last update has r(e) < 1), a `UserWarning` at the first
+    epoch says so: the masks would stop short of the target sparsity.
     """
 
     def __init__(self):
         super().__init__()
         self.last_updates: list[MaskUpdate] = []
+        self._checked_schedule_end = False
 
     def on_train_begin(self, logs=None):
         if not subp_wrappers(self.model):
@@ -61,8 +66,35 @@ class UpdateSUBP(keras.callbacks.Callback):
                 "wrap it with keras_subp.prune_subp first."
             )
 
+        self._checked_schedule_end = False
+
     def on_epoch_begin(self, epoch, logs=None):
+        if not self._checked_schedule_end:
+            self._checked_schedule_end = True
+            self._warn_if_training_ends_before_the_schedule(epoch)
         self.last_updates = update_masks(self.model)
+
+    def _warn_if_training_ends_before_the_schedule(self, epoch: int) -> None:
+        epochs = (self.params or {}).get("epochs")
+        if not epochs:
+            return
+        short = []
+        for wrapper in subp_wrappers(self.model):
+            # Updates at this epoch and each later one advance the layer's own schedule epoch.
+            last_schedule_epoch = int(wrapper.schedule_epoch.numpy()) + (epochs - epoch)
+            if wrapper.schedule(last_schedule_epoch) < 1.0:
+                short.append(
+                    f"{wrapper.name} (ends at schedule epoch {last_schedule_epoch}, "
+                    f"end_epoch {wrapper.schedule.end_epoch})"
+                )
+        if short:
+            warnings.warn(
+                "UpdateSUBP: this fit ends before the sparsity schedule does, so the masks will "
+                f"not reach their target sparsity: {'; '.join(short)}. Train for more epochs, "
+                "continue with another fit, or use a schedule with an earlier end_epoch.",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def get_config(self) -> dict:
         return {}
@@ -91,6 +123,7 @@ class SUBPSummaries(keras.callbacks.Callback):
         super().__init__()
         self.log_dir = str(log_dir)
         self._writer = None
+        self._warned_about_flops = False
 
     def on_train_begin(self, logs=None):
         import tensorflow as tf  # TensorBoard event files need TensorFlow's summary writer
@@ -111,14 +144,19 @@ class SUBPSummaries(keras.callbacks.Callback):
         if not updates:
             return
         step = updates[0].epoch
-        flops = count_flops(self.model)
         scalars = {}
         for update in updates:
             prefix = f"subp/{update.layer_name}"
             scalars[f"{prefix}/block_sparsity"] = update.block_sparsity
             scalars[f"{prefix}/blocks_regrown"] = update.regrown_per_group * update.groups
             scalars[f"{prefix}/mask_churn"] = update.changed_blocks
-        scalars["subp/flops_ratio"] = flops.actual / flops.dense
+        try:
+            flops = count_flops(self.model)
+            scalars["subp/flops_ratio"] = flops.actual / flops.dense
+        except ValueError as error:  # e.g. inputs of unknown height/width: no FLOPs to count
+            if not self._warned_about_flops:
+                self._warned_about_flops = True
+                warnings.warn(f"SUBPSummaries: subp/flops_ratio not logged: {error}", stacklevel=2)
         # tf.summary.write with the "scalars" plugin tag is what tf.summary.scalar writes, but it
         # does not need the tensorboard package installed.
         metadata = summary_pb2.SummaryMetadata()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_subp.block_geometry import expand_block_mask, kernel_to_blocks
+from keras_subp.block_geometry import expand_block_mask, kernel_to_blocks, validate_block_size
 
 CRITERIA = ("l1", "l2", "bpar")
 
@@ -63,6 +63,13 @@ def block_scores(
     if mask is not None:
         mask = ops.cast(ops.convert_to_tensor(mask), kernel.dtype)
         if len(mask.shape) == 2:
+            validate_block_size(n, kernel.shape)
+            block_grid = (int(kernel.shape[3]) // n, int(kernel.shape[2]))
+            if tuple(mask.shape) != block_grid:
+                raise ValueError(
+                    f"Block mask shape {tuple(mask.shape)} does not match the block grid "
+                    f"(Cout / n, Cin) = {block_grid} of kernel {tuple(kernel.shape)} at n={n}."
+                )
             mask = expand_block_mask(mask, kernel.shape)
         elif tuple(mask.shape) != tuple(kernel.shape):
             raise ValueError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 import keras
@@ -36,16 +37,28 @@ def block_eligibility(model, n: int, exclude: Exclude = None) -> dict[str, str]:
     """Decide, for every Conv2D of a model, whether it gets 1xN blocks.
 
     Rules (SUBP's defaults): the first convolution of the model and any Conv2D with at most 3
-    input channels (the stem) stay dense; grouped convolutions and layers with Cout % n != 0
-    cannot take 1xN blocks; depthwise, separable, transposed and Dense layers are never
-    considered. `exclude` removes more layers: a layer name, a collection of names (each must
-    exist) or a predicate on the layer.
+    input channels (the stem) stay dense; grouped convolutions, layers with Cout % n != 0 and
+    weight-shared layers (called more than once in the model: their pruned-weight decay would
+    count once per call) cannot take 1xN blocks; depthwise, separable, transposed and Dense
+    layers are never considered. `exclude` removes more layers: a layer name, a collection of
+    names (each must exist) or a predicate on the layer.
+
+    Raises `ValueError` when two layers of the model (nested models included) share a name:
+    decisions, masks and seeds are keyed by layer name.
 
     Returns:
         Ordered dict from layer name to "eligible", "first convolution", "excluded", or the
         reason it cannot take blocks (those are the layers `prune_subp` warns about).
     """
     layers = list(iter_leaf_layers(model))
+    name_counts = Counter(layer.name for layer in layers)
+    duplicated = sorted(name for name, count in name_counts.items() if count > 1)
+    if duplicated:
+        raise ValueError(
+            f"Layer names must be unique across model {model.name!r} and its nested models "
+            f"(1xN decisions and masks are keyed by name); duplicated: {duplicated}. Give the "
+            "layers distinct names (name=...) when building the model."
+        )
     excluded_names: set[str] = set()
     predicate = None
     if callable(exclude):
@@ -69,6 +82,10 @@ def block_eligibility(model, n: int, exclude: Exclude = None) -> dict[str, str]:
                 decisions[layer.name] = "excluded"
             elif not seen_convolution or (channels is not None and channels <= 3):
                 decisions[layer.name] = "first convolution"
+            elif len(getattr(layer, "_inbound_nodes", ())) > 1:
+                decisions[layer.name] = (
+                    f"weight-shared layer (called {len(layer._inbound_nodes)} times in the model)"
+                )
             else:
                 try:
                     check_conv2d_can_take_blocks(layer, n)
@@ -119,6 +136,7 @@ def prune_subp(
     pruned_decay: float = 2e-4,
     exclude: Exclude = None,
     seed: int | None = None,
+    alpha: float = 1.0,
 ):
     """Prepare a model (or one layer) for SUBP training with uniform 1xN block sparsity.
 
@@ -138,13 +156,14 @@ def prune_subp(
         sparsity: target fraction p of blocks pruned in every output group, in [0, 1); each
             group keeps Cin - int(p * Cin) blocks.
         schedule: `keras_subp.schedules.Schedule` giving r(epoch); None is `Cubic(0, 10)`.
-        criterion: block importance, "bpar" (default), "l1" (the reference scripts' choice) or
-            "l2".
+        criterion: block importance, "bpar" (default: the criterion of the SUBP paper), "l1"
+            (what the reference's released scripts use) or "l2".
         temperature: softmax temperature of the regrowth sampling.
         pruned_decay: lambda of the extra decay lambda * (1 - M) * W on pruned weights.
         exclude: layer name(s) or a predicate `layer -> bool` for Conv2D layers to keep dense.
         seed: integer seed; wrapped layer i (in model order) samples with seed + i. None draws
             a random seed, recorded in each wrapper's config.
+        alpha: weight of BPAR's angular-redundancy term (1 in the reference code).
 
     Returns:
         A new model (or a `SUBPWrapper` for a single layer).
@@ -163,6 +182,7 @@ def prune_subp(
         "criterion": criterion,
         "temperature": temperature,
         "pruned_decay": pruned_decay,
+        "alpha": alpha,
     }
 
     if not isinstance(model, keras.Model):

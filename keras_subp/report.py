@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 from keras import ops
 
-from keras_subp.block_geometry import kernel_mask_to_blocks, kernel_to_blocks
+from keras_subp.block_geometry import kernel_mask_to_blocks, kernel_to_blocks, validate_block_n
 from keras_subp.model_walk import iter_leaf_layers
 
 
@@ -56,18 +57,29 @@ class LayerSparsity:
 
 
 def _spatial_output_size(layer) -> int:
-    try:
-        shape = layer.output.shape
-    except (AttributeError, ValueError) as error:
-        raise ValueError(
-            f"Cannot count FLOPs of layer {layer.name!r}: its output shape is unknown. Build the "
-            "model from a keras.Input (or call it once) first."
-        ) from error
+    """Output positions per image, summed over every call of the layer in the model (a layer
+    shared between several call sites computes once per call)."""
+    shapes = [
+        node.outputs[0].shape for node in getattr(layer, "_inbound_nodes", ()) if node.outputs
+    ]
+    if not shapes:
+        try:
+            shapes = [layer.output.shape]
+        except (AttributeError, ValueError) as error:
+            raise ValueError(
+                f"Cannot count FLOPs of layer {layer.name!r}: its output shape is unknown. Build "
+                "the model from a keras.Input (or call it once) first."
+            ) from error
     data_format = getattr(getattr(layer, "layer", layer), "data_format", "channels_last")
-    spatial = shape[1:-1] if data_format == "channels_last" else shape[2:]
-    if any(d is None for d in spatial):
-        raise ValueError(f"Layer {layer.name!r} has unknown spatial output size {tuple(shape)}.")
-    return int(np.prod(spatial)) if spatial else 1
+    positions = 0
+    for shape in shapes:
+        spatial = shape[1:-1] if data_format == "channels_last" else shape[2:]
+        if any(d is None for d in spatial):
+            raise ValueError(
+                f"Layer {layer.name!r} has unknown spatial output size {tuple(shape)}."
+            )
+        positions += int(np.prod(spatial)) if spatial else 1
+    return positions
 
 
 def _block_wrapper(layer) -> bool:
@@ -121,6 +133,15 @@ def _layer_flops(layer, n: int | None) -> tuple[LayerFlops, np.ndarray | None] |
     return None
 
 
+def _check_model_and_n(model, n: int | None) -> None:
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"Expected a Keras model, got {type(model).__name__}; pass the model holding the layer."
+        )
+    if n is not None:
+        validate_block_n(n)
+
+
 def count_flops(model, n: int | None = None) -> FlopsCount:
     """Count per-image multiply-accumulates of convolutions and Dense layers (SUBP accounting).
 
@@ -136,6 +157,7 @@ def count_flops(model, n: int | None = None) -> FlopsCount:
     Returns:
         `FlopsCount` with model totals and per-layer `LayerFlops`.
     """
+    _check_model_and_n(model, n)
     rows = []
     for layer in iter_leaf_layers(model):
         counted = _layer_flops(layer, n)
@@ -149,6 +171,60 @@ def count_flops(model, n: int | None = None) -> FlopsCount:
     )
 
 
+@dataclass(frozen=True)
+class ParameterCount:
+    """Model parameters in SUBP's accounting (`print_model_param_nums`).
+
+    `dense`: all weights as PyTorch's `parameters()` counts them (BatchNorm moving statistics,
+    masks and SUBP state excluded). `subp`: the kernels of 1xN layers count dense * (1 - p), everything else in
+    full. `actual`: those kernels count their real non-zero 1xN blocks (K*K*N weights each).
+    """
+
+    dense: int
+    subp: float
+    actual: int
+
+    @property
+    def sparse_ratio(self) -> float:
+        """1 - subp / dense, SUBP's "sparse ratio"."""
+        return 1.0 - self.subp / self.dense if self.dense else 0.0
+
+
+def _parameters(layer) -> list:
+    """The layer's weights that PyTorch would count as parameters (not BatchNorm buffers)."""
+    if isinstance(layer, keras.layers.BatchNormalization):
+        buffers = {id(layer.moving_mean), id(layer.moving_variance)}
+        return [w for w in layer.weights if id(w) not in buffers]
+    return list(layer.weights)
+
+
+def count_parameters(model, n: int | None = None) -> ParameterCount:
+    """Count parameters in SUBP's accounting; `n` as in `count_flops` (plain Conv2D layers of a
+    stripped model count their non-zero 1xN blocks in `actual` and `subp`)."""
+    _check_model_and_n(model, n)
+    dense = subp = actual = 0
+    for layer in iter_leaf_layers(model):
+        inner = layer.layer if _block_wrapper(layer) else layer
+        weights = sum(int(np.prod(w.shape)) for w in _parameters(inner))
+        dense += weights
+        kept = _kept_blocks(layer, layer.n if _block_wrapper(layer) else n)
+        if kept is None or not isinstance(inner, keras.layers.Conv2D):
+            subp += weights
+            actual += weights
+            continue
+        kh, kw, _, _ = (int(d) for d in inner.kernel.shape)
+        block_n = layer.n if _block_wrapper(layer) else n
+        kernel_weights = int(np.prod(inner.kernel.shape))
+        kept_weights = kh * kw * block_n * int(kept.sum())
+        others = weights - kernel_weights
+        actual += others + kept_weights
+        if _block_wrapper(layer):
+            subp += others + kernel_weights * (1.0 - layer.sparsity)
+        else:
+            subp += others + kept_weights
+    return ParameterCount(dense=dense, subp=float(subp), actual=actual)
+
+
 def sparsity_report(model, n: int | None = None) -> list[LayerSparsity]:
     """Per-layer 1xN sparsity of every block-sparse layer of `model`.
 
@@ -156,6 +232,7 @@ def sparsity_report(model, n: int | None = None) -> list[LayerSparsity]:
     `n` is given, plain Conv2D layers with Cout % n == 0 (blocks that are entirely zero count
     as pruned), which is how a stripped model is checked.
     """
+    _check_model_and_n(model, n)
     rows = []
     for layer in iter_leaf_layers(model):
         if not (
@@ -184,6 +261,13 @@ def sparsity_report(model, n: int | None = None) -> list[LayerSparsity]:
                 sparse_flops=flops.subp,
                 actual_flops=flops.actual,
             )
+        )
+    if not rows and n is not None:
+        warnings.warn(
+            f"sparsity_report: no layer of model {model.name!r} has 1x{n} blocks to report "
+            f"(no block wrapper, and no plain Conv2D with groups == 1 and Cout % {n} == 0).",
+            UserWarning,
+            stacklevel=2,
         )
     return rows
 

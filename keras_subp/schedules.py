@@ -106,8 +106,8 @@ class Exponential(Schedule):
                 "Exponential needs end_epoch - start_epoch >= 2 (or 0 for a step); "
                 f"got start_epoch={start_epoch}, end_epoch={end_epoch}."
             )
-        if not rate > 0:
-            raise ValueError(f"rate must be positive, got {rate!r}.")
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf:
+            raise ValueError(f"rate must be a positive finite number, got {rate!r}.")
         self.rate = float(rate)
 
     def _ramp(self, progress: float, epoch: int) -> float:

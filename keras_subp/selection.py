@@ -12,12 +12,26 @@ first): the sort is stable on the TensorFlow and JAX backends.
 
 from __future__ import annotations
 
+import operator
+
 import keras
 from keras import ops
 
 _NORM_EPSILON = 1e-12
 # Smallest uniform draw, so that -log(-log(u)) stays finite in float32.
 _UNIFORM_FLOOR = 1e-12
+
+
+def _whole_number(name: str, value) -> int:
+    """`value` as an int; floats (an easy slip: passing p instead of a count) and bools raise."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a whole number of blocks, got {value!r}.")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise ValueError(
+            f"{name} must be a whole number of blocks, got {value!r} (a count, not a fraction)."
+        ) from None
 
 
 def num_pruned_blocks(sparsity: float, input_channels: int) -> int:
@@ -77,7 +91,8 @@ def subp_block_mask(
     if len(scores.shape) != 2:
         raise ValueError(f"Scores must have shape (G, Cin), got {tuple(scores.shape)}.")
     groups, input_channels = int(scores.shape[0]), int(scores.shape[1])
-    num_pruned, num_regrown = int(num_pruned), int(num_regrown)
+    num_pruned = _whole_number("num_pruned", num_pruned)
+    num_regrown = _whole_number("num_regrown", num_regrown)
     if not 0 <= num_pruned <= input_channels:
         raise ValueError(f"num_pruned must be in [0, {input_channels}], got {num_pruned}.")
     if not 0 <= num_regrown <= num_pruned:

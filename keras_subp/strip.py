@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 
-from keras_subp.model_walk import clone_with_weights, copy_layer, require_graph_model
+from keras_subp.model_walk import (
+    clone_with_weights,
+    copy_layer,
+    iter_leaf_layers,
+    require_graph_model,
+)
 
 
 def _is_block_wrapper(layer) -> bool:
@@ -18,7 +25,11 @@ def strip_subp(model):
     output group keeps the same number of non-zero blocks and the model is ready for
     TFLite conversion. Layer names are the original Conv2D names; the result is not compiled.
     Given a single wrapper, returns the stripped Conv2D (built, with W*M weights).
+
+    Warns (`UserWarning`, one for all layers) when a SUBP layer's mask has not reached its
+    target sparsity yet: never updated, or its schedule not at its end (r < 1).
     """
+    _warn_about_unfinished_schedules([model] if _is_block_wrapper(model) else _leaf_wrappers(model))
     if not isinstance(model, keras.Model):
         if _is_block_wrapper(model):
             layer = copy_layer(model.layer)
@@ -35,6 +46,34 @@ def strip_subp(model):
         return copy_layer(layer)
 
     return clone_with_weights(model, clone_layer)
+
+
+def _leaf_wrappers(model) -> list:
+    if not isinstance(model, keras.Model):
+        return []
+    return [layer for layer in iter_leaf_layers(model) if _is_block_wrapper(layer)]
+
+
+def _warn_about_unfinished_schedules(wrappers) -> None:
+    unfinished = []
+    for wrapper in wrappers:
+        if not hasattr(wrapper, "schedule") or not wrapper.built:
+            continue  # the 1xN baseline's masks are final from the start
+        epoch = int(wrapper.schedule_epoch.numpy())
+        if epoch < 0:
+            unfinished.append(f"{wrapper.name} (mask never updated)")
+        elif wrapper.schedule(epoch) < 1.0:
+            unfinished.append(
+                f"{wrapper.name} (schedule epoch {epoch} of {wrapper.schedule.end_epoch}, "
+                f"r = {wrapper.schedule(epoch):.3f})"
+            )
+    if unfinished:
+        warnings.warn(
+            "strip_subp: these layers have not reached their target sparsity, so the stripped "
+            f"model is less sparse than asked: {'; '.join(unfinished)}.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _input_shape_of(wrapper) -> tuple:

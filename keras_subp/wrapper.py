@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 
@@ -111,10 +112,12 @@ class SUBPWrapper(keras.layers.Wrapper):
         n: block length N (output channels per block).
         sparsity: target fraction p of blocks pruned per output group, in [0, 1).
         schedule: a `keras_subp.schedules.Schedule`; None means `Cubic(0, 10)`.
-        criterion: "l1", "l2" or "bpar" (see `keras_subp.block_scores`).
+        criterion: "l1", "l2" or "bpar" (see `keras_subp.block_scores`). The default is BPAR,
+            the criterion of the SUBP paper; the reference's released scripts use "l1".
         temperature: softmax temperature of the regrowth sampling (> 0).
         pruned_decay: lambda of the pruned-weight decay (>= 0).
         seed: integer seed of the regrowth sampling; None draws one (then stored in the config).
+        alpha: weight of BPAR's angular-redundancy term (1 in the reference code; >= 0).
     """
 
     def __init__(
@@ -127,6 +130,7 @@ class SUBPWrapper(keras.layers.Wrapper):
         temperature: float = 1.0,
         pruned_decay: float = 2e-4,
         seed: int | None = None,
+        alpha: float = 1.0,
         **kwargs,
     ):
         validate_block_n(n)
@@ -138,12 +142,15 @@ class SUBPWrapper(keras.layers.Wrapper):
         self.sparsity = validate_sparsity(sparsity)
         self.schedule = schedules_module.get(schedule)
         self.criterion = normalize_criterion(criterion)
-        if not float(temperature) > 0:
-            raise ValueError(f"temperature must be positive, got {temperature!r}.")
+        if not math.isfinite(float(temperature)) or not float(temperature) > 0:
+            raise ValueError(f"temperature must be positive and finite, got {temperature!r}.")
         self.temperature = float(temperature)
-        if not float(pruned_decay) >= 0:
-            raise ValueError(f"pruned_decay must be non-negative, got {pruned_decay!r}.")
+        if not math.isfinite(float(pruned_decay)) or not float(pruned_decay) >= 0:
+            raise ValueError(f"pruned_decay must be non-negative and finite, got {pruned_decay!r}.")
         self.pruned_decay = float(pruned_decay)
+        if not math.isfinite(float(alpha)) or not float(alpha) >= 0:
+            raise ValueError(f"alpha must be non-negative and finite, got {alpha!r}.")
+        self.alpha = float(alpha)
         if seed is None:
             seed = secrets.randbelow(_SEED_LIMIT)
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < _SEED_LIMIT:
@@ -233,7 +240,9 @@ class SUBPWrapper(keras.layers.Wrapper):
         num_pruned = self.num_pruned_per_group
         num_regrown = num_regrown_blocks(self.sparsity, schedule_value, self.input_channels)
         previous_block_mask = kernel_mask_to_blocks(self.mask, self.n)
-        scores = block_scores(self.layer.kernel, self.n, self.criterion, mask=previous_block_mask)
+        scores = block_scores(
+            self.layer.kernel, self.n, self.criterion, mask=previous_block_mask, alpha=self.alpha
+        )
         seed, update_count = (int(v) for v in self.rng_state.numpy())
         new_block_mask = subp_block_mask(
             scores,
@@ -281,6 +290,7 @@ class SUBPWrapper(keras.layers.Wrapper):
                 "temperature": self.temperature,
                 "pruned_decay": self.pruned_decay,
                 "seed": self.seed,
+                "alpha": self.alpha,
             }
         )
         return config
