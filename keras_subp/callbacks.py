@@ -6,18 +6,13 @@ import warnings
 
 import keras
 
+from keras_subp.model_walk import iter_leaf_layers
 from keras_subp.wrapper import MaskUpdate, SUBPWrapper
 
 
 def subp_wrappers(model) -> list[SUBPWrapper]:
     """All `SUBPWrapper` layers of a model, nested models included, in model order."""
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, SUBPWrapper):
-            found.append(layer)
-        elif isinstance(layer, keras.Model):
-            found.extend(subp_wrappers(layer))
-    return found
+    return [layer for layer in iter_leaf_layers(model) if isinstance(layer, SUBPWrapper)]
 
 
 def update_masks(model) -> list[MaskUpdate]:

@@ -20,6 +20,11 @@ def require_graph_model(model) -> None:
     )
 
 
+def is_block_mask_wrapper(layer) -> bool:
+    """True for a SUBP or 1xN baseline wrapper (a Keras Wrapper that can bake W*M into its layer)."""
+    return isinstance(layer, keras.layers.Wrapper) and hasattr(layer, "stripped_weights")
+
+
 def iter_leaf_layers(model) -> Iterator[keras.layers.Layer]:
     """Yield the model's layers in order (topological for Functional), entering nested models."""
     for layer in model.layers:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -19,12 +18,13 @@ from keras_subp.model_walk import (
     require_graph_model,
 )
 from keras_subp.wrapper import (
+    SEED_LIMIT,
     SUBPWrapper,
     check_conv2d_can_take_blocks,
+    resolve_seed,
     validate_sparsity,
 )
 
-_SEED_LIMIT = 2**31 - 1
 Exclude = str | Iterable[str] | Callable[[keras.layers.Layer], bool] | None
 
 
@@ -172,10 +172,7 @@ def prune_subp(
     validate_sparsity(sparsity)
     normalize_criterion(criterion)
     schedule = schedules_module.get(schedule)
-    if seed is None:
-        seed = secrets.randbelow(_SEED_LIMIT)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < _SEED_LIMIT:
-        raise ValueError(f"seed must be an integer in [0, 2**31 - 1), got {seed!r}.")
+    seed = resolve_seed(seed)
     options = {
         "n": n,
         "sparsity": sparsity,
@@ -195,7 +192,7 @@ def prune_subp(
 
     require_graph_model(model)
     eligible = eligible_layers(model, n, exclude, caller="prune_subp")
-    layer_seeds = {name: (seed + index) % _SEED_LIMIT for index, name in enumerate(eligible)}
+    layer_seeds = {name: (seed + index) % SEED_LIMIT for index, name in enumerate(eligible)}
 
     def clone_layer(layer):
         if layer.name in layer_seeds and isinstance(layer, keras.layers.Conv2D):

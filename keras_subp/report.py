@@ -10,7 +10,7 @@ import numpy as np
 from keras import ops
 
 from keras_subp.block_geometry import kernel_mask_to_blocks, kernel_to_blocks, validate_block_n
-from keras_subp.model_walk import iter_leaf_layers
+from keras_subp.model_walk import is_block_mask_wrapper, iter_leaf_layers
 
 
 @dataclass(frozen=True)
@@ -82,13 +82,9 @@ def _spatial_output_size(layer) -> int:
     return positions
 
 
-def _block_wrapper(layer) -> bool:
-    return isinstance(layer, keras.layers.Wrapper) and hasattr(layer, "stripped_weights")
-
-
 def _kept_blocks(layer, n: int | None) -> np.ndarray | None:
     """(G,) kept blocks per output group, from a wrapper's mask or a plain kernel's zeros."""
-    if _block_wrapper(layer):
+    if is_block_mask_wrapper(layer):
         block_mask = ops.convert_to_numpy(kernel_mask_to_blocks(layer.mask, layer.n))
         return block_mask.sum(axis=1).astype(np.int64)
     if n is not None and isinstance(layer, keras.layers.Conv2D) and layer.filters % n == 0:
@@ -100,7 +96,7 @@ def _kept_blocks(layer, n: int | None) -> np.ndarray | None:
 
 
 def _layer_flops(layer, n: int | None) -> tuple[LayerFlops, np.ndarray | None] | None:
-    inner = layer.layer if _block_wrapper(layer) else layer
+    inner = layer.layer if is_block_mask_wrapper(layer) else layer
     if isinstance(inner, keras.layers.SeparableConv2D):
         depthwise = inner.depthwise_kernel.numpy().shape
         pointwise = inner.pointwise_kernel.numpy().shape
@@ -117,12 +113,12 @@ def _layer_flops(layer, n: int | None) -> tuple[LayerFlops, np.ndarray | None] |
         kh, kw, input_channels, output_channels = (int(d) for d in inner.kernel.shape)
         positions = _spatial_output_size(layer)
         dense = (kh * kw * input_channels + 1) * output_channels * positions
-        kept = _kept_blocks(layer, n if not _block_wrapper(layer) else layer.n)
+        kept = _kept_blocks(layer, n if not is_block_mask_wrapper(layer) else layer.n)
         if kept is None:
             return LayerFlops(layer.name, dense, float(dense), dense), None
-        block_n = layer.n if _block_wrapper(layer) else n
+        block_n = layer.n if is_block_mask_wrapper(layer) else n
         actual = (kh * kw * block_n * int(kept.sum()) + output_channels) * positions
-        subp = dense * (1.0 - layer.sparsity) if _block_wrapper(layer) else float(actual)
+        subp = dense * (1.0 - layer.sparsity) if is_block_mask_wrapper(layer) else float(actual)
         return LayerFlops(layer.name, dense, subp, actual), kept
     if isinstance(inner, keras.layers.Dense):
         input_units, units = (int(d) for d in inner.kernel.shape)
@@ -204,21 +200,21 @@ def count_parameters(model, n: int | None = None) -> ParameterCount:
     _check_model_and_n(model, n)
     dense = subp = actual = 0
     for layer in iter_leaf_layers(model):
-        inner = layer.layer if _block_wrapper(layer) else layer
+        inner = layer.layer if is_block_mask_wrapper(layer) else layer
         weights = sum(int(np.prod(w.shape)) for w in _parameters(inner))
         dense += weights
-        kept = _kept_blocks(layer, layer.n if _block_wrapper(layer) else n)
+        kept = _kept_blocks(layer, layer.n if is_block_mask_wrapper(layer) else n)
         if kept is None or not isinstance(inner, keras.layers.Conv2D):
             subp += weights
             actual += weights
             continue
         kh, kw, _, _ = (int(d) for d in inner.kernel.shape)
-        block_n = layer.n if _block_wrapper(layer) else n
+        block_n = layer.n if is_block_mask_wrapper(layer) else n
         kernel_weights = int(np.prod(inner.kernel.shape))
         kept_weights = kh * kw * block_n * int(kept.sum())
         others = weights - kernel_weights
         actual += others + kept_weights
-        if _block_wrapper(layer):
+        if is_block_mask_wrapper(layer):
             subp += others + kernel_weights * (1.0 - layer.sparsity)
         else:
             subp += others + kept_weights
@@ -236,14 +232,15 @@ def sparsity_report(model, n: int | None = None) -> list[LayerSparsity]:
     rows = []
     for layer in iter_leaf_layers(model):
         if not (
-            _block_wrapper(layer) or (n is not None and isinstance(layer, keras.layers.Conv2D))
+            is_block_mask_wrapper(layer)
+            or (n is not None and isinstance(layer, keras.layers.Conv2D))
         ):
             continue
         counted = _layer_flops(layer, n)
         if counted is None or counted[1] is None:
             continue
         flops, kept = counted
-        inner = layer.layer if _block_wrapper(layer) else layer
+        inner = layer.layer if is_block_mask_wrapper(layer) else layer
         kernel_shape = tuple(int(d) for d in inner.kernel.shape)
         input_channels = kernel_shape[2]
         mean_kept = float(kept.mean())
@@ -251,8 +248,8 @@ def sparsity_report(model, n: int | None = None) -> list[LayerSparsity]:
             LayerSparsity(
                 name=layer.name,
                 kernel_shape=kernel_shape,
-                n=layer.n if _block_wrapper(layer) else n,
-                nominal_sparsity=layer.sparsity if _block_wrapper(layer) else None,
+                n=layer.n if is_block_mask_wrapper(layer) else n,
+                nominal_sparsity=layer.sparsity if is_block_mask_wrapper(layer) else None,
                 block_sparsity=1.0 - float(kept.sum()) / (kept.size * input_channels),
                 kept_blocks_min=int(kept.min()),
                 kept_blocks_max=int(kept.max()),

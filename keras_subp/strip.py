@@ -9,13 +9,10 @@ import keras
 from keras_subp.model_walk import (
     clone_with_weights,
     copy_layer,
+    is_block_mask_wrapper,
     iter_leaf_layers,
     require_graph_model,
 )
-
-
-def _is_block_wrapper(layer) -> bool:
-    return isinstance(layer, keras.layers.Wrapper) and hasattr(layer, "stripped_weights")
 
 
 def strip_subp(model):
@@ -29,9 +26,11 @@ def strip_subp(model):
     Warns (`UserWarning`, one for all layers) when a SUBP layer's mask has not reached its
     target sparsity yet: never updated, or its schedule not at its end (r < 1).
     """
-    _warn_about_unfinished_schedules([model] if _is_block_wrapper(model) else _leaf_wrappers(model))
+    _warn_about_unfinished_schedules(
+        [model] if is_block_mask_wrapper(model) else _leaf_wrappers(model)
+    )
     if not isinstance(model, keras.Model):
-        if _is_block_wrapper(model):
+        if is_block_mask_wrapper(model):
             layer = copy_layer(model.layer)
             if model.built:
                 layer.build(_input_shape_of(model))
@@ -41,7 +40,7 @@ def strip_subp(model):
     require_graph_model(model)
 
     def clone_layer(layer):
-        if _is_block_wrapper(layer):
+        if is_block_mask_wrapper(layer):
             return copy_layer(layer.layer)
         return copy_layer(layer)
 
@@ -51,7 +50,7 @@ def strip_subp(model):
 def _leaf_wrappers(model) -> list:
     if not isinstance(model, keras.Model):
         return []
-    return [layer for layer in iter_leaf_layers(model) if _is_block_wrapper(layer)]
+    return [layer for layer in iter_leaf_layers(model) if is_block_mask_wrapper(layer)]
 
 
 def _warn_about_unfinished_schedules(wrappers) -> None:

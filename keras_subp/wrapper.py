@@ -20,7 +20,16 @@ from keras_subp.block_geometry import (
 from keras_subp.criteria import block_scores, normalize_criterion
 from keras_subp.selection import num_pruned_blocks, num_regrown_blocks, subp_block_mask
 
-_SEED_LIMIT = 2**31 - 1
+SEED_LIMIT = 2**31 - 1
+
+
+def resolve_seed(seed: int | None) -> int:
+    """`seed` checked to be an integer in [0, 2**31 - 1), or a fresh random one for None."""
+    if seed is None:
+        return secrets.randbelow(SEED_LIMIT)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+        raise ValueError(f"seed must be an integer in [0, 2**31 - 1), got {seed!r}.")
+    return seed
 
 
 def validate_sparsity(sparsity: float) -> float:
@@ -151,11 +160,7 @@ class SUBPWrapper(keras.layers.Wrapper):
         if not math.isfinite(float(alpha)) or not float(alpha) >= 0:
             raise ValueError(f"alpha must be non-negative and finite, got {alpha!r}.")
         self.alpha = float(alpha)
-        if seed is None:
-            seed = secrets.randbelow(_SEED_LIMIT)
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < _SEED_LIMIT:
-            raise ValueError(f"seed must be an integer in [0, 2**31 - 1), got {seed!r}.")
-        self.seed = seed
+        self.seed = resolve_seed(seed)
         # Python-side flag: set once `update_mask` ran on this object (see the class docstring).
         self._mask_initialised_in_session = False
         self.last_update: MaskUpdate | None = None
@@ -312,7 +317,7 @@ def sampling_seed(seed: int, update_count: int) -> int:
 
     Stateless and deterministic, so a reloaded model continues the exact random sequence.
     """
-    return (int(seed) * 1_000_003 + int(update_count) * 7_919 + 1) % _SEED_LIMIT
+    return (int(seed) * 1_000_003 + int(update_count) * 7_919 + 1) % SEED_LIMIT
 
 
 def convolve_with_kernel(layer, inputs, kernel):
