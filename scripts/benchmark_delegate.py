@@ -1,412 +1,1277 @@
-"""Benchmark of the 1xN sparse CONV_2D delegate against LiteRT's XNNPACK on the same model.
+"""Speed of the 1xN sparse CONV_2D delegate against dense XNNPACK, layer by layer and per model.
 
-Model (default): ResNet-50 (keras.applications, weights=None, 224x224x3, logits head), batch 1.
-Every Conv2D except the stem (the first convolution / <= 3 input channels; the classifier is a
-Dense and never pruned) gets a uniform 1xN block mask at sparsity p: keras_subp.prune_subp with a
-`Constant(0)` schedule, one `update_masks` (schedule value 1, nothing regrows), then
-`strip_subp`. Every stripped kernel is checked to have exactly P = int(p * Cin) all-zero 1xN
-blocks (whole KxK kernel, N consecutive output channels) in every output group (the rare exact
-zeros the initialiser draws inside kept blocks are counted and left: the delegate's width
-detection tolerates them, as it must for trained and float16 models). The model is converted with
-`tflite_delegate.convert` (float32, zeros kept) and cached in `--work_dir`.
+Two levels, measured in one run:
 
-Variants, at every `--threads` count: (a) "xnnpack": LiteRT's Interpreter (XNNPACK only, the
-dense baseline); (b) "delegate": `tflite_delegate.Interpreter` (our delegate first, XNNPACK for the
-rest). The delegate's report gives how many CONV_2D nodes it claimed and, from the filters it
-read, whether every analysed node has the expected uniform pattern. Outputs of (a) and (b) on the
-same random input are compared (max abs difference over max abs output).
+- **layer**: single-convolution float32 models (Conv2D + bias + ReLU, batch 1) with every distinct
+  conv shape that ResNet-18, ResNet-50 and MobileNetV1 have at 224x224 input (the stem, the
+  depthwise convs and the classifier excluded; the stride-2 downsampling convs included). For
+  every shape, block length N and block sparsity s, each group of N output channels gets the
+  same number P = int(s * Cin) of all-zero blocks (a block is N output channels x 1 input channel
+  x the whole KxK window), zeroed in the Keras kernel before conversion. Padding is "same", so
+  the input is (stride x output) wide.
+- **model**: ResNet-18 (cnn_zoo, torchvision topology), ResNet-50 and MobileNetV1
+  (keras.applications, weights=None, logits head) at 224x224, batch 1 and 8, with uniform 1x16
+  masks in the SUBP paper's configurations (blocks pruned per 128 input channels: ResNet-18 60,
+  ResNet-50 66 ("2.0G") and 98.5 ("1.0G"), MobileNetV1 69). The first conv, the depthwise convs
+  and the classifier stay dense.
 
-Timing: each interpreter is warmed up (`--warmup` invokes), then all variants are interleaved in
-`--repeats` rounds (so load drifts hit all of them); in each round every variant runs `--invokes`
-back-to-back invokes and records their mean. Reported: the median over rounds per variant, the
-speedup XNNPACK/delegate (ratio of medians) per thread count, and the scaling from the first to
-the last thread count. The machine's load average is printed before and after: any concurrent
-process ruins the multi-thread numbers, so run it on an otherwise idle machine.
+Every row compares two interpreters on the same `.tflite` (the same sparse weights): the
+delegate (`tflite_delegate.Interpreter`) and plain LiteRT, whose XNNPACK runs the zeros as dense
+work. Rows give median latencies, speedup (ratio of medians), the ideal speedup from FLOPs
+(dense FLOPs / kept FLOPs; at the model level all conv, depthwise and dense-layer FLOPs count,
+so the dense layers cap it), efficiency = speedup / ideal, GFLOP/s on the kept work and its share
+of `--peak_gflops_per_core` x threads, the 2-over-1-thread scaling, what the delegate claimed
+(`tflite_delegate.delegation_report`) and whether both outputs agree on the same random input.
 
-Run: python -m scripts.benchmark_delegate [--model resnet_small --repeats 3 --invokes 2 ...]
+Timing: all interpreters of one row (both engines x every thread count) are built and warmed
+up, then sampled in `--repeats` interleaved rounds (the starting interpreter rotates), so load
+drifts hit all of them alike. A sample is the mean of enough back-to-back invokes to last
+`--min_sample_ms`. All models are converted before any timing starts and cached under
+`<out_dir>/cache` (ResNet-50 takes about a minute); `--rebuild` reconverts. The load average is
+printed at start and end; anything above 1.0 means other work shared the cores.
+
+Outputs in `--out_dir`: delegate_benchmark.md (carrying the command), delegate_benchmark.json and
+delegate_benchmark.png (speedup against block sparsity per N, with the ideal curve; needs
+matplotlib). The process exits with status 1 if any row's outputs disagree.
+
+Run: python -m scripts.benchmark_delegate [--quick] [--levels layer --nets resnet50 ...]
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import platform
 import statistics
 import sys
-import tempfile
 import time
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
-IMAGENET_MODELS = ("resnet50", "resnet18", "resnet34", "mobilenet_v1")
-SMALL_MODELS = ("resnet_small", "vgg_small", "mobilenet_v1_small")
+NETS = ("resnet18", "resnet50", "mobilenet_v1")
+LEVELS = ("layer", "model")
+DELEGATE_BLOCK_NS = (1, 2, 4, 8, 16, 32)
+IMAGE_SHAPE = (224, 224, 3)
+NUM_CLASSES = 1000
+CACHE_VERSION = 2  # bump when the way cached models are built changes
+RESULT_STEM = "delegate_benchmark"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A model-level configuration: net, block length and blocks pruned per 128 input channels."""
+
+    name: str
+    net: str
+    block_n: int
+    pruned_per_128: float
+    label: str
+
+    @property
+    def sparsity(self) -> float:
+        """Block sparsity p: P = int(p * Cin) blocks pruned per group of N output channels."""
+        return self.pruned_per_128 / 128
+
+
+MODEL_CONFIGS = {
+    config.name: config
+    for config in (
+        ModelConfig("resnet18_p60", "resnet18", 16, 60, "ResNet-18 1x16 p=60/128"),
+        ModelConfig("resnet50_2.0G", "resnet50", 16, 66, 'ResNet-50 1x16 p=66/128 ("2.0G")'),
+        ModelConfig("resnet50_1.0G", "resnet50", 16, 98.5, 'ResNet-50 1x16 p=98.5/128 ("1.0G")'),
+        ModelConfig("mobilenet_v1_p69", "mobilenet_v1", 16, 69, "MobileNetV1 1x16 p=69/128"),
+    )
+}
+
+# Defaults that --quick changes, unless the flag is given explicitly.
+QUICK_DEFAULTS: dict[str, Any] = {
+    "block_n": ["16"],
+    "sparsity": ["0.75"],
+    "max_layers": 4,
+    "batches": ["1"],
+    "model_configs": ["resnet18_p60"],
+    "repeats": 3,
+    "warmup": 1,
+    "min_sample_ms": 5.0,
+}
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum(
-    "model",
-    "resnet50",
-    list(IMAGENET_MODELS + SMALL_MODELS),
-    "Model: ImageNet-shaped (224x224x3, 1000 classes) or 28x28x1 (10 classes, quick runs).",
+flags.DEFINE_list("levels", list(LEVELS), f"What to measure: any of {LEVELS}.")
+flags.DEFINE_list("nets", list(NETS), f"Networks (layer shapes and models) from {NETS}.")
+flags.DEFINE_list("block_n", ["4", "8", "16", "32"], "Layer level: block lengths N.")
+flags.DEFINE_list("sparsity", ["0.5", "0.75", "0.9"], "Layer level: block sparsities s in (0, 1).")
+flags.DEFINE_list("threads", ["1", "2"], "Thread counts (both engines run at each).")
+flags.DEFINE_list("widths", [], "Layer level: output widths to keep (e.g. 56,28); empty: all.")
+flags.DEFINE_list("kernels", [], "Layer level: kernel sizes to keep (1, 3); empty: all.")
+flags.DEFINE_integer("max_layers", 0, "Layer level: at most this many shapes (0: all).")
+flags.DEFINE_list(
+    "model_configs", list(MODEL_CONFIGS), f"Model level configurations from {list(MODEL_CONFIGS)}."
 )
-flags.DEFINE_integer("block_n", 16, "Block length N of the 1xN mask.")
-flags.DEFINE_float("sparsity", 66 / 128, "Block sparsity p: int(p * Cin) blocks zeroed per group.")
-flags.DEFINE_list("threads", ["1", "2"], "Thread counts; every variant runs at each.")
-flags.DEFINE_integer("repeats", 15, "Interleaved rounds (timed samples per variant).")
-flags.DEFINE_integer("invokes", 5, "Invokes per variant per round (one sample is their mean).")
-flags.DEFINE_integer("warmup", 3, "Untimed invokes per interpreter before timing.")
+flags.DEFINE_list("batches", ["1", "8"], "Model level: batch sizes.")
+flags.DEFINE_integer("repeats", 15, "Interleaved rounds: timed samples per interpreter.")
+flags.DEFINE_integer("warmup", 2, "Untimed invokes per interpreter before timing.")
+flags.DEFINE_float("min_sample_ms", 20.0, "A sample averages invokes lasting at least this long.")
 flags.DEFINE_float(
     "min_sparsity",
     None,
-    "Delegate option min_sparsity (claim layers at least this block-sparse); "
-    "default: the delegate's own default.",
+    "Delegate option min_sparsity; default: the delegate's own default.",
 )
+flags.DEFINE_float(
+    "peak_gflops_per_core", 220.0, "fp32 FMA peak per core, GFLOP/s (for the % of peak column)."
+)
+flags.DEFINE_float(
+    "tolerance", 1e-4, "Largest accepted max|delegate - xnnpack| / max|xnnpack| of a row."
+)
+flags.DEFINE_integer("seed", 0, "Seed of weights, masks and inputs.")
 flags.DEFINE_string(
-    "delegate_block_n",
+    "out_dir",
     None,
-    'Delegate option block_n ("auto" or 1/2/4/8/16/32); default: the delegate\'s own (auto).',
+    "Results and the model cache; default results/delegate_benchmark "
+    "(results/delegate_benchmark_quick with --quick).",
 )
-flags.DEFINE_string(
-    "work_dir",
-    None,
-    "Directory caching the .tflite; default <tmp>/subp_benchmark_delegate.",
+flags.DEFINE_bool("rebuild", False, "Reconvert cached models.")
+flags.DEFINE_bool("list_shapes", False, "Print the layer shapes the flags select and exit.")
+flags.DEFINE_bool(
+    "quick",
+    False,
+    "Small sanity run: "
+    + ", ".join(f"--{k}={v}" for k, v in QUICK_DEFAULTS.items())
+    + " (flags given explicitly win).",
 )
-flags.DEFINE_bool("rebuild", False, "Rebuild and reconvert the model even if cached.")
-flags.DEFINE_integer("seed", 0, "Seed of the model's weights, the mask and the input.")
-flags.DEFINE_string("output", None, "Also write all results as JSON to this path.")
 
 
-def _input_shape() -> tuple[int, int, int]:
-    return (224, 224, 3) if FLAGS.model in IMAGENET_MODELS else (28, 28, 1)
+# ----------------------------------------------------------------------------- flag handling
 
 
-def _build_dense_model():
+@dataclass(frozen=True)
+class Settings:
+    """Validated flags."""
+
+    levels: tuple[str, ...]
+    nets: tuple[str, ...]
+    block_ns: tuple[int, ...]
+    sparsities: tuple[float, ...]
+    threads: tuple[int, ...]
+    widths: tuple[int, ...]
+    kernels: tuple[int, ...]
+    max_layers: int
+    model_configs: tuple[str, ...]
+    batches: tuple[int, ...]
+    repeats: int
+    warmup: int
+    min_sample_ms: float
+    min_sparsity: float | None
+    peak_gflops_per_core: float
+    tolerance: float
+    seed: int
+    out_dir: Path
+    rebuild: bool
+
+
+def _integers(name: str, values: Sequence[str], minimum: int) -> tuple[int, ...]:
+    try:
+        numbers = tuple(int(value) for value in values)
+    except ValueError:
+        raise app.UsageError(f"--{name} must list integers, got {','.join(values)!r}") from None
+    if any(number < minimum for number in numbers):
+        raise app.UsageError(f"--{name} values must be >= {minimum}, got {numbers}")
+    return tuple(dict.fromkeys(numbers))
+
+
+def _choices(name: str, values: Sequence[str], allowed: Iterable[str]) -> tuple[str, ...]:
+    allowed = tuple(allowed)
+    unknown = [value for value in values if value not in allowed]
+    if unknown:
+        raise app.UsageError(f"--{name}: unknown {unknown}; choose from {list(allowed)}")
+    return tuple(dict.fromkeys(values))
+
+
+def apply_quick_defaults() -> None:
+    """With --quick, replace the defaults in QUICK_DEFAULTS of flags not given explicitly."""
+    if not FLAGS.quick:
+        return
+    for name, value in QUICK_DEFAULTS.items():
+        if not FLAGS[name].present:
+            setattr(FLAGS, name, value)
+
+
+def validate_flags() -> Settings:
+    """Check every flag and return them typed; raises app.UsageError naming the bad flag."""
+    levels = _choices("levels", FLAGS.levels, LEVELS)
+    if not levels:
+        raise app.UsageError("--levels is empty")
+    nets = _choices("nets", FLAGS.nets, NETS)
+    if not nets:
+        raise app.UsageError("--nets is empty")
+    block_ns = _integers("block_n", FLAGS.block_n, 1)
+    bad_n = [n for n in block_ns if n not in DELEGATE_BLOCK_NS]
+    if bad_n:
+        raise app.UsageError(f"--block_n values must be in {DELEGATE_BLOCK_NS}, got {bad_n}")
+    try:
+        sparsities = tuple(dict.fromkeys(float(value) for value in FLAGS.sparsity))
+    except ValueError:
+        raise app.UsageError(f"--sparsity must list numbers, got {FLAGS.sparsity}") from None
+    if any(not 0 < s < 1 for s in sparsities):
+        raise app.UsageError(f"--sparsity values must be in (0, 1), got {sparsities}")
+    threads = _integers("threads", FLAGS.threads, 1)
+    widths = _integers("widths", FLAGS.widths, 1)
+    kernels = _integers("kernels", FLAGS.kernels, 1)
+    batches = _integers("batches", FLAGS.batches, 1)
+    configs = _choices("model_configs", FLAGS.model_configs, MODEL_CONFIGS)
+    if "layer" in levels and (not block_ns or not sparsities):
+        raise app.UsageError("the layer level needs at least one --block_n and one --sparsity")
+    if not threads:
+        raise app.UsageError("--threads is empty")
+    if "model" in levels:
+        if not batches:
+            raise app.UsageError("the model level needs at least one --batches value")
+        if not any(MODEL_CONFIGS[name].net in nets for name in configs):
+            raise app.UsageError(
+                f"no --model_configs {list(configs)} belongs to --nets {list(nets)}"
+            )
+    if FLAGS.max_layers < 0:
+        raise app.UsageError(f"--max_layers must be >= 0, got {FLAGS.max_layers}")
+    if FLAGS.repeats < 1 or FLAGS.warmup < 0 or FLAGS.min_sample_ms < 0:
+        raise app.UsageError("--repeats must be >= 1, --warmup and --min_sample_ms >= 0")
+    if FLAGS.min_sparsity is not None and not 0 <= FLAGS.min_sparsity <= 1:
+        raise app.UsageError(f"--min_sparsity must be in [0, 1], got {FLAGS.min_sparsity}")
+    if FLAGS.peak_gflops_per_core <= 0 or FLAGS.tolerance <= 0:
+        raise app.UsageError("--peak_gflops_per_core and --tolerance must be > 0")
+    default_dir = "results/delegate_benchmark" + ("_quick" if FLAGS.quick else "")
+    out_dir = Path(FLAGS.out_dir or default_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise app.UsageError(f"--out_dir {out_dir} exists and is not a directory")
+    return Settings(
+        levels=levels,
+        nets=nets,
+        block_ns=block_ns,
+        sparsities=sparsities,
+        threads=threads,
+        widths=widths,
+        kernels=kernels,
+        max_layers=FLAGS.max_layers,
+        model_configs=tuple(name for name in configs if MODEL_CONFIGS[name].net in nets),
+        batches=batches,
+        repeats=FLAGS.repeats,
+        warmup=FLAGS.warmup,
+        min_sample_ms=FLAGS.min_sample_ms,
+        min_sparsity=FLAGS.min_sparsity,
+        peak_gflops_per_core=FLAGS.peak_gflops_per_core,
+        tolerance=FLAGS.tolerance,
+        seed=FLAGS.seed,
+        out_dir=out_dir,
+        rebuild=FLAGS.rebuild,
+    )
+
+
+# ----------------------------------------------------------------------------- networks
+
+
+def build_net(net: str, seed: int | None = None):
+    """The Keras model of `net` at 224x224x3 with 1000 logits (no softmax), weights seeded."""
     import keras
 
     from cnn_zoo import models
 
-    if FLAGS.model in ("resnet50", "mobilenet_v1"):
-        # As cnn_zoo.models builds them, but with a logits head: comparing softmax outputs of a
-        # randomly initialised network would hide differences.
-        keras.utils.set_random_seed(FLAGS.seed)
-        builder = (
-            keras.applications.ResNet50
-            if FLAGS.model == "resnet50"
-            else keras.applications.MobileNet
-        )
-        return builder(weights=None, input_shape=_input_shape(), classifier_activation=None)
-    num_classes = 1000 if FLAGS.model in IMAGENET_MODELS else 10
-    return getattr(models, FLAGS.model)(
-        input_shape=_input_shape(), num_classes=num_classes, seed=FLAGS.seed
-    )
+    if net == "resnet18":
+        return models.resnet18(input_shape=IMAGE_SHAPE, num_classes=NUM_CLASSES, seed=seed)
+    if seed is not None:
+        keras.utils.set_random_seed(seed)  # keras.applications takes no initialisers
+    if net == "resnet50":
+        builder = keras.applications.ResNet50
+    elif net == "mobilenet_v1":
+        builder = keras.applications.MobileNet
+    else:
+        raise ValueError(f"unknown net {net!r}; choose from {NETS}")
+    return builder(weights=None, input_shape=IMAGE_SHAPE, classifier_activation=None)
 
 
-def _check_uniform_kernel(name: str, kernel, n: int, sparsity: float):
-    """Raise unless `kernel` (KH, KW, Cin, Cout) has exactly int(p * Cin) all-zero 1xN blocks in
-    every output group; return a boolean array marking the zero weights inside kept blocks (the
-    initialisers draw an exact 0 now and then: ~3 in ResNet-50's 23.5M conv weights)."""
-    import numpy as np
-
-    kh, kw, cin, cout = kernel.shape
-    blocks = kernel.reshape(kh, kw, cin, cout // n, n)
-    zero_blocks = np.all(blocks == 0, axis=(0, 1, 4))  # (Cin, G)
-    expected = int(sparsity * cin)
-    per_group = zero_blocks.sum(axis=0)
-    if not np.all(per_group == expected):
-        raise AssertionError(
-            f"{name}: zero 1x{n} blocks per group {sorted(set(per_group.tolist()))}, "
-            f"expected {expected} (Cin={cin})"
-        )
-    in_zero_block = np.broadcast_to(zero_blocks[None, None, :, :, None], blocks.shape)
-    return ((blocks == 0) & ~in_zero_block).reshape(kernel.shape)
-
-
-def build_sparse_tflite(path: Path) -> dict:
-    """Build, mask, strip, check and convert the model to `path`; return facts about it."""
+def _compute_layers(model) -> list:
+    """Conv2D, DepthwiseConv2D and Dense layers of `model` in graph order (nested models too)."""
     import keras
 
-    import keras_subp
-    import tflite_delegate
-    from keras_subp.model_walk import iter_leaf_layers
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            layers.extend(_compute_layers(layer))
+        elif isinstance(layer, keras.layers.Conv2D | keras.layers.DepthwiseConv2D):
+            layers.append(layer)
+        elif isinstance(layer, keras.layers.Dense):
+            layers.append(layer)
+    return layers
 
-    dense = _build_dense_model()
-    wrapped = keras_subp.prune_subp(
-        dense,
-        n=FLAGS.block_n,
-        sparsity=FLAGS.sparsity,
-        schedule=keras_subp.schedules.Constant(0),  # r(1) = 1: the full target, no regrowth
-        criterion="l1",
-        seed=FLAGS.seed,
+
+def _is_plain_conv(layer) -> bool:
+    import keras
+
+    return (
+        isinstance(layer, keras.layers.Conv2D)
+        and not isinstance(layer, keras.layers.DepthwiseConv2D)
+        and getattr(layer, "groups", 1) == 1
     )
-    updates = keras_subp.update_masks(wrapped)
-    for update in updates:
-        if update.regrown_per_group != 0 or update.schedule_value != 1.0:
-            raise AssertionError(f"mask update of {update.layer_name} is not final: {update}")
-    wrapped_names = {wrapper.layer.name for wrapper in keras_subp.subp_wrappers(wrapped)}
-    stripped = keras_subp.strip_subp(wrapped)
-    convolutions = [
-        layer for layer in iter_leaf_layers(stripped) if isinstance(layer, keras.layers.Conv2D)
+
+
+def _output_size(layer) -> tuple[int, int]:
+    _, height, width, _ = layer.output.shape
+    return int(height), int(width)
+
+
+def prunable_convs(model) -> list:
+    """The convs that get 1xN masks: plain Conv2D except the first conv (the stem) and
+    classifier convs (1x1 output, as MobileNetV1's `conv_preds`)."""
+    convs = [layer for layer in _compute_layers(model) if _is_plain_conv(layer)]
+    return [layer for layer in convs[1:] if _output_size(layer) != (1, 1)]
+
+
+def layer_flops(layer) -> int:
+    """Dense FLOPs (2 x multiply-adds) of one Conv2D/DepthwiseConv2D/Dense call, per image."""
+    import keras
+
+    if isinstance(layer, keras.layers.Dense):
+        return 2 * int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
+    height, width = _output_size(layer)
+    # Conv2D kernels are (KH, KW, Cin / groups, Cout); depthwise ones (KH, KW, C, multiplier):
+    # either way an output value costs KH * KW * (third dimension) multiply-adds.
+    kernel_height, kernel_width, inputs_per_output, last = (int(d) for d in layer.kernel.shape)
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        outputs, inputs_per_output = inputs_per_output * last, 1
+    else:
+        outputs = last
+    return 2 * height * width * kernel_height * kernel_width * inputs_per_output * outputs
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    """One single-conv benchmark layer: square input/output, 'same' padding."""
+
+    out_size: int
+    cin: int
+    cout: int
+    kernel: int
+    stride: int
+
+    @property
+    def in_size(self) -> int:
+        return self.out_size * self.stride
+
+    @property
+    def key(self) -> str:
+        return f"{self.in_size}x{self.in_size}x{self.cin}_k{self.kernel}s{self.stride}_c{self.cout}"
+
+    def describe(self) -> str:
+        stride = f" s{self.stride}" if self.stride != 1 else ""
+        return f"{self.kernel}x{self.kernel}{stride} {self.cin}->{self.cout}"
+
+    def flops(self) -> int:
+        """Dense FLOPs of the conv (2 x multiply-adds), batch 1."""
+        return 2 * self.out_size**2 * self.cout * self.kernel**2 * self.cin
+
+
+@dataclass
+class LayerSource:
+    """A distinct conv shape and where it occurs: {net: number of layers with this shape}."""
+
+    shape: ConvShape
+    nets: dict[str, int] = field(default_factory=dict)
+
+
+def net_conv_shapes(net: str) -> list[ConvShape]:
+    """Shapes of `net`'s prunable convs in graph order (repeats kept)."""
+    import keras
+
+    model = build_net(net)
+    shapes = []
+    for layer in prunable_convs(model):
+        kernel_height, kernel_width, cin, cout = (int(d) for d in layer.kernel.shape)
+        height, width = _output_size(layer)
+        strides = tuple(layer.strides)
+        if kernel_height != kernel_width or height != width or strides[0] != strides[1]:
+            raise ValueError(f"{net}/{layer.name}: not a square conv")
+        shapes.append(ConvShape(height, cin, cout, kernel_height, strides[0]))
+    del model
+    keras.backend.clear_session()
+    return shapes
+
+
+def select_layer_shapes(settings: Settings) -> list[LayerSource]:
+    """Distinct shapes of the selected nets (first-appearance order), filtered by the flags."""
+    sources: dict[ConvShape, LayerSource] = {}
+    for net in settings.nets:
+        for shape in net_conv_shapes(net):
+            source = sources.setdefault(shape, LayerSource(shape))
+            source.nets[net] = source.nets.get(net, 0) + 1
+    selected = [
+        source
+        for source in sources.values()
+        if (not settings.widths or source.shape.out_size in settings.widths)
+        and (not settings.kernels or source.shape.kernel in settings.kernels)
     ]
-    checked = 0
-    stray_zeros = 0
-    dense_convolutions = []
-    for layer in convolutions:
-        if layer.name in wrapped_names:
-            kernel = layer.get_weights()[0]
-            stray = _check_uniform_kernel(layer.name, kernel, FLAGS.block_n, FLAGS.sparsity)
-            stray_zeros += int(stray.sum())
-            checked += 1
-        else:
-            dense_convolutions.append(layer.name)
-    if checked != len(wrapped_names):
-        raise AssertionError(f"checked {checked} kernels, {len(wrapped_names)} were wrapped")
-    tflite_delegate.convert(stripped, path)
+    if settings.max_layers:
+        selected = selected[: settings.max_layers]
+    return selected
+
+
+# ----------------------------------------------------------------------------- masks and models
+
+
+def pruned_blocks(sparsity: float, cin: int) -> int:
+    """P = int(s * Cin) all-zero blocks per group of N output channels (SUBP's count)."""
+    return int(sparsity * cin)
+
+
+def uniform_block_mask(rng, groups: int, cin: int, pruned: int):
+    """Boolean (groups, Cin) mask, True = kept: every group prunes `pruned` random input channels."""
+    import numpy as np
+
+    order = np.argsort(rng.random((groups, cin)), axis=1)
+    keep = np.ones((groups, cin), dtype=bool)
+    np.put_along_axis(keep, order[:, :pruned], False, axis=1)
+    return keep
+
+
+def apply_block_mask(kernel, keep, block_n: int):
+    """Zero the pruned blocks of a Keras kernel (KH, KW, Cin, Cout); `keep` is (Cout/N, Cin)."""
+    import numpy as np
+
+    kernel_height, kernel_width, cin, cout = kernel.shape
+    expanded = np.repeat(keep.T, block_n, axis=1)  # (Cin, Cout)
+    return kernel * expanded[None, None, :, :].astype(kernel.dtype)
+
+
+def count_zero_blocks(kernel, block_n: int):
+    """All-zero 1xN blocks per group: int array of shape (Cout/N,)."""
+    import numpy as np
+
+    kernel_height, kernel_width, cin, cout = kernel.shape
+    blocks = kernel.reshape(kernel_height, kernel_width, cin, cout // block_n, block_n)
+    return np.all(blocks == 0, axis=(0, 1, 4)).sum(axis=0)
+
+
+def _check_uniform(name: str, kernel, block_n: int, pruned: int) -> None:
+    import numpy as np
+
+    per_group = count_zero_blocks(kernel, block_n)
+    if not np.all(per_group == pruned):
+        raise AssertionError(
+            f"{name}: all-zero 1x{block_n} blocks per group {sorted(set(per_group.tolist()))}, "
+            f"expected {pruned}"
+        )
+
+
+def build_layer_model(shape: ConvShape, block_n: int, sparsity: float, seed: int):
+    """Single-conv Keras model (Conv2D + bias + ReLU) with a uniform 1xN mask; deterministic."""
+    import keras
+    import numpy as np
+
+    inputs = keras.Input((shape.in_size, shape.in_size, shape.cin), name="image")
+    conv = keras.layers.Conv2D(
+        shape.cout, shape.kernel, strides=shape.stride, padding="same", activation="relu"
+    )
+    model = keras.Model(inputs, conv(inputs), name=f"conv_{shape.key}")
+    rng = np.random.default_rng([seed, shape.in_size, shape.cin, shape.cout, shape.kernel])
+    fan_in = shape.kernel**2 * shape.cin
+    kernel = rng.standard_normal(conv.kernel.shape).astype(np.float32) * np.sqrt(2 / fan_in)
+    bias = (0.1 * rng.standard_normal(shape.cout)).astype(np.float32)
+    pruned = pruned_blocks(sparsity, shape.cin)
+    mask_rng = np.random.default_rng([seed, block_n, pruned, *kernel.shape])
+    keep = uniform_block_mask(mask_rng, shape.cout // block_n, shape.cin, pruned)
+    kernel = apply_block_mask(kernel, keep, block_n)
+    _check_uniform(model.name, kernel, block_n, pruned)
+    conv.set_weights([kernel, bias])
+    return model
+
+
+def mask_net(model, block_n: int, sparsity: float, seed: int) -> dict:
+    """Give every prunable conv of `model` a uniform 1xN mask in place; return FLOP facts."""
+    import numpy as np
+
+    prunable = {id(layer) for layer in prunable_convs(model)}
+    dense_flops = kept_flops = 0
+    masked = []
+    for index, layer in enumerate(_compute_layers(model)):
+        flops = layer_flops(layer)
+        dense_flops += flops
+        if id(layer) not in prunable:
+            kept_flops += flops
+            continue
+        weights = layer.get_weights()
+        kernel = weights[0]
+        cin, cout = kernel.shape[2], kernel.shape[3]
+        if cout % block_n:
+            kept_flops += flops
+            continue
+        pruned = pruned_blocks(sparsity, cin)
+        keep = uniform_block_mask(
+            np.random.default_rng([seed, index]), cout // block_n, cin, pruned
+        )
+        weights[0] = apply_block_mask(kernel, keep, block_n)
+        _check_uniform(layer.name, weights[0], block_n, pruned)
+        layer.set_weights(weights)
+        kept_flops += flops * (cin - pruned) // cin
+        masked.append(layer.name)
     return {
-        "conv2d_layers": len(convolutions),
-        "masked_conv2d_layers": checked,
-        "zero_weights_in_kept_blocks": stray_zeros,
-        "dense_conv2d_layers": dense_convolutions,
+        "dense_flops": dense_flops,
+        "kept_flops": kept_flops,
+        "masked_convs": len(masked),
+        "compute_layers": len(_compute_layers(model)),
     }
 
 
-def _make_interpreter(kind: str, path: Path, threads: int):
+def calibrate_batch_norm(model, seed: int, batch: int = 2) -> None:
+    """Set every BatchNormalization's moving statistics to those of one random input batch.
+
+    Freshly initialised statistics (mean 0, variance 1) let activations shrink or grow layer
+    after layer (MobileNetV1's logits come out near 1e-20), which makes the output comparison
+    meaningless and can put denormals, which are slow on x86, into the timed runs. One
+    training-mode pass with momentum 0 normalises every layer's output as trained nets do.
+    """
+    import keras
+    import numpy as np
+
+    norms = [
+        layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    momenta = [layer.momentum for layer in norms]
+    rng = np.random.default_rng([seed, 7])
+    images = rng.standard_normal((batch, *model.input_shape[1:]), dtype=np.float32)
+    try:
+        for layer in norms:
+            layer.momentum = 0.0
+        model(images, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta, strict=True):
+            layer.momentum = momentum
+
+
+def _all_layers(model) -> list:
+    import keras
+
+    layers = []
+    for layer in model.layers:
+        layers.extend(_all_layers(layer) if isinstance(layer, keras.Model) else [layer])
+    return layers
+
+
+def _write_json_atomically(path: Path, data: Any) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=1))
+    os.replace(temporary, path)
+
+
+def cached_conversion(path: Path, build: Callable[[], tuple[Any, dict]], rebuild: bool) -> dict:
+    """Convert `build()`'s Keras model to `path` unless cached; return the facts stored with it.
+
+    The facts JSON is written after the model, so a file pair is complete or rebuilt.
+    """
+    import keras
+
     import tflite_delegate
 
-    if kind == "xnnpack":
-        interpreter = tflite_delegate.Interpreter(
-            model_path=path, num_threads=threads, sparse=False
-        )
+    facts_path = path.with_suffix(".json")
+    if not rebuild and path.is_file() and facts_path.is_file():
+        return json.loads(facts_path.read_text())
+    facts_path.unlink(missing_ok=True)
+    start = time.perf_counter()
+    model, facts = build()
+    tflite_delegate.convert(model, path)
+    facts = {**facts, "conversion_s": round(time.perf_counter() - start, 2)}
+    _write_json_atomically(facts_path, facts)
+    del model
+    keras.backend.clear_session()
+    return facts
+
+
+def _cache_dir(settings: Settings) -> Path:
+    cache = settings.out_dir / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    ignore = cache / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n")
+    return cache
+
+
+def layer_model_path(settings: Settings, shape: ConvShape, block_n: int, sparsity: float) -> Path:
+    pruned = pruned_blocks(sparsity, shape.cin)
+    return _cache_dir(settings) / (
+        f"layer_{shape.key}_1x{block_n}_P{pruned}_seed{settings.seed}_v{CACHE_VERSION}.tflite"
+    )
+
+
+def model_path(settings: Settings, config: ModelConfig) -> Path:
+    return _cache_dir(settings) / f"{config.name}_seed{settings.seed}_v{CACHE_VERSION}.tflite"
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def make_interpreter(engine: str, path: Path, threads: int, batch: int, min_sparsity):
+    """Allocated interpreter: engine "delegate" (ours, XNNPACK for the rest) or "xnnpack"."""
+    import tflite_delegate
+
+    if engine == "delegate":
+        options = {} if min_sparsity is None else {"min_sparsity": min_sparsity}
+        interpreter = tflite_delegate.Interpreter(model_path=path, num_threads=threads, **options)
     else:
-        interpreter = tflite_delegate.Interpreter(
-            model_path=path,
-            num_threads=threads,
-            min_sparsity=FLAGS.min_sparsity,
-            block_n=FLAGS.delegate_block_n,
-        )
+        from ai_edge_litert.interpreter import Interpreter as LiteRtInterpreter
+
+        interpreter = LiteRtInterpreter(model_path=str(path), num_threads=threads)
+    details = interpreter.get_input_details()[0]
+    if int(details["shape"][0]) != batch:
+        interpreter.resize_tensor_input(details["index"], [batch, *details["shape"][1:]])
     interpreter.allocate_tensors()
     return interpreter
 
 
-def _run(interpreter, image):
+def run_once(interpreter, image):
+    """Set the input, invoke, and return a copy of the output."""
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
     interpreter.invoke()
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
 
 
-def _claim_summary(interpreter) -> dict:
-    """Claimed CONV_2D nodes and a check of the uniform pattern the delegate read."""
+def time_interleaved(
+    interpreters: dict[Any, Any], repeats: int, warmup: int, min_sample_ms: float
+) -> tuple[dict[Any, list[float]], dict[Any, int]]:
+    """Seconds per invoke: `repeats` samples per interpreter, interleaved (rotating start).
+
+    Interpreters must have their input set. Returns (samples, invokes per sample).
+    """
+    invokes = {}
+    for key, interpreter in interpreters.items():
+        for _ in range(warmup):
+            interpreter.invoke()
+        start = time.perf_counter()
+        interpreter.invoke()
+        single = max(time.perf_counter() - start, 1e-7)
+        invokes[key] = max(1, math.ceil(min_sample_ms / 1e3 / single))
+    keys = list(interpreters)
+    samples: dict[Any, list[float]] = {key: [] for key in keys}
+    for round_index in range(repeats):
+        shift = round_index % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            interpreter, count = interpreters[key], invokes[key]
+            start = time.perf_counter()
+            for _ in range(count):
+                interpreter.invoke()
+            samples[key].append((time.perf_counter() - start) / count)
+    return samples, invokes
+
+
+def claim_facts(interpreter) -> dict:
+    """What the delegate claimed: counts, detected block lengths, reasons for the rest."""
     import tflite_delegate
 
-    summary = tflite_delegate.delegate_summary(interpreter)
-    n = FLAGS.block_n
+    try:
+        nodes = tflite_delegate.delegation_report(interpreter)
+    except (KeyError, ValueError, OSError, AttributeError) as error:
+        # The latencies stay valid; say the report failed instead of losing the whole run.
+        message = f"delegation_report failed: {type(error).__name__}: {error}"
+        print(f"WARNING: {message}", file=sys.stderr)
+        return {
+            "conv_nodes": 0,
+            "claimed": 0,
+            "claimed_block_n": {},
+            "not_claimed": {},
+            "isa": None,
+            "error": message,
+        }
+    claimed = [node for node in nodes if node.claimed]
+    block_ns: dict[str, int] = {}
+    for node in claimed:
+        block_ns[f"1x{node.block_n}"] = block_ns.get(f"1x{node.block_n}", 0) + 1
     reasons: dict[str, int] = {}
-    pattern_mismatches = []
-    pattern_checked = 0
-    claimed_block_n: dict[str, int] = {}
-    for node in summary.nodes:
-        if node.claimed:
-            key = f"1x{node.block_n}"
-            claimed_block_n[key] = claimed_block_n.get(key, 0) + 1
-        else:
+    for node in nodes:
+        if not node.claimed:
             reasons[node.reason] = reasons.get(node.reason, 0) + 1
-        _, kh, kw, cin = node.filter_shape
-        if cin <= 3 or node.blocks_per_group_min is None:
-            continue  # the stem (dense) or a node rejected before its filter was analysed
-        # The delegate counts 1xN blocks per (kh, kw, c) position of the OHWI filter.
-        expected_kept = kh * kw * (cin - int(FLAGS.sparsity * cin))
-        pattern_checked += 1
-        if not (
-            node.block_n == n
-            and node.uniform
-            and node.blocks_per_group_min == node.blocks_per_group_max == expected_kept
-        ):
-            pattern_mismatches.append(
-                f"node {node.node_index} {node.filter_shape}: 1x{node.block_n}, kept "
-                f"{node.blocks_per_group_min}..{node.blocks_per_group_max} (expected "
-                f"{expected_kept})"
-            )
     return {
-        "isa": summary.isa,
-        "delegate_threads": summary.num_threads,
-        "conv2d_nodes": len(summary.nodes),
-        "claimed": sum(node.claimed for node in summary.nodes),
-        "claimed_block_n": claimed_block_n,
-        "not_claimed_reasons": reasons,
-        "pattern_checked": pattern_checked,
-        "pattern_mismatches": pattern_mismatches,
+        "conv_nodes": len(nodes),
+        "claimed": len(claimed),
+        "claimed_block_n": block_ns,
+        "not_claimed": reasons,
+        "isa": nodes[0].isa if nodes else None,
     }
 
 
-def _time_invokes(interpreter, invokes: int) -> float:
-    start = time.perf_counter()
-    for _ in range(invokes):
-        interpreter.invoke()
-    return (time.perf_counter() - start) / invokes
-
-
-def benchmark(path: Path) -> dict:
+def agreement(sparse, dense) -> dict:
+    """max |sparse - dense| relative to max |dense|."""
     import numpy as np
 
-    thread_counts = [int(value) for value in FLAGS.threads]
-    rng = np.random.default_rng(FLAGS.seed)
-    image = rng.random((1, *_input_shape()), dtype=np.float32)
-    variants = {}
-    claims = {}
-    agreement = {}
-    for threads in thread_counts:
-        outputs = {}
-        for kind in ("xnnpack", "delegate"):
-            interpreter = _make_interpreter(kind, path, threads)
-            outputs[kind] = _run(interpreter, image)  # leaves the input set for the timed runs
-            for _ in range(FLAGS.warmup):
-                interpreter.invoke()
-            variants[(kind, threads)] = interpreter
-        claims[threads] = _claim_summary(variants[("delegate", threads)])
-        difference = float(np.max(np.abs(outputs["delegate"] - outputs["xnnpack"])))
-        scale = float(np.max(np.abs(outputs["xnnpack"])))
-        agreement[threads] = {
-            "max_abs_diff": difference,
-            "max_abs_output": scale,
-            "relative": difference / scale if scale else float("inf"),
-        }
-    samples = {key: [] for key in variants}
-    for _ in range(FLAGS.repeats):
-        for key, interpreter in variants.items():  # interleaved, so load drifts hit all
-            samples[key].append(_time_invokes(interpreter, FLAGS.invokes))
-    medians = {key: statistics.median(values) * 1e3 for key, values in samples.items()}
+    difference = float(np.max(np.abs(sparse - dense)))
+    scale = float(np.max(np.abs(dense)))
     return {
-        "thread_counts": thread_counts,
-        "claims": claims,
-        "agreement": agreement,
-        "median_ms": medians,
-        "all_ms": {key: [v * 1e3 for v in values] for key, values in samples.items()},
+        "max_abs_diff": difference,
+        "max_abs_output": scale,
+        "relative": difference / scale if scale else (0.0 if difference == 0 else math.inf),
     }
 
 
-def _markdown(command: str, facts: dict, result: dict, load_before, load_after) -> str:
-    threads = result["thread_counts"]
-    median = result["median_ms"]
-    first, last = threads[0], threads[-1]
-    claim = result["claims"][first]
-    min_sparsity = "default" if FLAGS.min_sparsity is None else f"{FLAGS.min_sparsity}"
-    shape = "x".join(str(v) for v in _input_shape())
-    lines = [
-        f"### 1x{FLAGS.block_n} sparse delegate vs XNNPACK: {FLAGS.model} {shape}, batch 1, "
-        f"p={FLAGS.sparsity:.6g}",
-        "",
-        f"Command: `{command}`",
-        "",
-        f"CPUs visible: {os.cpu_count()}; delegate ISA: {claim['isa']}; load average "
-        f"before {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, after "
-        f"{load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f} (1/5/15 min)",
-        f"Masked Conv2D: {facts.get('masked_conv2d_layers', '?')} of "
-        f"{facts.get('conv2d_layers', '?')} (dense: {facts.get('dense_conv2d_layers', '?')}); "
-        f"delegate claimed {claim['claimed']} of {claim['conv2d_nodes']} CONV_2D nodes "
-        f"{claim['claimed_block_n']} (min_sparsity {min_sparsity}, block_n "
-        f"{FLAGS.delegate_block_n or 'default'}; not claimed: {claim['not_claimed_reasons'] or 'none'}); "
-        f"uniform 1x{FLAGS.block_n} pattern in the filters the delegate read: "
-        f"{claim['pattern_checked'] - len(claim['pattern_mismatches'])} of "
-        f"{claim['pattern_checked']} analysed non-stem nodes",
-        "Agreement (max |delegate - xnnpack| / max |xnnpack|): "
-        + ", ".join(
-            f"{t} thread(s) {result['agreement'][t]['relative']:.2e}"
-            f" (abs {result['agreement'][t]['max_abs_diff']:.2e})"
-            for t in threads
-        ),
-        f"Median of {FLAGS.repeats} interleaved rounds x {FLAGS.invokes} invokes, ms/invoke:",
-        "",
-        "| threads | XNNPACK (dense) ms | delegate ms | speedup XNNPACK/delegate |",
-        "|---:|---:|---:|---:|",
-    ]
-    for t in threads:
-        dense, sparse = median[("xnnpack", t)], median[("delegate", t)]
-        lines.append(f"| {t} | {dense:.2f} | {sparse:.2f} | {dense / sparse:.3f}x |")
-    if last != first:
-        lines.append(
-            f"| scaling {first}->{last} threads | "
-            f"{median[('xnnpack', first)] / median[('xnnpack', last)]:.3f}x | "
-            f"{median[('delegate', first)] / median[('delegate', last)]:.3f}x | |"
+def measure_pair(
+    path: Path,
+    input_shape: Sequence[int],
+    batches: Sequence[int],
+    settings: Settings,
+    seed_parts: Sequence[int],
+) -> dict[tuple[int, int], dict]:
+    """Both engines on one model at every (batch, threads): medians, claims, agreement.
+
+    Returns {(batch, threads): {...}} with times in ms.
+    """
+    import numpy as np
+
+    results = {}
+    for batch in batches:
+        rng = np.random.default_rng([settings.seed, batch, *seed_parts])
+        image = rng.standard_normal((batch, *input_shape), dtype=np.float32)
+        interpreters = {}
+        outputs = {}
+        for threads in settings.threads:
+            for engine in ("delegate", "xnnpack"):
+                interpreter = make_interpreter(engine, path, threads, batch, settings.min_sparsity)
+                outputs[engine, threads] = run_once(interpreter, image)
+                interpreters[engine, threads] = interpreter
+        samples, invokes = time_interleaved(
+            interpreters, settings.repeats, settings.warmup, settings.min_sample_ms
         )
-    return "\n".join(lines)
+        for threads in settings.threads:
+            results[batch, threads] = {
+                "delegate_ms": statistics.median(samples["delegate", threads]) * 1e3,
+                "xnnpack_ms": statistics.median(samples["xnnpack", threads]) * 1e3,
+                "paired_speedup": statistics.median(
+                    x / d
+                    for x, d in zip(
+                        samples["xnnpack", threads], samples["delegate", threads], strict=True
+                    )
+                ),
+                "delegate_samples_ms": [v * 1e3 for v in samples["delegate", threads]],
+                "xnnpack_samples_ms": [v * 1e3 for v in samples["xnnpack", threads]],
+                "invokes_per_sample": {
+                    "delegate": invokes["delegate", threads],
+                    "xnnpack": invokes["xnnpack", threads],
+                },
+                "claims": claim_facts(interpreters["delegate", threads]),
+                "agreement": agreement(outputs["delegate", threads], outputs["xnnpack", threads]),
+            }
+        del interpreters
+    return results
 
 
-def main(argv):
-    del argv
+def _complete_row(
+    row: dict, dense_flops: float, kept_flops: float, settings: Settings, batch: int = 1
+) -> dict:
+    """Add speedup, ideal, efficiency, GFLOP/s and % of peak to a row with latencies."""
+    threads = row["threads"]
+    row["speedup"] = row["xnnpack_ms"] / row["delegate_ms"]
+    row["ideal_speedup"] = dense_flops / kept_flops
+    row["efficiency"] = row["speedup"] / row["ideal_speedup"]
+    row["kept_gflops"] = kept_flops * batch / (row["delegate_ms"] * 1e6)
+    row["xnnpack_gflops"] = dense_flops * batch / (row["xnnpack_ms"] * 1e6)
+    row["percent_of_peak"] = 100 * row["kept_gflops"] / (settings.peak_gflops_per_core * threads)
+    row["agree"] = row["agreement"]["relative"] <= settings.tolerance
+    return row
+
+
+def _add_scaling(rows: list[dict], group_keys: Sequence[str]) -> None:
+    """`scaling` = delegate ms at 1 thread / at this row's threads (same row group), also dense."""
+    one_thread = {tuple(row[key] for key in group_keys): row for row in rows if row["threads"] == 1}
+    for row in rows:
+        base = one_thread.get(tuple(row[key] for key in group_keys))
+        if base is None or row["threads"] == 1:
+            row["scaling"] = row["xnnpack_scaling"] = None
+        else:
+            row["scaling"] = base["delegate_ms"] / row["delegate_ms"]
+            row["xnnpack_scaling"] = base["xnnpack_ms"] / row["xnnpack_ms"]
+
+
+# ----------------------------------------------------------------------------- the two levels
+
+
+def prepare_layer_models(settings: Settings, sources: list[LayerSource]) -> list[tuple]:
+    """Convert (or find cached) every layer model; return (source, N, s, path, facts) tuples."""
+    plan = []
+    for source in sources:
+        shape = source.shape
+        for block_n in settings.block_ns:
+            if shape.cout % block_n:
+                print(f"skip {shape.describe()}: Cout {shape.cout} not divisible by N={block_n}")
+                continue
+            for sparsity in settings.sparsities:
+                path = layer_model_path(settings, shape, block_n, sparsity)
+
+                def build(shape=shape, block_n=block_n, sparsity=sparsity):
+                    model = build_layer_model(shape, block_n, sparsity, settings.seed)
+                    return model, {"shape": asdict(shape), "block_n": block_n}
+
+                facts = cached_conversion(path, build, settings.rebuild)
+                plan.append((source, block_n, sparsity, path, facts))
+    return plan
+
+
+def run_layer_level(settings: Settings, plan: list[tuple]) -> list[dict]:
+    """Time every planned layer model with both engines; one row per (layer, N, s, threads)."""
+    rows = []
+    for index, (source, block_n, sparsity, path, _) in enumerate(plan, start=1):
+        shape = source.shape
+        pruned = pruned_blocks(sparsity, shape.cin)
+        kept_flops = shape.flops() * (shape.cin - pruned) / shape.cin
+        input_shape = (shape.in_size, shape.in_size, shape.cin)
+        measured = measure_pair(
+            path, input_shape, [1], settings, [shape.in_size, shape.cin, shape.cout, block_n]
+        )
+        group = []
+        for threads in settings.threads:
+            row = {
+                "level": "layer",
+                "layer": shape.key,
+                "conv": shape.describe(),
+                "nets": dict(source.nets),
+                "out_width": shape.out_size,
+                "in_width": shape.in_size,
+                "cin": shape.cin,
+                "cout": shape.cout,
+                "kernel": shape.kernel,
+                "stride": shape.stride,
+                "block_n": block_n,
+                "sparsity": sparsity,
+                "pruned_per_group": pruned,
+                "block_sparsity": pruned / shape.cin,
+                "threads": threads,
+                "dense_flops": shape.flops(),
+                "kept_flops": kept_flops,
+                "tflite": str(path),
+                **measured[1, threads],
+            }
+            group.append(_complete_row(row, shape.flops(), kept_flops, settings))
+        _add_scaling(group, ["layer", "block_n", "sparsity"])
+        rows.extend(group)
+        for row in group:
+            print(_progress_line(f"[{index}/{len(plan)}] {row['conv']} @{shape.out_size}", row))
+    return rows
+
+
+def _progress_line(label: str, row: dict) -> str:
+    scaling = f" 2/1 {row['scaling']:.2f}x" if row.get("scaling") else ""
+    claims = row["claims"]
+    return (
+        f"{label} 1x{row['block_n']} s={row.get('sparsity', 0):.3g} {row['threads']}T "
+        f"b{row.get('batch', 1)}: delegate {row['delegate_ms']:.3f} ms, XNNPACK "
+        f"{row['xnnpack_ms']:.3f} ms, {row['speedup']:.2f}x (ideal {row['ideal_speedup']:.2f}, "
+        f"eff {row['efficiency']:.2f}){scaling}, claimed {claims['claimed']}/"
+        f"{claims['conv_nodes']}, rel diff {row['agreement']['relative']:.1e}"
+    )
+
+
+def prepare_models(settings: Settings) -> list[tuple[ModelConfig, Path, dict]]:
+    """Convert (or find cached) the model-level configurations."""
+    plan = []
+    for name in settings.model_configs:
+        config = MODEL_CONFIGS[name]
+        path = model_path(settings, config)
+
+        def build(config=config):
+            model = build_net(config.net, seed=settings.seed)
+            facts = mask_net(model, config.block_n, config.sparsity, settings.seed)
+            calibrate_batch_norm(model, settings.seed)
+            return model, facts
+
+        if settings.rebuild or not path.is_file():
+            print(f"converting {config.label} to {path} ...", flush=True)
+        facts = cached_conversion(path, build, settings.rebuild)
+        plan.append((config, path, facts))
+    return plan
+
+
+def run_model_level(settings: Settings, plan: list[tuple[ModelConfig, Path, dict]]) -> list[dict]:
+    """Time every model configuration at every batch and thread count with both engines."""
+    rows = []
+    for config, path, facts in plan:
+        measured = measure_pair(
+            path, IMAGE_SHAPE, settings.batches, settings, [zlib.crc32(config.name.encode())]
+        )
+        group = []
+        for batch in settings.batches:
+            for threads in settings.threads:
+                row = {
+                    "level": "model",
+                    "config": config.name,
+                    "label": config.label,
+                    "net": config.net,
+                    "block_n": config.block_n,
+                    "sparsity": config.sparsity,
+                    "batch": batch,
+                    "threads": threads,
+                    "dense_flops": facts["dense_flops"],
+                    "kept_flops": facts["kept_flops"],
+                    "masked_convs": facts["masked_convs"],
+                    "tflite": str(path),
+                    **measured[batch, threads],
+                }
+                group.append(
+                    _complete_row(row, facts["dense_flops"], facts["kept_flops"], settings, batch)
+                )
+        _add_scaling(group, ["config", "batch"])
+        rows.extend(group)
+        for row in group:
+            print(_progress_line(config.label, row))
+    return rows
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+def load_average() -> list[float]:
+    """1, 5 and 15 minute load averages."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def print_load(when: str, values: Sequence[float]) -> str:
+    """Print and return a load-average line, with a warning above 1.0."""
+    line = f"load average {when}: {values[0]:.2f} {values[1]:.2f} {values[2]:.2f} (1/5/15 min)"
+    if values[0] > 1.0:
+        line += " -- WARNING: above 1.0, other processes share the cores; timings are suspect"
+    print(line, flush=True)
+    return line
+
+
+def environment() -> dict:
+    """Versions and machine facts for the results header."""
     import ai_edge_litert
     import numpy as np
 
-    command = ("python -m scripts.benchmark_delegate " + " ".join(sys.argv[1:])).strip()
-    print(f"command: {command}")
-    if FLAGS.block_n < 1 or not 0 <= FLAGS.sparsity < 1:
-        raise app.UsageError("--block_n must be >= 1 and --sparsity in [0, 1)")
-    if not FLAGS.threads or any(int(value) < 1 for value in FLAGS.threads):
-        raise app.UsageError("--threads must list positive integers")
-    load_before = os.getloadavg()
-    print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
-    print(
-        f"ai_edge_litert {getattr(ai_edge_litert, '__version__', '?')}, numpy "
-        f"{np.__version__}, CPUs visible: {os.cpu_count()}"
-    )
-    work_dir = Path(FLAGS.work_dir or Path(tempfile.gettempdir()) / "subp_benchmark_delegate")
-    work_dir.mkdir(parents=True, exist_ok=True)
-    path = work_dir / (
-        f"{FLAGS.model}_1x{FLAGS.block_n}_p{FLAGS.sparsity:.6f}_seed{FLAGS.seed}.tflite"
-    )
-    facts_path = path.with_suffix(".json")
-    if FLAGS.rebuild or not path.is_file() or not facts_path.is_file():
-        start = time.perf_counter()
-        facts = build_sparse_tflite(path)
-        facts_path.write_text(json.dumps(facts, indent=1))
-        print(f"built, checked and converted {path} in {time.perf_counter() - start:.1f} s")
-    else:
-        facts = json.loads(facts_path.read_text())
-        print(f"using cached {path} (--rebuild to rebuild)")
-    print(
-        f"masked Conv2D layers: {facts['masked_conv2d_layers']} of {facts['conv2d_layers']}, "
-        f"uniform 1x{FLAGS.block_n} pattern verified; exact-zero weights from the initialiser "
-        f"in kept blocks: {facts['zero_weights_in_kept_blocks']}; dense: "
-        f"{facts['dense_conv2d_layers']}"
-    )
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpus_visible": os.cpu_count(),
+        "python": platform.python_version(),
+        "ai_edge_litert": getattr(ai_edge_litert, "__version__", "?"),
+        "numpy": np.__version__,
+    }
 
-    result = benchmark(path)
-    load_after = os.getloadavg()
-    print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
-    for threads, claim in result["claims"].items():
-        print(
-            f"delegate at {threads} thread(s): claimed {claim['claimed']} of "
-            f"{claim['conv2d_nodes']} CONV_2D nodes {claim['claimed_block_n']}, ISA {claim['isa']}, delegate threads "
-            f"{claim['delegate_threads']}; not claimed: {claim['not_claimed_reasons'] or 'none'}"
+
+def _format(value, digits: int = 2, suffix: str = "") -> str:
+    if value is None:
+        return ""
+    return f"{value:.{digits}f}{suffix}"
+
+
+def _claim_cell(row: dict) -> str:
+    claims = row["claims"]
+    text = f"{claims['claimed']}/{claims['conv_nodes']}"
+    if claims["claimed_block_n"]:
+        text += " " + ",".join(claims["claimed_block_n"])
+    return text
+
+
+def layer_table(rows: list[dict]) -> list[str]:
+    lines = [
+        "| nets | out | conv | N | s | thr | delegate ms | XNNPACK ms | speedup | ideal | eff. "
+        "| GFLOP/s | % peak | 2/1 | claimed | agree |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for row in rows:
+        nets = ", ".join(f"{net}:{count}" for net, count in row["nets"].items())
+        lines.append(
+            f"| {nets} | {row['out_width']} | {row['conv']} | {row['block_n']} | "
+            f"{row['block_sparsity']:.3f} | {row['threads']} | {row['delegate_ms']:.3f} | "
+            f"{row['xnnpack_ms']:.3f} | {row['speedup']:.2f}x | {row['ideal_speedup']:.2f} | "
+            f"{row['efficiency']:.2f} | {row['kept_gflops']:.1f} | {row['percent_of_peak']:.0f} | "
+            f"{_format(row['scaling'], 2, 'x')} | {_claim_cell(row)} | "
+            f"{'yes' if row['agree'] else 'NO'} |"
         )
-        for mismatch in claim["pattern_mismatches"]:
-            print(f"  WARNING pattern seen by the delegate differs: {mismatch}")
-    for key, values in result["all_ms"].items():
-        print(f"{key[0]:>8} {key[1]}T all rounds (ms): " + ", ".join(f"{v:.2f}" for v in values))
-    print()
-    print(_markdown(command, facts, result, load_before, load_after))
+    return lines
 
-    if FLAGS.output:
-        record = {
-            "command": command,
-            "model": FLAGS.model,
-            "input_shape": list(_input_shape()),
-            "block_n": FLAGS.block_n,
-            "sparsity": FLAGS.sparsity,
-            "min_sparsity": FLAGS.min_sparsity,
-            "delegate_block_n": FLAGS.delegate_block_n,
-            "repeats": FLAGS.repeats,
-            "invokes": FLAGS.invokes,
-            "tflite": str(path),
-            "load_average_before": list(load_before),
-            "load_average_after": list(load_after),
-            "model_facts": facts,
-            "claims": {str(t): claim for t, claim in result["claims"].items()},
-            "agreement": {str(t): value for t, value in result["agreement"].items()},
-            "median_ms": {f"{kind}_{t}": v for (kind, t), v in result["median_ms"].items()},
-            "all_ms": {f"{kind}_{t}": v for (kind, t), v in result["all_ms"].items()},
-        }
-        Path(FLAGS.output).write_text(json.dumps(record, indent=1))
-        print(f"\nwrote {FLAGS.output}")
+
+def efficiency_summary(rows: list[dict]) -> list[dict]:
+    """Per (N, s, threads, output width): min and median efficiency and sparse 2/1 scaling."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        key = (row["block_n"], row["sparsity"], row["threads"], row["out_width"])
+        groups.setdefault(key, []).append(row)
+    summary = []
+    for (block_n, sparsity, threads, width), members in sorted(groups.items()):
+        efficiencies = [row["efficiency"] for row in members]
+        scalings = [row["scaling"] for row in members if row["scaling"]]
+        summary.append(
+            {
+                "block_n": block_n,
+                "sparsity": sparsity,
+                "threads": threads,
+                "out_width": width,
+                "layers": len(members),
+                "min_efficiency": min(efficiencies),
+                "median_efficiency": statistics.median(efficiencies),
+                "min_scaling": min(scalings) if scalings else None,
+            }
+        )
+    return summary
+
+
+def summary_table(summary: list[dict]) -> list[str]:
+    widths = sorted({entry["out_width"] for entry in summary}, reverse=True)
+    cells: dict[tuple, dict[int, dict]] = {}
+    for entry in summary:
+        key = (entry["block_n"], entry["sparsity"], entry["threads"])
+        cells.setdefault(key, {})[entry["out_width"]] = entry
+    header = "| N | s | thr | " + " | ".join(f"width {w}" for w in widths) + " |"
+    lines = [
+        "Efficiency min / median over the layers of each output width (2/1 = smallest sparse "
+        "2-over-1-thread scaling):",
+        "",
+        header,
+        "|---:|---:|---:|" + "---|" * len(widths),
+    ]
+    for (block_n, sparsity, threads), by_width in sorted(cells.items()):
+        parts = []
+        for width in widths:
+            entry = by_width.get(width)
+            if entry is None:
+                parts.append("")
+                continue
+            text = f"{entry['min_efficiency']:.2f} / {entry['median_efficiency']:.2f}"
+            if entry["min_scaling"] is not None:
+                text += f" (2/1 {entry['min_scaling']:.2f})"
+            parts.append(text)
+        lines.append(f"| {block_n} | {sparsity:g} | {threads} | " + " | ".join(parts) + " |")
+    return lines
+
+
+def model_table(rows: list[dict]) -> list[str]:
+    lines = [
+        "| model | batch | thr | delegate ms | XNNPACK ms | speedup | ideal | eff. | GFLOP/s "
+        "| % peak | 2/1 | claimed | agree |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['label']} | {row['batch']} | {row['threads']} | {row['delegate_ms']:.2f} | "
+            f"{row['xnnpack_ms']:.2f} | {row['speedup']:.2f}x | {row['ideal_speedup']:.2f} | "
+            f"{row['efficiency']:.2f} | {row['kept_gflops']:.1f} | {row['percent_of_peak']:.0f} | "
+            f"{_format(row['scaling'], 2, 'x')} | {_claim_cell(row)} | "
+            f"{'yes' if row['agree'] else 'NO'} |"
+        )
+    not_claimed = {}
+    for row in rows:
+        if row["claims"]["not_claimed"]:
+            not_claimed[row["label"]] = row["claims"]["not_claimed"]
+    if not_claimed:
+        lines += ["", "Convs the delegate did not claim, by reason:"]
+        lines += [f"- {label}: {reasons}" for label, reasons in not_claimed.items()]
+    return lines
+
+
+def write_plot(path: Path, rows: list[dict], load_start, load_end) -> str | None:
+    """Speedup against block sparsity per N (median over layers, layers as dots), ideal curve.
+
+    Returns None when written, else the reason it was not (matplotlib missing, no rows).
+    """
+    layer_rows = [row for row in rows if row["level"] == "layer"]
+    if not layer_rows:
+        return "no layer-level rows"
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install matplotlib)"
+    import numpy as np
+
+    thread_counts = sorted({row["threads"] for row in layer_rows})
+    figure, axes = plt.subplots(
+        1, len(thread_counts), figsize=(6 * len(thread_counts), 4.5), squeeze=False, sharey=True
+    )
+    block_ns = sorted({row["block_n"] for row in layer_rows})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    sparsities = sorted({row["block_sparsity"] for row in layer_rows})
+    for axis, threads in zip(axes[0], thread_counts, strict=True):
+        grid = np.linspace(min(sparsities + [0.5]) - 0.02, max(sparsities + [0.9]) + 0.02, 100)
+        axis.plot(grid, 1 / (1 - grid), "k--", label="ideal 1/(1-s)")
+        axis.axhline(1.0, color="gray", linewidth=0.8)
+        for index, block_n in enumerate(block_ns):
+            color = colors[index % len(colors)]
+            members = [r for r in layer_rows if r["threads"] == threads and r["block_n"] == block_n]
+            by_target: dict[float, list[dict]] = {}
+            for row in members:
+                by_target.setdefault(row["sparsity"], []).append(row)
+            xs = sorted(by_target)
+            axis.scatter(
+                [r["block_sparsity"] for r in members],
+                [r["speedup"] for r in members],
+                s=8,
+                alpha=0.35,
+                color=color,
+            )
+            axis.plot(
+                [statistics.median(r["block_sparsity"] for r in by_target[x]) for x in xs],
+                [statistics.median(r["speedup"] for r in by_target[x]) for x in xs],
+                "o-",
+                color=color,
+                label=f"1x{block_n} (median of layers)",
+            )
+        axis.set_title(f"{threads} thread(s)")
+        axis.set_xlabel("block sparsity s")
+        axis.set_yscale("log")
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("speedup over dense XNNPACK (same model)")
+    axes[0][0].legend(fontsize=8)
+    figure.suptitle(
+        f"1xN sparse delegate, single-conv layers (load {load_start[0]:.2f} -> {load_end[0]:.2f})"
+    )
+    figure.tight_layout()
+    temporary = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(temporary, dpi=110)
+    plt.close(figure)
+    os.replace(temporary, path)
+    return None
+
+
+def markdown_report(record: dict) -> str:
+    env = record["environment"]
+    lines = [
+        "# 1xN sparse delegate vs dense XNNPACK",
+        "",
+        f"Command: `{record['command']}`",
+        "",
+        f"{record['created_utc']}; {env['cpu']}, {env['cpus_visible']} CPUs visible; "
+        f"ai_edge_litert {env['ai_edge_litert']}, numpy {env['numpy']}; delegate ISA "
+        f"{record['delegate_isa']}.",
+        f"{record['load_start_line']}  ",
+        f"{record['load_end_line']}",
+        "",
+        f"Median of {record['settings']['repeats']} interleaved samples per interpreter (each "
+        f"the mean of invokes lasting >= {record['settings']['min_sample_ms']} ms); speedup = "
+        "XNNPACK ms / delegate ms on the same .tflite; ideal = dense FLOPs / kept FLOPs; eff. = "
+        "speedup / ideal; GFLOP/s on the kept work, % of "
+        f"{record['settings']['peak_gflops_per_core']:g} GFLOP/s x threads; 2/1 = delegate ms at "
+        "1 thread / at 2 threads; claimed = CONV_2D nodes claimed / all (detected block length).",
+    ]
+    if record["model_rows"]:
+        lines += ["", "## Models (224x224)", "", *model_table(record["model_rows"])]
+    if record["layer_rows"]:
+        lines += [
+            "",
+            "## Single-conv layers (batch 1)",
+            "",
+            *summary_table(record["layer_summary"]),
+            "",
+            *layer_table(record["layer_rows"]),
+        ]
+    if record["plot"]:
+        lines += ["", f"![speedup against sparsity]({Path(record['plot']).name})"]
+    elif record["plot_skipped"]:
+        lines += ["", f"No plot: {record['plot_skipped']}."]
+    return "\n".join(lines) + "\n"
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def command_line() -> str:
+    return ("python -m scripts.benchmark_delegate " + " ".join(sys.argv[1:])).strip()
+
+
+def main(argv: Sequence[str]) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {list(argv[1:])}")
+    apply_quick_defaults()
+    settings = validate_flags()
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's converter logs every SavedModel step
+    command = command_line()
+    print(f"command: {command}")
+    load_start = load_average()
+    load_start_line = print_load("at start", load_start)
+
+    sources = []
+    if "layer" in settings.levels:
+        sources = select_layer_shapes(settings)
+        if not sources:
+            raise app.UsageError("no layer shape matches --nets/--widths/--kernels")
+        for source in sources:
+            print(f"layer {source.shape.describe()} @{source.shape.out_size}: {source.nets}")
+        if FLAGS.list_shapes:
+            return 0
+    elif FLAGS.list_shapes:
+        raise app.UsageError("--list_shapes needs the layer level")
+
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    layer_plan = prepare_layer_models(settings, sources) if sources else []
+    model_plan = prepare_models(settings) if "model" in settings.levels else []
+    conversion_s = time.perf_counter() - start
+    print(f"models ready in {conversion_s:.1f} s", flush=True)
+
+    start = time.perf_counter()
+    model_rows = run_model_level(settings, model_plan) if model_plan else []
+    layer_rows = run_layer_level(settings, layer_plan) if layer_plan else []
+    timing_s = time.perf_counter() - start
+    load_end = load_average()
+    load_end_line = print_load("at end", load_end)
+
+    rows = model_rows + layer_rows
+    isas = sorted({row["claims"]["isa"] for row in rows if row["claims"]["isa"]})
+    record = {
+        "command": command,
+        "created_utc": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "environment": environment(),
+        "delegate_isa": ",".join(isas) or "?",
+        "settings": {
+            key: (str(value) if isinstance(value, Path) else value)
+            for key, value in asdict(settings).items()
+        },
+        "load_average_start": load_start,
+        "load_average_end": load_end,
+        "load_start_line": load_start_line,
+        "load_end_line": load_end_line,
+        "conversion_s": round(conversion_s, 1),
+        "timing_s": round(timing_s, 1),
+        "model_rows": model_rows,
+        "layer_rows": layer_rows,
+        "layer_summary": efficiency_summary(layer_rows),
+        "plot": None,
+        "plot_skipped": None,
+    }
+    plot_path = settings.out_dir / f"{RESULT_STEM}.png"
+    skipped = write_plot(plot_path, rows, load_start, load_end)
+    record["plot"], record["plot_skipped"] = (None, skipped) if skipped else (str(plot_path), None)
+    if skipped:
+        print(f"no plot: {skipped}")
+    _write_json_atomically(settings.out_dir / f"{RESULT_STEM}.json", record)
+    markdown = markdown_report(record)
+    write_text_atomically(settings.out_dir / f"{RESULT_STEM}.md", markdown)
+    print()
+    print(markdown)
+    print(
+        f"wrote {settings.out_dir}/{RESULT_STEM}.{{md,json}}"
+        f"{'' if skipped else ',png'}; conversion {conversion_s:.0f} s, timing {timing_s:.0f} s"
+    )
+    disagreeing = [row for row in rows if not row["agree"]]
+    if disagreeing:
+        for row in disagreeing:
+            print(
+                f"ERROR: outputs disagree ({row['agreement']['relative']:.2e} > "
+                f"{settings.tolerance:g}): {row.get('label') or row.get('conv')} "
+                f"1x{row['block_n']} threads {row['threads']} ({row['tflite']})",
+                file=sys.stderr,
+            )
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
