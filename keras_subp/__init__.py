@@ -2,12 +2,19 @@
 
 Train uniform 1xN block-sparse CNNs from scratch with `model.fit`, in the style of tfmot:
 `prune_subp` -> `fit(callbacks=[UpdateSUBP()])` -> `strip_subp` -> TFLite. See
-`keras_subp.prune_subp` for the details and the algorithm specification for the formulas.
+`keras_subp.prune_subp` for the workflow, and the docstrings of `selection`, `criteria` and
+`schedules` for the formulas.
+
+A block is N consecutive output channels x one input channel x the whole Kh x Kw window of a
+Conv2D kernel (`block_geometry`). Both wrappers, `SUBPWrapper` and the 1xN baseline's
+`FixedBlockMaskWrapper`, derive from `BlockMaskWrapper`. Private Keras attributes are read only
+in `keras_compat`.
 """
 
 from keras_subp import schedules
 from keras_subp.baseline_1xn import FixedBlockMaskWrapper, global_l1_block_mask, prune_1xn
 from keras_subp.block_geometry import expand_block_mask, kernel_to_blocks
+from keras_subp.block_mask_wrapper import BlockMaskWrapper
 from keras_subp.callbacks import SUBPSummaries, UpdateSUBP, subp_wrappers, update_masks
 from keras_subp.criteria import block_scores
 from keras_subp.prune import block_eligibility, prune_subp
@@ -26,6 +33,7 @@ from keras_subp.strip import strip_subp
 from keras_subp.wrapper import MaskUpdate, SUBPWrapper
 
 __all__ = [
+    "BlockMaskWrapper",
     "FixedBlockMaskWrapper",
     "FlopsCount",
     "LayerFlops",

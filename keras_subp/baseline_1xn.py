@@ -12,8 +12,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_subp.block_geometry import expand_block_mask, validate_block_n, validate_block_size
+from keras_subp.block_geometry import expand_block_mask, validate_block_n
+from keras_subp.block_mask_wrapper import BlockMaskWrapper, convolve_with_kernel, validate_sparsity
 from keras_subp.criteria import block_scores
+from keras_subp.keras_compat import call_count, outbound_nodes
 from keras_subp.model_walk import (
     clone_with_weights,
     copy_layer,
@@ -21,12 +23,6 @@ from keras_subp.model_walk import (
     require_graph_model,
 )
 from keras_subp.prune import eligible_layers
-from keras_subp.wrapper import (
-    check_conv2d_can_take_blocks,
-    convolve_with_kernel,
-    masked_layer_weights,
-    validate_sparsity,
-)
 
 # Layers that act on every channel independently, so a channel permutation passes through them.
 _CHANNELWISE_LAYERS = (
@@ -49,56 +45,19 @@ _CHANNELWISE_LAYERS = (
 
 
 @keras.saving.register_keras_serializable(package="keras_subp")
-class FixedBlockMaskWrapper(keras.layers.Wrapper):
+class FixedBlockMaskWrapper(BlockMaskWrapper):
     """A Conv2D with a fixed 1xN block mask M: forward W*M, gradient of pruned weights 0.
 
-    `mask` (kernel-shaped, non-trainable) is set by `prune_1xn` and saved with the model; no
-    callback is needed. `sparsity` is the nominal layer-global fraction of pruned blocks.
+    `mask` (the base class's kernel-shaped, non-trainable variable) is set by `prune_1xn` and
+    saved with the model; no callback is needed. `sparsity` is the nominal layer-global fraction
+    of pruned blocks (output groups may keep different numbers of blocks).
     """
 
-    def __init__(self, layer, n: int = 16, sparsity: float = 0.5, **kwargs):
-        validate_block_n(n)
-        check_conv2d_can_take_blocks(layer, n)
-        kwargs.setdefault("name", f"one_by_n_{layer.name}")
-        kwargs.setdefault("dtype", layer.dtype_policy)
-        super().__init__(layer, **kwargs)
-        self.n = n
-        self.sparsity = validate_sparsity(sparsity)
-
-    def build(self, input_shape):
-        if not self.layer.built:
-            self.layer.build(input_shape)
-        validate_block_size(self.n, self.layer.kernel.shape)
-        self.mask = self.add_weight(
-            name="mask",
-            shape=tuple(self.layer.kernel.shape),
-            initializer="ones",
-            dtype=self.layer.kernel.dtype,
-            trainable=False,
-        )
-        self.built = True
+    name_prefix = "one_by_n"
 
     def call(self, inputs):
         kernel = self.layer.kernel
         return convolve_with_kernel(self.layer, inputs, kernel * ops.cast(self.mask, kernel.dtype))
-
-    def compute_output_shape(self, input_shape):
-        return self.layer.compute_output_shape(input_shape)
-
-    def stripped_weights(self) -> list[np.ndarray]:
-        """The inner layer's weights with W*M baked into the kernel (pruned blocks exactly 0)."""
-        return masked_layer_weights(self.layer, self.mask)
-
-    def get_config(self):
-        return {**super().get_config(), "n": self.n, "sparsity": self.sparsity}
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        layer = keras.saving.deserialize_keras_object(
-            config.pop("layer"), custom_objects=custom_objects
-        )
-        return cls(layer, **config)
 
 
 def global_l1_block_mask(kernel, n: int, sparsity: float) -> np.ndarray:
@@ -121,11 +80,15 @@ def global_l1_block_mask(kernel, n: int, sparsity: float) -> np.ndarray:
 
 
 def _single_consumer(layer, output_ids: set[int]):
-    if id(layer.output) in output_ids or len(layer._outbound_nodes) != 1:
+    """The one layer that consumes `layer`'s output, or None (model output, fan-out, shared)."""
+    if id(layer.output) in output_ids:
         return None
-    node = layer._outbound_nodes[0]
+    consumers = outbound_nodes(layer)
+    if len(consumers) != 1:
+        return None
+    node = consumers[0]
     consumer = node.operation
-    if len(node.input_tensors) != 1 or len(getattr(consumer, "_inbound_nodes", [])) != 1:
+    if len(node.input_tensors) != 1 or call_count(consumer) != 1:
         return None
     return consumer
 
@@ -136,7 +99,7 @@ def channel_chain(conv, model) -> list[tuple[str, keras.layers.Layer]] | None:
     Follows single-consumer, channel-wise layers (BN, activations, pooling, dropout, depthwise
     convs with depth_multiplier 1) up to the next Conv2D or Dense, which gets its input channels
     permuted. Residual adds, concatenations, Flatten, model outputs and shared layers stop the
-    search (None): such outputs are not rearranged, as in the reference code.
+    search (None): such outputs are not rearranged, as in the 1xN authors' code.
     """
     output_ids = {id(tensor) for tensor in model.outputs}
     steps: list[tuple[str, keras.layers.Layer]] = []
@@ -199,7 +162,7 @@ def prune_1xn(model, n: int, sparsity: float, rearrange: bool = True, exclude=No
     ascending L1 norm; the permutation is applied to the weights of the conv, the following
     BN/depthwise layers and the consumer's input channels, so the network computes the same
     function and the blocks are contiguous in the new order (ready for export). Outputs that
-    feed residual adds are left in place, as in the reference. Then each eligible conv is
+    feed residual adds are left in place, as in the 1xN authors' code. Then each eligible conv is
     wrapped in `FixedBlockMaskWrapper` with the layer-global L1 mask.
 
     Args:

@@ -143,7 +143,7 @@ class SUBPSummaries(keras.callbacks.Callback):
         for update in updates:
             prefix = f"subp/{update.layer_name}"
             scalars[f"{prefix}/block_sparsity"] = update.block_sparsity
-            scalars[f"{prefix}/blocks_regrown"] = update.regrown_per_group * update.groups
+            scalars[f"{prefix}/blocks_regrown"] = update.regrown_blocks_per_group * update.groups
             scalars[f"{prefix}/mask_churn"] = update.changed_blocks
         try:
             flops = count_flops(self.model)

@@ -49,7 +49,7 @@ def block_scores(
             (c' = c included); a zero A_share is replaced by 1, and a group whose blocks are all
             zero gets L1_share = 0 instead of dividing by zero.
         mask: optional block mask (G, Cin) or kernel-shaped mask; scores are taken on kernel*mask.
-        alpha: weight of the angular-redundancy term of BPAR (1 in the reference code).
+        alpha: weight of the angular-redundancy term of BPAR (1 in the SUBP authors' code).
         chunk_elements: memory bound for BPAR: the pairwise cosines are computed for as many
             input channels at a time as keep G x chunk x Cin below this many elements.
 

@@ -6,23 +6,21 @@ from collections.abc import Callable, Iterator
 
 import keras
 
+from keras_subp.block_mask_wrapper import BlockMaskWrapper
+from keras_subp.keras_compat import is_functional_model
+
 
 def require_graph_model(model) -> None:
     """Raise `ValueError` unless `model` is a Sequential or Functional Keras model."""
     if isinstance(model, keras.Sequential):
         return
-    if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth"):
+    if is_functional_model(model):
         return  # a Functional model (including subclasses built functionally)
     raise ValueError(
         f"Expected a keras.Sequential or Functional model (or a single layer), got "
         f"{type(model).__name__}. Subclassed models cannot be cloned: wrap their Conv2D layers "
         "yourself, e.g. self.conv = keras_subp.prune_subp(keras.layers.Conv2D(...), n=16)."
     )
-
-
-def is_block_mask_wrapper(layer) -> bool:
-    """True for a SUBP or 1xN baseline wrapper (a Keras Wrapper that can bake W*M into its layer)."""
-    return isinstance(layer, keras.layers.Wrapper) and hasattr(layer, "stripped_weights")
 
 
 def iter_leaf_layers(model) -> Iterator[keras.layers.Layer]:
@@ -40,8 +38,10 @@ def clone_with_weights(
     """Clone `model` (recursively) with `clone_layer` and copy every original weight across.
 
     `clone_layer(layer)` returns the replacement layer; when it returns a wrapper whose
-    `.layer` is a fresh copy of the original, the original weights go to that inner layer.
-    Layers the function returns unchanged in type get the original's weights directly.
+    `.layer` is a fresh copy of the original, the original weights go to that inner layer; when
+    it replaces a `BlockMaskWrapper` by a plain layer, that layer gets the wrapper's stripped
+    weights (W*M). Layers the function returns unchanged in type get the original's weights
+    directly.
     """
     pairs: list[tuple[keras.layers.Layer, keras.layers.Layer]] = []
 
@@ -60,10 +60,8 @@ def clone_with_weights(
             original, keras.layers.Wrapper
         ):
             target = new_layer.layer
-        elif (
-            isinstance(original, keras.layers.Wrapper)
-            and not isinstance(new_layer, keras.layers.Wrapper)
-            and hasattr(original, "stripped_weights")
+        elif isinstance(original, BlockMaskWrapper) and not isinstance(
+            new_layer, keras.layers.Wrapper
         ):
             weights = original.stripped_weights()
         target.set_weights(weights)

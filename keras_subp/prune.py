@@ -10,20 +10,20 @@ import keras
 
 from keras_subp import schedules as schedules_module
 from keras_subp.block_geometry import validate_block_n
+from keras_subp.block_mask_wrapper import (
+    BlockMaskWrapper,
+    check_conv2d_can_take_blocks,
+    validate_sparsity,
+)
 from keras_subp.criteria import normalize_criterion
+from keras_subp.keras_compat import call_count
 from keras_subp.model_walk import (
     clone_with_weights,
     copy_layer,
     iter_leaf_layers,
     require_graph_model,
 )
-from keras_subp.wrapper import (
-    SEED_LIMIT,
-    SUBPWrapper,
-    check_conv2d_can_take_blocks,
-    resolve_seed,
-    validate_sparsity,
-)
+from keras_subp.wrapper import SEED_LIMIT, SUBPWrapper, resolve_seed
 
 Exclude = str | Iterable[str] | Callable[[keras.layers.Layer], bool] | None
 
@@ -47,8 +47,9 @@ def block_eligibility(model, n: int, exclude: Exclude = None) -> dict[str, str]:
     decisions, masks and seeds are keyed by layer name.
 
     Returns:
-        Ordered dict from layer name to "eligible", "first convolution", "excluded", or the
-        reason it cannot take blocks (those are the layers `prune_subp` warns about).
+        Ordered dict from layer name to "eligible", "first convolution", "excluded",
+        "already wrapped" (a `BlockMaskWrapper`, left as it is), or the reason it cannot take
+        blocks (those are the layers `prune_subp` warns about).
     """
     layers = list(iter_leaf_layers(model))
     name_counts = Counter(layer.name for layer in layers)
@@ -72,9 +73,13 @@ def block_eligibility(model, n: int, exclude: Exclude = None) -> dict[str, str]:
     seen_convolution = False
     for layer in layers:
         is_convolution = isinstance(
-            layer, keras.layers.Conv2D | keras.layers.DepthwiseConv2D | keras.layers.SeparableConv2D
-        ) or isinstance(layer, SUBPWrapper)
-        if isinstance(layer, SUBPWrapper):
+            layer,
+            keras.layers.Conv2D
+            | keras.layers.DepthwiseConv2D
+            | keras.layers.SeparableConv2D
+            | BlockMaskWrapper,
+        )
+        if isinstance(layer, BlockMaskWrapper):
             decisions[layer.name] = "already wrapped"
         elif isinstance(layer, keras.layers.Conv2D):
             channels = _input_channels(layer)
@@ -82,9 +87,9 @@ def block_eligibility(model, n: int, exclude: Exclude = None) -> dict[str, str]:
                 decisions[layer.name] = "excluded"
             elif not seen_convolution or (channels is not None and channels <= 3):
                 decisions[layer.name] = "first convolution"
-            elif len(getattr(layer, "_inbound_nodes", ())) > 1:
+            elif call_count(layer) > 1:
                 decisions[layer.name] = (
-                    f"weight-shared layer (called {len(layer._inbound_nodes)} times in the model)"
+                    f"weight-shared layer (called {call_count(layer)} times in the model)"
                 )
             else:
                 try:
@@ -157,13 +162,13 @@ def prune_subp(
             group keeps Cin - int(p * Cin) blocks.
         schedule: `keras_subp.schedules.Schedule` giving r(epoch); None is `Cubic(0, 10)`.
         criterion: block importance, "bpar" (default: the criterion of the SUBP paper), "l1"
-            (what the reference's released scripts use) or "l2".
+            (what the SUBP authors' released training scripts use) or "l2".
         temperature: softmax temperature of the regrowth sampling.
         pruned_decay: lambda of the extra decay lambda * (1 - M) * W on pruned weights.
         exclude: layer name(s) or a predicate `layer -> bool` for Conv2D layers to keep dense.
         seed: integer seed; wrapped layer i (in model order) samples with seed + i. None draws
             a random seed, recorded in each wrapper's config.
-        alpha: weight of BPAR's angular-redundancy term (1 in the reference code).
+        alpha: weight of BPAR's angular-redundancy term (1 in the SUBP authors' code).
 
     Returns:
         A new model (or a `SUBPWrapper` for a single layer).
@@ -185,8 +190,8 @@ def prune_subp(
     if not isinstance(model, keras.Model):
         if not isinstance(model, keras.layers.Layer):
             raise ValueError(f"Expected a Keras model or layer, got {type(model).__name__}.")
-        if isinstance(model, SUBPWrapper):
-            raise ValueError(f"Layer {model.name!r} is already a SUBPWrapper.")
+        if isinstance(model, BlockMaskWrapper):
+            raise ValueError(f"Layer {model.name!r} is already a {type(model).__name__}.")
         check_conv2d_can_take_blocks(model, n)
         return SUBPWrapper(model, schedule=schedule, seed=seed, **options)
 

@@ -1,4 +1,12 @@
-"""Sparsity and FLOPs reports in the SUBP paper's accounting (plus actual counts)."""
+"""Sparsity and FLOPs reports in the SUBP paper's accounting (plus actual counts).
+
+Vocabulary (shared with the rest of the project): a block is N consecutive output channels x
+one input channel x the whole Kh x Kw window; a layer's Cout channels form G = Cout / N output
+groups of Cin blocks each. Per layer, `kept_blocks_per_group` lists the kept (non-zero) blocks
+of every group, `kept_blocks_min` / `kept_blocks_max` are its extremes, `balance_ratio` is
+max / mean of it (1.0 when every group keeps as many blocks, as SUBP guarantees) and
+`block_sparsity` is the fraction of the layer's G x Cin blocks that are pruned.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +17,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_subp.block_geometry import kernel_mask_to_blocks, kernel_to_blocks, validate_block_n
-from keras_subp.model_walk import is_block_mask_wrapper, iter_leaf_layers
+from keras_subp.block_geometry import kernel_to_blocks, validate_block_n
+from keras_subp.block_mask_wrapper import BlockMaskWrapper
+from keras_subp.keras_compat import call_output_tensors
+from keras_subp.model_walk import iter_leaf_layers
 
 
 @dataclass(frozen=True)
@@ -41,16 +51,18 @@ class FlopsCount:
 
 @dataclass(frozen=True)
 class LayerSparsity:
-    """One row of `sparsity_report` (block counts are per output group of N channels)."""
+    """One row of `sparsity_report`: one block-sparse layer (see the module docstring for the
+    meaning of block, output group and the per-group statistics)."""
 
     name: str
-    kernel_shape: tuple[int, int, int, int]
-    n: int
+    kernel_shape: tuple[int, int, int, int]  # (Kh, Kw, Cin, Cout)
+    n: int  # block length N
     nominal_sparsity: float | None  # p given at pruning time (None for a plain, stripped conv)
-    block_sparsity: float  # pruned blocks / all blocks
-    kept_blocks_min: int
-    kept_blocks_max: int
-    balance_ratio: float  # max_g kept_g / mean_g kept_g; exactly 1.0 for SUBP
+    kept_blocks_per_group: tuple[int, ...]  # G entries: kept blocks of output group g, <= Cin
+    block_sparsity: float  # pruned blocks / (G * Cin)
+    kept_blocks_min: int  # min over groups of kept_blocks_per_group
+    kept_blocks_max: int  # max over groups of kept_blocks_per_group
+    balance_ratio: float  # kept_blocks_max / mean(kept_blocks_per_group); exactly 1.0 for SUBP
     dense_flops: int
     sparse_flops: float  # SUBP accounting: dense_flops * (1 - nominal p)
     actual_flops: int
@@ -59,9 +71,7 @@ class LayerSparsity:
 def _spatial_output_size(layer) -> int:
     """Output positions per image, summed over every call of the layer in the model (a layer
     shared between several call sites computes once per call)."""
-    shapes = [
-        node.outputs[0].shape for node in getattr(layer, "_inbound_nodes", ()) if node.outputs
-    ]
+    shapes = [tensor.shape for tensor in call_output_tensors(layer)]
     if not shapes:
         try:
             shapes = [layer.output.shape]
@@ -82,11 +92,21 @@ def _spatial_output_size(layer) -> int:
     return positions
 
 
-def _kept_blocks(layer, n: int | None) -> np.ndarray | None:
-    """(G,) kept blocks per output group, from a wrapper's mask or a plain kernel's zeros."""
-    if is_block_mask_wrapper(layer):
-        block_mask = ops.convert_to_numpy(kernel_mask_to_blocks(layer.mask, layer.n))
-        return block_mask.sum(axis=1).astype(np.int64)
+def _unwrapped(layer):
+    """The Conv2D inside a block-mask wrapper, or the layer itself."""
+    return layer.layer if isinstance(layer, BlockMaskWrapper) else layer
+
+
+def _block_n(layer, n: int | None) -> int | None:
+    """The block length to count `layer` in: a wrapper's own N, else the caller's `n`."""
+    return layer.n if isinstance(layer, BlockMaskWrapper) else n
+
+
+def _kept_blocks_per_group(layer, n: int | None) -> np.ndarray | None:
+    """(G,) kept blocks per output group, from a wrapper's mask or a plain kernel's zeros
+    (None when the layer is not counted in blocks of `n`)."""
+    if isinstance(layer, BlockMaskWrapper):
+        return layer.kept_blocks_per_group()
     if n is not None and isinstance(layer, keras.layers.Conv2D) and layer.filters % n == 0:
         if getattr(layer, "groups", 1) != 1:
             return None
@@ -96,7 +116,9 @@ def _kept_blocks(layer, n: int | None) -> np.ndarray | None:
 
 
 def _layer_flops(layer, n: int | None) -> tuple[LayerFlops, np.ndarray | None] | None:
-    inner = layer.layer if is_block_mask_wrapper(layer) else layer
+    """The layer's FLOPs and its kept blocks per group (None for a layer not in blocks), or None
+    for a layer that does no multiply-accumulates."""
+    inner = _unwrapped(layer)
     if isinstance(inner, keras.layers.SeparableConv2D):
         depthwise = inner.depthwise_kernel.numpy().shape
         pointwise = inner.pointwise_kernel.numpy().shape
@@ -113,12 +135,14 @@ def _layer_flops(layer, n: int | None) -> tuple[LayerFlops, np.ndarray | None] |
         kh, kw, input_channels, output_channels = (int(d) for d in inner.kernel.shape)
         positions = _spatial_output_size(layer)
         dense = (kh * kw * input_channels + 1) * output_channels * positions
-        kept = _kept_blocks(layer, n if not is_block_mask_wrapper(layer) else layer.n)
+        block_n = _block_n(layer, n)
+        kept = _kept_blocks_per_group(layer, block_n)
         if kept is None:
             return LayerFlops(layer.name, dense, float(dense), dense), None
-        block_n = layer.n if is_block_mask_wrapper(layer) else n
         actual = (kh * kw * block_n * int(kept.sum()) + output_channels) * positions
-        subp = dense * (1.0 - layer.sparsity) if is_block_mask_wrapper(layer) else float(actual)
+        subp = (
+            dense * (1.0 - layer.sparsity) if isinstance(layer, BlockMaskWrapper) else float(actual)
+        )
         return LayerFlops(layer.name, dense, subp, actual), kept
     if isinstance(inner, keras.layers.Dense):
         input_units, units = (int(d) for d in inner.kernel.shape)
@@ -200,21 +224,21 @@ def count_parameters(model, n: int | None = None) -> ParameterCount:
     _check_model_and_n(model, n)
     dense = subp = actual = 0
     for layer in iter_leaf_layers(model):
-        inner = layer.layer if is_block_mask_wrapper(layer) else layer
+        inner = _unwrapped(layer)
         weights = sum(int(np.prod(w.shape)) for w in _parameters(inner))
         dense += weights
-        kept = _kept_blocks(layer, layer.n if is_block_mask_wrapper(layer) else n)
+        block_n = _block_n(layer, n)
+        kept = _kept_blocks_per_group(layer, block_n)
         if kept is None or not isinstance(inner, keras.layers.Conv2D):
             subp += weights
             actual += weights
             continue
         kh, kw, _, _ = (int(d) for d in inner.kernel.shape)
-        block_n = layer.n if is_block_mask_wrapper(layer) else n
         kernel_weights = int(np.prod(inner.kernel.shape))
         kept_weights = kh * kw * block_n * int(kept.sum())
         others = weights - kernel_weights
         actual += others + kept_weights
-        if is_block_mask_wrapper(layer):
+        if isinstance(layer, BlockMaskWrapper):
             subp += others + kernel_weights * (1.0 - layer.sparsity)
         else:
             subp += others + kept_weights
@@ -232,7 +256,7 @@ def sparsity_report(model, n: int | None = None) -> list[LayerSparsity]:
     rows = []
     for layer in iter_leaf_layers(model):
         if not (
-            is_block_mask_wrapper(layer)
+            isinstance(layer, BlockMaskWrapper)
             or (n is not None and isinstance(layer, keras.layers.Conv2D))
         ):
             continue
@@ -240,16 +264,16 @@ def sparsity_report(model, n: int | None = None) -> list[LayerSparsity]:
         if counted is None or counted[1] is None:
             continue
         flops, kept = counted
-        inner = layer.layer if is_block_mask_wrapper(layer) else layer
-        kernel_shape = tuple(int(d) for d in inner.kernel.shape)
+        kernel_shape = tuple(int(d) for d in _unwrapped(layer).kernel.shape)
         input_channels = kernel_shape[2]
         mean_kept = float(kept.mean())
         rows.append(
             LayerSparsity(
                 name=layer.name,
                 kernel_shape=kernel_shape,
-                n=layer.n if is_block_mask_wrapper(layer) else n,
-                nominal_sparsity=layer.sparsity if is_block_mask_wrapper(layer) else None,
+                n=_block_n(layer, n),
+                nominal_sparsity=layer.sparsity if isinstance(layer, BlockMaskWrapper) else None,
+                kept_blocks_per_group=tuple(int(k) for k in kept),
                 block_sparsity=1.0 - float(kept.sum()) / (kept.size * input_channels),
                 kept_blocks_min=int(kept.min()),
                 kept_blocks_max=int(kept.max()),

@@ -12,7 +12,7 @@ t = (e - s) / (E - s):
 * `Exponential`: sch_{e-s} / sch_{E-s-1} for s <= e < E with sch_k = 1 - exp(-rate * k).
 * `Constant`: 0 before `start_epoch`, 1 from it on (tfmot's `ConstantSparsity`).
 
-All schedules give 0 before s and 1 from E on. Edge cases the reference code divides by zero
+All schedules give 0 before s and 1 from E on. Edge cases the SUBP authors' code divides by zero
 on are defined here: s == E is a step (0 before s, 1 from s on; s == E == 0 prunes to the full
 target from the first epoch), and `Exponential` rejects E - s == 1 (its formula is 0/0 there).
 """

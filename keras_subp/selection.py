@@ -37,7 +37,7 @@ def _whole_number(name: str, value) -> int:
 def num_pruned_blocks(sparsity: float, input_channels: int) -> int:
     """P = int(p * Cin): blocks pruned per output group at the end of the schedule.
 
-    Computed in float64 with truncation toward zero, as the reference does; for decimal p this
+    Computed in float64 with truncation toward zero, as the SUBP authors' code does; for decimal p this
     can be one below the intended count (int(0.29 * 100) == 28).
     """
     return int(float(sparsity) * int(input_channels))

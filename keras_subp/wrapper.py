@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import warnings
 from dataclasses import dataclass
 
 import keras
@@ -11,12 +12,8 @@ import numpy as np
 from keras import ops
 
 from keras_subp import schedules as schedules_module
-from keras_subp.block_geometry import (
-    expand_block_mask,
-    kernel_mask_to_blocks,
-    validate_block_n,
-    validate_block_size,
-)
+from keras_subp.block_geometry import expand_block_mask, kernel_mask_to_blocks
+from keras_subp.block_mask_wrapper import BlockMaskWrapper, convolve_with_kernel
 from keras_subp.criteria import block_scores, normalize_criterion
 from keras_subp.selection import num_pruned_blocks, num_regrown_blocks, subp_block_mask
 
@@ -32,73 +29,65 @@ def resolve_seed(seed: int | None) -> int:
     return seed
 
 
-def validate_sparsity(sparsity: float) -> float:
-    """Return `sparsity` as a float, or raise `ValueError` unless it lies in [0, 1)."""
-    if isinstance(sparsity, bool) or not isinstance(sparsity, int | float | np.floating):
-        raise ValueError(f"sparsity must be a number in [0, 1), got {sparsity!r}.")
-    if not 0.0 <= float(sparsity) < 1.0:
-        raise ValueError(f"sparsity must be in [0, 1), got {sparsity!r}.")
-    return float(sparsity)
-
-
-def check_conv2d_can_take_blocks(layer, n: int) -> None:
-    """Raise `ValueError` explaining why `layer` cannot be pruned in 1xN blocks, if it cannot."""
-    if not isinstance(layer, keras.layers.Conv2D):
-        raise ValueError(
-            f"Layer {layer.name!r} ({type(layer).__name__}) cannot take 1xN blocks: only "
-            "keras.layers.Conv2D is supported (depthwise, transposed and dense layers are not)."
-        )
-    if getattr(layer, "groups", 1) != 1:
-        raise ValueError(
-            f"Layer {layer.name!r} is a grouped convolution (groups={layer.groups}); "
-            "1xN blocks need groups == 1."
-        )
-    if layer.filters % n != 0:
-        raise ValueError(
-            f"Layer {layer.name!r} has {layer.filters} output channels, not divisible by the "
-            f"block size n={n}; 1xN blocks need Cout % n == 0."
-        )
-
-
-def masked_layer_weights(layer, mask) -> list[np.ndarray]:
-    """`layer.get_weights()` with the kernel multiplied by `mask` (kernel-shaped, 0/1).
-
-    Pruned entries of negative weights would be -0.0; they are stored as +0.0 so that every
-    pruned weight is a plain zero.
-    """
-    weights = layer.get_weights()
-    weights[0] = weights[0] * ops.convert_to_numpy(mask).astype(weights[0].dtype)
-    weights[0][weights[0] == 0] = 0
-    return weights
-
-
 @dataclass(frozen=True)
 class MaskUpdate:
-    """What one mask update did to one layer (counts are in 1xN blocks)."""
+    """What one mask update did to one layer.
+
+    Counts are in blocks (N output channels x one input channel x the whole kernel window) and
+    are the same for every one of the layer's `groups` output groups, each of which has
+    `input_channels` blocks.
+    """
 
     layer_name: str
     epoch: int
     schedule_value: float
     groups: int
     input_channels: int
-    pruned_per_group: int  # P - R_e, identical in every output group
-    regrown_per_group: int  # R_e
-    changed_blocks: int  # blocks whose kept/pruned state differs from before the update
+    pruned_blocks_per_group: int  # P - R_e
+    regrown_blocks_per_group: int  # R_e: candidates for pruning that were kept by sampling
+    changed_blocks: int  # blocks of the layer whose kept/pruned state changed in this update
+
+    @property
+    def kept_blocks_per_group(self) -> int:
+        """Blocks every output group keeps after this update: Cin - (P - R_e)."""
+        return self.input_channels - self.pruned_blocks_per_group
 
     @property
     def block_sparsity(self) -> float:
         """Fraction of the layer's blocks that are pruned after this update."""
-        return self.pruned_per_group / self.input_channels
+        return self.pruned_blocks_per_group / self.input_channels
+
+    @property
+    def pruned_per_group(self) -> int:
+        """Deprecated name of `pruned_blocks_per_group`."""
+        warnings.warn(
+            "MaskUpdate.pruned_per_group is deprecated; use pruned_blocks_per_group.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.pruned_blocks_per_group
+
+    @property
+    def regrown_per_group(self) -> int:
+        """Deprecated name of `regrown_blocks_per_group`."""
+        warnings.warn(
+            "MaskUpdate.regrown_per_group is deprecated; use regrown_blocks_per_group.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.regrown_blocks_per_group
 
 
 @keras.saving.register_keras_serializable(package="keras_subp")
-class SUBPWrapper(keras.layers.Wrapper):
+class SUBPWrapper(BlockMaskWrapper):
     """Wraps a `keras.layers.Conv2D` and trains it with SUBP's soft uniform 1xN block mask.
 
-    The mask M is a non-trainable variable (kernel-shaped, constant on every 1xN block). The
+    The mask M is the base class's non-trainable, kernel-shaped variable (constant on every
+    block; see `keras_subp.BlockMaskWrapper`), with the same number of kept blocks in every
+    output group. The
     forward pass convolves with W*M; the gradient reaches every weight (straight-through,
     ``w + stop_gradient(w * m - w)``), and during training the layer adds the loss
-    ``pruned_decay / 2 * sum(((1 - M) * W) ** 2)``, whose gradient is the reference's extra
+    ``pruned_decay / 2 * sum(((1 - M) * W) ** 2)``, whose gradient is SUBP's extra
     decay ``pruned_decay * (1 - M) * W`` of pruned weights. The decay loss is not added in
     inference or evaluation calls.
 
@@ -122,12 +111,14 @@ class SUBPWrapper(keras.layers.Wrapper):
         sparsity: target fraction p of blocks pruned per output group, in [0, 1).
         schedule: a `keras_subp.schedules.Schedule`; None means `Cubic(0, 10)`.
         criterion: "l1", "l2" or "bpar" (see `keras_subp.block_scores`). The default is BPAR,
-            the criterion of the SUBP paper; the reference's released scripts use "l1".
+            the criterion of the SUBP paper; the SUBP authors' released training scripts use "l1".
         temperature: softmax temperature of the regrowth sampling (> 0).
         pruned_decay: lambda of the pruned-weight decay (>= 0).
         seed: integer seed of the regrowth sampling; None draws one (then stored in the config).
-        alpha: weight of BPAR's angular-redundancy term (1 in the reference code; >= 0).
+        alpha: weight of BPAR's angular-redundancy term (1 in the SUBP authors' code; >= 0).
     """
+
+    name_prefix = "subp"
 
     def __init__(
         self,
@@ -142,13 +133,7 @@ class SUBPWrapper(keras.layers.Wrapper):
         alpha: float = 1.0,
         **kwargs,
     ):
-        validate_block_n(n)
-        check_conv2d_can_take_blocks(layer, n)
-        kwargs.setdefault("name", f"subp_{layer.name}")
-        kwargs.setdefault("dtype", layer.dtype_policy)
-        super().__init__(layer, **kwargs)
-        self.n = n
-        self.sparsity = validate_sparsity(sparsity)
+        super().__init__(layer, n=n, sparsity=sparsity, **kwargs)
         self.schedule = schedules_module.get(schedule)
         self.criterion = normalize_criterion(criterion)
         if not math.isfinite(float(temperature)) or not float(temperature) > 0:
@@ -165,18 +150,8 @@ class SUBPWrapper(keras.layers.Wrapper):
         self._mask_initialised_in_session = False
         self.last_update: MaskUpdate | None = None
 
-    def build(self, input_shape):
-        if not self.layer.built:
-            self.layer.build(input_shape)
-        kernel_shape = tuple(int(d) for d in self.layer.kernel.shape)
-        validate_block_size(self.n, kernel_shape)
-        self.mask = self.add_weight(
-            name="mask",
-            shape=kernel_shape,
-            initializer="ones",
-            dtype=self.layer.kernel.dtype,
-            trainable=False,
-        )
+    def build_state(self) -> None:
+        # Created after the mask, in this order (saved files index variables by creation order).
         self.schedule_epoch = self.add_weight(
             name="schedule_epoch",
             shape=(),
@@ -191,24 +166,11 @@ class SUBPWrapper(keras.layers.Wrapper):
             dtype="int32",
             trainable=False,
         )
-        self.built = True
 
     @property
-    def kernel_shape(self) -> tuple[int, int, int, int]:
-        return tuple(int(d) for d in self.layer.kernel.shape)
-
-    @property
-    def input_channels(self) -> int:
-        return self.kernel_shape[2]
-
-    @property
-    def num_pruned_per_group(self) -> int:
+    def target_pruned_blocks_per_group(self) -> int:
         """P = int(p * Cin): blocks every output group has pruned once the schedule is over."""
         return num_pruned_blocks(self.sparsity, self.input_channels)
-
-    def block_mask(self) -> np.ndarray:
-        """The current (G, Cin) block mask as a float32 numpy array (1 = kept)."""
-        return ops.convert_to_numpy(kernel_mask_to_blocks(self.mask, self.n)).astype(np.float32)
 
     def call(self, inputs, training=None):
         if training is True and not self._mask_initialised_in_session:
@@ -228,9 +190,6 @@ class SUBPWrapper(keras.layers.Wrapper):
             self.add_loss(self.pruned_decay / 2.0 * ops.sum(ops.square(pruned_weights)))
         return convolve_with_kernel(self.layer, inputs, effective_kernel)
 
-    def compute_output_shape(self, input_shape):
-        return self.layer.compute_output_shape(input_shape)
-
     def update_mask(self) -> MaskUpdate:
         """Advance the schedule by one epoch and recompute the mask (SUBP, once per epoch).
 
@@ -242,7 +201,7 @@ class SUBPWrapper(keras.layers.Wrapper):
             raise RuntimeError(f"SUBPWrapper {self.name!r} must be built before updating masks.")
         epoch = int(self.schedule_epoch.numpy()) + 1
         schedule_value = self.schedule(epoch)
-        num_pruned = self.num_pruned_per_group
+        num_pruned = self.target_pruned_blocks_per_group
         num_regrown = num_regrown_blocks(self.sparsity, schedule_value, self.input_channels)
         previous_block_mask = kernel_mask_to_blocks(self.mask, self.n)
         scores = block_scores(
@@ -272,24 +231,18 @@ class SUBPWrapper(keras.layers.Wrapper):
             layer_name=self.name,
             epoch=epoch,
             schedule_value=schedule_value,
-            pruned_per_group=num_pruned - num_regrown,
-            regrown_per_group=num_regrown,
+            pruned_blocks_per_group=num_pruned - num_regrown,
+            regrown_blocks_per_group=num_regrown,
             groups=int(new_block_mask.shape[0]),
             input_channels=self.input_channels,
             changed_blocks=changed,
         )
         return self.last_update
 
-    def stripped_weights(self) -> list[np.ndarray]:
-        """The inner layer's weights with W*M baked into the kernel (pruned blocks exactly 0)."""
-        return masked_layer_weights(self.layer, self.mask)
-
     def get_config(self):
         config = super().get_config()
         config.update(
             {
-                "n": self.n,
-                "sparsity": self.sparsity,
                 "schedule": keras.saving.serialize_keras_object(self.schedule),
                 "criterion": self.criterion,
                 "temperature": self.temperature,
@@ -300,17 +253,6 @@ class SUBPWrapper(keras.layers.Wrapper):
         )
         return config
 
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        layer = keras.saving.deserialize_keras_object(
-            config.pop("layer"), custom_objects=custom_objects
-        )
-        schedule = config.pop("schedule", None)
-        if isinstance(schedule, dict):
-            schedule = keras.saving.deserialize_keras_object(schedule)
-        return cls(layer, schedule=schedule, **config)
-
 
 def sampling_seed(seed: int, update_count: int) -> int:
     """Seed of the `update_count`-th regrowth draw of a layer whose RNG seed is `seed`.
@@ -318,18 +260,3 @@ def sampling_seed(seed: int, update_count: int) -> int:
     Stateless and deterministic, so a reloaded model continues the exact random sequence.
     """
     return (int(seed) * 1_000_003 + int(update_count) * 7_919 + 1) % SEED_LIMIT
-
-
-def convolve_with_kernel(layer, inputs, kernel):
-    """Run Conv2D `layer` (bias and activation included) with `kernel` in place of its own."""
-    outputs = layer.convolution_op(inputs, kernel)
-    if layer.use_bias:
-        bias_shape = (
-            (1, 1, 1, layer.filters)
-            if layer.data_format == "channels_last"
-            else (1, layer.filters, 1, 1)
-        )
-        outputs = ops.add(outputs, ops.reshape(layer.bias, bias_shape))
-    if layer.activation is not None:
-        outputs = layer.activation(outputs)
-    return outputs

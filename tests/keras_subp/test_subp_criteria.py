@@ -13,7 +13,7 @@ def numpy_block(kernel, n, group, channel):
 
 
 def numpy_scores(kernel, n, criterion):
-    """Direct transcription of the spec's formulas, block by block."""
+    """Direct transcription of the formulas in `keras_subp.block_scores`' docstring, block by block."""
     groups, input_channels = kernel.shape[3] // n, kernel.shape[2]
     scores = np.zeros((groups, input_channels))
     for g in range(groups):

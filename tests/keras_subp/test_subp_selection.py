@@ -46,11 +46,11 @@ def test_edge_counts():
         subp_block_mask(scores, 2, 1, temperature=0.0, seed=1)
 
 
-def test_target_counts_truncate_like_the_reference():
+def test_target_counts_truncate_like_the_subp_authors_code():
     assert num_pruned_blocks(0.29, 100) == 28  # float64 0.29 * 100 = 28.999999999999996
     assert num_pruned_blocks(0.5, 7) == 3
     assert num_pruned_blocks(66 / 128, 256) == 132
-    # R_e = int((p - p * r) * Cin), with p * r computed first, as in the reference.
+    # R_e = int((p - p * r) * Cin), with p * r computed first, as in the SUBP authors' code.
     assert num_regrown_blocks(0.5, 0.0, 64) == 32
     assert num_regrown_blocks(0.5, 1.0, 64) == 0
     assert num_regrown_blocks(0.5, 0.125, 64) == int((0.5 - 0.5 * 0.125) * 64)

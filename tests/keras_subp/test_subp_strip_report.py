@@ -72,6 +72,9 @@ def test_sparsity_report_and_flops_against_hand_counts(trained):
     assert conv1.kernel_shape == (3, 3, 8, 16) and conv1.n == N
     assert (conv1.kept_blocks_min, conv1.kept_blocks_max, conv1.balance_ratio) == (4, 4, 1.0)
     assert (conv2.kept_blocks_min, conv2.kept_blocks_max) == (8, 8)
+    # conv1: 16 output channels / N=4 = 4 groups, each keeping 8 - int(0.5 * 8) = 4 blocks.
+    assert conv1.kept_blocks_per_group == (4, 4, 4, 4)
+    assert conv2.kept_blocks_per_group == (8, 8, 8, 8)
     assert conv1.block_sparsity == 0.5 and conv1.nominal_sparsity == 0.5
     # (Kh*Kw*Cin + 1) * Cout * Hout * Wout on the 12x12 grid.
     assert conv1.dense_flops == (9 * 8 + 1) * 16 * 144 == 168192

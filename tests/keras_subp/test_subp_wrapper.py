@@ -154,7 +154,7 @@ def test_masks_stay_uniform_and_follow_the_regrowth_counts():
         kept = wrapper.block_mask().sum(axis=1)
         assert np.all(kept == wrapper.input_channels - int(sparsity * wrapper.input_channels))
     # conv1 (Cin 8) and conv2 (Cin 10; the 10-channel "odd" conv stays dense): int(2.4), int(3.0).
-    assert [u.pruned_per_group for u in callback.last_updates] == [2, 3]
+    assert [u.pruned_blocks_per_group for u in callback.last_updates] == [2, 3]
 
 
 @pytest.mark.parametrize(
