@@ -35,6 +35,7 @@ class SeededInitializers:
 
 
 def batch_norm(name: str) -> keras.layers.BatchNormalization:
+    """BatchNormalization with PyTorch's momentum and epsilon."""
     return keras.layers.BatchNormalization(
         momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=name
     )
@@ -74,6 +75,15 @@ def conv_bn(
     return x
 
 
-def classifier_head(x, num_classes: int, init: SeededInitializers, name: str = "classifier"):
+def classifier_head(
+    x,
+    num_classes: int,
+    init: SeededInitializers,
+    name: str = "classifier",
+    activation: str | None = None,
+):
+    """Global average pooling -> Dense(num_classes); `activation` None outputs logits."""
     x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
-    return keras.layers.Dense(num_classes, kernel_initializer=init.dense(), name=name)(x)
+    return keras.layers.Dense(
+        num_classes, activation=activation, kernel_initializer=init.dense(), name=name
+    )(x)

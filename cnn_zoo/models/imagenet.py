@@ -1,9 +1,15 @@
-"""ImageNet-shaped models (224x224x3 inputs, 1000 classes, logits out unless noted).
+"""ImageNet-shaped models (224x224x3 inputs by default, 1000 classes).
 
 ResNet-18/34 are built here in the torchvision topology SUBP uses (7x7 stem with padding 3, 3x3
-max-pool with padding 1, BasicBlocks, 1x1 stride-2 downsample convs, no conv biases, PyTorch's
-symmetric padding), because keras.applications has neither. ResNet-50 and MobileNetV1 are
-keras.applications models with `weights=None`.
+max-pool with padding 1, residual BasicBlocks, 1x1 stride-2 downsample convs, no conv biases,
+PyTorch's symmetric padding), because keras.applications has neither. ResNet-50 and MobileNetV1
+are keras.applications models with `weights=None`.
+
+Every builder takes `classifier_activation`, the activation of the final Dense layer: None gives
+logits (what training with `from_logits=True`, conversion checks and benchmarks want, since
+comparing softmax outputs of a randomly initialised network hides differences), "softmax" gives
+class probabilities. The defaults keep each family's own convention: logits for ResNet-18/34,
+softmax for the keras.applications models.
 """
 
 from __future__ import annotations
@@ -15,7 +21,22 @@ import keras
 from cnn_zoo.models.building_blocks import SeededInitializers, classifier_head, conv_bn
 
 
-def _torchvision_basic_block(x, filters: int, strides: int, name: str, init: SeededInitializers):
+def _checked_activation(classifier_activation: str | None) -> str | None:
+    """`classifier_activation` if Keras knows it (or None), else a `ValueError` naming it."""
+    if classifier_activation is None:
+        return None
+    try:
+        keras.activations.get(classifier_activation)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"classifier_activation must be None (logits) or a Keras activation name such as "
+            f'"softmax", got {classifier_activation!r}.'
+        ) from error
+    return classifier_activation
+
+
+def _torchvision_residual_block(x, filters: int, strides: int, name: str, init: SeededInitializers):
+    """torchvision's BasicBlock (a residual block: two 3x3 conv-BN, shortcut, ReLU)."""
     shortcut = x
     y = conv_bn(x, filters, 3, strides, f"{name}_conv1", init, explicit_padding=True)
     y = conv_bn(y, filters, 3, 1, f"{name}_conv2", init, relu=False, explicit_padding=True)
@@ -25,9 +46,15 @@ def _torchvision_basic_block(x, filters: int, strides: int, name: str, init: See
     return keras.layers.ReLU(name=f"{name}_out")(y)
 
 
-def _resnet_basic(
-    blocks: Sequence[int], name: str, input_shape, num_classes: int, seed: int | None
+def _torchvision_resnet(
+    blocks: Sequence[int],
+    name: str,
+    input_shape,
+    num_classes: int,
+    seed: int | None,
+    classifier_activation: str | None,
 ) -> keras.Model:
+    activation = _checked_activation(classifier_activation)
     init = SeededInitializers(seed)
     inputs = keras.Input(input_shape, name="image")
     x = conv_bn(inputs, 64, 7, 2, "stem", init, explicit_padding=True)
@@ -36,26 +63,39 @@ def _resnet_basic(
     for stage, (count, width) in enumerate(zip(blocks, (64, 128, 256, 512), strict=True), start=1):
         for index in range(count):
             strides = 2 if stage > 1 and index == 0 else 1
-            x = _torchvision_basic_block(x, width, strides, f"layer{stage}_block{index}", init)
-    return keras.Model(inputs, classifier_head(x, num_classes, init, name="fc"), name=name)
+            x = _torchvision_residual_block(x, width, strides, f"layer{stage}_block{index}", init)
+    outputs = classifier_head(x, num_classes, init, name="fc", activation=activation)
+    return keras.Model(inputs, outputs, name=name)
 
 
 def resnet18(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
     seed: int | None = None,
+    classifier_activation: str | None = None,
 ) -> keras.Model:
-    """ResNet-18, torchvision topology: 11,689,512 trainable parameters at 1000 classes."""
-    return _resnet_basic((2, 2, 2, 2), "resnet18", input_shape, num_classes, seed)
+    """ResNet-18, torchvision topology: 11,689,512 trainable parameters at 1000 classes.
+
+    Outputs logits by default; `classifier_activation="softmax"` gives probabilities.
+    """
+    return _torchvision_resnet(
+        (2, 2, 2, 2), "resnet18", input_shape, num_classes, seed, classifier_activation
+    )
 
 
 def resnet34(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
     seed: int | None = None,
+    classifier_activation: str | None = None,
 ) -> keras.Model:
-    """ResNet-34, torchvision topology: 21,797,672 trainable parameters at 1000 classes."""
-    return _resnet_basic((3, 4, 6, 3), "resnet34", input_shape, num_classes, seed)
+    """ResNet-34, torchvision topology: 21,797,672 trainable parameters at 1000 classes.
+
+    Outputs logits by default; `classifier_activation="softmax"` gives probabilities.
+    """
+    return _torchvision_resnet(
+        (3, 4, 6, 3), "resnet34", input_shape, num_classes, seed, classifier_activation
+    )
 
 
 def _seed_globally(seed: int | None) -> None:
@@ -68,24 +108,40 @@ def resnet50(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
     seed: int | None = None,
+    classifier_activation: str | None = "softmax",
 ) -> keras.Model:
     """keras.applications ResNet-50 (weights=None): 25,636,712 parameters in all at 1000 classes.
 
-    Its classifier ends in a softmax, as keras.applications builds it. `seed` calls
-    `keras.utils.set_random_seed` (a global side effect) because the builder takes no initialisers.
+    Its classifier ends in a softmax, as keras.applications builds it; pass
+    `classifier_activation=None` for logits. `seed` calls `keras.utils.set_random_seed` (a global
+    side effect) because the builder takes no initialisers.
     """
+    activation = _checked_activation(classifier_activation)
     _seed_globally(seed)
-    return keras.applications.ResNet50(weights=None, input_shape=input_shape, classes=num_classes)
+    return keras.applications.ResNet50(
+        weights=None,
+        input_shape=input_shape,
+        classes=num_classes,
+        classifier_activation=activation,
+    )
 
 
 def mobilenet_v1(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
     seed: int | None = None,
+    classifier_activation: str | None = "softmax",
 ) -> keras.Model:
     """keras.applications MobileNet (V1, alpha 1.0, weights=None): 4,253,864 parameters in all.
 
-    Its classifier ends in a softmax. `seed` is applied globally, as for `resnet50`.
+    Its classifier ends in a softmax; pass `classifier_activation=None` for logits. `seed` is
+    applied globally, as for `resnet50`.
     """
+    activation = _checked_activation(classifier_activation)
     _seed_globally(seed)
-    return keras.applications.MobileNet(weights=None, input_shape=input_shape, classes=num_classes)
+    return keras.applications.MobileNet(
+        weights=None,
+        input_shape=input_shape,
+        classes=num_classes,
+        classifier_activation=activation,
+    )

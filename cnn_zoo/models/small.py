@@ -42,7 +42,8 @@ def vgg_small(
     return keras.Model(inputs, classifier_head(x, num_classes, init), name="vgg_small")
 
 
-def _basic_block(x, filters: int, strides: int, name: str, init: SeededInitializers):
+def _residual_block(x, filters: int, strides: int, name: str, init: SeededInitializers):
+    """A BasicBlock: two 3x3 conv-BN with an identity (or 1x1 conv-BN) shortcut, then ReLU."""
     shortcut = x
     y = conv_bn(x, filters, 3, strides, f"{name}_1", init)
     y = conv_bn(y, filters, 3, 1, f"{name}_2", init, relu=False)
@@ -56,19 +57,21 @@ def resnet_small(
     input_shape: tuple[int, int, int] = (28, 28, 1),
     num_classes: int = 10,
     widths: Sequence[int] = (32, 64, 128),
-    blocks_per_stage: int = 1,
+    residual_blocks_per_stage: int = 1,
     seed: int | None = None,
 ) -> keras.Model:
-    """ResNet-style CNN with BasicBlocks: 3x3 stem, one stage per width (stride 2 from the second),
-    1x1 downsample convs where the shape changes, global average pooling, Dense."""
+    """ResNet-style CNN: 3x3 stem, one stage of `residual_blocks_per_stage` residual blocks
+    (BasicBlocks; "block" alone means a 1xN weight block elsewhere in the project) per width,
+    stride 2 from the second stage, 1x1 downsample convs where the shape changes, global average
+    pooling, Dense."""
     _check_widths(widths)
     init = SeededInitializers(seed)
     inputs = keras.Input(input_shape, name="image")
     x = conv_bn(inputs, widths[0], 3, 1, "stem", init)
     for stage, width in enumerate(widths, start=1):
-        for index in range(1, blocks_per_stage + 1):
+        for index in range(1, residual_blocks_per_stage + 1):
             strides = 2 if stage > 1 and index == 1 else 1
-            x = _basic_block(x, width, strides, f"stage{stage}_block{index}", init)
+            x = _residual_block(x, width, strides, f"stage{stage}_block{index}", init)
     return keras.Model(inputs, classifier_head(x, num_classes, init), name="resnet_small")
 
 
