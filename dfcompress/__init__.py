@@ -16,25 +16,35 @@ from __future__ import annotations
 
 import importlib
 
-# Public name -> module that defines it. Modules are imported on first use.
-_EXPORTS = {
-    "udfc": "dfcompress.udfc",
-    "dfmpc": "dfcompress.dfmpc",
-    "prune_channels": "dfcompress.baselines",
-    "neuron_merging": "dfcompress.neuron_merging",
-    "quantize_weights": "dfcompress.baselines",
-    "model_size_mb": "dfcompress.accounting",
-    "CompressionReport": "dfcompress.report",
-    "LayerReport": "dfcompress.report",
-    "get_quantizer": "dfcompress.quantizers",
-    "to_tflite": "dfcompress.tflite_export",
-}
+from dfcompress.accounting import model_size_mb
+from dfcompress.baselines import prune_channels, quantize_weights
+from dfcompress.dfmpc import dfmpc
+from dfcompress.neuron_merging import neuron_merging
+from dfcompress.quantizers import QUANTIZER_NAMES, Quantizer, get_quantizer
+from dfcompress.report import CompressionReport, LayerReport
+from dfcompress.udfc import udfc
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "QUANTIZER_NAMES",
+    "CompressionReport",
+    "LayerReport",
+    "Quantizer",
+    "dfmpc",
+    "get_quantizer",
+    "model_size_mb",
+    "neuron_merging",
+    "prune_channels",
+    "quantize_weights",
+    "to_tflite",
+    "udfc",
+]
+
+# Imported on first use: the TFLite export pulls in the converter, which plain compression never needs.
+_LAZY = {"to_tflite": "dfcompress.tflite_export"}
 
 
 def __getattr__(name: str):
-    module_name = _EXPORTS.get(name)
+    module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'dfcompress' has no attribute {name!r}")
     return getattr(importlib.import_module(module_name), name)

@@ -1,0 +1,128 @@
+"""UDFC: data-free channel pruning and weight quantization with closed-form compensation."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from dfcompress.closed_forms import combination_coefficients, quantization_scale
+from dfcompress.quantizers import Quantizer, get_quantizer
+from dfcompress.report import CompressionReport, summary
+from dfcompress.selection import CRITERIA
+from dfcompress.session import CompressionSession
+from dfcompress.validation import (
+    check_bits_argument,
+    check_choice,
+    check_non_negative,
+    check_ratio,
+)
+
+
+def udfc(
+    model: keras.Model,
+    prune_ratio: float = 0.3,
+    weight_bits: int | None = 6,
+    criterion: str = "l2",
+    alpha1: float = 0.01,
+    alpha2: float = 0.008,
+    quantizer: str | Quantizer = "dorefa",
+) -> tuple[keras.Model, CompressionReport]:
+    """Prune `prune_ratio` of the channels of every prunable layer and quantize every conv/dense
+    kernel to `weight_bits`, compensating both in closed form without data or fine-tuning.
+
+    Pruning (where a layer's output goes Conv2D/Dense -> BatchNormalization -> ReLU/ReLU6/none ->
+    only Conv2D/Dense consumers, through pooling, padding, dropout or Flatten): the
+    int(C * (1 - prune_ratio)) filters with the largest `criterion` norm ("l1" or "l2") are kept,
+    ranked on the original weights. Each pruned channel j is approximated at the BN output by a
+    linear combination of the kept channels, s = argmin ||W_j - sum_i s_i (g_i sd_j)/(sd_i g_j) W_i||^2
+    + alpha1 (K_j - sum_i s_i K_i)^2 (minimum-norm least squares, so a singular Gram matrix is fine),
+    and every consumer adds s_i times its rows for channel j to its rows for channel i before the
+    channel is physically removed (producer filter, BN entries, consumer rows).
+
+    Quantization (`weight_bits` not None): every Conv/DepthwiseConv/Dense kernel, first conv and
+    classifier included, is quantized with `quantizer` (default DoReFa, per tensor, max|W| restored).
+    For each layer with a BatchNormalization the per-channel scale
+    s~_m = (r~_m . r_m + alpha2 K_m^2) / (r~_m . r~_m + alpha2 K_m^2) (r, r~ the BN-folded float and
+    quantized filters) is folded into that BN (gamma, beta *= s~), so the kernel stays on its grid and
+    the correction holds whatever follows (residual add, ReLU6, depthwise conv). Layers without a BN
+    (the classifier) are quantized without compensation.
+
+    Order: layers are processed forward; a layer's pruning coefficients and quantization scale use
+    its float weights after it has absorbed compensation from the layer before it, so the combined
+    effect is W''_{k,i} = s~_i (W_{k,i} + sum_j s^(j)_i W_{k,j}) with s~_i held in BN_l.
+
+    `weight_bits=None` prunes only; `prune_ratio=0` quantizes only.
+
+    Returns:
+      (compressed model, report); the report lists per-layer bits, channels kept, coefficient
+      statistics and skipped places with reasons. Raises ValueError when prune_ratio > 0 and no layer
+      can be pruned.
+    """
+    prune_ratio = check_ratio(prune_ratio, "prune_ratio")
+    if weight_bits is not None:
+        weight_bits = check_bits_argument(weight_bits, "weight_bits")
+    check_choice(criterion, "criterion", CRITERIA)
+    alpha1 = check_non_negative(alpha1, "alpha1")
+    alpha2 = check_non_negative(alpha2, "alpha2")
+    quantizer = get_quantizer(quantizer)
+    if weight_bits is not None:
+        quantizer.check_bits(weight_bits)
+    if prune_ratio == 0 and weight_bits is None:
+        raise ValueError("prune_ratio is 0 and weight_bits is None: nothing to compress")
+    settings = {
+        "prune_ratio": prune_ratio,
+        "weight_bits": weight_bits,
+        "criterion": criterion,
+        "alpha1": alpha1,
+        "alpha2": alpha2,
+        "quantizer": quantizer.name,
+    }
+    session = CompressionSession("udfc", model, settings)
+    plan = session.plan_pruning(prune_ratio, criterion) if prune_ratio > 0 else {}
+    editor = session.editor
+    for name in session.graph.weight_layers:
+        site = session.graph.sites[name]
+        if name in plan:
+            _, kept, pruned = plan[name]
+            terms = editor.bn_terms(site)
+            folded = editor.folded_filters(site)
+            weight = alpha1 * (terms.gamma[pruned] / terms.sigma[pruned]) ** 2
+            coefficients = combination_coefficients(
+                folded[:, kept],
+                terms.effective_bias[kept],
+                folded[:, pruned],
+                terms.effective_bias[pruned],
+                weight,
+            )
+            residual = folded[:, pruned] - folded[:, kept] @ coefficients
+            relative = np.linalg.norm(residual, axis=0) / np.maximum(
+                np.linalg.norm(folded[:, pruned], axis=0), 1e-30
+            )
+            editor.remove_channels(site, kept, pruned, coefficients)
+            session.mark(
+                name,
+                "pruned",
+                coef_abs_mean=float(np.abs(coefficients).mean()),
+                residual_rel=float(relative.mean()),
+            )
+        if weight_bits is None:
+            continue
+        float_filters = editor.filters(name)
+        editor.quantize(name, quantizer, weight_bits)
+        session.set_bits(name, weight_bits, quantizer.name)
+        bn_weights = editor.weights.get(site.bn, {}) if site.bn else {}
+        if site.bn is None or "gamma" not in bn_weights:
+            session.mark(name, "quantized")
+            continue
+        terms = editor.bn_terms(site)
+        ratio = terms.gamma / terms.sigma
+        scale = quantization_scale(
+            float_filters * ratio,
+            editor.filters(name) * ratio,
+            terms.effective_bias,
+            alpha2,
+        )
+        editor.fold_scale(site, scale)
+        stats = summary(scale)
+        session.mark(name, "quantized", **{f"scale_{key}": value for key, value in stats.items()})
+    return session.finish()
