@@ -97,7 +97,7 @@ class BlockMaskWrapper(keras.layers.Wrapper):
     def build(self, input_shape):
         if not self.layer.built:
             self.layer.build(input_shape)
-        kernel_shape = tuple(int(d) for d in self.layer.kernel.shape)
+        kernel_shape = self.kernel_shape
         validate_block_size(self.n, kernel_shape)
         # Saved files store a layer's variables by creation index: the mask must stay first and
         # `build_state` must keep creating its variables in the same order.
