@@ -61,7 +61,7 @@ LEVELS = ("layer", "model")
 DELEGATE_BLOCK_NS = (1, 2, 4, 8, 16, 32)
 IMAGE_SHAPE = (224, 224, 3)
 NUM_CLASSES = 1000
-CACHE_VERSION = 2  # bump when the way cached models are built changes
+CACHE_VERSION = 3  # bump when the way cached models are built changes
 RESULT_STEM = "delegate_benchmark"
 
 
@@ -104,48 +104,59 @@ QUICK_DEFAULTS: dict[str, Any] = {
 }
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("levels", list(LEVELS), f"What to measure: any of {LEVELS}.")
-flags.DEFINE_list("nets", list(NETS), f"Networks (layer shapes and models) from {NETS}.")
-flags.DEFINE_list("block_n", ["4", "8", "16", "32"], "Layer level: block lengths N.")
-flags.DEFINE_list("sparsity", ["0.5", "0.75", "0.9"], "Layer level: block sparsities s in (0, 1).")
-flags.DEFINE_list("threads", ["1", "2"], "Thread counts (both engines run at each).")
-flags.DEFINE_list("widths", [], "Layer level: output widths to keep (e.g. 56,28); empty: all.")
-flags.DEFINE_list("kernels", [], "Layer level: kernel sizes to keep (1, 3); empty: all.")
-flags.DEFINE_integer("max_layers", 0, "Layer level: at most this many shapes (0: all).")
-flags.DEFINE_list(
-    "model_configs", list(MODEL_CONFIGS), f"Model level configurations from {list(MODEL_CONFIGS)}."
-)
-flags.DEFINE_list("batches", ["1", "8"], "Model level: batch sizes.")
-flags.DEFINE_integer("repeats", 15, "Interleaved rounds: timed samples per interpreter.")
-flags.DEFINE_integer("warmup", 2, "Untimed invokes per interpreter before timing.")
-flags.DEFINE_float("min_sample_ms", 20.0, "A sample averages invokes lasting at least this long.")
-flags.DEFINE_float(
-    "min_sparsity",
-    None,
-    "Delegate option min_sparsity; default: the delegate's own default.",
-)
-flags.DEFINE_float(
-    "peak_gflops_per_core", 220.0, "fp32 FMA peak per core, GFLOP/s (for the % of peak column)."
-)
-flags.DEFINE_float(
-    "tolerance", 1e-4, "Largest accepted max|delegate - xnnpack| / max|xnnpack| of a row."
-)
-flags.DEFINE_integer("seed", 0, "Seed of weights, masks and inputs.")
-flags.DEFINE_string(
-    "out_dir",
-    None,
-    "Results and the model cache; default results/delegate_benchmark "
-    "(results/delegate_benchmark_quick with --quick).",
-)
-flags.DEFINE_bool("rebuild", False, "Reconvert cached models.")
-flags.DEFINE_bool("list_shapes", False, "Print the layer shapes the flags select and exit.")
-flags.DEFINE_bool(
-    "quick",
-    False,
-    "Small sanity run: "
-    + ", ".join(f"--{k}={v}" for k, v in QUICK_DEFAULTS.items())
-    + " (flags given explicitly win).",
-)
+
+
+def define_flags() -> None:
+    """Define this script's absl flags (only when it runs as the program: importing the module
+    for its helpers, as scripts.benchmark_peers does, defines none)."""
+    flags.DEFINE_list("levels", list(LEVELS), f"What to measure: any of {LEVELS}.")
+    flags.DEFINE_list("nets", list(NETS), f"Networks (layer shapes and models) from {NETS}.")
+    flags.DEFINE_list("block_n", ["4", "8", "16", "32"], "Layer level: block lengths N.")
+    flags.DEFINE_list(
+        "sparsity", ["0.5", "0.75", "0.9"], "Layer level: block sparsities s in (0, 1)."
+    )
+    flags.DEFINE_list("threads", ["1", "2"], "Thread counts (both engines run at each).")
+    flags.DEFINE_list("widths", [], "Layer level: output widths to keep (e.g. 56,28); empty: all.")
+    flags.DEFINE_list("kernels", [], "Layer level: kernel sizes to keep (1, 3); empty: all.")
+    flags.DEFINE_integer("max_layers", 0, "Layer level: at most this many shapes (0: all).")
+    flags.DEFINE_list(
+        "model_configs",
+        list(MODEL_CONFIGS),
+        f"Model level configurations from {list(MODEL_CONFIGS)}.",
+    )
+    flags.DEFINE_list("batches", ["1", "8"], "Model level: batch sizes.")
+    flags.DEFINE_integer("repeats", 15, "Interleaved rounds: timed samples per interpreter.")
+    flags.DEFINE_integer("warmup", 2, "Untimed invokes per interpreter before timing.")
+    flags.DEFINE_float(
+        "min_sample_ms", 20.0, "A sample averages invokes lasting at least this long."
+    )
+    flags.DEFINE_float(
+        "min_sparsity",
+        None,
+        "Delegate option min_sparsity; default: the delegate's own default.",
+    )
+    flags.DEFINE_float(
+        "peak_gflops_per_core", 220.0, "fp32 FMA peak per core, GFLOP/s (for the % of peak column)."
+    )
+    flags.DEFINE_float(
+        "tolerance", 1e-4, "Largest accepted max|delegate - xnnpack| / max|xnnpack| of a row."
+    )
+    flags.DEFINE_integer("seed", 0, "Seed of weights, masks and inputs.")
+    flags.DEFINE_string(
+        "out_dir",
+        None,
+        "Results and the model cache; default results/delegate_benchmark "
+        "(results/delegate_benchmark_quick with --quick).",
+    )
+    flags.DEFINE_bool("rebuild", False, "Reconvert cached models.")
+    flags.DEFINE_bool("list_shapes", False, "Print the layer shapes the flags select and exit.")
+    flags.DEFINE_bool(
+        "quick",
+        False,
+        "Small sanity run: "
+        + ", ".join(f"--{k}={v}" for k, v in QUICK_DEFAULTS.items())
+        + " (flags given explicitly win).",
+    )
 
 
 # ----------------------------------------------------------------------------- flag handling
@@ -476,7 +487,9 @@ def build_layer_model(shape: ConvShape, block_n: int, sparsity: float, seed: int
         shape.cout, shape.kernel, strides=shape.stride, padding="same", activation="relu"
     )
     model = keras.Model(inputs, conv(inputs), name=f"conv_{shape.key}")
-    rng = np.random.default_rng([seed, shape.in_size, shape.cin, shape.cout, shape.kernel])
+    rng = np.random.default_rng(
+        [seed, shape.in_size, shape.cin, shape.cout, shape.kernel, shape.stride]
+    )
     fan_in = shape.kernel**2 * shape.cin
     kernel = rng.standard_normal(conv.kernel.shape).astype(np.float32) * np.sqrt(2 / fan_in)
     bias = (0.1 * rng.standard_normal(shape.cout)).astype(np.float32)
@@ -560,7 +573,7 @@ def _all_layers(model) -> list:
     return layers
 
 
-def _write_json_atomically(path: Path, data: Any) -> None:
+def write_json_atomically(path: Path, data: Any) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(json.dumps(data, indent=1))
     os.replace(temporary, path)
@@ -583,14 +596,15 @@ def cached_conversion(path: Path, build: Callable[[], tuple[Any, dict]], rebuild
     model, facts = build()
     tflite_delegate.convert(model, path)
     facts = {**facts, "conversion_s": round(time.perf_counter() - start, 2)}
-    _write_json_atomically(facts_path, facts)
+    write_json_atomically(facts_path, facts)
     del model
     keras.backend.clear_session()
     return facts
 
 
-def _cache_dir(settings: Settings) -> Path:
-    cache = settings.out_dir / "cache"
+def cache_dir(out_dir: Path) -> Path:
+    """`<out_dir>/cache`, created with a .gitignore that keeps its models out of git."""
+    cache = out_dir / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     ignore = cache / ".gitignore"
     if not ignore.exists():
@@ -598,15 +612,44 @@ def _cache_dir(settings: Settings) -> Path:
     return cache
 
 
-def layer_model_path(settings: Settings, shape: ConvShape, block_n: int, sparsity: float) -> Path:
+def layer_model_path(
+    out_dir: Path, seed: int, shape: ConvShape, block_n: int, sparsity: float
+) -> Path:
+    """Cache path of a single-conv model."""
     pruned = pruned_blocks(sparsity, shape.cin)
-    return _cache_dir(settings) / (
-        f"layer_{shape.key}_1x{block_n}_P{pruned}_seed{settings.seed}_v{CACHE_VERSION}.tflite"
+    return cache_dir(out_dir) / (
+        f"layer_{shape.key}_1x{block_n}_P{pruned}_seed{seed}_v{CACHE_VERSION}.tflite"
     )
 
 
-def model_path(settings: Settings, config: ModelConfig) -> Path:
-    return _cache_dir(settings) / f"{config.name}_seed{settings.seed}_v{CACHE_VERSION}.tflite"
+def prepare_layer_model(
+    out_dir: Path, seed: int, shape: ConvShape, block_n: int, sparsity: float, rebuild: bool
+) -> tuple[Path, dict]:
+    """Convert (or find cached) one single-conv model; return its path and facts."""
+    path = layer_model_path(out_dir, seed, shape, block_n, sparsity)
+
+    def build():
+        model = build_layer_model(shape, block_n, sparsity, seed)
+        return model, {"shape": asdict(shape), "block_n": block_n}
+
+    return path, cached_conversion(path, build, rebuild)
+
+
+def prepare_model(
+    out_dir: Path, seed: int, config: ModelConfig, rebuild: bool
+) -> tuple[Path, dict]:
+    """Convert (or find cached) one model-level configuration; return its path and facts."""
+    path = cache_dir(out_dir) / f"{config.name}_seed{seed}_v{CACHE_VERSION}.tflite"
+
+    def build():
+        model = build_net(config.net, seed=seed)
+        facts = mask_net(model, config.block_n, config.sparsity, seed)
+        calibrate_batch_norm(model, seed)
+        return model, facts
+
+    if rebuild or not path.is_file():
+        print(f"converting {config.label} to {path} ...", flush=True)
+    return path, cached_conversion(path, build, rebuild)
 
 
 # ----------------------------------------------------------------------------- timing
@@ -637,31 +680,38 @@ def run_once(interpreter, image):
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
 
 
-def time_interleaved(
-    interpreters: dict[Any, Any], repeats: int, warmup: int, min_sample_ms: float
-) -> tuple[dict[Any, list[float]], dict[Any, int]]:
-    """Seconds per invoke: `repeats` samples per interpreter, interleaved (rotating start).
+def interpreter_sampler(interpreter) -> Callable[[int], float]:
+    """A sampler for `time_interleaved`: seconds that `count` back-to-back invokes take."""
 
-    Interpreters must have their input set. Returns (samples, invokes per sample).
+    def sample(count: int) -> float:
+        start = time.perf_counter()
+        for _ in range(count):
+            interpreter.invoke()
+        return time.perf_counter() - start
+
+    return sample
+
+
+def time_interleaved(
+    samplers: dict[Any, Callable[[int], float]], repeats: int, warmup: int, min_sample_ms: float
+) -> tuple[dict[Any, list[float]], dict[Any, int]]:
+    """Seconds per invoke: `repeats` samples per engine, interleaved (rotating start).
+
+    `samplers[key](count)` runs `count` invokes of one engine (input already set) and returns
+    the seconds they took. Returns (samples, invokes per sample).
     """
     invokes = {}
-    for key, interpreter in interpreters.items():
-        for _ in range(warmup):
-            interpreter.invoke()
-        start = time.perf_counter()
-        interpreter.invoke()
-        single = max(time.perf_counter() - start, 1e-7)
+    for key, sampler in samplers.items():
+        if warmup:
+            sampler(warmup)
+        single = max(sampler(1), 1e-7)
         invokes[key] = max(1, math.ceil(min_sample_ms / 1e3 / single))
-    keys = list(interpreters)
+    keys = list(samplers)
     samples: dict[Any, list[float]] = {key: [] for key in keys}
     for round_index in range(repeats):
         shift = round_index % len(keys)
         for key in keys[shift:] + keys[:shift]:
-            interpreter, count = interpreters[key], invokes[key]
-            start = time.perf_counter()
-            for _ in range(count):
-                interpreter.invoke()
-            samples[key].append((time.perf_counter() - start) / count)
+            samples[key].append(samplers[key](invokes[key]) / invokes[key])
     return samples, invokes
 
 
@@ -737,8 +787,9 @@ def measure_pair(
                 interpreter = make_interpreter(engine, path, threads, batch, settings.min_sparsity)
                 outputs[engine, threads] = run_once(interpreter, image)
                 interpreters[engine, threads] = interpreter
+        samplers = {key: interpreter_sampler(value) for key, value in interpreters.items()}
         samples, invokes = time_interleaved(
-            interpreters, settings.repeats, settings.warmup, settings.min_sample_ms
+            samplers, settings.repeats, settings.warmup, settings.min_sample_ms
         )
         for threads in settings.threads:
             results[batch, threads] = {
@@ -803,13 +854,9 @@ def prepare_layer_models(settings: Settings, sources: list[LayerSource]) -> list
                 print(f"skip {shape.describe()}: Cout {shape.cout} not divisible by N={block_n}")
                 continue
             for sparsity in settings.sparsities:
-                path = layer_model_path(settings, shape, block_n, sparsity)
-
-                def build(shape=shape, block_n=block_n, sparsity=sparsity):
-                    model = build_layer_model(shape, block_n, sparsity, settings.seed)
-                    return model, {"shape": asdict(shape), "block_n": block_n}
-
-                facts = cached_conversion(path, build, settings.rebuild)
+                path, facts = prepare_layer_model(
+                    settings.out_dir, settings.seed, shape, block_n, sparsity, settings.rebuild
+                )
                 plan.append((source, block_n, sparsity, path, facts))
     return plan
 
@@ -873,17 +920,7 @@ def prepare_models(settings: Settings) -> list[tuple[ModelConfig, Path, dict]]:
     plan = []
     for name in settings.model_configs:
         config = MODEL_CONFIGS[name]
-        path = model_path(settings, config)
-
-        def build(config=config):
-            model = build_net(config.net, seed=settings.seed)
-            facts = mask_net(model, config.block_n, config.sparsity, settings.seed)
-            calibrate_batch_norm(model, settings.seed)
-            return model, facts
-
-        if settings.rebuild or not path.is_file():
-            print(f"converting {config.label} to {path} ...", flush=True)
-        facts = cached_conversion(path, build, settings.rebuild)
+        path, facts = prepare_model(settings.out_dir, settings.seed, config, settings.rebuild)
         plan.append((config, path, facts))
     return plan
 
@@ -1252,7 +1289,7 @@ def main(argv: Sequence[str]) -> int:
     record["plot"], record["plot_skipped"] = (None, skipped) if skipped else (str(plot_path), None)
     if skipped:
         print(f"no plot: {skipped}")
-    _write_json_atomically(settings.out_dir / f"{RESULT_STEM}.json", record)
+    write_json_atomically(settings.out_dir / f"{RESULT_STEM}.json", record)
     markdown = markdown_report(record)
     write_text_atomically(settings.out_dir / f"{RESULT_STEM}.md", markdown)
     print()
@@ -1275,4 +1312,5 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -178,3 +178,26 @@ def test_quick_run_writes_consistent_results_and_reuses_its_cache(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert os.stat(row["tflite"]).st_mtime_ns == modified
     assert json.loads((tmp_path / "delegate_benchmark.json").read_text())["layer_rows"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--shapes=28x28:256:256"], "is not WIDTH:CIN:COUT"),
+        (["--shapes=28:256:250"], "Cout not divisible by --block_n 16"),
+        (["--sparsity=0.7,1"], "--sparsity values must be in (0, 1)"),
+        (["--levels=operator,speed"], "--levels: unknown ['speed']"),
+    ],
+)
+def test_peer_benchmark_rejects_bad_flags(flags, message):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "scripts.benchmark_peers", *flags],
+        cwd=REPOSITORY,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode != 0
+    assert message in completed.stderr + completed.stdout
