@@ -3,8 +3,9 @@
 The delegate is a plain shared library (`tflite_delegate/libtflite_sparse_delegate.so`) loaded by
 LiteRT/TFLite through ctypes, not a Python extension module. It still rides on setuptools' `build_ext`
 so that `pip install .`, `pip install -e .` and wheel builds all compile it, and so that the wheel is
-tagged as platform-specific. The compiler invocation itself lives in `tflite_delegate/build_library.py`,
-which the Makefile's sanitizer build reuses.
+tagged as platform-specific. The compiler invocation itself lives in `tools/build_delegate.py`, which
+the Makefile's sanitizer, C++ test and microbenchmark builds reuse; the sources are under
+`tflite_delegate/native/`.
 """
 
 import runpy
@@ -36,7 +37,7 @@ class BuildSharedLibraries(build_ext):
         if not isinstance(ext, SharedLibrary):
             super().build_extension(ext)
             return
-        builder = runpy.run_path(str(ROOT / "tflite_delegate" / "build_library.py"))
+        builder = runpy.run_path(str(ROOT / "tools" / "build_delegate.py"))
         builder["build_shared_library"](
             output_path=self.get_ext_fullpath(ext.name),
             build_temp=self.build_temp,

@@ -1,7 +1,8 @@
 """1xN block-sparse CONV_2D delegate for LiteRT/TFLite (x86-64 AVX-512/AVX2, portable fallback).
 
 Runtime face (imports only the standard library here; LiteRT when used): `library_path`,
-`load_delegate`, `Interpreter`, `delegation_report`, `delegate_summary`. `convert` (Keras model
+`load_delegate`, `Interpreter`, `delegation_report`, `delegate_summary`, and the library's
+microkernel registry (`microkernels`, `supported_isas`). `convert` (Keras model
 to a float32 `.tflite` that keeps its zeros) needs TensorFlow and is imported on first use.
 """
 
@@ -11,12 +12,15 @@ from tflite_delegate.runtime import (
     OPTION_NAMES,
     DelegateSummary,
     Interpreter,
+    Microkernel,
     NodeDecision,
     delegate_options,
     delegate_summary,
     delegation_report,
     library_path,
     load_delegate,
+    microkernels,
+    supported_isas,
 )
 
 __all__ = [
@@ -25,6 +29,7 @@ __all__ = [
     "OPTION_NAMES",
     "DelegateSummary",
     "Interpreter",
+    "Microkernel",
     "NodeDecision",
     "convert",
     "delegate_options",
@@ -32,6 +37,8 @@ __all__ = [
     "delegation_report",
     "library_path",
     "load_delegate",
+    "microkernels",
+    "supported_isas",
 ]
 
 

@@ -1,8 +1,10 @@
 """Write small `.tflite` models of CONV_2D layers directly with the TFLite flatbuffer schema.
 
 Building the flatbuffer ourselves (LiteRT's generated object API) takes milliseconds instead of a
-second per Keras conversion, and reaches cases the converter never emits: stride and dilation together, any fused activation code, huge or zero-sized declared shapes,
-int8 filters, and filters computed at run time.
+second per Keras conversion, and reaches cases the converter never emits: stride and dilation
+together, any fused activation code, huge or zero-sized declared shapes, int8 filters, and filters
+computed at run time. Used by the delegate's tests and by scripts/check_bazel_delegate.py; needs
+`ai_edge_litert` (imported here, not by `import tflite_delegate`).
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ class _Graph:
 
 
 def conv_output_size(size: int, kernel: int, stride: int, dilation: int, padding: str) -> int:
-    """TFLite output size along one axis (spec §6)."""
+    """TFLite output size along one axis (SAME: ceil(size / stride); VALID: no padding)."""
     effective = (kernel - 1) * dilation + 1
     if padding == "SAME":
         return -(-size // stride)

@@ -1,13 +1,15 @@
 """Inspector CLI: which CONV_2D layers of a `.tflite` model are 1xN sparse, and which the delegate claims.
 
-    python -m tflite_delegate.inspect model.tflite [--threads N] [--min-sparsity X]
+    python -m tflite_delegate.inspect_model model.tflite [--threads N] [--min-sparsity X]
         [--block-n auto|1|2|4|8|16|32] [--isa auto|avx512|avx2|generic] [--no-delegate]
         [--check-block-n N]
 
-For every CONV_2D node it prints the filter shape (O, KH, KW, I), the detected block size N (numpy
-analysis of the filter, independent of the delegate), the block sparsity at that N, the per-group
-balance (fewest/most kept blocks per output group, max/mean) and the delegate's decision with its
-reason. `--check-block-n N` turns it into a checker like tfmot's `check_sparsity_m_by_n`: the exit
+For every CONV_2D node it prints the filter shape (O, KH, KW, I), the detected block width N (numpy
+analysis of the filter, independent of the delegate), the block sparsity at that N (a block is N
+output channels x one input channel x the whole KH x KW window), the kept blocks per group
+(fewest-most) and their balance ratio (max/mean), the tap-vector sparsity and kept tap vectors per
+group (a tap vector is the N weights of one group at one filter tap: what the delegate stores and
+skips), and the delegate's decision with its reason code. `--check-block-n N` turns it into a checker like tfmot's `check_sparsity_m_by_n`: the exit
 status is 1 when a layer that has zero weights lacks 1xN structure at N. Exit status 2 means the model
 could not be read or the delegate rejected the options.
 """
@@ -52,27 +54,40 @@ def _format_decision(decision) -> str:
     if decision is None:
         return "not seen by the delegate"
     if decision.claimed:
-        return f"claimed (N={decision.block_n}, {decision.isa})"
-    return f"no: {decision.reason}"
+        return f"claimed (N={decision.block_n}, {decision.isa}, {decision.microkernel})"
+    return f"no [{decision.reason_code}]: {decision.reason}"
 
 
 def format_table(rows: Sequence[LayerRow]) -> str:
     """Render the rows as a fixed-width text table (sparsity in percent)."""
-    header = ("node", "layer", "filter OHWI", "weights", "N", "sparsity", "kept/group", "max/mean")
+    header = (
+        "node",
+        "layer",
+        "filter OHWI",
+        "weights",
+        "N",
+        "block_sparsity",
+        "kept_blocks",
+        "balance_ratio",
+        "tap_vector_sparsity",
+        "kept_tap_vectors",
+    )
     lines = [(*header, "delegate")]
     for row in rows:
         layer, pattern = row.layer, row.pattern
         shape = "x".join(str(d) for d in layer.filter_shape)
         weights = "fp16" if layer.filter_source == FLOAT16_CONSTANT else layer.filter_dtype
         if pattern is None:
-            stats = ("-", "-", "-", "-")
+            stats = ("-",) * 6
             weights = layer.filter_source
         else:
             stats = (
                 str(pattern.block_n),
                 f"{100 * pattern.block_sparsity:.1f}%",
-                f"{pattern.min_kept}-{pattern.max_kept}",
-                f"{pattern.balance:.3f}",
+                f"{pattern.kept_blocks_min}-{pattern.kept_blocks_max}",
+                f"{pattern.balance_ratio:.3f}",
+                f"{100 * pattern.tap_vector_sparsity:.1f}%",
+                f"{pattern.kept_tap_vectors_min}-{pattern.kept_tap_vectors_max}",
             )
         cells = (str(layer.node_index), layer.name, shape, weights, *stats)
         lines.append((*cells, _format_decision(row.decision)))
@@ -87,9 +102,9 @@ def format_table(rows: Sequence[LayerRow]) -> str:
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m tflite_delegate.inspect",
+        prog="python -m tflite_delegate.inspect_model",
         description="Table of the CONV_2D layers of a .tflite model: 1xN block structure, "
-        "sparsity, balance, and whether the sparse delegate claims them.",
+        "block and tap-vector sparsity, balance, and whether the sparse delegate claims them.",
     )
     parser.add_argument("model", help="path to a .tflite file")
     parser.add_argument("--threads", type=int, default=1, help="delegate num_threads (default 1)")

@@ -12,17 +12,22 @@ import ctypes
 import json
 import os
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+from tflite_delegate import litert_compat
 
 LIBRARY_NAME = "libtflite_sparse_delegate.so"
 LIBRARY_ENVIRONMENT_VARIABLE = "TFLITE_SPARSE_DELEGATE_LIBRARY"
 ISA_ENVIRONMENT_VARIABLE = "TFLITE_SPARSE_DELEGATE_ISA"
 OPTION_NAMES = ("num_threads", "min_sparsity", "block_n", "isa", "verbose")
 REPORT_FUNCTION = "tflite_sparse_delegate_report"
+LAST_ERROR_FUNCTION = "tflite_sparse_delegate_last_error"
+MICROKERNELS_FUNCTION = "tflite_sparse_delegate_microkernels"
 _BUILD_HINT = (
     "build it with `pip install -e .` or "
-    "`python tflite_delegate/build_library.py --output tflite_delegate/libtflite_sparse_delegate.so`"
+    "`python tools/build_delegate.py --output tflite_delegate/libtflite_sparse_delegate.so`"
 )
 
 
@@ -30,21 +35,63 @@ _BUILD_HINT = (
 class NodeDecision:
     """The delegate's decision about one CONV_2D node of the most recent delegate Prepare.
 
-    `block_n`, `block_sparsity` (fraction of all-zero 1xN blocks, in [0, 1]) and the per-group
-    block counts are None when the node was rejected before its filter was analysed.
-    `filter_shape` is (O, KH, KW, I); `isa` is the kernel variant the delegate runs.
+    `reason_code` is a stable snake_case code ("claimed", "grouped_convolution",
+    "below_min_sparsity", ...) and `reason` the human-readable message. A *block* is N output
+    channels x one input channel x the whole KH x KW window; a *tap vector* is the N weights of
+    one group at one filter tap, the unit the delegate stores and skips. `block_sparsity` and
+    `tap_vector_sparsity` are fractions in [0, 1]; `kept_blocks_min`/`max` and
+    `kept_tap_vectors_min`/`max` count kept units per group of N output channels;
+    `balance_ratio` is max/mean kept blocks per group (1.0 = balanced). These are None when the
+    node was refused before its filter was analysed. `filter_shape` is (O, KH, KW, I); `isa` is
+    the ISA the delegate runs and `microkernel` the registry name of the variant of a claimed node.
     """
 
     node_index: int
     claimed: bool
+    reason_code: str
     reason: str
     block_n: int | None
-    block_sparsity: float | None
     filter_shape: tuple[int, int, int, int]
-    blocks_per_group_min: int | None
-    blocks_per_group_max: int | None
-    uniform: bool | None
+    block_sparsity: float | None
+    kept_blocks_min: int | None
+    kept_blocks_max: int | None
+    balance_ratio: float | None
+    tap_vector_sparsity: float | None
+    kept_tap_vectors_min: int | None
+    kept_tap_vectors_max: int | None
+    microkernel: str | None
     isa: str
+
+    # Names from before the block / tap-vector vocabulary; scripts/benchmark_delegate.py still
+    # reads them. They count tap vectors, as they always did.
+    @property
+    def blocks_per_group_min(self) -> int | None:
+        """Deprecated: `kept_tap_vectors_min`."""
+        return self.kept_tap_vectors_min
+
+    @property
+    def blocks_per_group_max(self) -> int | None:
+        """Deprecated: `kept_tap_vectors_max`."""
+        return self.kept_tap_vectors_max
+
+    @property
+    def uniform(self) -> bool | None:
+        """True when every group keeps the same number of tap vectors (None if not analysed)."""
+        if self.kept_tap_vectors_min is None:
+            return None
+        return self.kept_tap_vectors_min == self.kept_tap_vectors_max
+
+
+@dataclass(frozen=True)
+class Microkernel:
+    """One row of the library's microkernel registry."""
+
+    name: str
+    isa: str
+    weight_type: str
+    block_n: int
+    tile_pixels: int
+    supported_by_cpu: bool
 
 
 @dataclass(frozen=True)
@@ -70,6 +117,35 @@ def library_path() -> str:
         source = f"${LIBRARY_ENVIRONMENT_VARIABLE}" if override else "the package"
         raise FileNotFoundError(f"delegate library {path} (from {source}) not found; {_BUILD_HINT}")
     return str(path)
+
+
+@cache
+def _library(path: str) -> ctypes.CDLL:
+    """The delegate library opened with ctypes (the same handle LiteRT's loader gets)."""
+    library = ctypes.CDLL(path)
+    for name in (LAST_ERROR_FUNCTION, MICROKERNELS_FUNCTION):
+        function = getattr(library, name)
+        function.argtypes = []
+        function.restype = ctypes.c_char_p
+    return library
+
+
+def microkernels() -> list[Microkernel]:
+    """Every microkernel variant of the library's registry, in preference order, and whether
+    this CPU can run it."""
+    text = getattr(_library(library_path()), MICROKERNELS_FUNCTION)()
+    if text is None:
+        raise MemoryError("the delegate library could not describe its microkernels")
+    return [Microkernel(**row) for row in json.loads(text.decode("utf-8"))]
+
+
+def supported_isas() -> tuple[str, ...]:
+    """ISAs that the library has microkernels for and this CPU runs, fastest first."""
+    isas: list[str] = []
+    for kernel in microkernels():
+        if kernel.supported_by_cpu and kernel.isa not in isas:
+            isas.append(kernel.isa)
+    return tuple(isas)
 
 
 def delegate_options(**options: Any) -> dict[str, str]:
@@ -100,7 +176,16 @@ def load_delegate(**options: Any):
     """
     from ai_edge_litert.interpreter import load_delegate as litert_load_delegate
 
-    return litert_load_delegate(library_path(), options=delegate_options(**options))
+    path = library_path()
+    strings = delegate_options(**options)
+    try:
+        return litert_load_delegate(path, options=strings)
+    except ValueError as error:
+        # The loader's message names only the library; the plugin keeps its own reason.
+        reason = getattr(_library(path), LAST_ERROR_FUNCTION)()
+        if not reason:
+            raise
+        raise ValueError(f"tflite_sparse_delegate: {reason.decode('utf-8', 'replace')}") from error
 
 
 def Interpreter(
@@ -142,10 +227,10 @@ def Interpreter(
 
 
 def _is_sparse_delegate(candidate: Any) -> bool:
-    library = getattr(candidate, "_library", None)
+    library = litert_compat.delegate_library(candidate)
     return (
         library is not None
-        and getattr(candidate, "_delegate_ptr", None) is not None
+        and litert_compat.delegate_pointer(candidate) is not None
         and hasattr(library, REPORT_FUNCTION)
     )
 
@@ -153,7 +238,7 @@ def _is_sparse_delegate(candidate: Any) -> bool:
 def _find_delegate(delegate_or_interpreter: Any):
     if _is_sparse_delegate(delegate_or_interpreter):
         return delegate_or_interpreter
-    for delegate in getattr(delegate_or_interpreter, "_delegates", None) or ():
+    for delegate in litert_compat.interpreter_delegates(delegate_or_interpreter):
         if _is_sparse_delegate(delegate):
             return delegate
     raise ValueError(
@@ -162,16 +247,23 @@ def _find_delegate(delegate_or_interpreter: Any):
     )
 
 
-def _report_json(delegate: Any) -> dict:
-    report = getattr(delegate._library, REPORT_FUNCTION)
+def report_text(delegate: Any, capacity: int = 4096) -> tuple[bytes, int]:
+    """One call of the library's report function with a `capacity`-byte buffer: the
+    (possibly truncated) text and the full length the report needs, without the NUL."""
+    report = getattr(litert_compat.delegate_library(delegate), REPORT_FUNCTION)
     report.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
     report.restype = ctypes.c_size_t
+    buffer = ctypes.create_string_buffer(capacity)
+    needed = report(litert_compat.delegate_pointer(delegate), buffer, capacity)
+    return buffer.value, needed
+
+
+def _report_json(delegate: Any) -> dict:
     capacity = 4096
     while True:
-        buffer = ctypes.create_string_buffer(capacity)
-        needed = report(delegate._delegate_ptr, buffer, capacity)
+        text, needed = report_text(delegate, capacity)
         if needed < capacity:
-            return json.loads(buffer.value.decode("utf-8"))
+            return json.loads(text.decode("utf-8"))
         capacity = needed + 1
 
 
@@ -184,13 +276,18 @@ def delegate_summary(delegate_or_interpreter: Any) -> DelegateSummary:
         NodeDecision(
             node_index=node["node_index"],
             claimed=node["claimed"],
+            reason_code=node["reason_code"],
             reason=node["reason"],
             block_n=node["block_n"],
-            block_sparsity=node["block_sparsity"],
             filter_shape=tuple(node["filter_shape"]),
-            blocks_per_group_min=node["blocks_per_group_min"],
-            blocks_per_group_max=node["blocks_per_group_max"],
-            uniform=node["uniform"],
+            block_sparsity=node["block_sparsity"],
+            kept_blocks_min=node["kept_blocks_min"],
+            kept_blocks_max=node["kept_blocks_max"],
+            balance_ratio=node["balance_ratio"],
+            tap_vector_sparsity=node["tap_vector_sparsity"],
+            kept_tap_vectors_min=node["kept_tap_vectors_min"],
+            kept_tap_vectors_max=node["kept_tap_vectors_max"],
+            microkernel=node["microkernel"],
             isa=data["isa"],
         )
         for node in data["nodes"]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tflite_delegate import litert_compat
+
 FLOAT32_CONSTANT = "float32 constant"
 FLOAT16_CONSTANT = "float16 constant via DEQUANTIZE"
 
@@ -98,7 +100,7 @@ def read_conv_layers(
     Raises ModelReadError (a ValueError) for a missing, unreadable or corrupt model.
     """
     reader = _open_reader(model_path, model_content)
-    ops = reader._get_ops_details()
+    ops = litert_compat.ops_details(reader)
     details = {detail["index"]: detail for detail in reader.get_tensor_details()}
     producers = {int(out): op for op in ops for out in op["outputs"]}
     graph_inputs = {int(detail["index"]) for detail in reader.get_input_details()}

@@ -1,15 +1,19 @@
-"""Compile the 1xN sparse-convolution delegate into a plain shared library with g++.
+"""Compile the 1xN sparse-convolution delegate (tflite_delegate/native) with g++.
 
 Used by setup.py's build_ext (through runpy, so this file imports only the standard library) and
 runnable by hand:
 
-    python tflite_delegate/build_library.py --output tflite_delegate/libtflite_sparse_delegate.so
-    python tflite_delegate/build_library.py --output /tmp/asan/libtflite_sparse_delegate.so --sanitize
+    python tools/build_delegate.py --output tflite_delegate/libtflite_sparse_delegate.so
+    python tools/build_delegate.py --output build/sanitizers/lib.so --sanitize
+    python tools/build_delegate.py --tests build/native/delegate_native_tests   # C++ unit tests
+    python tools/build_delegate.py --bench build/native/bench_kernels           # microbenchmark
 
-Each ISA variant of the kernels is its own translation unit compiled with its own -m flags (never
+Each ISA's microkernels are one translation unit compiled with its own -m flags (never
 -march=native); the rest of the library is baseline x86-64 (or whatever the host architecture
-is), and the kernels are selected at run time. On non-x86 hosts only the portable kernels are
-built.
+is), and the microkernels are selected at run time from the registry
+(tflite_delegate/native/microkernels/registry.cc). On non-x86 hosts only the portable
+microkernels are built. The Bazel build (BUILD) compiles the same sources with the same flags;
+tests/tflite_delegate/test_delegate_bazel_sources.py keeps the two lists equal.
 """
 
 import argparse
@@ -21,35 +25,44 @@ import subprocess
 import sys
 from pathlib import Path
 
-SOURCE_DIR = Path(__file__).resolve().parent
-VERSION_SCRIPT = SOURCE_DIR / "exports.lds"
+REPOSITORY = Path(__file__).resolve().parent.parent
+SOURCE_DIR = REPOSITORY / "tflite_delegate" / "native"
+VERSION_SCRIPT = SOURCE_DIR / "abi" / "exports.lds"
+NATIVE_TEST_DIR = REPOSITORY / "tests" / "tflite_delegate" / "native"
+BENCH_SOURCE = REPOSITORY / "tools" / "bench_kernels.cc"
 COMPILER = os.environ.get("CXX", "g++")
 PARALLEL_JOBS = 2
 
+# Library sources (relative to SOURCE_DIR), by layer.
 PORTABLE_SOURCES = (
-    "block_pattern.cc",
-    "claiming_policy.cc",
-    "conv_geometry.cc",
-    "cpu_features.cc",
-    "delegate.cc",
-    "kernels_dispatch.cc",
-    "kernels_generic.cc",
-    "options.cc",
-    "packing.cc",
-    "plugin_entry.cc",
-    "report_json.cc",
-    "sparse_conv_kernel.cc",
-    "thread_pool.cc",
+    "abi/plugin_entry.cc",
+    "claiming/claiming_policy.cc",
+    "claiming/constant_weights.cc",
+    "claiming/reason_code.cc",
+    "common/conv_geometry.cc",
+    "delegate/conv_node_kernel.cc",
+    "delegate/delegate.cc",
+    "delegate/options.cc",
+    "delegate/report_json.cc",
+    "microkernels/cpu_features.cc",
+    "microkernels/f32_generic.cc",
+    "microkernels/registry.cc",
+    "operator/sparse_conv_operator.cc",
+    "packing/block_pattern.cc",
+    "packing/packing.cc",
+    "threading/thread_pool.cc",
 )
 # Extra flags per ISA translation unit (x86-64 only).
-X86_KERNEL_SOURCES = {
-    "kernels_avx2.cc": ("-mavx2", "-mfma"),
-    "kernels_avx512.cc": ("-mavx512f", "-mavx2", "-mfma"),
+X86_MICROKERNEL_SOURCES = {
+    "microkernels/f32_avx2.cc": ("-mavx2", "-mfma"),
+    "microkernels/f32_avx512.cc": ("-mavx512f", "-mavx2", "-mfma"),
 }
-# Kernels keep multiply and add separate where they are written separately, so every output
+# Microkernels keep multiply and add separate where they are written separately, so every output
 # element gets the same arithmetic whichever tile or thread computes it.
-KERNEL_FLAGS = ("-ffp-contract=off",)
-KERNEL_FILES = {"kernels_generic.cc", *X86_KERNEL_SOURCES}
+MICROKERNEL_FLAGS = ("-ffp-contract=off",)
+MICROKERNEL_FILES = {"microkernels/f32_generic.cc", *X86_MICROKERNEL_SOURCES}
+# The entry points are the library's only exports; tests and the benchmark link the rest.
+ENTRY_POINT_SOURCES = {"abi/plugin_entry.cc"}
 
 COMMON_FLAGS = (
     "-std=c++17",
@@ -73,30 +86,39 @@ def is_x86_64() -> bool:
     return platform.machine().lower() in {"x86_64", "amd64"}
 
 
-def compile_commands(build_temp: Path, sanitize: bool) -> list[tuple[list[str], Path]]:
-    """The g++ command and object path for every translation unit of this host."""
-    optimisation = ("-O1",) if sanitize else ("-O2",)
-    extra = SANITIZER_FLAGS if sanitize else ()
+def library_sources() -> dict[str, tuple[str, ...]]:
+    """Every library translation unit of this host (relative to SOURCE_DIR) -> its ISA flags."""
     sources: dict[str, tuple[str, ...]] = {name: () for name in PORTABLE_SOURCES}
     if is_x86_64():
-        sources.update(X86_KERNEL_SOURCES)
+        sources.update(X86_MICROKERNEL_SOURCES)
+    return sources
+
+
+def _compile_command(source: Path, obj: Path, flags: tuple[str, ...], sanitize: bool) -> list[str]:
+    optimisation = ("-O1",) if sanitize else ("-O2",)
+    extra = SANITIZER_FLAGS if sanitize else ()
+    return [
+        COMPILER,
+        *COMMON_FLAGS,
+        *optimisation,
+        *extra,
+        *flags,
+        f"-I{SOURCE_DIR}",
+        "-c",
+        str(source),
+        "-o",
+        str(obj),
+    ]
+
+
+def compile_commands(build_temp: Path, sanitize: bool) -> list[tuple[list[str], Path, str]]:
+    """The g++ command, object path and source name of every library translation unit."""
     commands = []
-    for name, isa_flags in sources.items():
-        kernel_flags = KERNEL_FLAGS if name in KERNEL_FILES else ()
-        obj = build_temp / (Path(name).stem + ".o")
-        command = [
-            COMPILER,
-            *COMMON_FLAGS,
-            *optimisation,
-            *extra,
-            *kernel_flags,
-            *isa_flags,
-            "-c",
-            str(SOURCE_DIR / name),
-            "-o",
-            str(obj),
-        ]
-        commands.append((command, obj))
+    for name, isa_flags in library_sources().items():
+        kernel_flags = MICROKERNEL_FLAGS if name in MICROKERNEL_FILES else ()
+        obj = build_temp / (name.replace("/", "__").removesuffix(".cc") + ".o")
+        command = _compile_command(SOURCE_DIR / name, obj, (*kernel_flags, *isa_flags), sanitize)
+        commands.append((command, obj, name))
     return commands
 
 
@@ -110,6 +132,18 @@ def run(command: list[str]) -> None:
         )
 
 
+def _run_all(commands: list[list[str]]) -> None:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=PARALLEL_JOBS) as pool:
+        for future in [pool.submit(run, command) for command in commands]:
+            future.result()
+
+
+def _temp_dir(build_temp: str | os.PathLike, sanitize: bool) -> Path:
+    temp = Path(build_temp) / ("tflite_delegate_asan" if sanitize else "tflite_delegate")
+    temp.mkdir(parents=True, exist_ok=True)
+    return temp
+
+
 def build_shared_library(output_path: str, build_temp: str, sanitize: bool = False) -> None:
     """Compile and link `libtflite_sparse_delegate.so` at `output_path`.
 
@@ -117,12 +151,8 @@ def build_shared_library(output_path: str, build_temp: str, sanitize: bool = Fal
     AddressSanitizer and UndefinedBehaviorSanitizer (UBSan reports abort), for loading with
     LD_PRELOAD of libasan in a test run.
     """
-    temp = Path(build_temp) / ("tflite_delegate_asan" if sanitize else "tflite_delegate")
-    temp.mkdir(parents=True, exist_ok=True)
-    commands = compile_commands(temp, sanitize)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=PARALLEL_JOBS) as pool:
-        for future in [pool.submit(run, command) for command, _ in commands]:
-            future.result()
+    commands = compile_commands(_temp_dir(build_temp, sanitize), sanitize)
+    _run_all([command for command, _, _ in commands])
     output = Path(output_path)
     output.parent.mkdir(parents=True, exist_ok=True)
     link = [
@@ -134,27 +164,67 @@ def build_shared_library(output_path: str, build_temp: str, sanitize: bool = Fal
         "-Wl,--no-undefined",
         "-o",
         str(output),
-        *(str(obj) for _, obj in commands),
+        *(str(obj) for _, obj, _ in commands),
     ]
     run(link)
+
+
+def build_executable(
+    output_path: str, sources: list[Path], build_temp: str, sanitize: bool = False
+) -> None:
+    """Link `sources` (C++ test or benchmark files) with the library's objects (entry points
+    excluded) into the executable `output_path`."""
+    temp = _temp_dir(build_temp, sanitize)
+    library = [entry for entry in compile_commands(temp, sanitize) if entry[2] not in ENTRY_POINT_SOURCES]
+    extra = []
+    for source in sources:
+        obj = temp / ("exe__" + source.stem + ".o")
+        flags = (f"-I{source.parent}",)
+        extra.append((_compile_command(source, obj, flags, sanitize), obj))
+    _run_all([command for command, _, _ in library] + [command for command, _ in extra])
+    output = Path(output_path)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    run(
+        [
+            COMPILER,
+            *COMMON_FLAGS,
+            *(SANITIZER_FLAGS if sanitize else ()),
+            "-o",
+            str(output),
+            *(str(obj) for _, obj in extra),
+            *(str(obj) for _, obj, _ in library),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the process exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", required=True, help="path of the .so to write")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--output", help="path of the delegate .so to write")
+    target.add_argument("--tests", metavar="PATH", help="build the C++ unit tests at PATH")
+    target.add_argument("--bench", metavar="PATH", help="build the microbenchmark at PATH")
     parser.add_argument(
         "--build-temp", default=None, help="object directory (default: build/delegate-objects)"
     )
     parser.add_argument("--sanitize", action="store_true", help="build with ASan + UBSan")
     args = parser.parse_args(argv)
-    build_temp = args.build_temp or str(SOURCE_DIR.parent / "build" / "delegate-objects")
+    build_temp = args.build_temp or str(REPOSITORY / "build" / "delegate-objects")
     try:
-        build_shared_library(args.output, build_temp, sanitize=args.sanitize)
+        if args.output:
+            build_shared_library(args.output, build_temp, sanitize=args.sanitize)
+            built = args.output
+        elif args.tests:
+            tests = sorted(NATIVE_TEST_DIR.glob("*.cc"))
+            build_executable(args.tests, tests, build_temp, sanitize=args.sanitize)
+            built = args.tests
+        else:
+            build_executable(args.bench, [BENCH_SOURCE], build_temp, sanitize=args.sanitize)
+            built = args.bench
     except RuntimeError as error:
         print(error, file=sys.stderr)
         return 1
-    print(f"built {args.output}")
+    print(f"built {built}")
     return 0
 
 

@@ -7,12 +7,11 @@ import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from tests.tflite_delegate.delegate_flatbuffer_models import ConvSpec, conv_output_size
+from tflite_delegate.flatbuffer_models import ConvSpec, conv_output_size
 
 RELATIVE_TOLERANCE = 1e-5
 BLOCK_SIZES = (1, 2, 4, 8, 16, 32)
@@ -192,24 +191,12 @@ def grid_conv_specs(model: GridModel, filter_type: str = "float32") -> list[Conv
 # ----------------------------------------------------------------------------- interpreters
 
 
-@cache
 def available_isas() -> tuple[str, ...]:
-    """ISA paths this CPU can run, from /proc/cpuinfo flags (generic always)."""
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("flags"):
-                    flags.update(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
-    isas = []
-    if "avx512f" in flags:
-        isas.append("avx512")
-    if {"avx2", "fma"} <= flags:
-        isas.append("avx2")
-    return (*isas, "generic")
+    """ISAs the delegate library has microkernels for and this CPU runs (the library's own
+    registry and CPU check; generic always)."""
+    import tflite_delegate
+
+    return tflite_delegate.supported_isas()
 
 
 def reference_interpreter(model_content: bytes) -> Interpreter:
@@ -302,8 +289,9 @@ def assert_bitwise_equal(first: Sequence[np.ndarray], second: Sequence[np.ndarra
 
 
 def numpy_conv2d(inputs: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """Direct float64 NHWC convolution with TFLite's padding rule (spec §6) and fused activation:
-    an independent check that the test models mean what the tests assume."""
+    """Direct float64 NHWC convolution with TFLite's padding rule (SAME puts the odd extra
+    padding row or column at the end) and fused activation: an independent check that the test
+    models mean what the tests assume."""
     batch, height, width, _ = inputs.shape
     weights = spec.filter_ohwi.astype(np.float64)
     out_channels, kernel_h, kernel_w, _ = weights.shape

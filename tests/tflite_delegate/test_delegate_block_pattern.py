@@ -28,11 +28,16 @@ def test_hand_counted_pattern_with_partial_last_group():
     # Group 0 keeps taps 0 and 2 (8 weights), group 1 keeps tap 1 (2 weights).
     assert (pattern.stored_weights, pattern.stray_zeros, pattern.zero_weights) == (10, 0, 8)
     assert pattern.num_groups == 2
+    assert pattern.kept_tap_vectors_per_group.tolist() == [2, 1]
+    assert pattern.total_tap_vectors == 6
+    assert pattern.tap_vector_sparsity == pytest.approx(0.5)
+    assert (pattern.kept_tap_vectors_min, pattern.kept_tap_vectors_max) == (1, 2)
+    # With a 1x1 window every tap is its own block: the two units coincide.
     assert pattern.kept_blocks_per_group.tolist() == [2, 1]
     assert pattern.total_blocks == 6
     assert pattern.block_sparsity == pytest.approx(0.5)
-    assert (pattern.min_kept, pattern.max_kept, pattern.uniform) == (1, 2, False)
-    assert pattern.balance == pytest.approx(2 / 1.5)
+    assert (pattern.kept_blocks_min, pattern.kept_blocks_max) == (1, 2)
+    assert pattern.balance_ratio == pytest.approx(2 / 1.5)
     # N=8 would put channels 0-5 in one block whose channels disagree at taps 0, 1 and 2:
     # every zero is stray there.
     wide = block_pattern(weights, 8)
@@ -68,9 +73,10 @@ def test_dense_and_empty_filters_take_widest_useful_width():
     zeros = np.zeros((40, 3, 3, 4), np.float32)
     pattern = analyze_filter(zeros)
     assert pattern.block_n == 32
-    assert pattern.block_sparsity == 1.0
+    assert pattern.block_sparsity == 1.0 and pattern.tap_vector_sparsity == 1.0
     assert pattern.kept_blocks_per_group.tolist() == [0, 0]
-    assert pattern.balance == 1.0
+    assert pattern.kept_tap_vectors_per_group.tolist() == [0, 0]
+    assert pattern.balance_ratio == 1.0
 
 
 def test_uniform_subp_style_pattern_and_forced_width():
@@ -81,17 +87,38 @@ def test_uniform_subp_style_pattern_and_forced_width():
         weights[group * 8 : (group + 1) * 8, :, :, dropped] = 0.0
     pattern = analyze_filter(weights)
     assert pattern.block_n == 8
-    assert pattern.uniform and pattern.kept_blocks_per_group.tolist() == [45] * 4
+    assert pattern.kept_tap_vectors_per_group.tolist() == [45] * 4
+    assert pattern.tap_vector_sparsity == pytest.approx(3 / 8)
+    # Whole windows dropped: 5 of 8 blocks kept per group, the same sparsity in both units.
+    assert pattern.kept_blocks_per_group.tolist() == [5] * 4
     assert pattern.block_sparsity == pytest.approx(3 / 8)
+    assert pattern.balance_ratio == 1.0
     forced = analyze_filter(weights, block_n=16)
     assert not forced.has_structure  # a forced width need not hold; counts still defined
     # Group pairs (0, 1) and (2, 3) both drop two shared input channels: 2 x 9 taps.
-    assert forced.kept_blocks_per_group.tolist() == [72 - 18, 72 - 18]
+    assert forced.kept_tap_vectors_per_group.tolist() == [72 - 18, 72 - 18]
+    assert forced.kept_blocks_per_group.tolist() == [6, 6]
+
+
+def test_tap_sparse_filter_has_lower_block_sparsity():
+    """Single zero taps make tap vectors sparse but leave every KxK block kept unless all nine
+    taps of its window are zero (hand-counted on a 3x3 filter with 2 groups of 4)."""
+    weights = _filter(8, 3, 2)
+    weights[0:4, 0, 0, 0] = 0.0  # group 0: one tap of block (ci=0)
+    weights[0:4, :, :, 1] = 0.0  # group 0: the whole block (ci=1)
+    weights[4:8, 1, 2, 1] = 0.0  # group 1: one tap of block (ci=1)
+    pattern = block_pattern(weights, 4)
+    assert pattern.kept_tap_vectors_per_group.tolist() == [18 - 1 - 9, 18 - 1]
+    assert pattern.kept_blocks_per_group.tolist() == [1, 2]
+    assert pattern.block_sparsity == pytest.approx(1 / 4)
+    assert pattern.tap_vector_sparsity == pytest.approx(11 / 36)
+    assert pattern.balance_ratio == pytest.approx(2 / 1.5)
 
 
 def test_nan_counts_as_nonzero():
     weights = np.zeros((2, 1, 1, 2), np.float32)
     weights[0, 0, 0, 0] = np.nan
+    assert block_pattern(weights, 2).kept_tap_vectors == 1
     assert block_pattern(weights, 2).kept_blocks == 1
     assert not is_block_sparse_1xn(weights, 2)
 

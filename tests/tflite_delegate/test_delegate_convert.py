@@ -11,13 +11,14 @@ from tests.tflite_delegate.delegate_test_support import (
     reference_interpreter,
     run,
 )
+from tflite_delegate import litert_compat
 from tflite_delegate.keras_conversion import convert
 from tflite_delegate.tflite_model import FLOAT16_CONSTANT, FLOAT32_CONSTANT, read_conv_layers
 
 
 def _op_names(path) -> set[str]:
     interpreter = reference_interpreter(path.read_bytes())
-    return {op["op_name"] for op in interpreter._get_ops_details()}
+    return {op["op_name"] for op in litert_compat.ops_details(interpreter)}
 
 
 @pytest.mark.parametrize("weights", ["float32", "float16"])

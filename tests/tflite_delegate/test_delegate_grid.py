@@ -15,7 +15,6 @@ from functools import cache
 import numpy as np
 import pytest
 
-from tests.tflite_delegate.delegate_flatbuffer_models import ConvSpec, build_conv_model
 from tests.tflite_delegate.delegate_test_support import (
     assert_bitwise_equal,
     assert_outputs_close,
@@ -29,6 +28,7 @@ from tests.tflite_delegate.delegate_test_support import (
     run,
 )
 from tflite_delegate.block_pattern import analyze_filter
+from tflite_delegate.flatbuffer_models import ConvSpec, build_conv_model
 from tflite_delegate.tflite_model import read_conv_layers
 
 GRID = {model.name: model for model in grid_models()}
@@ -57,12 +57,19 @@ def check_report(report, model_content: bytes, claimed_expected: bool = True) ->
         if not decision.claimed:
             continue
         pattern = analyze_filter(layer.filter)
+        assert decision.reason_code == "claimed"
         assert tuple(decision.filter_shape) == layer.filter_shape
         assert decision.block_n == pattern.block_n, layer.name
         assert decision.block_sparsity == pytest.approx(pattern.block_sparsity, abs=1e-9)
-        assert decision.blocks_per_group_min == pattern.min_kept, layer.name
-        assert decision.blocks_per_group_max == pattern.max_kept, layer.name
-        assert decision.uniform == pattern.uniform, layer.name
+        assert decision.kept_blocks_min == pattern.kept_blocks_min, layer.name
+        assert decision.kept_blocks_max == pattern.kept_blocks_max, layer.name
+        assert decision.balance_ratio == pytest.approx(pattern.balance_ratio, abs=1e-9)
+        assert decision.tap_vector_sparsity == pytest.approx(pattern.tap_vector_sparsity, abs=1e-9)
+        assert decision.kept_tap_vectors_min == pattern.kept_tap_vectors_min, layer.name
+        assert decision.kept_tap_vectors_max == pattern.kept_tap_vectors_max, layer.name
+        assert decision.uniform == (pattern.kept_tap_vectors_min == pattern.kept_tap_vectors_max), (
+            layer.name
+        )
 
 
 @pytest.mark.parametrize("name", sorted(GRID))
@@ -81,8 +88,8 @@ def test_grid_covers_every_block_width_and_group_shape():
         for spec in grid_conv_specs(GRID[name]):
             pattern = analyze_filter(spec.filter_ohwi)
             detected.add(pattern.block_n)
-            empty_group |= pattern.min_kept == 0 < pattern.max_kept
-            non_uniform |= not pattern.uniform
+            empty_group |= pattern.kept_tap_vectors_min == 0 < pattern.kept_tap_vectors_max
+            non_uniform |= pattern.kept_tap_vectors_min != pattern.kept_tap_vectors_max
             partial |= spec.filter_ohwi.shape[0] % pattern.block_n != 0
     assert detected == {1, 2, 4, 8, 16, 32}
     assert empty_group and non_uniform and partial
@@ -208,7 +215,8 @@ def test_stray_zeros_inside_kept_blocks_keep_the_block_width():
     interpreter, delegate = delegate_interpreter(content, min_sparsity=0.0)
     (decision,) = tflite_delegate.delegation_report(delegate)
     assert (decision.claimed, decision.block_n) == (True, 16)
-    assert (decision.blocks_per_group_min, decision.blocks_per_group_max) == (36, 36)
+    assert (decision.kept_tap_vectors_min, decision.kept_tap_vectors_max) == (36, 36)
+    assert (decision.kept_blocks_min, decision.kept_blocks_max) == (4, 4)
     check_report([decision], content)
     inputs = model_inputs(interpreter, 1, seed=4)
     assert_outputs_close(run(interpreter, inputs), run(reference_interpreter(content), inputs), "")

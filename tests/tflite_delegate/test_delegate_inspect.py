@@ -1,4 +1,4 @@
-"""The inspector CLI (`python -m tflite_delegate.inspect`) and the model reader behind it."""
+"""The inspector CLI (`python -m tflite_delegate.inspect_model`) and the model reader behind it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.tflite_delegate.delegate_keras_models import converted_small_model
-from tflite_delegate.inspect import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, main
+from tflite_delegate.block_pattern import block_pattern
+from tflite_delegate.inspect_model import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, main
 from tflite_delegate.tflite_model import ModelReadError, read_conv_layers
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -39,12 +40,28 @@ def test_table_shows_pattern_and_delegate_decisions(capsys):
     assert "3 CONV_2D layer(s)" in output
     rows = _rows(output)
     assert set(rows) == {"stem", "sparse_a", "sparse_b"}
-    # sparse_a: 24 outputs, 1x8 blocks at 60 % of 3*3*16 = 144 taps per group -> 58 kept.
+    # sparse_a: 24 outputs, 1x8 tap vectors dropped at 60 % of 3*3*16 = 144 taps per group ->
+    # 58 kept; the blocks (whole 3x3 windows, 16 per group) that lost all nine taps are counted
+    # by the numpy reference below.
     columns = rows["sparse_a"].split()
-    assert columns[2:8] == ["24x3x3x16", "float32", "8", "59.7%", "58-58", "1.000"]
+    layer = next(layer for layer in read_conv_layers(model_path=path) if layer.name == "sparse_a")
+    pattern = block_pattern(layer.filter, 8)
+    blocks = f"{pattern.kept_blocks_min}-{pattern.kept_blocks_max}"
+    block_sparsity = f"{100 * pattern.block_sparsity:.1f}%"
+    balance = f"{pattern.balance_ratio:.3f}"
+    assert columns[2:10] == [
+        "24x3x3x16",
+        "float32",
+        "8",
+        block_sparsity,
+        blocks,
+        balance,
+        "59.7%",
+        "58-58",
+    ]
     assert "claimed (N=8," in rows["sparse_a"]
     # The dense stem is below the default min_sparsity: stays with XNNPACK, with a reason.
-    assert "no: " in rows["stem"] and "0.0%" in rows["stem"]
+    assert "no [below_min_sparsity]: " in rows["stem"] and "0.0%" in rows["stem"]
 
 
 def test_min_sparsity_option_reaches_the_delegate(capsys):
@@ -87,7 +104,7 @@ def test_bad_delegate_option_is_reported_not_crashed(capsys):
 def test_command_line_entry_point(tmp_path):
     path, _, _ = converted_small_model()
     result = subprocess.run(
-        [sys.executable, "-m", "tflite_delegate.inspect", str(path), "--no-delegate"],
+        [sys.executable, "-m", "tflite_delegate.inspect_model", str(path), "--no-delegate"],
         cwd=REPOSITORY,
         capture_output=True,
         text=True,
@@ -96,7 +113,7 @@ def test_command_line_entry_point(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "sparse_b" in result.stdout
     missing = subprocess.run(
-        [sys.executable, "-m", "tflite_delegate.inspect", str(tmp_path / "none.tflite")],
+        [sys.executable, "-m", "tflite_delegate.inspect_model", str(tmp_path / "none.tflite")],
         cwd=REPOSITORY,
         capture_output=True,
         text=True,

@@ -7,7 +7,8 @@ expected block statistics are computed with numpy from the Keras weights.
 
 from __future__ import annotations
 
-import ctypes
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,8 @@ import numpy as np
 import pytest
 
 import tflite_delegate
+from tflite_delegate import litert_compat
+from tflite_delegate.runtime import report_text
 
 keras = pytest.importorskip("keras")
 
@@ -25,6 +28,8 @@ EXPORTED_SYMBOLS = {
     "tflite_plugin_create_delegate",
     "tflite_plugin_destroy_delegate",
     "tflite_sparse_delegate_report",
+    "tflite_sparse_delegate_last_error",
+    "tflite_sparse_delegate_microkernels",
 }
 ISAS = ("generic", "avx2", "avx512")
 RELATIVE_TOLERANCE = 1e-5
@@ -48,8 +53,9 @@ def _zero_blocks(model: keras.Model, block_n: int, sparsity: float, seed: int) -
         layer.set_weights(weights)
 
 
-def _block_statistics(kernel: np.ndarray, block_n: int) -> tuple[float, int, int]:
-    """(block sparsity, min and max kept blocks per group) of a Keras (KH, KW, I, O) kernel."""
+def _tap_vector_statistics(kernel: np.ndarray, block_n: int) -> tuple[float, int, int]:
+    """(tap-vector sparsity, min and max kept tap vectors per group) of a Keras (KH, KW, I, O)
+    kernel: a tap vector is the N weights of one group at one (ky, kx, ci)."""
     out_channels = kernel.shape[3]
     groups = -(-out_channels // block_n)
     padded = np.zeros((*kernel.shape[:3], groups * block_n), np.float32)
@@ -57,6 +63,19 @@ def _block_statistics(kernel: np.ndarray, block_n: int) -> tuple[float, int, int
     kept = np.any(padded.reshape(*kernel.shape[:3], groups, block_n) != 0, axis=-1)
     per_group = kept.reshape(-1, groups).sum(axis=0)
     return 1.0 - kept.mean(), int(per_group.min()), int(per_group.max())
+
+
+def _block_statistics(kernel: np.ndarray, block_n: int) -> tuple[float, int, int, float]:
+    """(block sparsity, min and max kept blocks per group, max/mean balance) of a Keras kernel:
+    a block is one group x one input channel x the whole KH x KW window."""
+    out_channels = kernel.shape[3]
+    groups = -(-out_channels // block_n)
+    padded = np.zeros((*kernel.shape[:3], groups * block_n), np.float32)
+    padded[..., :out_channels] = kernel
+    kept = np.any(padded.reshape(*kernel.shape[:3], groups, block_n) != 0, axis=(0, 1, 4))
+    per_group = kept.sum(axis=0)
+    balance = per_group.max() / per_group.mean() if per_group.sum() else 1.0
+    return 1.0 - kept.mean(), int(per_group.min()), int(per_group.max()), float(balance)
 
 
 def _build_model(batch: int | None) -> keras.Model:
@@ -137,11 +156,7 @@ def _isolated(model_path: Path, num_threads: int = 1, **options):
 
 
 def _supported(isa: str) -> bool:
-    try:
-        tflite_delegate.load_delegate(isa=isa)
-    except ValueError:
-        return False
-    return True
+    return isa in tflite_delegate.supported_isas()
 
 
 def test_library_exports_exactly_the_entry_points():
@@ -185,7 +200,7 @@ def test_library_path_override_and_missing_library(monkeypatch, tmp_path):
     assert Path(tflite_delegate.library_path()).is_file()
     missing = tmp_path / "nowhere.so"
     monkeypatch.setenv(tflite_delegate.LIBRARY_ENVIRONMENT_VARIABLE, str(missing))
-    with pytest.raises(FileNotFoundError, match="build_library.py"):
+    with pytest.raises(FileNotFoundError, match="build_delegate.py"):
         tflite_delegate.library_path()
 
 
@@ -196,20 +211,29 @@ def test_report_names_every_conv_and_why(models):
     assert [d.claimed for d in decisions].count(True) == len(CLAIMABLE_LAYERS)
     assert summary.kernels_created == len(CLAIMABLE_LAYERS)
     rejected = [d for d in decisions if not d.claimed]
+    assert [d.reason_code for d in rejected] == ["grouped_convolution"]
     assert [d.reason for d in rejected] == ["grouped convolution (groups=2)"]
+    assert [d.microkernel for d in rejected] == [None]
     claimed = [d for d in decisions if d.claimed]
+    names = {kernel.name for kernel in tflite_delegate.microkernels() if kernel.isa == summary.isa}
     for decision, name in zip(claimed, CLAIMABLE_LAYERS, strict=True):
         kernel = models["keras"].get_layer(name).get_weights()[0]
-        sparsity, fewest, most = _block_statistics(kernel, decision.block_n)
-        assert decision.reason == "claimed"
+        sparsity, fewest, most = _tap_vector_statistics(kernel, decision.block_n)
+        assert decision.reason_code == "claimed" and decision.reason == "claimed"
         assert decision.filter_shape == (kernel.shape[3], *kernel.shape[:3])
         assert decision.block_n == BLOCK_N
-        assert decision.block_sparsity == pytest.approx(sparsity, abs=1e-12)
+        assert decision.tap_vector_sparsity == pytest.approx(sparsity, abs=1e-12)
+        assert (decision.kept_tap_vectors_min, decision.kept_tap_vectors_max) == (fewest, most)
         assert (decision.blocks_per_group_min, decision.blocks_per_group_max) == (fewest, most)
         assert decision.uniform == (fewest == most)
+        block_sparsity, block_min, block_max, balance = _block_statistics(kernel, BLOCK_N)
+        assert decision.block_sparsity == pytest.approx(block_sparsity, abs=1e-12)
+        assert (decision.kept_blocks_min, decision.kept_blocks_max) == (block_min, block_max)
+        assert decision.balance_ratio == pytest.approx(balance, abs=1e-12)
         assert decision.isa == summary.isa
+        assert decision.microkernel in names and f"_1x{BLOCK_N}_" in decision.microkernel
     # The same report through the delegate object itself.
-    delegate = interpreter._delegates[0]
+    (delegate,) = litert_compat.interpreter_delegates(interpreter)
     assert tflite_delegate.delegation_report(delegate) == decisions
 
 
@@ -219,16 +243,12 @@ def test_report_retries_with_a_larger_buffer(models):
     delegate = tflite_delegate.load_delegate(min_sparsity=0)
     interpreter = Interpreter(model_path=str(models["fp32"]), experimental_delegates=[delegate])
     _run(interpreter, _inputs(1))
-    report = delegate._library.tflite_sparse_delegate_report
-    report.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
-    report.restype = ctypes.c_size_t
-    small = ctypes.create_string_buffer(8)
-    needed = report(delegate._delegate_ptr, small, 8)
+    small, needed = report_text(delegate, 8)
     assert needed > 8
-    assert small.value == small.raw[:7]  # truncated to 7 characters plus the NUL
-    full = ctypes.create_string_buffer(needed + 1)
-    assert report(delegate._delegate_ptr, full, needed + 1) == needed
-    assert len(full.value) == needed and full.value.startswith(small.value)
+    assert len(small) == 7  # truncated to 7 characters plus the NUL
+    full, needed_again = report_text(delegate, needed + 1)
+    assert needed_again == needed
+    assert len(full) == needed and full.startswith(small)
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -334,3 +354,92 @@ def test_verbose_prints_decisions(models, capfd):
     err = capfd.readouterr().err
     assert "grouped convolution (groups=2)" in err
     assert err.count(": claimed") == len(CLAIMABLE_LAYERS)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"bogus": 1}, "unknown option 'bogus'"),
+        ({"block_n": 3}, "option block_n='3' is invalid: expected auto, 1, 2, 4, 8, 16 or 32"),
+        ({"min_sparsity": "x"}, "option min_sparsity='x' is invalid"),
+    ],
+)
+def test_bad_options_raise_value_error_with_the_delegates_reason(options, expected):
+    """The plugin's own reason (read back through tflite_sparse_delegate_last_error) is the
+    message, for both load_delegate and Interpreter."""
+    for factory in (tflite_delegate.load_delegate, tflite_delegate.Interpreter):
+        with pytest.raises(ValueError) as raised:
+            factory(**options) if factory is tflite_delegate.load_delegate else factory(
+                model_content=b"unused", **options
+            )
+        message = str(raised.value)
+        assert message.startswith("tflite_sparse_delegate: "), message
+        assert expected in message, message
+
+
+def test_unsupported_forced_isa_raises_value_error_naming_it():
+    """On a CPU without AVX-512 (emulated with $TFLITE_SPARSE_DELEGATE_CPU_WITHOUT), forcing it
+    fails with the reason; the registry reports the variants as not runnable; auto falls back."""
+    code = (
+        "import json, tflite_delegate\n"
+        "result = {'isas': list(tflite_delegate.supported_isas())}\n"
+        "try:\n"
+        "    tflite_delegate.load_delegate(isa='avx512')\n"
+        "    result['error'] = None\n"
+        "except ValueError as error:\n"
+        "    result['error'] = str(error)\n"
+        "result['auto'] = tflite_delegate.delegate_summary(tflite_delegate.load_delegate()).isa\n"
+        "print(json.dumps(result))\n"
+    )
+    root = Path(tflite_delegate.__file__).resolve().parent.parent
+    env = {**os.environ, "TFLITE_SPARSE_DELEGATE_CPU_WITHOUT": "avx512"}
+    env.pop(tflite_delegate.ISA_ENVIRONMENT_VARIABLE, None)
+    output = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True
+    ).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    assert "avx512" not in result["isas"] and "generic" in result["isas"]
+    assert result["error"] == (
+        "tflite_sparse_delegate: option isa requests 'avx512' but this CPU lacks "
+        "AVX-512F/AVX2/FMA; use isa=auto or generic"
+    )
+    assert result["auto"] == result["isas"][0]
+
+
+def test_last_error_is_cleared_by_a_successful_create():
+    """The exported last-error text belongs to the last create call of the calling thread."""
+    import ctypes
+
+    library = ctypes.CDLL(tflite_delegate.library_path())
+    last_error = library.tflite_sparse_delegate_last_error
+    last_error.restype = ctypes.c_char_p
+    with pytest.raises(ValueError):
+        tflite_delegate.load_delegate(verbose="perhaps")
+    assert b"verbose" in last_error()
+    tflite_delegate.load_delegate()
+    assert last_error() == b""
+
+
+def test_microkernel_registry_lists_every_isa_and_width():
+    """The exported registry: every width N on every ISA the CPU runs, unique names, and the
+    library's CPU check agrees with what load_delegate accepts."""
+    kernels = tflite_delegate.microkernels()
+    assert len({kernel.name for kernel in kernels}) == len(kernels)
+    for kernel in kernels:
+        assert kernel.weight_type == "float32" and kernel.tile_pixels >= 1
+        assert kernel.name.startswith(f"f32_1x{kernel.block_n}_p{kernel.tile_pixels}__")
+        assert kernel.name.endswith(f"__{kernel.isa}")
+    for isa in {kernel.isa for kernel in kernels}:
+        widths = {kernel.block_n for kernel in kernels if kernel.isa == isa}
+        assert widths == {1, 2, 4, 8, 16, 32}, isa
+        runs = all(kernel.supported_by_cpu for kernel in kernels if kernel.isa == isa)
+        assert runs == _loads(isa), isa
+    assert "generic" in tflite_delegate.supported_isas()
+
+
+def _loads(isa: str) -> bool:
+    try:
+        tflite_delegate.load_delegate(isa=isa)
+    except ValueError:
+        return False
+    return True

@@ -7,12 +7,6 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.tflite_delegate.delegate_flatbuffer_models import (
-    ACTIVATIONS,
-    ConvSpec,
-    build_conv_model,
-    conv_output_size,
-)
 from tests.tflite_delegate.delegate_test_support import (
     BLOCK_SIZES,
     assert_bitwise_equal,
@@ -26,6 +20,12 @@ from tests.tflite_delegate.delegate_test_support import (
     run,
 )
 from tflite_delegate.block_pattern import analyze_filter
+from tflite_delegate.flatbuffer_models import (
+    ACTIVATIONS,
+    ConvSpec,
+    build_conv_model,
+    conv_output_size,
+)
 
 CLAIMABLE_ACTIVATIONS = sorted(set(ACTIVATIONS) - {"TANH"})
 
@@ -111,9 +111,13 @@ def test_random_convolutions_match_reference(config):
         assert decision.claimed, decision.reason
         pattern = analyze_filter(spec.filter_ohwi)
         assert decision.block_n == pattern.block_n
-        assert (decision.blocks_per_group_min, decision.blocks_per_group_max) == (
-            pattern.min_kept,
-            pattern.max_kept,
+        assert (decision.kept_tap_vectors_min, decision.kept_tap_vectors_max) == (
+            pattern.kept_tap_vectors_min,
+            pattern.kept_tap_vectors_max,
+        )
+        assert (decision.kept_blocks_min, decision.kept_blocks_max) == (
+            pattern.kept_blocks_min,
+            pattern.kept_blocks_max,
         )
         results.append(run(interpreter, inputs))
         assert_outputs_close(results[-1], expected, str(config))

@@ -32,11 +32,16 @@ def _check_decisions(report, path, masks):
     for layer in layers:
         decision = decisions[layer.node_index]
         if layer.name == "stem_conv":  # dense: below the default min_sparsity
-            assert not decision.claimed and "min_sparsity" in decision.reason
+            assert not decision.claimed and decision.reason_code == "below_min_sparsity"
+            assert "min_sparsity" in decision.reason
             continue
         assert decision.claimed, (layer.name, decision.reason)
         assert decision.block_n == 16 and decision.uniform
-        assert decision.block_sparsity == pytest.approx(0.75)
+        # The masks drop single taps (tap vectors), 75 % of them in every group.
+        assert decision.tap_vector_sparsity == pytest.approx(0.75)
+        if layer.filter_shape[1:3] == (1, 1):  # a 1x1 window: blocks are tap vectors
+            assert decision.block_sparsity == pytest.approx(0.75)
+            assert decision.balance_ratio == 1.0
     # Depthwise convs are never claimed (nor reported as claimed).
     claimed = {d.node_index for d in report if d.claimed}
     assert claimed == {layer.node_index for layer in layers if layer.name != "stem_conv"}

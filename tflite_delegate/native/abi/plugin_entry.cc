@@ -1,17 +1,33 @@
-// The exported C entry points: the two functions of TFLite's external delegate interface and one
-// introspection function. Nothing else is visible outside the library (see exports.lds).
+// The exported C entry points: the two functions of TFLite's external delegate interface, the
+// claiming report, the reason of the last failed creation, and the microkernel registry.
+// Nothing else is visible outside the library (see exports.lds).
 #include <cstring>
 #include <exception>
 #include <new>
 #include <string>
 
-#include "delegate.h"
-#include "options.h"
-#include "tflite_abi.h"
+#include "abi/tflite_abi.h"
+#include "delegate/delegate.h"
+#include "delegate/options.h"
+#include "microkernels/microkernel.h"
 
 #define TFLITE_SPARSE_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace {
+
+// Reason of the last failed tflite_plugin_create_delegate in this thread ("" after a success).
+// Fixed-size so that recording it never allocates (it is written from catch blocks too).
+thread_local char last_error[1024] = "";
+
+void RecordError(const char* message, const char* detail = nullptr) noexcept {
+  size_t length = 0;
+  for (const char* part : {message, detail}) {
+    for (; part != nullptr && *part != '\0' && length + 1 < sizeof(last_error); ++part) {
+      last_error[length++] = *part;
+    }
+  }
+  last_error[length] = '\0';
+}
 
 // report_error is a ctypes callback valid only during the create call: use it, never keep it.
 // Called from catch blocks too, so it must not throw: if the message cannot be built (out of
@@ -33,19 +49,23 @@ void Report(void (*report_error)(const char*), const char* message,
 TFLITE_SPARSE_EXPORT TfLiteDelegate* tflite_plugin_create_delegate(
     const char* const* options_keys, const char* const* options_values, size_t num_options,
     void (*report_error)(const char*)) {
+  last_error[0] = '\0';
   try {
     tflite_sparse::DelegateOptions options;
     std::string error;
     if (!tflite_sparse::ParseDelegateOptions(options_keys, options_values, num_options, &options,
                                              &error)) {
+      RecordError(error.c_str());
       Report(report_error, error.c_str());
       return nullptr;
     }
     auto* delegate = new tflite_sparse::SparseDelegate(options);
     return delegate->tflite_delegate();
   } catch (const std::exception& exception) {
+    RecordError("could not create the delegate: ", exception.what());
     Report(report_error, "could not create the delegate: ", exception.what());
   } catch (...) {
+    RecordError("could not create the delegate");
     Report(report_error, "could not create the delegate");
   }
   return nullptr;
@@ -84,4 +104,20 @@ TFLITE_SPARSE_EXPORT size_t tflite_sparse_delegate_report(const TfLiteDelegate* 
     buffer[copied] = '\0';
   }
   return length;
+}
+
+// The reason why the last tflite_plugin_create_delegate of the calling thread returned NULL, or
+// "" if it succeeded (or none was made). Valid until that thread's next create call.
+TFLITE_SPARSE_EXPORT const char* tflite_sparse_delegate_last_error(void) { return last_error; }
+
+// JSON array of the microkernel registry: one object per variant with name, isa, weight_type,
+// block_n, tile_pixels and supported_by_cpu. The text lives as long as the library; NULL only
+// if it could not be built (out of memory).
+TFLITE_SPARSE_EXPORT const char* tflite_sparse_delegate_microkernels(void) {
+  try {
+    static const std::string json = tflite_sparse::MicrokernelsJson();
+    return json.c_str();
+  } catch (...) {
+    return nullptr;
+  }
 }

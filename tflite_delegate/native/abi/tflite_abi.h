@@ -2,21 +2,22 @@
 //
 // No package ships the TFLite C headers for the Python wheels, and the wheels export no TfLite*
 // symbols, so the plugin talks to the runtime only through the classic function-pointer ABI.
-// These declarations are written from the layout tables of
-// shared/specs/tflite_delegate_abi.md (sections 4 and 5), not copied from TFLite sources.
+// These declarations are our own, written from the documented layout of the TFLite C structs
+// (field order, sizes and offsets, checked by the static_asserts below), not copied from TFLite
+// sources.
 // Structs the plugin allocates or passes by value (TfLiteDelegate, TfLiteRegistration) and
 // TfLiteTensor (an array the plugin indexes) are complete; runtime-owned structs read through
 // pointers only (TfLiteContext, TfLiteNode) are complete too, which costs nothing and lets the
 // static_asserts check every field offset used.
-#ifndef TFLITE_DELEGATE_TFLITE_ABI_H_
-#define TFLITE_DELEGATE_TFLITE_ABI_H_
+#ifndef TFLITE_DELEGATE_ABI_TFLITE_ABI_H_
+#define TFLITE_DELEGATE_ABI_TFLITE_ABI_H_
 
 #include <cstddef>
 #include <cstdint>
 
 extern "C" {
 
-// All values the runtime may return (spec section 5), so that none lies outside the enum's range.
+// All values the runtime may return, so that none lies outside the enum's range.
 typedef enum TfLiteStatus {
   kTfLiteOk = 0,
   kTfLiteError = 1,
@@ -318,4 +319,4 @@ static_assert(offsetof(TfLiteContext, GetTensor) == 160, "TfLiteContext::GetTens
 static_assert(sizeof(TfLiteContext) == 200, "TfLiteContext size (Linux)");
 #endif
 
-#endif  // TFLITE_DELEGATE_TFLITE_ABI_H_
+#endif  // TFLITE_DELEGATE_ABI_TFLITE_ABI_H_

@@ -1,45 +1,14 @@
-#include "claiming_policy.h"
+#include "claiming/claiming_policy.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <limits>
 
-#include "float16.h"
+#include "common/conv_geometry.h"
 
 namespace tflite_sparse {
 
 namespace {
-
-const char* TypeName(TfLiteType type) {
-  switch (type) {
-    case kTfLiteNoType:
-      return "NOTYPE";
-    case kTfLiteFloat32:
-      return "FLOAT32";
-    case kTfLiteInt32:
-      return "INT32";
-    case kTfLiteUInt8:
-      return "UINT8";
-    case kTfLiteInt64:
-      return "INT64";
-    case kTfLiteString:
-      return "STRING";
-    case kTfLiteBool:
-      return "BOOL";
-    case kTfLiteInt16:
-      return "INT16";
-    case kTfLiteInt8:
-      return "INT8";
-    case kTfLiteFloat16:
-      return "FLOAT16";
-    case kTfLiteFloat64:
-      return "FLOAT64";
-    case kTfLiteInt4:
-      return "INT4";
-    case kTfLiteBFloat16:
-      return "BFLOAT16";
-  }
-  return "UNKNOWN";
-}
 
 const char* ActivationName(TfLiteFusedActivation activation) {
   switch (activation) {
@@ -59,77 +28,6 @@ const char* ActivationName(TfLiteFusedActivation activation) {
       return "SIGMOID";
   }
   return "UNKNOWN";
-}
-
-bool ValidTensorIndex(const TfLiteContext* context, int index) {
-  return index >= 0 && static_cast<size_t>(index) < context->tensors_size;
-}
-
-// Number of elements of a tensor, or -1 if its dims are missing or negative, or the count does
-// not fit int64 (checked before multiplying: a crafted model must not cause signed overflow).
-int64_t ElementCount(const TfLiteTensor& tensor) {
-  if (tensor.dims == nullptr) return -1;
-  int64_t count = 1;
-  for (int axis = 0; axis < tensor.dims->size; ++axis) {
-    const int64_t extent = tensor.dims->data[axis];
-    if (extent < 0) return -1;
-    if (extent != 0 && count > std::numeric_limits<int64_t>::max() / extent) return -1;
-    count *= extent;
-  }
-  return count;
-}
-
-bool HasZeroDimension(const TfLiteTensor& tensor) {
-  if (tensor.dims == nullptr) return false;
-  for (int axis = 0; axis < tensor.dims->size; ++axis) {
-    if (tensor.dims->data[axis] == 0) return true;
-  }
-  return false;
-}
-
-// Copies a constant weight tensor as float32: either a float32 read-only constant, or the output
-// of DEQUANTIZE(float16 read-only constant). `role` names the tensor in reasons.
-bool ReadConstantFloats(TfLiteContext* context, int tensor_index,
-                        const DequantizeSources& dequantize_sources, const std::string& role,
-                        std::vector<float>* values, std::string* reason) {
-  const TfLiteTensor& tensor = context->tensors[tensor_index];
-  const int64_t count = ElementCount(tensor);
-  if (count < 0) {
-    *reason = role + " has unknown shape";
-    return false;
-  }
-  if (tensor.type != kTfLiteFloat32) {
-    *reason = role + " type " + TypeName(tensor.type) +
-              " unsupported (float32 or dequantized float16 constants only)";
-    return false;
-  }
-  if (tensor.quantization.type != kTfLiteNoQuantization) {
-    *reason = role + " is quantized";
-    return false;
-  }
-  if (tensor.allocation_type == kTfLiteMmapRo) {
-    if (tensor.data.raw_const == nullptr ||
-        tensor.bytes < static_cast<size_t>(count) * sizeof(float)) {
-      *reason = role + " constant has no data";
-      return false;
-    }
-    values->assign(tensor.data.f, tensor.data.f + count);
-    return true;
-  }
-  const auto source = dequantize_sources.find(tensor_index);
-  if (source != dequantize_sources.end() && ValidTensorIndex(context, source->second)) {
-    const TfLiteTensor& half = context->tensors[source->second];
-    if (half.type == kTfLiteFloat16 && half.allocation_type == kTfLiteMmapRo &&
-        half.data.raw_const != nullptr && ElementCount(half) == count &&
-        half.bytes >= static_cast<size_t>(count) * sizeof(uint16_t) &&
-        half.quantization.type == kTfLiteNoQuantization) {
-      values->resize(static_cast<size_t>(count));
-      for (int64_t i = 0; i < count; ++i) (*values)[i] = HalfToFloat(half.data.f16[i]);
-      return true;
-    }
-  }
-  *reason = role + " is not a constant";
-  return false;
 }
 
 bool ActivationRange(TfLiteFusedActivation activation, float* low, float* high) {
@@ -157,163 +55,256 @@ bool ActivationRange(TfLiteFusedActivation activation, float* low, float* high) 
   }
 }
 
+bool HasZeroDimension(const TfLiteTensor& tensor) {
+  if (tensor.dims == nullptr) return false;
+  for (int axis = 0; axis < tensor.dims->size; ++axis) {
+    if (tensor.dims->data[axis] == 0) return true;
+  }
+  return false;
+}
+
 std::string FormatTwoDecimals(double value) {
   char text[32];
   std::snprintf(text, sizeof(text), "%.2f", value);
   return text;
 }
 
-// Checks the float32 activation tensor of role "input"/"output".
-bool CheckActivationTensor(const TfLiteTensor& tensor, const char* role, std::string* reason) {
-  if (tensor.type != kTfLiteFloat32) {
-    *reason = std::string(role) + " type " + TypeName(tensor.type) + " unsupported (float32 only)";
-    return false;
+// Tensor indices of the node, once validated.
+struct NodeTensors {
+  int input = -1;
+  int filter = -1;
+  int bias = -1;  // -1: no bias
+  int output = -1;
+};
+
+// Step 1: the node has its inputs, output and parameters, and every index names a tensor.
+bool ValidateNode(const TfLiteContext* context, const TfLiteNode& node, NodeTensors* tensors,
+                  Refusal* refusal) {
+  if (node.inputs == nullptr || node.outputs == nullptr || node.inputs->size < 2 ||
+      node.outputs->size != 1 || node.builtin_data == nullptr) {
+    return refusal->Refuse(ReasonCode::kMalformedNode, "malformed CONV_2D node");
   }
-  if (tensor.quantization.type != kTfLiteNoQuantization) {
-    *reason = std::string(role) + " is quantized";
-    return false;
-  }
-  if (tensor.dims == nullptr || tensor.dims->size != 4) {
-    *reason = std::string(role) + " is not 4-D NHWC";
-    return false;
-  }
-  if (HasZeroDimension(tensor)) {
-    *reason = std::string("zero-sized ") + role + " tensor";
-    return false;
+  tensors->input = node.inputs->data[0];
+  tensors->filter = node.inputs->data[1];
+  tensors->bias = node.inputs->size >= 3 ? node.inputs->data[2] : -1;
+  tensors->output = node.outputs->data[0];
+  if (!ValidTensorIndex(context, tensors->input) || !ValidTensorIndex(context, tensors->filter) ||
+      !ValidTensorIndex(context, tensors->output) ||
+      (tensors->bias >= 0 && !ValidTensorIndex(context, tensors->bias))) {
+    return refusal->Refuse(ReasonCode::kMalformedNode,
+                           "malformed CONV_2D node (tensor index out of range)");
   }
   return true;
 }
 
-// The body of AnalyzeConvNode; returns the reason for not claiming, or "" when claimable.
-std::string Analyze(TfLiteContext* context, const TfLiteNode& node,
-                    const DequantizeSources& dequantize_sources, const DelegateOptions& options,
-                    NodeDecision* decision, ConvLayerPlan* plan) {
-  if (node.inputs == nullptr || node.outputs == nullptr || node.inputs->size < 2 ||
-      node.outputs->size != 1 || node.builtin_data == nullptr) {
-    return "malformed CONV_2D node";
+// Step 2: the float32 activation tensor of role "input"/"output".
+bool CheckActivationTensor(const TfLiteTensor& tensor, const std::string& role,
+                           Refusal* refusal) {
+  if (tensor.type != kTfLiteFloat32) {
+    return refusal->Refuse(ReasonCode::kUnsupportedTensorType,
+                           role + " type " + TypeName(tensor.type) + " unsupported (float32 only)");
   }
-  const int input_index = node.inputs->data[0];
-  const int filter_index = node.inputs->data[1];
-  const int bias_index = node.inputs->size >= 3 ? node.inputs->data[2] : -1;
-  const int output_index = node.outputs->data[0];
-  if (!ValidTensorIndex(context, input_index) || !ValidTensorIndex(context, filter_index) ||
-      !ValidTensorIndex(context, output_index) ||
-      (bias_index >= 0 && !ValidTensorIndex(context, bias_index))) {
-    return "malformed CONV_2D node (tensor index out of range)";
+  if (tensor.quantization.type != kTfLiteNoQuantization) {
+    return refusal->Refuse(ReasonCode::kQuantizedTensor, role + " is quantized");
   }
-  const TfLiteTensor& input = context->tensors[input_index];
-  const TfLiteTensor& filter = context->tensors[filter_index];
-  const TfLiteTensor& output = context->tensors[output_index];
-  std::string reason;
-  if (!CheckActivationTensor(input, "input", &reason)) return reason;
-  if (!CheckActivationTensor(output, "output", &reason)) return reason;
-  if (filter.dims == nullptr || filter.dims->size != 4) return "filter is not 4-D OHWI";
-  FilterShape shape;
-  shape.out_channels = filter.dims->data[0];
-  shape.kernel_h = filter.dims->data[1];
-  shape.kernel_w = filter.dims->data[2];
-  shape.in_channels = filter.dims->data[3];
-  decision->filter = shape;
-  if (HasZeroDimension(filter)) return "zero-sized filter tensor";
-  const int channels = input.dims->data[3];
-  if (channels != shape.in_channels) {
-    if (shape.in_channels > 0 && channels % shape.in_channels == 0) {
-      return "grouped convolution (groups=" + std::to_string(channels / shape.in_channels) + ")";
+  if (tensor.dims == nullptr || tensor.dims->size != 4) {
+    return refusal->Refuse(ReasonCode::kNotNhwc, role + " is not 4-D NHWC");
+  }
+  if (HasZeroDimension(tensor)) {
+    return refusal->Refuse(ReasonCode::kZeroSizedTensor, "zero-sized " + role + " tensor");
+  }
+  return true;
+}
+
+// Step 3: the filter is a non-empty OHWI tensor whose I matches the input (groups == 1).
+bool CheckFilterShape(const TfLiteTensor& filter, int input_channels, FilterShape* shape,
+                      Refusal* refusal) {
+  if (filter.dims == nullptr || filter.dims->size != 4) {
+    return refusal->Refuse(ReasonCode::kNotNhwc, "filter is not 4-D OHWI");
+  }
+  shape->out_channels = filter.dims->data[0];
+  shape->kernel_h = filter.dims->data[1];
+  shape->kernel_w = filter.dims->data[2];
+  shape->in_channels = filter.dims->data[3];
+  if (HasZeroDimension(filter)) {
+    return refusal->Refuse(ReasonCode::kZeroSizedTensor, "zero-sized filter tensor");
+  }
+  if (input_channels != shape->in_channels) {
+    if (shape->in_channels > 0 && input_channels % shape->in_channels == 0) {
+      return refusal->Refuse(
+          ReasonCode::kGroupedConvolution,
+          "grouped convolution (groups=" + std::to_string(input_channels / shape->in_channels) +
+              ")");
     }
-    return "input channels " + std::to_string(channels) + " do not match filter channels " +
-           std::to_string(shape.in_channels);
+    return refusal->Refuse(ReasonCode::kChannelMismatch,
+                           "input channels " + std::to_string(input_channels) +
+                               " do not match filter channels " +
+                               std::to_string(shape->in_channels));
   }
-  const auto* conv = static_cast<const TfLiteConvParams*>(node.builtin_data);
-  if (!ActivationRange(conv->activation, &plan->activation_min, &plan->activation_max)) {
-    return std::string("fused activation ") + ActivationName(conv->activation) + " unsupported";
+  return true;
+}
+
+// Step 4: fused activation and padding the microkernels implement; strides and dilations.
+bool ReadConvParameters(const TfLiteConvParams& conv, ConvLayerPlan* plan, Refusal* refusal) {
+  if (!ActivationRange(conv.activation, &plan->activation_min, &plan->activation_max)) {
+    return refusal->Refuse(ReasonCode::kUnsupportedActivation,
+                           std::string("fused activation ") + ActivationName(conv.activation) +
+                               " unsupported");
   }
-  if (conv->padding != kTfLitePaddingSame && conv->padding != kTfLitePaddingValid) {
-    return "padding type " + std::to_string(static_cast<int>(conv->padding)) + " unsupported";
+  if (conv.padding != kTfLitePaddingSame && conv.padding != kTfLitePaddingValid) {
+    return refusal->Refuse(ReasonCode::kUnsupportedPadding,
+                           "padding type " + std::to_string(static_cast<int>(conv.padding)) +
+                               " unsupported");
   }
-  plan->params.padding = conv->padding == kTfLitePaddingSame ? Padding::kSame : Padding::kValid;
-  plan->params.stride_h = conv->stride_height;
-  plan->params.stride_w = conv->stride_width;
-  plan->params.dilation_h = conv->dilation_height_factor;
-  plan->params.dilation_w = conv->dilation_width_factor;
+  plan->params.padding = conv.padding == kTfLitePaddingSame ? Padding::kSame : Padding::kValid;
+  plan->params.stride_h = conv.stride_height;
+  plan->params.stride_w = conv.stride_width;
+  plan->params.dilation_h = conv.dilation_height_factor;
+  plan->params.dilation_w = conv.dilation_width_factor;
+  return true;
+}
+
+// Step 5: the declared shapes give a usable geometry and the output has the CONV_2D shape.
+bool CheckGeometry(const TfLiteTensor& input, const TfLiteTensor& output,
+                   const FilterShape& shape, const ConvParameters& params, Refusal* refusal) {
   ConvGeometry geometry;
+  std::string reason;
+  GeometryError error = GeometryError::kNone;
   if (!ComputeConvGeometry(input.dims->data[0], input.dims->data[1], input.dims->data[2],
-                           channels, shape, plan->params, &geometry, &reason)) {
-    return reason;
+                           input.dims->data[3], shape, params, &geometry, &reason, &error)) {
+    const ReasonCode code = error == GeometryError::kInvalidParameters ? ReasonCode::kInvalidParameters
+                            : error == GeometryError::kIndexOverflow ? ReasonCode::kIndexOverflow
+                                                                      : ReasonCode::kZeroSizedTensor;
+    return refusal->Refuse(code, reason);
   }
   if (output.dims->data[0] != geometry.batch || output.dims->data[1] != geometry.out_h ||
       output.dims->data[2] != geometry.out_w || output.dims->data[3] != geometry.out_channels) {
-    return "output shape does not match the CONV_2D shape rule";
+    return refusal->Refuse(ReasonCode::kOutputShapeMismatch,
+                           "output shape does not match the CONV_2D shape rule");
   }
-  if (!ReadConstantFloats(context, filter_index, dequantize_sources, "filter", &plan->filter,
-                          &reason)) {
-    return reason;
+  return true;
+}
+
+// Step 6: constant filter and bias as float32 (see constant_weights.h).
+bool ReadWeights(TfLiteContext* context, const NodeTensors& tensors,
+                 const DequantizeSources& dequantize_sources, ConvLayerPlan* plan,
+                 Refusal* refusal) {
+  if (!ReadConstantFloats(context, tensors.filter, dequantize_sources, "filter", &plan->filter,
+                          refusal)) {
+    return false;
   }
-  if (bias_index >= 0) {
-    if (!ReadConstantFloats(context, bias_index, dequantize_sources, "bias", &plan->bias,
-                            &reason)) {
-      return reason;
-    }
-    if (plan->bias.size() != static_cast<size_t>(shape.out_channels)) {
-      return "bias has " + std::to_string(plan->bias.size()) + " elements, expected " +
-             std::to_string(shape.out_channels);
-    }
+  if (tensors.bias < 0) return true;
+  if (!ReadConstantFloats(context, tensors.bias, dequantize_sources, "bias", &plan->bias,
+                          refusal)) {
+    return false;
   }
-  plan->pattern = AnalyzeBlockPattern(plan->filter.data(), shape, options.block_n);
-  decision->has_pattern = true;
-  decision->block_n = plan->pattern.block_n;
-  decision->block_sparsity = plan->pattern.block_sparsity;
-  decision->blocks_per_group_min = plan->pattern.blocks_per_group_min;
-  decision->blocks_per_group_max = plan->pattern.blocks_per_group_max;
-  decision->uniform = plan->pattern.uniform;
+  if (plan->bias.size() != static_cast<size_t>(plan->filter_shape.out_channels)) {
+    return refusal->Refuse(ReasonCode::kBiasSizeMismatch,
+                           "bias has " + std::to_string(plan->bias.size()) +
+                               " elements, expected " +
+                               std::to_string(plan->filter_shape.out_channels));
+  }
+  return true;
+}
+
+// Step 7: the 1xN pattern at the forced width or the widest width that holds.
+BlockPattern AnalyzePattern(const ConvLayerPlan& plan, const ClaimingOptions& options) {
+  const int block_n = options.block_n > 0
+                          ? options.block_n
+                          : DetectBlockWidth(plan.filter.data(), plan.filter_shape,
+                                             CandidateBlockWidths(options.isa));
+  return AnalyzeBlockPattern(plan.filter.data(), plan.filter_shape, block_n);
+}
+
+// Step 8: worth claiming, indexable with 32 bits, and a microkernel exists.
+bool ApplyPolicy(const ClaimingOptions& options, ConvLayerPlan* plan, Refusal* refusal) {
+  const BlockPattern& pattern = plan->pattern;
   // Tolerance: sparsities such as 1 - 64/128 are exact, but thresholds given in decimal are not.
-  if (plan->pattern.block_sparsity < options.min_sparsity - 1e-9) {
-    return "block sparsity " + FormatTwoDecimals(plan->pattern.block_sparsity) +
-           " below min_sparsity " + FormatTwoDecimals(options.min_sparsity);
+  if (pattern.tap_vector_sparsity < options.min_sparsity - 1e-9) {
+    return refusal->Refuse(ReasonCode::kBelowMinSparsity,
+                           "tap-vector sparsity " + FormatTwoDecimals(pattern.tap_vector_sparsity) +
+                               " below min_sparsity " + FormatTwoDecimals(options.min_sparsity));
   }
   // Packed weights are indexed with 32 bits (see PackFilter).
-  const int64_t packed_floats = plan->pattern.nonzero_blocks * plan->pattern.block_n;
+  const int64_t packed_floats = pattern.kept_tap_vectors * pattern.block_n;
   if (packed_floats > std::numeric_limits<int32_t>::max()) {
-    return "packed indices would overflow 32-bit (" + std::to_string(packed_floats) +
-           " packed weights)";
+    return refusal->Refuse(ReasonCode::kIndexOverflow,
+                           "packed indices would overflow 32-bit (" +
+                               std::to_string(packed_floats) + " packed weights)");
   }
-  plan->input_tensor = input_index;
-  plan->output_tensor = output_index;
-  plan->filter_shape = shape;
-  return "";
+  plan->microkernel = FindMicrokernel(options.isa, pattern.block_n);
+  if (plan->microkernel == nullptr) {
+    return refusal->Refuse(ReasonCode::kNoMicrokernel,
+                           std::string("no ") + IsaName(options.isa) + " microkernel for N=" +
+                               std::to_string(pattern.block_n));
+  }
+  return true;
+}
+
+// The chain of steps; false with `refusal` set at the first step that refuses.
+bool Analyze(TfLiteContext* context, const TfLiteNode& node,
+             const DequantizeSources& dequantize_sources, const ClaimingOptions& options,
+             NodeDecision* decision, ConvLayerPlan* plan, Refusal* refusal) {
+  NodeTensors tensors;
+  if (!ValidateNode(context, node, &tensors, refusal)) return false;
+  const TfLiteTensor& input = context->tensors[tensors.input];
+  const TfLiteTensor& output = context->tensors[tensors.output];
+  if (!CheckActivationTensor(input, "input", refusal) ||
+      !CheckActivationTensor(output, "output", refusal)) {
+    return false;
+  }
+  const bool filter_ok = CheckFilterShape(context->tensors[tensors.filter], input.dims->data[3],
+                                          &plan->filter_shape, refusal);
+  decision->filter = plan->filter_shape;
+  if (!filter_ok) return false;
+  if (!ReadConvParameters(*static_cast<const TfLiteConvParams*>(node.builtin_data), plan,
+                          refusal) ||
+      !CheckGeometry(input, output, plan->filter_shape, plan->params, refusal) ||
+      !ReadWeights(context, tensors, dequantize_sources, plan, refusal)) {
+    return false;
+  }
+  plan->pattern = AnalyzePattern(*plan, options);
+  decision->has_pattern = true;
+  decision->pattern = plan->pattern;
+  if (!ApplyPolicy(options, plan, refusal)) return false;
+  plan->input_tensor = tensors.input;
+  plan->output_tensor = tensors.output;
+  return true;
 }
 
 }  // namespace
 
-DequantizeSources FindDequantizeSources(TfLiteContext* context,
-                                        const std::vector<int>& execution_plan) {
-  DequantizeSources sources;
-  for (int node_index : execution_plan) {
-    TfLiteNode* node = nullptr;
-    TfLiteRegistration* registration = nullptr;
-    if (context->GetNodeAndRegistration(context, node_index, &node, &registration) != kTfLiteOk ||
-        node == nullptr || registration == nullptr) {
-      continue;
+std::vector<int> CandidateBlockWidths(Isa isa) {
+  std::vector<int> widths;
+  size_t count = 0;
+  const MicrokernelVariant* variants = RegisteredMicrokernels(&count);
+  for (size_t i = 0; i < count; ++i) {
+    if (variants[i].isa == isa &&
+        std::find(widths.begin(), widths.end(), variants[i].block_n) == widths.end()) {
+      widths.push_back(variants[i].block_n);
     }
-    if (registration->builtin_code != kTfLiteBuiltinDequantize || node->inputs == nullptr ||
-        node->outputs == nullptr || node->inputs->size != 1 || node->outputs->size != 1) {
-      continue;
-    }
-    sources[node->outputs->data[0]] = node->inputs->data[0];
   }
-  return sources;
+  return widths;
 }
 
 NodeDecision AnalyzeConvNode(TfLiteContext* context, int node_index, const TfLiteNode& node,
                              const DequantizeSources& dequantize_sources,
-                             const DelegateOptions& options, ConvLayerPlan* plan) {
+                             const ClaimingOptions& options, ConvLayerPlan* plan) {
   NodeDecision decision;
   decision.node_index = node_index;
   *plan = ConvLayerPlan();
-  const std::string reason =
-      Analyze(context, node, dequantize_sources, options, &decision, plan);
-  decision.claimed = reason.empty();
-  decision.reason = decision.claimed ? "claimed" : reason;
-  if (!decision.claimed) *plan = ConvLayerPlan();
+  Refusal refusal;
+  decision.claimed =
+      Analyze(context, node, dequantize_sources, options, &decision, plan, &refusal);
+  if (decision.claimed) {
+    decision.reason_code = ReasonCode::kClaimed;
+    decision.reason = "claimed";
+    decision.microkernel = plan->microkernel->name;
+  } else {
+    decision.reason_code = refusal.code;
+    decision.reason = refusal.message;
+    *plan = ConvLayerPlan();
+  }
   return decision;
 }
 

@@ -1,36 +1,46 @@
 // Which CONV_2D nodes the delegate takes, and why it leaves the others to TFLite.
 //
-// Runs inside delegate Prepare (the only place where GetNodeAndRegistration works). For a claimed
-// node it also returns everything the kernel needs later, copied out of the graph: tensor indices,
-// conv parameters and the dense float32 filter and bias (fp16 constants already widened).
-#ifndef TFLITE_DELEGATE_CLAIMING_POLICY_H_
-#define TFLITE_DELEGATE_CLAIMING_POLICY_H_
+// Runs inside delegate Prepare (the only place where GetNodeAndRegistration works). The decision
+// is a chain of small steps, each of which may refuse with a reason code and a message:
+// node validation -> activation tensors -> filter shape -> conv parameters -> geometry ->
+// constant weights (float16 tracing) -> 1xN pattern analysis -> policy (min_sparsity, index
+// limits, an available microkernel). For a claimed node it also returns everything the operator
+// needs later, copied out of the graph: tensor indices, conv parameters and the dense float32
+// filter and bias (float16 constants already widened).
+#ifndef TFLITE_DELEGATE_CLAIMING_CLAIMING_POLICY_H_
+#define TFLITE_DELEGATE_CLAIMING_CLAIMING_POLICY_H_
 
-#include <map>
 #include <string>
 #include <vector>
 
-#include "block_pattern.h"
-#include "conv_geometry.h"
-#include "options.h"
-#include "tflite_abi.h"
+#include "abi/tflite_abi.h"
+#include "claiming/constant_weights.h"
+#include "claiming/reason_code.h"
+#include "common/conv_shape.h"
+#include "microkernels/microkernel.h"
+#include "packing/block_pattern.h"
 
 namespace tflite_sparse {
+
+// The options that decide claiming (a subset of the delegate options).
+struct ClaimingOptions {
+  double min_sparsity = 0.5;  // claim layers whose tap-vector sparsity is at least this
+  int block_n = 0;            // 0: detect per layer among the registry's widths; else forced
+  Isa isa = Isa::kGeneric;    // the microkernel ISA the delegate runs
+};
 
 struct NodeDecision {
   int node_index = -1;
   bool claimed = false;
-  std::string reason;           // "claimed" or why not
-  bool has_pattern = false;     // the block statistics below were computed
-  int block_n = 0;
-  double block_sparsity = 0.0;
-  FilterShape filter;           // O, KH, KW, I (zeros when unknown)
-  int blocks_per_group_min = 0;
-  int blocks_per_group_max = 0;
-  bool uniform = false;
+  ReasonCode reason_code = ReasonCode::kClaimed;
+  std::string reason;        // "claimed" or why not
+  bool has_pattern = false;  // the pattern statistics below were computed
+  FilterShape filter;        // O, KH, KW, I (zeros when unknown)
+  BlockPattern pattern;      // valid when has_pattern
+  const char* microkernel = nullptr;  // registry name of the variant, when claimed
 };
 
-// Everything a kernel needs about one claimed node.
+// Everything an operator needs about one claimed node.
 struct ConvLayerPlan {
   int input_tensor = -1;
   int output_tensor = -1;
@@ -41,20 +51,17 @@ struct ConvLayerPlan {
   std::vector<float> filter;  // dense OHWI
   std::vector<float> bias;    // O floats, empty when the node has no bias
   BlockPattern pattern;
+  const MicrokernelVariant* microkernel = nullptr;
 };
-
-// Maps a tensor index to the input tensor of the DEQUANTIZE node producing it.
-using DequantizeSources = std::map<int, int>;
-
-// Builds the DEQUANTIZE map for the nodes of `execution_plan`.
-DequantizeSources FindDequantizeSources(TfLiteContext* context,
-                                        const std::vector<int>& execution_plan);
 
 // Decides about one CONV_2D node. Returns the decision; fills `plan` when claimed.
 NodeDecision AnalyzeConvNode(TfLiteContext* context, int node_index, const TfLiteNode& node,
                              const DequantizeSources& dequantize_sources,
-                             const DelegateOptions& options, ConvLayerPlan* plan);
+                             const ClaimingOptions& options, ConvLayerPlan* plan);
+
+// Block widths the registry has for `isa`, for detection.
+std::vector<int> CandidateBlockWidths(Isa isa);
 
 }  // namespace tflite_sparse
 
-#endif  // TFLITE_DELEGATE_CLAIMING_POLICY_H_
+#endif  // TFLITE_DELEGATE_CLAIMING_CLAIMING_POLICY_H_

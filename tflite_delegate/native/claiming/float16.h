@@ -1,7 +1,7 @@
 // IEEE 754 half-precision to single-precision conversion (fp16-weight models store filters and
 // biases as float16 constants behind DEQUANTIZE nodes).
-#ifndef TFLITE_DELEGATE_FLOAT16_H_
-#define TFLITE_DELEGATE_FLOAT16_H_
+#ifndef TFLITE_DELEGATE_CLAIMING_FLOAT16_H_
+#define TFLITE_DELEGATE_CLAIMING_FLOAT16_H_
 
 #include <cstdint>
 #include <cstring>
@@ -34,4 +34,4 @@ inline float HalfToFloat(uint16_t half) {
 
 }  // namespace tflite_sparse
 
-#endif  // TFLITE_DELEGATE_FLOAT16_H_
+#endif  // TFLITE_DELEGATE_CLAIMING_FLOAT16_H_

@@ -1,6 +1,6 @@
 // A move-only, 64-byte aligned float array (one cache line, one AVX-512 register).
-#ifndef TFLITE_DELEGATE_ALIGNED_BUFFER_H_
-#define TFLITE_DELEGATE_ALIGNED_BUFFER_H_
+#ifndef TFLITE_DELEGATE_COMMON_ALIGNED_BUFFER_H_
+#define TFLITE_DELEGATE_COMMON_ALIGNED_BUFFER_H_
 
 #include <cstddef>
 #include <cstdlib>
@@ -57,4 +57,4 @@ class AlignedBuffer {
 
 }  // namespace tflite_sparse
 
-#endif  // TFLITE_DELEGATE_ALIGNED_BUFFER_H_
+#endif  // TFLITE_DELEGATE_COMMON_ALIGNED_BUFFER_H_

@@ -1,4 +1,4 @@
-#include "conv_geometry.h"
+#include "common/conv_geometry.h"
 
 #include <algorithm>
 #include <initializer_list>
@@ -59,21 +59,28 @@ bool ConvGeometry::operator==(const ConvGeometry& other) const {
 
 bool ComputeConvGeometry(int batch, int in_h, int in_w, int channels, const FilterShape& filter,
                          const ConvParameters& params, ConvGeometry* geometry,
-                         std::string* reason) {
+                         std::string* reason, GeometryError* error) {
+  GeometryError unused;
+  GeometryError& code = error != nullptr ? *error : unused;
+  code = GeometryError::kNone;
   if (params.stride_h < 1 || params.stride_w < 1) {
+    code = GeometryError::kInvalidParameters;
     *reason = "stride must be positive";
     return false;
   }
   if (params.dilation_h < 1 || params.dilation_w < 1) {
+    code = GeometryError::kInvalidParameters;
     *reason = "dilation must be positive";
     return false;
   }
   if (filter.out_channels < 1 || filter.kernel_h < 1 || filter.kernel_w < 1 ||
       filter.in_channels < 1) {
+    code = GeometryError::kZeroSized;
     *reason = "zero-sized filter";
     return false;
   }
   if (batch < 1 || in_h < 1 || in_w < 1 || channels < 1) {
+    code = GeometryError::kZeroSized;
     *reason = "zero-sized input tensor";
     return false;
   }
@@ -82,11 +89,12 @@ bool ComputeConvGeometry(int batch, int in_h, int in_w, int channels, const Filt
   const AxisLayout cols =
       LayoutAxis(in_w, filter.kernel_w, params.stride_w, params.dilation_w, params.padding);
   if (rows.out < 1 || cols.out < 1) {
+    code = GeometryError::kZeroSized;
     *reason = "zero-sized output (input smaller than the dilated kernel)";
     return false;
   }
-  // The kernel indexes one pre-padded image, one output image and the packed filter with 32-bit
-  // offsets; refuse anything larger rather than risk wrap-around.
+  // The microkernels index one pre-padded image, one output image and the packed filter with
+  // 32-bit offsets; refuse anything larger rather than risk wrap-around.
   // The filter bound leaves room for a zero-padded last group of up to 32 channels.
   const int64_t padded_image = CheckedProduct({rows.padded, cols.padded, channels});
   const int64_t output_image = CheckedProduct({rows.out, cols.out, filter.out_channels});
@@ -94,6 +102,7 @@ bool ComputeConvGeometry(int batch, int in_h, int in_w, int channels, const Filt
   const int64_t filter_size = taps < 0 ? -1 : CheckedProduct({filter.out_channels + 32, taps});
   if (!FitsInt32(rows.padded) || !FitsInt32(cols.padded) || !FitsInt32(padded_image) ||
       !FitsInt32(output_image) || !FitsInt32(filter_size)) {
+    code = GeometryError::kIndexOverflow;
     *reason = "packed indices would overflow 32-bit (padded input image " +
               DescribeSize(padded_image) + ", output image " + DescribeSize(output_image) +
               ", filter " + DescribeSize(filter_size) + " elements)";

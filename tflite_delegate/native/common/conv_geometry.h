@@ -1,23 +1,13 @@
 // Output size, SAME padding and pre-padded input layout of a CONV_2D node (TFLite rules).
-#ifndef TFLITE_DELEGATE_CONV_GEOMETRY_H_
-#define TFLITE_DELEGATE_CONV_GEOMETRY_H_
+#ifndef TFLITE_DELEGATE_COMMON_CONV_GEOMETRY_H_
+#define TFLITE_DELEGATE_COMMON_CONV_GEOMETRY_H_
 
 #include <cstdint>
 #include <string>
 
-#include "block_pattern.h"
+#include "common/conv_shape.h"
 
 namespace tflite_sparse {
-
-enum class Padding { kSame, kValid };
-
-struct ConvParameters {
-  Padding padding = Padding::kValid;
-  int stride_h = 1;
-  int stride_w = 1;
-  int dilation_h = 1;
-  int dilation_w = 1;
-};
 
 struct ConvGeometry {
   int batch = 0;
@@ -31,7 +21,7 @@ struct ConvGeometry {
   int pad_left = 0;  // zero columns in front of the input; the extra odd column goes right
   int padded_h = 0;  // rows of the pre-padded input image
   int padded_w = 0;  // columns of the pre-padded input image
-  bool needs_padding = false;  // false: the kernel reads the input tensor in place
+  bool needs_padding = false;  // false: the microkernels read the input tensor in place
   ConvParameters params;
   FilterShape filter;
 
@@ -42,14 +32,23 @@ struct ConvGeometry {
   bool operator==(const ConvGeometry& other) const;
 };
 
-// Computes the geometry for an NHWC input of the given size. Returns false and sets `reason` when
-// the shape is unusable: non-positive stride or dilation, empty input or output, or sizes whose
-// per-image indices would not fit the kernel's 32-bit offsets ("packed indices would overflow
+// Why ComputeConvGeometry refused a shape.
+enum class GeometryError {
+  kNone,
+  kInvalidParameters,  // non-positive stride or dilation
+  kZeroSized,          // empty filter, input or output
+  kIndexOverflow,      // sizes beyond the microkernels' 32-bit offsets
+};
+
+// Computes the geometry for an NHWC input of the given size. Returns false and sets `reason`
+// (and `error`, when given) when the shape is unusable: non-positive stride or dilation, empty
+// input or output, or sizes whose
+// per-image indices would not fit the microkernels' 32-bit offsets ("packed indices would overflow
 // 32-bit ...").
 bool ComputeConvGeometry(int batch, int in_h, int in_w, int channels, const FilterShape& filter,
                          const ConvParameters& params, ConvGeometry* geometry,
-                         std::string* reason);
+                         std::string* reason, GeometryError* error = nullptr);
 
 }  // namespace tflite_sparse
 
-#endif  // TFLITE_DELEGATE_CONV_GEOMETRY_H_
+#endif  // TFLITE_DELEGATE_COMMON_CONV_GEOMETRY_H_

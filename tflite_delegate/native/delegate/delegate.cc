@@ -1,4 +1,4 @@
-#include "delegate.h"
+#include "delegate/delegate.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -8,10 +8,9 @@
 #include <new>
 #include <utility>
 
-#include "kernels.h"
-#include "packing.h"
-#include "report_json.h"
-#include "sparse_conv_kernel.h"
+#include "delegate/conv_node_kernel.h"
+#include "delegate/report_json.h"
+#include "packing/packing.h"
 
 namespace tflite_sparse {
 
@@ -85,6 +84,7 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
   // The runtime's array is invalidated by ReplaceNodeSubsetsWithDelegateKernels: copy it.
   const std::vector<int> execution_plan(plan_array->data, plan_array->data + plan_array->size);
   const DequantizeSources dequantize_sources = FindDequantizeSources(context, execution_plan);
+  const ClaimingOptions claiming = ClaimingOptionsOf(options_);
 
   decisions_.clear();
   pending_plans_.clear();
@@ -99,7 +99,7 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
     }
     ConvLayerPlan plan;
     NodeDecision decision =
-        AnalyzeConvNode(context, node_index, *node, dequantize_sources, options_, &plan);
+        AnalyzeConvNode(context, node_index, *node, dequantize_sources, claiming, &plan);
     if (options_.verbose) {
       std::fprintf(stderr, "tflite_sparse_delegate: CONV_2D node %d: %s\n", node_index,
                    decision.reason.c_str());
@@ -157,13 +157,7 @@ void* SparseDelegate::CreateKernel(TfLiteContext* context, const TfLiteDelegateP
                          error.c_str());
     return nullptr;
   }
-  const ConvRowKernel row_kernel = SelectRowKernel(options_.isa, packed.block_n);
-  if (row_kernel == nullptr) {
-    context->ReportError(context, "tflite_sparse_delegate: no %s kernel for N=%d",
-                         IsaName(options_.isa), packed.block_n);
-    return nullptr;
-  }
-  auto* kernel = new SparseConvKernel(plan, std::move(packed), row_kernel, pool_);
+  auto* kernel = new ConvNodeKernel(plan, std::move(packed), pool_);
   kernels_created_.fetch_add(1);
   return kernel;
 }
@@ -181,12 +175,12 @@ void* SparseDelegate::InitKernel(TfLiteContext* context, const char* buffer, siz
 }
 
 void SparseDelegate::FreeKernel(TfLiteContext*, void* buffer) {
-  delete static_cast<SparseConvKernel*>(buffer);  // destructor does not throw
+  delete static_cast<ConvNodeKernel*>(buffer);  // destructor does not throw
 }
 
 TfLiteStatus SparseDelegate::PrepareKernel(TfLiteContext* context, TfLiteNode* node) {
   try {
-    auto* kernel = static_cast<SparseConvKernel*>(node->user_data);
+    auto* kernel = static_cast<ConvNodeKernel*>(node->user_data);
     if (kernel == nullptr) {
       context->ReportError(context, "tflite_sparse_delegate: kernel was not created");
       return kTfLiteError;
@@ -200,7 +194,7 @@ TfLiteStatus SparseDelegate::PrepareKernel(TfLiteContext* context, TfLiteNode* n
 
 TfLiteStatus SparseDelegate::InvokeKernel(TfLiteContext* context, TfLiteNode* node) {
   try {
-    auto* kernel = static_cast<SparseConvKernel*>(node->user_data);
+    auto* kernel = static_cast<ConvNodeKernel*>(node->user_data);
     if (kernel == nullptr) return kTfLiteError;
     return kernel->Invoke(context);
   } catch (...) {

@@ -1,7 +1,7 @@
-// The delegate object: options, the thread pool, the claiming pass of delegate Prepare, kernel
-// creation, and the JSON report of the most recent Prepare.
-#ifndef TFLITE_DELEGATE_DELEGATE_H_
-#define TFLITE_DELEGATE_DELEGATE_H_
+// The delegate object: options, the thread pool, the claiming pass of delegate Prepare, creation
+// of the node kernels (packing + operator), and the JSON report of the most recent Prepare.
+#ifndef TFLITE_DELEGATE_DELEGATE_DELEGATE_H_
+#define TFLITE_DELEGATE_DELEGATE_DELEGATE_H_
 
 #include <atomic>
 #include <map>
@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "claiming_policy.h"
-#include "options.h"
-#include "tflite_abi.h"
-#include "thread_pool.h"
+#include "abi/tflite_abi.h"
+#include "claiming/claiming_policy.h"
+#include "delegate/options.h"
+#include "threading/thread_pool.h"
 
 namespace tflite_sparse {
 
@@ -55,4 +55,4 @@ class SparseDelegate {
 
 }  // namespace tflite_sparse
 
-#endif  // TFLITE_DELEGATE_DELEGATE_H_
+#endif  // TFLITE_DELEGATE_DELEGATE_DELEGATE_H_

@@ -1,4 +1,4 @@
-#include "options.h"
+#include "delegate/options.h"
 
 #include <cerrno>
 #include <cmath>
@@ -45,7 +45,24 @@ bool ParseBoolean(const std::string& text, bool* value) {
   return true;
 }
 
-// Resolves "auto" or an ISA name into a variant this CPU can run.
+// "auto, avx512, avx2 or generic": every ISA of the registry, in its preference order.
+std::string IsaChoicesText() {
+  std::string text = "auto";
+  size_t count = 0;
+  const MicrokernelVariant* variants = RegisteredMicrokernels(&count);
+  std::string names[3];
+  int found = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const std::string name = IsaName(variants[i].isa);
+    bool seen = false;
+    for (int k = 0; k < found; ++k) seen |= names[k] == name;
+    if (!seen && found < 3) names[found++] = name;
+  }
+  for (int k = 0; k < found; ++k) text += (k + 1 == found ? " or " : ", ") + names[k];
+  return text;
+}
+
+// Resolves "auto" or an ISA name into an ISA that is registered and that this CPU can run.
 bool ResolveIsa(const std::string& text, const std::string& source, Isa* isa,
                 std::string* error) {
   if (text == "auto") {
@@ -54,17 +71,17 @@ bool ResolveIsa(const std::string& text, const std::string& source, Isa* isa,
   }
   Isa requested;
   if (!ParseIsaName(text, &requested)) {
-    *error = source + " has invalid value '" + text + "' (expected auto, avx512, avx2 or generic)";
+    *error = source + " has invalid value '" + text + "' (expected " + IsaChoicesText() + ")";
     return false;
   }
-  if (!IsaSupported(requested)) {
-    *error = source + " requests '" + text + "' but this " +
-#if defined(__x86_64__)
-             std::string("CPU lacks ") +
-             (requested == Isa::kAvx512 ? "AVX-512F/AVX2/FMA" : "AVX2/FMA") +
-#else
-             std::string("build targets a non-x86 CPU (only the generic kernels exist)") +
-#endif
+  if (!IsaRegistered(requested)) {
+    *error = source + " requests '" + text +
+             "' but this build has no microkernels for it (built for another CPU architecture); "
+             "use isa=auto or generic";
+    return false;
+  }
+  if (!IsaSupportedByCpu(requested)) {
+    *error = source + " requests '" + text + "' but this CPU lacks " + IsaRequirement(requested) +
              "; use isa=auto or generic";
     return false;
   }
@@ -105,12 +122,12 @@ bool ParseDelegateOptions(const char* const* keys, const char* const* values, si
       long block_n = 0;
       if (value == "auto") {
         options->block_n = 0;
-      } else if (ParseInteger(value, &block_n) &&
-                 (block_n == 1 || block_n == 2 || block_n == 4 || block_n == 8 ||
-                  block_n == 16 || block_n == 32)) {
+      } else if (ParseInteger(value, &block_n) && block_n > 0 && block_n <= 1024 &&
+                 BlockWidthRegistered(static_cast<int>(block_n))) {
         options->block_n = static_cast<int>(block_n);
       } else {
-        *error = quoted + " is invalid: expected auto, 1, 2, 4, 8, 16 or 32";
+        *error = quoted + " is invalid: expected auto, " +
+                 RegisteredBlockWidthsText(Isa::kGeneric);
         return false;
       }
     } else if (key == "isa") {
@@ -135,7 +152,21 @@ bool ParseDelegateOptions(const char* const* keys, const char* const* values, si
       options->isa = BestSupportedIsa();
     }
   }
+  if (options->block_n > 0 && FindMicrokernel(options->isa, options->block_n) == nullptr) {
+    *error = "option block_n='" + std::to_string(options->block_n) + "' has no " +
+             IsaName(options->isa) + " microkernel (available: " +
+             RegisteredBlockWidthsText(options->isa) + ")";
+    return false;
+  }
   return true;
+}
+
+ClaimingOptions ClaimingOptionsOf(const DelegateOptions& options) {
+  ClaimingOptions claiming;
+  claiming.min_sparsity = options.min_sparsity;
+  claiming.block_n = options.block_n;
+  claiming.isa = options.isa;
+  return claiming;
 }
 
 }  // namespace tflite_sparse

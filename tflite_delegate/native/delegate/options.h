@@ -1,15 +1,16 @@
 // Parsing and validation of the string options handed to tflite_plugin_create_delegate.
-#ifndef TFLITE_DELEGATE_OPTIONS_H_
-#define TFLITE_DELEGATE_OPTIONS_H_
+#ifndef TFLITE_DELEGATE_DELEGATE_OPTIONS_H_
+#define TFLITE_DELEGATE_DELEGATE_OPTIONS_H_
 
 #include <cstddef>
 #include <string>
 
-#include "cpu_features.h"
+#include "claiming/claiming_policy.h"
+#include "microkernels/microkernel.h"
 
 namespace tflite_sparse {
 
-// Environment variable that forces the kernel variant when the `isa` option is not given.
+// Environment variable that forces the microkernel ISA when the `isa` option is not given.
 extern const char kIsaEnvironmentVariable[];
 
 // Provisional claiming threshold; the next issue sets it from measured break-even points.
@@ -20,16 +21,20 @@ struct DelegateOptions {
   int num_threads = 0;  // 0: use the interpreter's recommended_num_threads
   double min_sparsity = kDefaultMinSparsity;  // claim layers at least this 1xN block-sparse
   int block_n = 0;                            // 0: detect per layer; else forced block width
-  Isa isa = Isa::kGeneric;                    // resolved kernel variant (never "auto")
+  Isa isa = Isa::kGeneric;                    // resolved microkernel ISA (never "auto")
   bool verbose = false;                       // print claiming decisions to stderr
 };
 
+// The claiming part of the options.
+ClaimingOptions ClaimingOptionsOf(const DelegateOptions& options);
+
 // Parses the options (keys/values are NUL-terminated UTF-8 strings) and resolves the ISA
-// (option, else environment variable, else the best the CPU supports). Returns false and sets
-// `error` to a message naming the offending option or value.
+// (option, else environment variable, else the best the CPU supports). Valid ISAs and block
+// widths are those of the microkernel registry. Returns false and sets `error` to a message
+// naming the offending option or value.
 bool ParseDelegateOptions(const char* const* keys, const char* const* values, size_t count,
                           DelegateOptions* options, std::string* error);
 
 }  // namespace tflite_sparse
 
-#endif  // TFLITE_DELEGATE_OPTIONS_H_
+#endif  // TFLITE_DELEGATE_DELEGATE_OPTIONS_H_

@@ -1,4 +1,4 @@
-#include "report_json.h"
+#include "delegate/report_json.h"
 
 #include <cstdio>
 
@@ -46,26 +46,28 @@ std::string FormatReportJson(const char* isa, int num_threads, int kernels_creat
     json += "{\"node_index\": " + std::to_string(decision.node_index);
     json += ", \"claimed\": ";
     json += JsonBool(decision.claimed);
+    json += ", \"reason_code\": ";
+    json += JsonString(ReasonCodeName(decision.reason_code));
     json += ", \"reason\": " + JsonString(decision.reason);
-    if (decision.has_pattern) {
-      json += ", \"block_n\": " + std::to_string(decision.block_n);
-      json += ", \"block_sparsity\": " + JsonNumber(decision.block_sparsity);
-    } else {
-      json += ", \"block_n\": null, \"block_sparsity\": null";
-    }
+    json += ", \"microkernel\": ";
+    json += decision.microkernel != nullptr ? JsonString(decision.microkernel) : "null";
     const FilterShape& shape = decision.filter;
     json += ", \"filter_shape\": [" + std::to_string(shape.out_channels) + ", " +
             std::to_string(shape.kernel_h) + ", " + std::to_string(shape.kernel_w) + ", " +
             std::to_string(shape.in_channels) + "]";
-    if (decision.has_pattern) {
-      json += ", \"blocks_per_group_min\": " + std::to_string(decision.blocks_per_group_min);
-      json += ", \"blocks_per_group_max\": " + std::to_string(decision.blocks_per_group_max);
-      json += ", \"uniform\": ";
-      json += JsonBool(decision.uniform);
-    } else {
-      json += ", \"blocks_per_group_min\": null, \"blocks_per_group_max\": null";
-      json += ", \"uniform\": null";
-    }
+    const BlockPattern& pattern = decision.pattern;
+    const bool known = decision.has_pattern;
+    json += ", \"block_n\": " + (known ? std::to_string(pattern.block_n) : "null");
+    json += ", \"block_sparsity\": " + (known ? JsonNumber(pattern.block_sparsity) : "null");
+    json += ", \"kept_blocks_min\": " + (known ? std::to_string(pattern.kept_blocks_min) : "null");
+    json += ", \"kept_blocks_max\": " + (known ? std::to_string(pattern.kept_blocks_max) : "null");
+    json += ", \"balance_ratio\": " + (known ? JsonNumber(pattern.balance_ratio) : "null");
+    json += ", \"tap_vector_sparsity\": " +
+            (known ? JsonNumber(pattern.tap_vector_sparsity) : "null");
+    json += ", \"kept_tap_vectors_min\": " +
+            (known ? std::to_string(pattern.kept_tap_vectors_min) : "null");
+    json += ", \"kept_tap_vectors_max\": " +
+            (known ? std::to_string(pattern.kept_tap_vectors_max) : "null");
     json += "}";
   }
   return json + "]}";

@@ -1,19 +1,23 @@
 // JSON text of the delegate's claiming report (read from Python through
 // tflite_sparse_delegate_report).
-#ifndef TFLITE_DELEGATE_REPORT_JSON_H_
-#define TFLITE_DELEGATE_REPORT_JSON_H_
+#ifndef TFLITE_DELEGATE_DELEGATE_REPORT_JSON_H_
+#define TFLITE_DELEGATE_DELEGATE_REPORT_JSON_H_
 
 #include <string>
 #include <vector>
 
-#include "claiming_policy.h"
+#include "claiming/claiming_policy.h"
 
 namespace tflite_sparse {
 
-// {"isa": ..., "num_threads": ..., "kernels_created": ..., "nodes": [{...}, ...]}
+// {"isa": ..., "num_threads": ..., "kernels_created": ..., "nodes": [{...}, ...]}; a node has
+// node_index, claimed, reason_code, reason, microkernel, filter_shape, block_n, the block
+// statistics (block_sparsity, kept_blocks_min, kept_blocks_max, balance_ratio) and the
+// tap-vector statistics (tap_vector_sparsity, kept_tap_vectors_min, kept_tap_vectors_max); the
+// statistics are null when the node was refused before its filter was analysed.
 std::string FormatReportJson(const char* isa, int num_threads, int kernels_created,
                              const std::vector<NodeDecision>& decisions);
 
 }  // namespace tflite_sparse
 
-#endif  // TFLITE_DELEGATE_REPORT_JSON_H_
+#endif  // TFLITE_DELEGATE_DELEGATE_REPORT_JSON_H_

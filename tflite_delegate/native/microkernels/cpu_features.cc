@@ -1,6 +1,34 @@
-#include "cpu_features.h"
+// Names of the ISAs and weight types, and run-time detection of what the CPU can execute.
+#include <cstdlib>
+#include <cstring>
+
+#include "microkernels/microkernel.h"
 
 namespace tflite_sparse {
+
+const char kCpuWithoutEnvironmentVariable[] = "TFLITE_SPARSE_DELEGATE_CPU_WITHOUT";
+
+namespace {
+
+// True if `isa` is listed in $TFLITE_SPARSE_DELEGATE_CPU_WITHOUT (comma-separated ISA names):
+// the delegate then behaves as on a CPU without that ISA, so the fallbacks and their error
+// messages can be exercised on any machine.
+bool IsaMaskedByEnvironment(Isa isa) {
+  const char* list = std::getenv(kCpuWithoutEnvironmentVariable);
+  if (list == nullptr) return false;
+  const char* name = IsaName(isa);
+  const size_t length = std::strlen(name);
+  for (const char* item = list; *item != '\0';) {
+    const char* end = std::strchr(item, ',');
+    const size_t item_length = end != nullptr ? static_cast<size_t>(end - item) : std::strlen(item);
+    if (item_length == length && std::strncmp(item, name, length) == 0) return true;
+    if (end == nullptr) break;
+    item = end + 1;
+  }
+  return false;
+}
+
+}  // namespace
 
 const char* IsaName(Isa isa) {
   switch (isa) {
@@ -12,6 +40,14 @@ const char* IsaName(Isa isa) {
       break;
   }
   return "generic";
+}
+
+const char* WeightTypeName(WeightType weight_type) {
+  switch (weight_type) {
+    case WeightType::kFloat32:
+      break;
+  }
+  return "float32";
 }
 
 bool ParseIsaName(const std::string& text, Isa* isa) {
@@ -27,22 +63,29 @@ bool ParseIsaName(const std::string& text, Isa* isa) {
   return true;
 }
 
-bool IsaSupported(Isa isa) {
+const char* IsaRequirement(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512:
+      return "AVX-512F/AVX2/FMA";
+    case Isa::kAvx2:
+      return "AVX2/FMA";
+    case Isa::kGeneric:
+      break;
+  }
+  return "nothing";
+}
+
+bool IsaSupportedByCpu(Isa isa) {
   if (isa == Isa::kGeneric) return true;
+  if (IsaMaskedByEnvironment(isa)) return false;
 #if defined(__x86_64__)
-  // The AVX-512 translation unit also uses 256- and 128-bit FMA for narrow blocks, so it needs
-  // AVX2 and FMA as well (every AVX-512F CPU has them).
+  // The AVX-512 file also uses 256- and 128-bit FMA for narrow groups, so it needs AVX2 and FMA
+  // as well (every AVX-512F CPU has them).
   const bool avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if (isa == Isa::kAvx2) return avx2_fma;
   if (isa == Isa::kAvx512) return avx2_fma && __builtin_cpu_supports("avx512f");
 #endif
   return false;
-}
-
-Isa BestSupportedIsa() {
-  if (IsaSupported(Isa::kAvx512)) return Isa::kAvx512;
-  if (IsaSupported(Isa::kAvx2)) return Isa::kAvx2;
-  return Isa::kGeneric;
 }
 
 }  // namespace tflite_sparse

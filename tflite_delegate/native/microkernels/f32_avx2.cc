@@ -1,29 +1,20 @@
-// AVX2 + FMA row kernels (built with -mavx2 -mfma; selected at run time only if the CPU has both).
+// AVX2 + FMA float32 microkernels (built with -mavx2 -mfma; registered for Isa::kAvx2, run only
+// if the CPU has both). Tiles sized for 16 ymm registers: P x R accumulators plus R weights and
+// one broadcast.
 #if defined(__x86_64__)
-#include "kernel_template.h"
-#include "vector_avx.h"
+#include "microkernels/sparse_tile_template.h"
+#include "microkernels/vector_avx.h"
 
 namespace tflite_sparse {
+namespace microkernels {
 
-// Tiles sized for 16 ymm registers: P x R accumulators plus R weights and one broadcast.
-ConvRowKernel Avx2RowKernel(int block_n) {
-  switch (block_n) {
-    case 32:
-      return ConvRow<Avx256Vector, 4, 2>;
-    case 16:
-      return ConvRow<Avx256Vector, 2, 5>;
-    case 8:
-      return ConvRow<Avx256Vector, 1, 8>;
-    case 4:
-      return ConvRow<Avx128Vector, 1, 8>;
-    case 2:
-      return ConvRow<ScalarVector, 2, 4>;
-    case 1:
-      return ConvRow<ScalarVector, 1, 8>;
-    default:
-      return nullptr;
-  }
-}
+void f32_1x32_p2_avx2(const SparseTileArgs& args) { SparseTile<Avx256Vector, 4, 2>(args); }
+void f32_1x16_p5_avx2(const SparseTileArgs& args) { SparseTile<Avx256Vector, 2, 5>(args); }
+void f32_1x8_p8_avx2(const SparseTileArgs& args) { SparseTile<Avx256Vector, 1, 8>(args); }
+void f32_1x4_p8_avx2(const SparseTileArgs& args) { SparseTile<Avx128Vector, 1, 8>(args); }
+void f32_1x2_p4_avx2(const SparseTileArgs& args) { SparseTile<ScalarVector, 2, 4>(args); }
+void f32_1x1_p8_avx2(const SparseTileArgs& args) { SparseTile<ScalarVector, 1, 8>(args); }
 
+}  // namespace microkernels
 }  // namespace tflite_sparse
 #endif  // __x86_64__

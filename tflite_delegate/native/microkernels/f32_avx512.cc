@@ -1,10 +1,12 @@
-// AVX-512F row kernels (built with -mavx512f -mavx2 -mfma; selected at run time only if the CPU
-// has all three). Narrow blocks (N = 8, 4) use 256/128-bit FMA.
+// AVX-512F float32 microkernels (built with -mavx512f -mavx2 -mfma; registered for Isa::kAvx512,
+// run only if the CPU has all three). Narrow groups (N = 8, 4) use 256/128-bit FMA. Tiles sized
+// for 32 zmm registers: P x R accumulators plus R weights and one broadcast; the 256/128-bit
+// variants without AVX-512VL reach only 16 registers.
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#include "kernel_template.h"
-#include "vector_avx.h"
+#include "microkernels/sparse_tile_template.h"
+#include "microkernels/vector_avx.h"
 
 namespace tflite_sparse {
 namespace {
@@ -27,26 +29,15 @@ struct Avx512Vector {  // 16 lanes
 
 }  // namespace
 
-// Tiles sized for 32 zmm registers: P x R accumulators plus R weights and one broadcast. The
-// 256/128-bit variants without AVX-512VL only reach 16 registers.
-ConvRowKernel Avx512RowKernel(int block_n) {
-  switch (block_n) {
-    case 32:
-      return ConvRow<Avx512Vector, 2, 12>;
-    case 16:
-      return ConvRow<Avx512Vector, 1, 16>;
-    case 8:
-      return ConvRow<Avx256Vector, 1, 8>;
-    case 4:
-      return ConvRow<Avx128Vector, 1, 8>;
-    case 2:
-      return ConvRow<ScalarVector, 2, 4>;
-    case 1:
-      return ConvRow<ScalarVector, 1, 8>;
-    default:
-      return nullptr;
-  }
-}
+namespace microkernels {
 
+void f32_1x32_p12_avx512(const SparseTileArgs& args) { SparseTile<Avx512Vector, 2, 12>(args); }
+void f32_1x16_p16_avx512(const SparseTileArgs& args) { SparseTile<Avx512Vector, 1, 16>(args); }
+void f32_1x8_p8_avx512(const SparseTileArgs& args) { SparseTile<Avx256Vector, 1, 8>(args); }
+void f32_1x4_p8_avx512(const SparseTileArgs& args) { SparseTile<Avx128Vector, 1, 8>(args); }
+void f32_1x2_p4_avx512(const SparseTileArgs& args) { SparseTile<ScalarVector, 2, 4>(args); }
+void f32_1x1_p8_avx512(const SparseTileArgs& args) { SparseTile<ScalarVector, 1, 8>(args); }
+
+}  // namespace microkernels
 }  // namespace tflite_sparse
 #endif  // __x86_64__

@@ -1,26 +1,16 @@
-// Portable C++ row kernels (any architecture); also the reference the ISA variants are tested
-// against.
-#include "kernel_template.h"
+// Portable C++ float32 microkernels (any architecture). One line per registry row of
+// registry.cc; the arithmetic is the template's (sparse_tile_template.h).
+#include "microkernels/sparse_tile_template.h"
 
 namespace tflite_sparse {
+namespace microkernels {
 
-ConvRowKernel GenericRowKernel(int block_n) {
-  switch (block_n) {
-    case 32:
-      return ConvRow<ScalarVector, 32, 2>;
-    case 16:
-      return ConvRow<ScalarVector, 16, 4>;
-    case 8:
-      return ConvRow<ScalarVector, 8, 4>;
-    case 4:
-      return ConvRow<ScalarVector, 4, 4>;
-    case 2:
-      return ConvRow<ScalarVector, 2, 4>;
-    case 1:
-      return ConvRow<ScalarVector, 1, 4>;
-    default:
-      return nullptr;
-  }
-}
+void f32_1x32_p2_generic(const SparseTileArgs& args) { SparseTile<ScalarVector, 32, 2>(args); }
+void f32_1x16_p4_generic(const SparseTileArgs& args) { SparseTile<ScalarVector, 16, 4>(args); }
+void f32_1x8_p4_generic(const SparseTileArgs& args) { SparseTile<ScalarVector, 8, 4>(args); }
+void f32_1x4_p4_generic(const SparseTileArgs& args) { SparseTile<ScalarVector, 4, 4>(args); }
+void f32_1x2_p4_generic(const SparseTileArgs& args) { SparseTile<ScalarVector, 2, 4>(args); }
+void f32_1x1_p4_generic(const SparseTileArgs& args) { SparseTile<ScalarVector, 1, 4>(args); }
 
+}  // namespace microkernels
 }  // namespace tflite_sparse

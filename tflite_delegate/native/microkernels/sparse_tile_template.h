@@ -1,16 +1,23 @@
-// The 1xN microkernel, written once and instantiated by each ISA translation unit with its own
-// vector type V (lanes V::kLanes, register type V::Reg). A block of N = kLanes * R output channels
-// occupies R registers; a tile of P output pixels of one row keeps P x R accumulators in
-// registers, loads each block's N weights once per tile and broadcasts one input value per pixel.
+// The 1xN sparse-tile microkernel, written once and instantiated by each ISA translation unit
+// with its own vector type V (lanes V::kLanes, register type V::Reg). A group of N = kLanes * R
+// output channels occupies R registers; a tile of P output pixels keeps P x R accumulators in
+// registers, loads each kept tap vector's N weights once per (tile, group) and broadcasts one
+// input value per pixel. A call covers a range of groups for the same pixels, so the tile's
+// input stays in L1 while the weights stream.
+//
+// Short tiles (fewer than P pixels: the end of the flattened pixel range) run as smaller
+// multi-pixel sub-tiles of 8, 4 and 2 pixels, then single pixels. Every instantiation gives an
+// output element the same arithmetic: the bias, then one multiply-add per kept tap vector in
+// packed order. So results do not depend on the tile size or on which thread computes a pixel.
 //
 // Everything here has internal linkage (anonymous namespace): the same template compiled with
 // -mavx512f in one file and without in another must never be merged by the linker, or the
 // generic path could end up running AVX-512 code. For the same reason this header and the ISA
 // files use no inline functions from the standard library.
-#ifndef TFLITE_DELEGATE_KERNEL_TEMPLATE_H_
-#define TFLITE_DELEGATE_KERNEL_TEMPLATE_H_
+#ifndef TFLITE_DELEGATE_MICROKERNELS_SPARSE_TILE_TEMPLATE_H_
+#define TFLITE_DELEGATE_MICROKERNELS_SPARSE_TILE_TEMPLATE_H_
 
-#include "kernels.h"
+#include "microkernels/microkernel.h"
 
 namespace tflite_sparse {
 namespace {
@@ -22,8 +29,8 @@ struct ScalarVector {
   static Reg Load(const float* source) { return *source; }
   static Reg Broadcast(const float* source) { return *source; }
   static Reg Set(float value) { return value; }
-  // Separate multiply and add (the kernel files are built with -ffp-contract=off) so results do
-  // not depend on whether the compiler fused them in one loop and not in another.
+  // Separate multiply and add (the microkernel files are built with -ffp-contract=off) so
+  // results do not depend on whether the compiler fused them in one loop and not in another.
   static Reg MulAdd(Reg a, Reg b, Reg accumulator) { return accumulator + a * b; }
   // Written so that NaN propagates, like TFLite's min(max(x, lo), hi).
   static Reg Clamp(Reg value, Reg low, Reg high) {
@@ -33,27 +40,33 @@ struct ScalarVector {
   static void Store(float* destination, Reg value) { *destination = value; }
 };
 
+// One group of N output channels for P pixels whose receptive-field origins are `origins`.
 template <class V, int R, int P>
-inline void ConvTile(const ConvRowArgs& args, const float* input, float* output) {
+inline void GroupTile(const SparseTileArgs& args, const float* const* origins, int group,
+                      float* output) {
   constexpr int kBlockN = V::kLanes * R;
   using Reg = typename V::Reg;
+  const int32_t first = args.group_begin[group];
+  const int32_t count = args.group_begin[group + 1] - first;
+  const float* weights = static_cast<const float*>(args.weights) +
+                         static_cast<int64_t>(first) * kBlockN;
+  const int32_t* taps = args.tap_offsets + first;
+  const float* bias = args.bias + static_cast<int64_t>(group) * kBlockN;
   Reg accumulators[P][R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    const Reg bias = V::Load(args.bias + r * V::kLanes);
+    const Reg value = V::Load(bias + r * V::kLanes);
 #pragma GCC unroll 16
-    for (int p = 0; p < P; ++p) accumulators[p][r] = bias;
+    for (int p = 0; p < P; ++p) accumulators[p][r] = value;
   }
-  const float* weights = args.weights;
-  const int64_t pixel_stride = args.input_pixel_stride;
-  for (int block = 0; block < args.num_blocks; ++block, weights += kBlockN) {
-    const float* source = input + args.offsets[block];
+  for (int32_t k = 0; k < count; ++k, weights += kBlockN) {
+    const int32_t tap = taps[k];
     Reg weight[R];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) weight[r] = V::Load(weights + r * V::kLanes);
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p) {
-      const Reg value = V::Broadcast(source + p * pixel_stride);
+      const Reg value = V::Broadcast(origins[p] + tap);
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         accumulators[p][r] = V::MulAdd(value, weight[r], accumulators[p][r]);
@@ -62,7 +75,8 @@ inline void ConvTile(const ConvRowArgs& args, const float* input, float* output)
   }
   const Reg low = V::Set(args.activation_min);
   const Reg high = V::Set(args.activation_max);
-  if (args.valid_channels == kBlockN) {
+  const int remaining_channels = args.out_channels - group * kBlockN;
+  if (remaining_channels >= kBlockN) {
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p) {
 #pragma GCC unroll 8
@@ -72,40 +86,61 @@ inline void ConvTile(const ConvRowArgs& args, const float* input, float* output)
       }
     }
   } else {
-    // Partial last group: only the first valid_channels lanes exist in the output tensor.
+    // Partial last group: only the first remaining_channels lanes exist in the output tensor.
     for (int p = 0; p < P; ++p) {
       alignas(64) float lanes[kBlockN];
       for (int r = 0; r < R; ++r) {
         V::Store(lanes + r * V::kLanes, V::Clamp(accumulators[p][r], low, high));
       }
       float* destination = output + p * args.output_pixel_stride;
-      for (int lane = 0; lane < args.valid_channels; ++lane) destination[lane] = lanes[lane];
+      for (int lane = 0; lane < remaining_channels; ++lane) destination[lane] = lanes[lane];
     }
   }
 }
 
-// Full tiles of P pixels, then single pixels; each output element sees the same arithmetic in
-// either path.
+// P pixels, every group of the call's range.
 template <class V, int R, int P>
-void ConvRow(const ConvRowArgs& args) {
-  const int64_t input_step = args.input_pixel_stride;
-  const int64_t output_step = args.output_pixel_stride;
-  const float* input = args.input;
-  float* output = args.output;
-  int x = 0;
-  for (; x + P <= args.out_w; x += P) {
-    ConvTile<V, R, P>(args, input, output);
-    input += P * input_step;
-    output += P * output_step;
+inline void PixelTile(const SparseTileArgs& args, const float* const* origins, float* output) {
+  constexpr int kBlockN = V::kLanes * R;
+  for (int group = args.first_group; group < args.end_group; ++group) {
+    GroupTile<V, R, P>(args, origins, group, output + static_cast<int64_t>(group) * kBlockN);
   }
-  for (; x < args.out_w; ++x) {
-    ConvTile<V, R, 1>(args, input, output);
-    input += input_step;
-    output += output_step;
+}
+
+// The microkernel: a full tile of P pixels, or a short tile as sub-tiles of 8, 4, 2 and 1.
+template <class V, int R, int P>
+void SparseTile(const SparseTileArgs& args) {
+  static_assert(P >= 1, "a tile has at least one pixel");
+  const float* origins[P];
+  const int pixels = args.num_pixels < P ? args.num_pixels : P;
+  for (int p = 0; p < pixels; ++p) origins[p] = args.input + args.pixel_offsets[p];
+  if (pixels == P) {
+    PixelTile<V, R, P>(args, origins, args.output);
+    return;
   }
+  int done = 0;
+  const int64_t stride = args.output_pixel_stride;
+  if constexpr (P > 8) {
+    for (; pixels - done >= 8; done += 8) {
+      PixelTile<V, R, 8>(args, origins + done, args.output + done * stride);
+    }
+  }
+  if constexpr (P > 4) {
+    if (pixels - done >= 4) {
+      PixelTile<V, R, 4>(args, origins + done, args.output + done * stride);
+      done += 4;
+    }
+  }
+  if constexpr (P > 2) {
+    if (pixels - done >= 2) {
+      PixelTile<V, R, 2>(args, origins + done, args.output + done * stride);
+      done += 2;
+    }
+  }
+  if (pixels - done >= 1) PixelTile<V, R, 1>(args, origins + done, args.output + done * stride);
 }
 
 }  // namespace
 }  // namespace tflite_sparse
 
-#endif  // TFLITE_DELEGATE_KERNEL_TEMPLATE_H_
+#endif  // TFLITE_DELEGATE_MICROKERNELS_SPARSE_TILE_TEMPLATE_H_

@@ -1,11 +1,11 @@
-// 256-bit (8-lane) and 128-bit (4-lane) vector types for kernel_template.h, shared by the AVX2
-// and AVX-512 translation units (the AVX-512 kernels use them for N = 8 and 4).
+// 256-bit (8-lane) and 128-bit (4-lane) vector types for sparse_tile_template.h, shared by the AVX2
+// and AVX-512 translation units (the AVX-512 microkernels use them for N = 8 and 4).
 //
-// Internal linkage on purpose, as in kernel_template.h: each including translation unit gets its
+// Internal linkage on purpose, as in sparse_tile_template.h: each including translation unit gets its
 // own copy compiled with its own -m flags, so the linker never merges an AVX-512 build of these
 // functions into the AVX2 path. Include only from files compiled with at least -mavx2 -mfma.
-#ifndef TFLITE_DELEGATE_VECTOR_AVX_H_
-#define TFLITE_DELEGATE_VECTOR_AVX_H_
+#ifndef TFLITE_DELEGATE_MICROKERNELS_VECTOR_AVX_H_
+#define TFLITE_DELEGATE_MICROKERNELS_VECTOR_AVX_H_
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -42,4 +42,4 @@ struct Avx128Vector {  // 4 lanes, VEX-encoded
 }  // namespace tflite_sparse
 
 #endif  // __x86_64__
-#endif  // TFLITE_DELEGATE_VECTOR_AVX_H_
+#endif  // TFLITE_DELEGATE_MICROKERNELS_VECTOR_AVX_H_

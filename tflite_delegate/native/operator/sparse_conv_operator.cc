@@ -1,123 +1,89 @@
-#include "sparse_conv_kernel.h"
+#include "operator/sparse_conv_operator.h"
 
-#include <cstdlib>
 #include <cstring>
 #include <utility>
 
+#include "threading/parallelize.h"
+
 namespace tflite_sparse {
 
-SparseConvKernel::SparseConvKernel(const ConvLayerPlan& plan, PackedFilter packed,
-                                   ConvRowKernel row_kernel, std::shared_ptr<ThreadPool> pool)
-    : input_tensor_(plan.input_tensor),
-      output_tensor_(plan.output_tensor),
-      params_(plan.params),
-      activation_min_(plan.activation_min),
-      activation_max_(plan.activation_max),
-      packed_(std::move(packed)),
-      row_kernel_(row_kernel),
-      pool_(std::move(pool)) {
-  // A work item's cost: its kept blocks plus one for the bias/activation/store of the row, so
-  // that empty groups still count.
-  group_cost_prefix_.assign(packed_.num_groups + 1, 0);
-  for (int group = 0; group < packed_.num_groups; ++group) {
-    group_cost_prefix_[group + 1] = group_cost_prefix_[group] + 1 +
-                                    packed_.group_begin[group + 1] - packed_.group_begin[group];
-  }
-}
+namespace {
 
-TfLiteStatus SparseConvKernel::Prepare(TfLiteContext* context) {
-  const TfLiteTensor& input = context->tensors[input_tensor_];
-  TfLiteTensor& output = context->tensors[output_tensor_];
-  if (input.type != kTfLiteFloat32 || output.type != kTfLiteFloat32 || input.dims == nullptr ||
-      input.dims->size != 4) {
-    context->ReportError(context, "tflite_sparse_delegate: conv input must be float32 NHWC");
-    return kTfLiteError;
-  }
-  const int batch = input.dims->data[0];
-  if (input.dims->data[3] != packed_.shape.in_channels) {
-    context->ReportError(context,
-                         "tflite_sparse_delegate: input has %d channels, the filter expects %d",
-                         input.dims->data[3], packed_.shape.in_channels);
-    return kTfLiteError;
+// Pixel tiles per thread below which the operator splits groups between threads instead.
+constexpr int64_t kMinPixelTilesPerThread = 4;
+
+}  // namespace
+
+SparseConvOperator::SparseConvOperator(const ConvParameters& params, float activation_min,
+                                       float activation_max, PackedFilter packed,
+                                       const MicrokernelVariant* variant,
+                                       std::shared_ptr<ThreadPool> pool)
+    : params_(params),
+      activation_min_(activation_min),
+      activation_max_(activation_max),
+      packed_(std::move(packed)),
+      variant_(variant),
+      pool_(std::move(pool)) {}
+
+bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
+                                 std::string* error) {
+  if (channels != packed_.shape.in_channels) {
+    *error = "input has " + std::to_string(channels) + " channels, the filter expects " +
+             std::to_string(packed_.shape.in_channels);
+    return false;
   }
   // An empty batch is legal after a resize: compute the per-image geometry for one image and
   // produce an empty output.
   ConvGeometry geometry;
   std::string reason;
-  if (batch < 0 || !ComputeConvGeometry(batch > 0 ? batch : 1, input.dims->data[1],
-                                        input.dims->data[2], input.dims->data[3], packed_.shape,
-                                        params_, &geometry, &reason)) {
-    context->ReportError(context, "tflite_sparse_delegate: unsupported input shape: %s",
-                         reason.empty() ? "negative batch" : reason.c_str());
-    return kTfLiteError;
+  if (batch < 0 || !ComputeConvGeometry(batch > 0 ? batch : 1, in_h, in_w, channels,
+                                        packed_.shape, params_, &geometry, &reason)) {
+    *error = "unsupported input shape: " + (reason.empty() ? std::string("negative batch") : reason);
+    return false;
   }
   geometry.batch = batch;
-  const int output_shape[4] = {batch, geometry.out_h, geometry.out_w, geometry.out_channels};
-  bool same_shape = output.dims != nullptr && output.dims->size == 4;
-  for (int axis = 0; same_shape && axis < 4; ++axis) {
-    same_shape = output.dims->data[axis] == output_shape[axis];
-  }
-  if (!same_shape) {
-    // ResizeTensor takes ownership of the array and frees it with free().
-    auto* dims = static_cast<TfLiteIntArray*>(std::malloc(sizeof(int) * 5));
-    if (dims == nullptr) return kTfLiteError;
-    dims->size = 4;
-    for (int axis = 0; axis < 4; ++axis) dims->data[axis] = output_shape[axis];
-    if (context->ResizeTensor(context, &output, dims) != kTfLiteOk) return kTfLiteError;
-  }
-  if (prepared_ && geometry == geometry_) return kTfLiteOk;
+  if (prepared_ && geometry == geometry_) return true;
   // Unprepared until every step below succeeded: if one fails (or throws bad_alloc), the next
-  // Prepare starts over instead of reusing a half-updated state, and Invoke refuses to run.
+  // Prepare starts over instead of reusing a half-updated state, and Run refuses to run.
   prepared_ = false;
-  if (!ComputeInputOffsets(packed_, geometry, &input_offsets_)) {
-    context->ReportError(context,
-                         "tflite_sparse_delegate: packed indices would overflow 32-bit");
-    return kTfLiteError;
+  if (!ComputeTapOffsets(packed_, geometry, &tap_offsets_)) {
+    *error = "packed indices would overflow 32-bit";
+    return false;
   }
   geometry_ = geometry;
-  // Zeroed once here; Invoke rewrites only the interior, so the borders stay zero.
-  padded_input_.ResizeZeroed(geometry_.needs_padding
-                                 ? static_cast<size_t>(batch) * geometry_.PaddedImageSize()
-                                 : 0);
-  SplitWork();
-  prepared_ = true;
-  return kTfLiteOk;
-}
-
-void SparseConvKernel::SplitWork() {
-  // Work items are (image, output row, group) in that order; thread t takes the contiguous
-  // range whose cumulative cost starts at t/T of the total. Rows cost the same, so a thread
-  // mostly owns whole rows (input reuse across groups) and groups split only at chunk edges.
-  const int threads = pool_->num_threads();
-  const int groups = packed_.num_groups;
-  const int64_t rows = static_cast<int64_t>(geometry_.batch) * geometry_.out_h;
-  const int64_t items = rows * groups;
-  const int64_t row_cost = group_cost_prefix_[groups];
-  const int64_t total_cost = rows * row_cost;
-  auto cost_before = [&](int64_t item) {
-    return (item / groups) * row_cost + group_cost_prefix_[item % groups];
-  };
-  thread_first_item_.assign(threads + 1, items);
-  thread_first_item_[0] = 0;
-  for (int thread = 1; thread < threads; ++thread) {
-    // Exact integer target: ceil(total * thread / threads) without overflow for sane sizes.
-    const long double target_real =
-        static_cast<long double>(total_cost) * thread / static_cast<long double>(threads);
-    int64_t low = thread_first_item_[thread - 1];
-    int64_t high = items;
-    while (low < high) {  // first item whose cumulative cost reaches the target
-      const int64_t middle = low + (high - low) / 2;
-      if (static_cast<long double>(cost_before(middle)) < target_real) {
-        low = middle + 1;
-      } else {
-        high = middle;
-      }
+  const ConvGeometry& g = geometry_;
+  // Indirection: flattened output pixel (image, y, x) -> its receptive-field origin in the
+  // (pre-padded) input. Without padding the padded image is the input image itself.
+  const int64_t pixels_per_image = static_cast<int64_t>(g.out_h) * g.out_w;
+  pixel_offsets_.resize(static_cast<size_t>(batch * pixels_per_image));
+  const int64_t row_step = static_cast<int64_t>(params_.stride_h) * g.padded_w * g.channels;
+  const int64_t column_step = static_cast<int64_t>(params_.stride_w) * g.channels;
+  int64_t* offset = pixel_offsets_.data();
+  for (int64_t image = 0; image < batch; ++image) {
+    for (int64_t y = 0; y < g.out_h; ++y) {
+      const int64_t row_origin = image * g.PaddedImageSize() + y * row_step;
+      for (int64_t x = 0; x < g.out_w; ++x) *offset++ = row_origin + x * column_step;
     }
-    thread_first_item_[thread] = low;
   }
+  // Zeroed once here; Run rewrites only the interior, so the borders stay zero.
+  padded_input_.ResizeZeroed(g.needs_padding ? static_cast<size_t>(batch) * g.PaddedImageSize()
+                                             : 0);
+  const int64_t pixel_tiles =
+      (batch * pixels_per_image + variant_->tile_pixels - 1) / variant_->tile_pixels;
+  const int64_t threads = pool_->num_threads();
+  groups_outer_ = pixel_tiles < kMinPixelTilesPerThread * threads && packed_.num_groups > 1;
+  group_tile_ = packed_.num_groups;
+  if (groups_outer_) {
+    const int64_t ranges = threads * kMinPixelTilesPerThread < packed_.num_groups
+                               ? threads * kMinPixelTilesPerThread
+                               : packed_.num_groups;
+    group_tile_ = (packed_.num_groups + ranges - 1) / ranges;
+  }
+  prepared_ = true;
+  return true;
 }
 
-void SparseConvKernel::PadInput(const float* input, int64_t first_row, int64_t end_row) {
+void SparseConvOperator::PadRows(const float* input, int64_t first_row, int64_t end_row) {
   // Rows are indexed over batch x in_h; each input row is copied into its padded position.
   const ConvGeometry& g = geometry_;
   const size_t row_floats = static_cast<size_t>(g.in_w) * g.channels;
@@ -125,79 +91,63 @@ void SparseConvKernel::PadInput(const float* input, int64_t first_row, int64_t e
     const int64_t image = row / g.in_h;
     const int64_t y = row % g.in_h;
     float* destination = padded_input_.data() + image * g.PaddedImageSize() +
-                         ((y + g.pad_top) * g.padded_w + g.pad_left) *
-                             g.channels;
-    std::memcpy(destination, input + row * row_floats,
-                row_floats * sizeof(float));
+                         ((y + g.pad_top) * g.padded_w + g.pad_left) * g.channels;
+    std::memcpy(destination, input + row * row_floats, row_floats * sizeof(float));
   }
 }
 
-void SparseConvKernel::ComputeItems(const float* padded_input, float* output,
-                                    int64_t first_item, int64_t end_item) const {
+bool SparseConvOperator::Run(const float* input, float* output) {
+  if (!prepared_) return false;
+  if (geometry_.batch == 0) return true;
   const ConvGeometry& g = geometry_;
-  const int groups = packed_.num_groups;
-  const int block_n = packed_.block_n;
-  const int64_t image_size = g.PaddedImageSize();
-  const int64_t input_row_stride =
-      static_cast<int64_t>(g.params.stride_h) * g.padded_w * g.channels;
-  const int64_t output_row_floats = static_cast<int64_t>(g.out_w) * g.out_channels;
-  ConvRowArgs args;
-  args.input_pixel_stride = static_cast<int64_t>(g.params.stride_w) * g.channels;
-  args.out_w = g.out_w;
-  args.output_pixel_stride = g.out_channels;
-  args.activation_min = activation_min_;
-  args.activation_max = activation_max_;
-  for (int64_t item = first_item; item < end_item; ++item) {
-    const int64_t row = item / groups;  // over batch x out_h
-    const int group = static_cast<int>(item % groups);
-    const int64_t image = row / g.out_h;
-    const int64_t y = row % g.out_h;
-    const int32_t first_block = packed_.group_begin[group];
-    args.input = padded_input + image * image_size + y * input_row_stride;
-    args.weights = packed_.weights.data() + static_cast<int64_t>(first_block) * block_n;
-    args.offsets = input_offsets_.data() + first_block;
-    args.num_blocks = packed_.group_begin[group + 1] - first_block;
-    args.bias = packed_.bias.data() + static_cast<int64_t>(group) * block_n;
-    args.output = output + row * output_row_floats + static_cast<int64_t>(group) * block_n;
-    args.valid_channels =
-        g.out_channels - group * block_n < block_n ? g.out_channels - group * block_n : block_n;
-    row_kernel_(args);
+  const float* source = input;
+  if (g.needs_padding) {
+    const bool padded = Parallelize1DTile(
+        pool_.get(), static_cast<int64_t>(g.batch) * g.in_h, 1,
+        [this, input](int64_t row, int64_t rows) { PadRows(input, row, row + rows); });
+    if (!padded) return false;
+    source = padded_input_.data();
   }
-}
-
-TfLiteStatus SparseConvKernel::Invoke(TfLiteContext* context) {
-  if (!prepared_) {
-    context->ReportError(context, "tflite_sparse_delegate: invoke before prepare");
-    return kTfLiteError;
+  SparseTileArgs base;
+  base.input = source;
+  base.pixel_offsets = pixel_offsets_.data();
+  base.num_pixels = 0;
+  base.first_group = 0;
+  base.end_group = 0;
+  base.group_begin = packed_.group_begin.data();
+  base.weights = packed_.weights.data();
+  base.tap_offsets = tap_offsets_.data();
+  base.bias = packed_.bias.data();
+  base.output = output;
+  base.output_pixel_stride = g.out_channels;
+  base.out_channels = g.out_channels;
+  base.activation_min = activation_min_;
+  base.activation_max = activation_max_;
+  const SparseTileFunction function = variant_->function;
+  auto tile = [&base, function](int64_t pixel, int64_t pixels, int64_t group, int64_t groups) {
+    SparseTileArgs args = base;
+    args.pixel_offsets = base.pixel_offsets + pixel;
+    args.num_pixels = static_cast<int>(pixels);
+    args.first_group = static_cast<int>(group);
+    args.end_group = static_cast<int>(group + groups);
+    args.output = base.output + pixel * base.output_pixel_stride;
+    function(args);
+  };
+  const int64_t pixels = static_cast<int64_t>(pixel_offsets_.size());
+  const int64_t groups = packed_.num_groups;
+  const int64_t tile_pixels = variant_->tile_pixels;
+  if (groups_outer_) {
+    return Parallelize2DTile(pool_.get(), groups, pixels, group_tile_, tile_pixels,
+                             [&tile](int64_t group, int64_t pixel, int64_t group_count,
+                                     int64_t pixel_count) {
+                               tile(pixel, pixel_count, group, group_count);
+                             });
   }
-  if (geometry_.batch == 0) return kTfLiteOk;
-  const TfLiteTensor& input_tensor = context->tensors[input_tensor_];
-  TfLiteTensor& output_tensor = context->tensors[output_tensor_];
-  const float* input = input_tensor.data.f;
-  float* output = output_tensor.data.f;
-  if (input == nullptr || output == nullptr) {
-    context->ReportError(context, "tflite_sparse_delegate: conv tensors have no data");
-    return kTfLiteError;
-  }
-  const int threads = pool_->num_threads();
-  const float* padded_input = input;
-  if (geometry_.needs_padding) {
-    const int64_t rows = static_cast<int64_t>(geometry_.batch) * geometry_.in_h;
-    const bool padded = pool_->Run([&](int thread) {
-      PadInput(input, rows * thread / threads, rows * (thread + 1) / threads);
-    });
-    if (!padded) return kTfLiteError;
-    padded_input = padded_input_.data();
-  }
-  const bool computed = pool_->Run([&](int thread) {
-    ComputeItems(padded_input, output, thread_first_item_[thread],
-                 thread_first_item_[thread + 1]);
-  });
-  if (!computed) {
-    context->ReportError(context, "tflite_sparse_delegate: a worker thread failed");
-    return kTfLiteError;
-  }
-  return kTfLiteOk;
+  return Parallelize2DTile(pool_.get(), pixels, groups, tile_pixels, group_tile_,
+                           [&tile](int64_t pixel, int64_t group, int64_t pixel_count,
+                                   int64_t group_count) {
+                             tile(pixel, pixel_count, group, group_count);
+                           });
 }
 
 }  // namespace tflite_sparse

@@ -1,56 +1,72 @@
-// The TFLite kernel for one claimed CONV_2D node: packed weights, output shape, pre-padding,
-// work split and the parallel invoke.
-#ifndef TFLITE_DELEGATE_SPARSE_CONV_KERNEL_H_
-#define TFLITE_DELEGATE_SPARSE_CONV_KERNEL_H_
+// The sparse CONV_2D operator: a packed filter plus the geometry of the current input shape.
+//
+// Prepare (once per input shape) computes the output size, the per-kept-tap-vector input
+// offsets, the per-output-pixel input offsets (the indirection over flattened pixels), the
+// zero-bordered scratch for pre-padding, and how the work is tiled. Run pads the input when the
+// convolution needs it, then calls the microkernel once per (pixel tile, group range) through
+// the threading layer. The operator knows nothing of TFLite (delegate/conv_node_kernel.h adapts
+// it), so the C++ tests and the microbenchmark drive it directly.
+#ifndef TFLITE_DELEGATE_OPERATOR_SPARSE_CONV_OPERATOR_H_
+#define TFLITE_DELEGATE_OPERATOR_SPARSE_CONV_OPERATOR_H_
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
-#include "aligned_buffer.h"
-#include "claiming_policy.h"
-#include "conv_geometry.h"
-#include "kernels.h"
-#include "packing.h"
-#include "tflite_abi.h"
-#include "thread_pool.h"
+#include "common/aligned_buffer.h"
+#include "common/conv_shape.h"
+#include "microkernels/microkernel.h"
+#include "common/conv_geometry.h"
+#include "packing/packing.h"
+#include "threading/thread_pool.h"
 
 namespace tflite_sparse {
 
-class SparseConvKernel {
+class SparseConvOperator {
  public:
-  // `row_kernel` must match packed.block_n; the pool is shared with the delegate's other kernels.
-  SparseConvKernel(const ConvLayerPlan& plan, PackedFilter packed, ConvRowKernel row_kernel,
-                   std::shared_ptr<ThreadPool> pool);
+  // `variant` must have packed.block_n; the pool may be shared with other operators.
+  SparseConvOperator(const ConvParameters& params, float activation_min, float activation_max,
+                     PackedFilter packed, const MicrokernelVariant* variant,
+                     std::shared_ptr<ThreadPool> pool);
 
-  // Recomputes the geometry from the current input shape; resizes the output tensor (only when
-  // its shape changes) and the padding scratch.
-  TfLiteStatus Prepare(TfLiteContext* context);
-  TfLiteStatus Invoke(TfLiteContext* context);
+  // Prepares for an NHWC input of the given shape (batch may be 0: the output is empty).
+  // Returns false with `error` set when the shape is unusable; throws std::bad_alloc when
+  // memory runs out. Until a Prepare succeeds, Run refuses to run.
+  bool Prepare(int batch, int in_h, int in_w, int channels, std::string* error);
+
+  // Output shape of the last successful Prepare: batch, out_h, out_w, out_channels.
+  const ConvGeometry& geometry() const { return geometry_; }
+
+  // Convolves `input` (batch x in_h x in_w x channels floats) into `output` (batch x out_h x
+  // out_w x out_channels floats). False if not prepared or a worker failed.
+  bool Run(const float* input, float* output);
+
+  const MicrokernelVariant& variant() const { return *variant_; }
+  const PackedFilter& packed() const { return packed_; }
 
  private:
-  void PadInput(const float* input, int64_t first_row, int64_t end_row);
-  void ComputeItems(const float* padded_input, float* output, int64_t first_item,
-                    int64_t end_item) const;
-  void SplitWork();
+  void PadRows(const float* input, int64_t first_row, int64_t end_row);
 
-  int input_tensor_;
-  int output_tensor_;
   ConvParameters params_;
   float activation_min_;
   float activation_max_;
   PackedFilter packed_;
-  ConvRowKernel row_kernel_;
+  const MicrokernelVariant* variant_;
   std::shared_ptr<ThreadPool> pool_;
 
   bool prepared_ = false;
   ConvGeometry geometry_;
-  std::vector<int32_t> input_offsets_;    // per kept block, for the current input width
-  AlignedBuffer padded_input_;            // batch x padded image; borders stay zero
-  std::vector<int64_t> group_cost_prefix_;  // cost of groups [0, g) of one output row
-  std::vector<int64_t> thread_first_item_;  // num_threads + 1 boundaries over work items
+  std::vector<int32_t> tap_offsets_;    // per kept tap vector, for the current input width
+  std::vector<int64_t> pixel_offsets_;  // per flattened output pixel: its receptive-field origin
+  AlignedBuffer padded_input_;          // batch x padded image; borders stay zero
+  // Tiling: when there are enough pixel tiles, pixels are the outer dimension and one call
+  // covers all groups (the tile's input is reused across groups); otherwise groups are outer,
+  // in ranges of group_tile_, so small images still give every thread equal work.
+  bool groups_outer_ = false;
+  int64_t group_tile_ = 1;
 };
 
 }  // namespace tflite_sparse
 
-#endif  // TFLITE_DELEGATE_SPARSE_CONV_KERNEL_H_
+#endif  // TFLITE_DELEGATE_OPERATOR_SPARSE_CONV_OPERATOR_H_

@@ -1,4 +1,4 @@
-#include "packing.h"
+#include "packing/packing.h"
 
 #include <algorithm>
 #include <limits>
@@ -14,8 +14,8 @@ bool PackFilter(const float* filter, const float* bias, const FilterShape& shape
                 const BlockPattern& pattern, PackedFilter* packed, std::string* error) {
   const int block_n = pattern.block_n;
   const int64_t taps = shape.TapsPerChannel();
-  const int64_t packed_floats = pattern.nonzero_blocks * block_n;
-  if (pattern.nonzero_blocks > kInt32Limit || packed_floats > kInt32Limit || taps > kInt32Limit) {
+  const int64_t packed_floats = pattern.kept_tap_vectors * block_n;
+  if (pattern.kept_tap_vectors > kInt32Limit || packed_floats > kInt32Limit || taps > kInt32Limit) {
     *error = "packed indices would overflow 32-bit (" + std::to_string(packed_floats) +
              " packed weights)";
     return false;
@@ -27,19 +27,19 @@ bool PackFilter(const float* filter, const float* bias, const FilterShape& shape
   result.weights.ResizeZeroed(static_cast<size_t>(packed_floats));
   result.bias.ResizeZeroed(static_cast<size_t>(pattern.num_groups) * block_n);
   result.group_begin.assign(pattern.num_groups + 1, 0);
-  result.block_tap.reserve(static_cast<size_t>(pattern.nonzero_blocks));
+  result.tap_index.reserve(static_cast<size_t>(pattern.kept_tap_vectors));
   int64_t kept = 0;
   for (int group = 0; group < pattern.num_groups; ++group) {
     result.group_begin[group] = static_cast<int32_t>(kept);
     const int first_channel = group * block_n;
     const int channels_in_group = std::min(block_n, shape.out_channels - first_channel);
     for (int64_t tap = 0; tap < taps; ++tap) {
-      if (!BlockIsNonzero(filter, shape, block_n, group, tap)) continue;
+      if (!TapVectorIsNonzero(filter, shape, block_n, group, tap)) continue;
       float* destination = result.weights.data() + kept * block_n;
       for (int lane = 0; lane < channels_in_group; ++lane) {
         destination[lane] = filter[(first_channel + lane) * taps + tap];
       }
-      result.block_tap.push_back(static_cast<int32_t>(tap));
+      result.tap_index.push_back(static_cast<int32_t>(tap));
       ++kept;
     }
     if (bias != nullptr) {
@@ -49,28 +49,28 @@ bool PackFilter(const float* filter, const float* bias, const FilterShape& shape
     }
   }
   result.group_begin[pattern.num_groups] = static_cast<int32_t>(kept);
-  if (kept != pattern.nonzero_blocks) {
-    *error = "internal error: block count changed while packing";
+  if (kept != pattern.kept_tap_vectors) {
+    *error = "internal error: tap-vector count changed while packing";
     return false;
   }
   *packed = std::move(result);
   return true;
 }
 
-bool ComputeInputOffsets(const PackedFilter& packed, const ConvGeometry& geometry,
+bool ComputeTapOffsets(const PackedFilter& packed, const ConvGeometry& geometry,
                          std::vector<int32_t>* offsets) {
   const FilterShape& shape = packed.shape;
   const int64_t row_stride = static_cast<int64_t>(geometry.padded_w) * geometry.channels;
-  offsets->resize(packed.block_tap.size());
-  for (size_t block = 0; block < packed.block_tap.size(); ++block) {
-    const int64_t tap = packed.block_tap[block];
+  offsets->resize(packed.tap_index.size());
+  for (size_t vector = 0; vector < packed.tap_index.size(); ++vector) {
+    const int64_t tap = packed.tap_index[vector];
     const int64_t channel = tap % shape.in_channels;
     const int64_t kx = (tap / shape.in_channels) % shape.kernel_w;
     const int64_t ky = tap / (static_cast<int64_t>(shape.in_channels) * shape.kernel_w);
     const int64_t offset = ky * geometry.params.dilation_h * row_stride +
                            kx * geometry.params.dilation_w * geometry.channels + channel;
     if (offset > kInt32Limit) return false;
-    (*offsets)[block] = static_cast<int32_t>(offset);
+    (*offsets)[vector] = static_cast<int32_t>(offset);
   }
   return true;
 }

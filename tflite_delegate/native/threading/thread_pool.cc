@@ -1,4 +1,4 @@
-#include "thread_pool.h"
+#include "threading/thread_pool.h"
 
 namespace tflite_sparse {
 
@@ -30,11 +30,11 @@ ThreadPool::~ThreadPool() {
   for (std::thread& worker : workers_) worker.join();
 }
 
-bool ThreadPool::Run(const std::function<void(int)>& task) {
+bool ThreadPool::Run(Task task, void* context) {
   std::lock_guard<std::mutex> run_lock(run_mutex_);
   if (workers_.empty()) {
     try {
-      task(0);
+      task(context, 0);
     } catch (...) {
       return false;
     }
@@ -42,7 +42,8 @@ bool ThreadPool::Run(const std::function<void(int)>& task) {
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    task_ = &task;
+    task_ = task;
+    context_ = context;
     pending_ = static_cast<int>(workers_.size());
     failed_ = false;
     ++generation_;
@@ -50,13 +51,14 @@ bool ThreadPool::Run(const std::function<void(int)>& task) {
   wake_.notify_all();
   bool caller_failed = false;
   try {
-    task(0);
+    task(context, 0);
   } catch (...) {
     caller_failed = true;
   }
   std::unique_lock<std::mutex> lock(mutex_);
   done_.wait(lock, [this] { return pending_ == 0; });
   task_ = nullptr;
+  context_ = nullptr;
   return !caller_failed && !failed_;
 }
 
@@ -67,11 +69,12 @@ void ThreadPool::WorkerLoop(int index) {
     wake_.wait(lock, [&] { return stopping_ || generation_ != seen_generation; });
     if (stopping_) return;
     seen_generation = generation_;
-    const std::function<void(int)>* task = task_;
+    const Task task = task_;
+    void* const context = context_;
     lock.unlock();
     bool failed = false;
     try {
-      (*task)(index);
+      task(context, index);
     } catch (...) {
       failed = true;
     }

@@ -2,12 +2,13 @@
 //
 // Workers sleep on a condition variable between jobs (no spinning: the CPU stays free for
 // XNNPACK and builtin ops running between our nodes). The calling thread runs task 0 itself.
-#ifndef TFLITE_DELEGATE_THREAD_POOL_H_
-#define TFLITE_DELEGATE_THREAD_POOL_H_
+// Work is described by a plain function pointer and a context pointer, so starting a job
+// allocates nothing; parallelize.h builds the tiled loops on top of it.
+#ifndef TFLITE_DELEGATE_THREADING_THREAD_POOL_H_
+#define TFLITE_DELEGATE_THREADING_THREAD_POOL_H_
 
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -16,6 +17,8 @@ namespace tflite_sparse {
 
 class ThreadPool {
  public:
+  using Task = void (*)(void* context, int thread_index);
+
   // `num_threads` counts the calling thread: num_threads - 1 workers are started.
   explicit ThreadPool(int num_threads);
   ~ThreadPool();
@@ -24,9 +27,9 @@ class ThreadPool {
 
   int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
 
-  // Runs task(index) once for every index in [0, num_threads()) and returns when all finished;
-  // false if any task threw. Concurrent callers are serialised.
-  bool Run(const std::function<void(int)>& task);
+  // Runs task(context, index) once for every index in [0, num_threads()) and returns when all
+  // finished; false if any task threw. Concurrent callers are serialised.
+  bool Run(Task task, void* context);
 
  private:
   void WorkerLoop(int index);
@@ -36,7 +39,8 @@ class ThreadPool {
   std::mutex mutex_;      // guards the fields below
   std::condition_variable wake_;
   std::condition_variable done_;
-  const std::function<void(int)>* task_ = nullptr;
+  Task task_ = nullptr;
+  void* context_ = nullptr;
   uint64_t generation_ = 0;
   int pending_ = 0;
   bool failed_ = false;
@@ -45,4 +49,4 @@ class ThreadPool {
 
 }  // namespace tflite_sparse
 
-#endif  // TFLITE_DELEGATE_THREAD_POOL_H_
+#endif  // TFLITE_DELEGATE_THREADING_THREAD_POOL_H_

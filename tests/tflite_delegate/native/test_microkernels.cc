@@ -1,0 +1,226 @@
+// Every registered microkernel against a scalar reference, on random problems: every tile size
+// from 1 to P pixels (short tiles run as sub-tiles), partial last groups, empty groups, group
+// sub-ranges and every width N of the registry. Variants the CPU cannot run are skipped and
+// listed at the end of the run.
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "common/aligned_buffer.h"
+#include "microkernels/microkernel.h"
+#include "test_harness.h"
+
+namespace {
+
+using tflite_sparse::AlignedBuffer;
+using tflite_sparse::MicrokernelVariant;
+using tflite_sparse::SparseTileArgs;
+
+constexpr float kSentinel = -12345.0f;
+
+// A random packed problem for one variant: groups, kept tap vectors (some groups empty), an
+// input buffer and random per-pixel and per-tap offsets into it.
+struct Problem {
+  int block_n = 0;
+  int num_groups = 0;
+  int out_channels = 0;
+  std::vector<int32_t> group_begin;
+  AlignedBuffer weights;
+  std::vector<int32_t> tap_offsets;
+  AlignedBuffer bias;
+  std::vector<float> input;
+  std::vector<int64_t> pixel_offsets;
+  float activation_min = 0.0f;
+  float activation_max = 0.0f;
+};
+
+Problem MakeProblem(int block_n, int pixels, std::mt19937_64& rng) {
+  Problem problem;
+  problem.block_n = block_n;
+  problem.num_groups = native_test::UniformInt(rng, 1, 4);
+  // Partial last group about half the time.
+  const int missing = native_test::UniformInt(rng, 0, 1) ? native_test::UniformInt(rng, 0, block_n - 1) : 0;
+  problem.out_channels = problem.num_groups * block_n - missing;
+  const int taps = native_test::UniformInt(rng, 1, 40);
+  problem.input.resize(static_cast<size_t>(taps + 64 * pixels + 8));
+  for (float& value : problem.input) value = native_test::UniformFloat(rng, -2.0f, 2.0f);
+  problem.group_begin.push_back(0);
+  std::vector<int32_t> kept_taps;
+  for (int group = 0; group < problem.num_groups; ++group) {
+    // Empty groups happen (a group whose filter is all zero).
+    const int kept = native_test::UniformInt(rng, 0, 4) == 0 ? 0 : native_test::UniformInt(rng, 1, taps);
+    for (int k = 0; k < kept; ++k) kept_taps.push_back(native_test::UniformInt(rng, 0, taps - 1));
+    problem.group_begin.push_back(static_cast<int32_t>(kept_taps.size()));
+  }
+  problem.tap_offsets = kept_taps;
+  problem.weights.ResizeZeroed(kept_taps.size() * block_n);
+  for (size_t i = 0; i < kept_taps.size() * block_n; ++i) {
+    problem.weights.data()[i] = native_test::UniformFloat(rng, -1.0f, 1.0f);
+  }
+  problem.bias.ResizeZeroed(static_cast<size_t>(problem.num_groups) * block_n);
+  for (int channel = 0; channel < problem.out_channels; ++channel) {
+    problem.bias.data()[channel] = native_test::UniformFloat(rng, -0.5f, 0.5f);
+  }
+  for (int p = 0; p < pixels; ++p) {
+    problem.pixel_offsets.push_back(native_test::UniformInt(rng, 0, 64 * pixels));
+  }
+  switch (native_test::UniformInt(rng, 0, 2)) {
+    case 0:
+      problem.activation_min = std::numeric_limits<float>::lowest();
+      problem.activation_max = std::numeric_limits<float>::max();
+      break;
+    case 1:
+      problem.activation_min = 0.0f;
+      problem.activation_max = 6.0f;
+      break;
+    default:
+      problem.activation_min = -1.0f;
+      problem.activation_max = 1.0f;
+  }
+  return problem;
+}
+
+float Clamp(float value, float low, float high) {
+  const float above = value < low ? low : value;
+  return above > high ? high : above;
+}
+
+// The per-element arithmetic every variant must reproduce exactly: the bias, then one
+// multiply-add per kept tap vector in packed order; fused (one rounding, SIMD FMA) or not.
+float Reference(const Problem& problem, int pixel, int channel, bool fused) {
+  const int group = channel / problem.block_n;
+  const int lane = channel % problem.block_n;
+  float sum = problem.bias.data()[channel];
+  for (int32_t k = problem.group_begin[group]; k < problem.group_begin[group + 1]; ++k) {
+    const float weight = problem.weights.data()[static_cast<size_t>(k) * problem.block_n + lane];
+    const float value = problem.input[problem.pixel_offsets[pixel] + problem.tap_offsets[k]];
+    if (fused) {
+      sum = std::fma(value, weight, sum);
+    } else {
+      const volatile float product = value * weight;  // rounded on its own
+      sum = sum + product;
+    }
+  }
+  return Clamp(sum, problem.activation_min, problem.activation_max);
+}
+
+// Runs one variant on pixels [0, pixels) and groups [first, end); checks every element against
+// both references (all elements must agree with the same one) and that nothing else is written.
+void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64& rng) {
+  Problem problem = MakeProblem(variant.block_n, pixels, rng);
+  const int first = native_test::UniformInt(rng, 0, problem.num_groups - 1);
+  const int end = native_test::UniformInt(rng, first + 1, problem.num_groups);
+  const int64_t stride = problem.out_channels + native_test::UniformInt(rng, 0, 3);
+  std::vector<float> output(static_cast<size_t>(stride * pixels), kSentinel);
+  SparseTileArgs args;
+  args.input = problem.input.data();
+  args.pixel_offsets = problem.pixel_offsets.data();
+  args.num_pixels = pixels;
+  args.first_group = first;
+  args.end_group = end;
+  args.group_begin = problem.group_begin.data();
+  args.weights = problem.weights.data();
+  args.tap_offsets = problem.tap_offsets.data();
+  args.bias = problem.bias.data();
+  args.output = output.data();
+  args.output_pixel_stride = stride;
+  args.out_channels = problem.out_channels;
+  args.activation_min = problem.activation_min;
+  args.activation_max = problem.activation_max;
+  variant.function(args);
+  int unfused_mismatches = 0;
+  int fused_mismatches = 0;
+  int stray_writes = 0;
+  for (int p = 0; p < pixels; ++p) {
+    for (int64_t c = 0; c < stride; ++c) {
+      const float got = output[p * stride + c];
+      const bool computed = c < problem.out_channels && c / variant.block_n >= first &&
+                            c / variant.block_n < end;
+      if (!computed) {
+        stray_writes += std::memcmp(&got, &kSentinel, sizeof(float)) != 0;
+        continue;
+      }
+      const float unfused = Reference(problem, p, static_cast<int>(c), false);
+      const float fused = Reference(problem, p, static_cast<int>(c), true);
+      unfused_mismatches += std::memcmp(&got, &unfused, sizeof(float)) != 0;
+      fused_mismatches += std::memcmp(&got, &fused, sizeof(float)) != 0;
+    }
+  }
+  EXPECT_TRUE(unfused_mismatches == 0 || fused_mismatches == 0)
+      << variant.name << " pixels=" << pixels << " groups [" << first << ", " << end
+      << ") of " << problem.num_groups << ", O=" << problem.out_channels << ": "
+      << unfused_mismatches << " elements differ from the unfused and " << fused_mismatches
+      << " from the fused reference";
+  EXPECT_EQ(stray_writes, 0) << variant.name << " wrote outside its groups or channels";
+}
+
+TEST(EveryRegisteredMicrokernelMatchesTheScalarReference) {
+  size_t count = 0;
+  const MicrokernelVariant* variants = tflite_sparse::RegisteredMicrokernels(&count);
+  EXPECT_TRUE(count > 0);
+  int checked = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const MicrokernelVariant& variant = variants[i];
+    if (!tflite_sparse::IsaSupportedByCpu(variant.isa)) {
+      native_test::SkipNotes().push_back(std::string(variant.name) + " (CPU lacks " +
+                                         tflite_sparse::IsaRequirement(variant.isa) + ")");
+      continue;
+    }
+    auto rng = native_test::Random(1000 + i);
+    for (int pixels = 1; pixels <= variant.tile_pixels; ++pixels) {
+      for (int repeat = 0; repeat < 6; ++repeat) CheckVariant(variant, pixels, rng);
+    }
+    ++checked;
+  }
+  EXPECT_TRUE(checked > 0);
+}
+
+TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
+  size_t count = 0;
+  const MicrokernelVariant* variants = tflite_sparse::RegisteredMicrokernels(&count);
+  for (size_t i = 0; i < count; ++i) {
+    for (size_t j = i + 1; j < count; ++j) {
+      EXPECT_TRUE(std::strcmp(variants[i].name, variants[j].name) != 0) << variants[i].name;
+    }
+    const std::string expected_prefix = "f32_1x" + std::to_string(variants[i].block_n) + "_p" +
+                                        std::to_string(variants[i].tile_pixels) + "__";
+    EXPECT_EQ(std::string(variants[i].name).rfind(expected_prefix, 0), 0u) << variants[i].name;
+    EXPECT_TRUE(variants[i].tile_pixels >= 1);
+  }
+  for (tflite_sparse::Isa isa :
+       {tflite_sparse::Isa::kGeneric, tflite_sparse::Isa::kAvx2, tflite_sparse::Isa::kAvx512}) {
+    if (!tflite_sparse::IsaRegistered(isa)) continue;
+    for (int block_n : {1, 2, 4, 8, 16, 32}) {
+      const MicrokernelVariant* found = tflite_sparse::FindMicrokernel(isa, block_n);
+      EXPECT_TRUE(found != nullptr) << tflite_sparse::IsaName(isa) << " N=" << block_n;
+      if (found != nullptr) {
+        EXPECT_EQ(found->block_n, block_n);
+      }
+    }
+    EXPECT_EQ(tflite_sparse::RegisteredBlockWidthsText(isa), std::string("1, 2, 4, 8, 16 or 32"));
+  }
+  EXPECT_TRUE(tflite_sparse::FindMicrokernel(tflite_sparse::Isa::kGeneric, 3) == nullptr);
+  EXPECT_TRUE(tflite_sparse::IsaSupportedByCpu(tflite_sparse::BestSupportedIsa()));
+}
+
+TEST(MicrokernelsJsonListsEveryRow) {
+  size_t count = 0;
+  const MicrokernelVariant* variants = tflite_sparse::RegisteredMicrokernels(&count);
+  const std::string json = tflite_sparse::MicrokernelsJson();
+  EXPECT_TRUE(json.front() == '[' && json.back() == ']');
+  for (size_t i = 0; i < count; ++i) {
+    EXPECT_TRUE(json.find(std::string("\"name\": \"") + variants[i].name + "\"") !=
+                std::string::npos)
+        << variants[i].name;
+  }
+  size_t rows = 0;
+  for (size_t at = json.find("\"supported_by_cpu\""); at != std::string::npos;
+       at = json.find("\"supported_by_cpu\"", at + 1)) {
+    ++rows;
+  }
+  EXPECT_EQ(rows, count);
+}
+
+}  // namespace

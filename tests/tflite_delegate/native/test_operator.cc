@@ -1,0 +1,184 @@
+// The sparse CONV_2D operator against a direct float64 convolution, on random shapes, widths,
+// strides, dilations and paddings; outputs bitwise identical for 1, 2 and 3 threads.
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "operator/sparse_conv_operator.h"
+#include "packing/block_pattern.h"
+#include "packing/packing.h"
+#include "test_harness.h"
+
+namespace {
+
+using tflite_sparse::ConvGeometry;
+using tflite_sparse::ConvParameters;
+using tflite_sparse::FilterShape;
+using tflite_sparse::Padding;
+
+struct Layer {
+  FilterShape shape;
+  ConvParameters params;
+  std::vector<float> filter;  // OHWI with 1xN tap-vector sparsity
+  std::vector<float> bias;
+  int block_n = 1;
+  float low = 0.0f;
+  float high = 6.0f;
+};
+
+Layer RandomLayer(std::mt19937_64& rng) {
+  Layer layer;
+  const int widths[] = {1, 2, 4, 8, 16, 32};
+  layer.block_n = widths[native_test::UniformInt(rng, 0, 5)];
+  layer.shape.out_channels = native_test::UniformInt(rng, 1, 40);
+  layer.shape.kernel_h = native_test::UniformInt(rng, 1, 3);
+  layer.shape.kernel_w = native_test::UniformInt(rng, 1, 3);
+  layer.shape.in_channels = native_test::UniformInt(rng, 1, 9);
+  layer.params.padding = native_test::UniformInt(rng, 0, 1) ? Padding::kSame : Padding::kValid;
+  layer.params.stride_h = native_test::UniformInt(rng, 1, 2);
+  layer.params.stride_w = native_test::UniformInt(rng, 1, 2);
+  layer.params.dilation_h = native_test::UniformInt(rng, 1, 2);
+  layer.params.dilation_w = native_test::UniformInt(rng, 1, 2);
+  const int64_t taps = layer.shape.TapsPerChannel();
+  layer.filter.resize(static_cast<size_t>(layer.shape.out_channels * taps));
+  const int groups = (layer.shape.out_channels + layer.block_n - 1) / layer.block_n;
+  for (int group = 0; group < groups; ++group) {
+    const bool empty = native_test::UniformInt(rng, 0, 5) == 0;
+    for (int64_t tap = 0; tap < taps; ++tap) {
+      const bool kept = !empty && native_test::UniformInt(rng, 0, 1) == 1;
+      for (int lane = 0; lane < layer.block_n; ++lane) {
+        const int channel = group * layer.block_n + lane;
+        if (channel >= layer.shape.out_channels) break;
+        layer.filter[channel * taps + tap] = kept ? native_test::UniformFloat(rng, -1.0f, 1.0f) : 0.0f;
+      }
+    }
+  }
+  for (int channel = 0; channel < layer.shape.out_channels; ++channel) {
+    layer.bias.push_back(native_test::UniformFloat(rng, -0.5f, 0.5f));
+  }
+  if (native_test::UniformInt(rng, 0, 1)) {
+    layer.low = -3.4e38f;
+    layer.high = 3.4e38f;
+  }
+  return layer;
+}
+
+std::unique_ptr<tflite_sparse::SparseConvOperator> MakeOperator(
+    const Layer& layer, tflite_sparse::Isa isa, std::shared_ptr<tflite_sparse::ThreadPool> pool) {
+  const tflite_sparse::BlockPattern pattern =
+      tflite_sparse::AnalyzeBlockPattern(layer.filter.data(), layer.shape, layer.block_n);
+  tflite_sparse::PackedFilter packed;
+  std::string error;
+  if (!tflite_sparse::PackFilter(layer.filter.data(), layer.bias.data(), layer.shape, pattern,
+                                 &packed, &error)) {
+    return nullptr;
+  }
+  return std::make_unique<tflite_sparse::SparseConvOperator>(
+      layer.params, layer.low, layer.high, std::move(packed),
+      tflite_sparse::FindMicrokernel(isa, layer.block_n), std::move(pool));
+}
+
+// Direct NHWC convolution in float64 with TFLite's SAME padding (extra row/column at the end).
+double Direct(const Layer& layer, const std::vector<float>& input, const ConvGeometry& g, int n,
+              int y, int x, int o) {
+  const FilterShape& s = layer.shape;
+  double sum = layer.bias[o];
+  for (int ky = 0; ky < s.kernel_h; ++ky) {
+    for (int kx = 0; kx < s.kernel_w; ++kx) {
+      const int iy = y * layer.params.stride_h + ky * layer.params.dilation_h - g.pad_top;
+      const int ix = x * layer.params.stride_w + kx * layer.params.dilation_w - g.pad_left;
+      if (iy < 0 || iy >= g.in_h || ix < 0 || ix >= g.in_w) continue;
+      for (int ci = 0; ci < s.in_channels; ++ci) {
+        sum += static_cast<double>(
+                   layer.filter[((static_cast<size_t>(o) * s.kernel_h + ky) * s.kernel_w + kx) *
+                                    s.in_channels +
+                                ci]) *
+               input[((static_cast<size_t>(n) * g.in_h + iy) * g.in_w + ix) * s.in_channels + ci];
+      }
+    }
+  }
+  return std::fmin(std::fmax(sum, static_cast<double>(layer.low)), static_cast<double>(layer.high));
+}
+
+TEST(OperatorMatchesDirectConvolutionAndIsBitwiseStableAcrossThreads) {
+  auto rng = native_test::Random(2026);
+  for (int trial = 0; trial < 60; ++trial) {
+    const Layer layer = RandomLayer(rng);
+    const int batch = native_test::UniformInt(rng, 1, 2);
+    const int min_h = layer.params.padding == Padding::kValid
+                          ? (layer.shape.kernel_h - 1) * layer.params.dilation_h + 1
+                          : 1;
+    const int min_w = layer.params.padding == Padding::kValid
+                          ? (layer.shape.kernel_w - 1) * layer.params.dilation_w + 1
+                          : 1;
+    const int in_h = native_test::UniformInt(rng, min_h, min_h + 9);
+    const int in_w = native_test::UniformInt(rng, min_w, min_w + 11);
+    std::vector<float> input(static_cast<size_t>(batch) * in_h * in_w * layer.shape.in_channels);
+    for (float& value : input) value = native_test::UniformFloat(rng, -1.0f, 1.0f);
+    for (tflite_sparse::Isa isa :
+         {tflite_sparse::Isa::kGeneric, tflite_sparse::Isa::kAvx2, tflite_sparse::Isa::kAvx512}) {
+      if (!tflite_sparse::IsaRegistered(isa) || !tflite_sparse::IsaSupportedByCpu(isa)) continue;
+      std::vector<float> first;
+      for (int threads = 1; threads <= 3; ++threads) {
+        auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(threads));
+        EXPECT_TRUE(op != nullptr);
+        if (op == nullptr) return;
+        std::string error;
+        EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
+        const ConvGeometry& g = op->geometry();
+        std::vector<float> output(static_cast<size_t>(batch) * g.out_h * g.out_w *
+                                  g.out_channels);
+        EXPECT_TRUE(op->Run(input.data(), output.data()));
+        // Run twice: the zero borders of the padded scratch must survive.
+        EXPECT_TRUE(op->Run(input.data(), output.data()));
+        if (threads == 1) {
+          first = output;
+          double worst = 0.0;
+          for (int n = 0; n < batch; ++n) {
+            for (int y = 0; y < g.out_h; ++y) {
+              for (int x = 0; x < g.out_w; ++x) {
+                for (int o = 0; o < g.out_channels; ++o) {
+                  const double want = Direct(layer, input, g, n, y, x, o);
+                  const double got =
+                      output[((static_cast<size_t>(n) * g.out_h + y) * g.out_w + x) *
+                                 g.out_channels +
+                             o];
+                  worst = std::fmax(worst, std::fabs(got - want));
+                }
+              }
+            }
+          }
+          EXPECT_TRUE(worst <= 1e-5) << tflite_sparse::IsaName(isa) << " trial " << trial
+                                     << " max |diff| " << worst;
+        } else {
+          EXPECT_TRUE(output.size() == first.size() &&
+                      std::memcmp(output.data(), first.data(), output.size() * sizeof(float)) == 0)
+              << tflite_sparse::IsaName(isa) << " trial " << trial << ": " << threads
+              << " threads differ from 1";
+        }
+      }
+    }
+  }
+}
+
+TEST(OperatorRefusesBadShapesAndHandlesAnEmptyBatch) {
+  auto rng = native_test::Random(5);
+  Layer layer = RandomLayer(rng);
+  layer.params = ConvParameters();
+  auto op = MakeOperator(layer, tflite_sparse::Isa::kGeneric,
+                         std::make_shared<tflite_sparse::ThreadPool>(2));
+  std::string error;
+  std::vector<float> output(1);
+  EXPECT_TRUE(!op->Run(nullptr, output.data()));  // not prepared yet
+  EXPECT_TRUE(!op->Prepare(1, 8, 8, layer.shape.in_channels + 1, &error));
+  EXPECT_TRUE(error.find("channels") != std::string::npos) << error;
+  EXPECT_TRUE(!op->Prepare(1, 65536, 65536, layer.shape.in_channels, &error));
+  EXPECT_TRUE(error.find("overflow 32-bit") != std::string::npos) << error;
+  EXPECT_TRUE(op->Prepare(0, 8, 8, layer.shape.in_channels, &error)) << error;
+  EXPECT_EQ(op->geometry().batch, 0);
+  EXPECT_TRUE(op->Run(nullptr, nullptr));  // nothing to compute
+}
+
+}  // namespace

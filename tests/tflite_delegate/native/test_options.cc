@@ -1,0 +1,91 @@
+// Option parsing: valid values, the messages for bad ones, and the ISA and block widths coming
+// from the microkernel registry.
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "delegate/options.h"
+#include "test_harness.h"
+
+namespace {
+
+using tflite_sparse::DelegateOptions;
+
+bool Parse(const std::vector<std::pair<std::string, std::string>>& pairs, DelegateOptions* options,
+           std::string* error) {
+  std::vector<const char*> keys;
+  std::vector<const char*> values;
+  for (const auto& [key, value] : pairs) {
+    keys.push_back(key.c_str());
+    values.push_back(value.c_str());
+  }
+  return tflite_sparse::ParseDelegateOptions(keys.data(), values.data(), pairs.size(), options,
+                                             error);
+}
+
+TEST(ValidOptionsAreParsed) {
+  DelegateOptions options;
+  std::string error;
+  EXPECT_TRUE(Parse({{"num_threads", "3"}, {"min_sparsity", "0.25"}, {"block_n", "16"},
+                     {"isa", "generic"}, {"verbose", "True"}},
+                    &options, &error))
+      << error;
+  EXPECT_EQ(options.num_threads, 3);
+  EXPECT_EQ(options.min_sparsity, 0.25);
+  EXPECT_EQ(options.block_n, 16);
+  EXPECT_TRUE(options.isa == tflite_sparse::Isa::kGeneric);
+  EXPECT_TRUE(options.verbose);
+  EXPECT_TRUE(Parse({{"block_n", "auto"}, {"isa", "auto"}}, &options, &error)) << error;
+  EXPECT_EQ(options.block_n, 0);
+  EXPECT_TRUE(options.isa == tflite_sparse::BestSupportedIsa());
+}
+
+TEST(BadOptionsAreNamedInTheError) {
+  const std::vector<std::pair<std::pair<std::string, std::string>, std::string>> cases = {
+      {{"bogus", "1"}, "unknown option 'bogus' (known options: num_threads, min_sparsity, "
+                       "block_n, isa, verbose)"},
+      {{"num_threads", "0"}, "option num_threads='0' is invalid: expected an integer in [1, 256]"},
+      {{"num_threads", " 2"}, "option num_threads=' 2' is invalid"},
+      {{"min_sparsity", "nan"}, "option min_sparsity='nan' is invalid: expected a number in [0, 1]"},
+      {{"block_n", "3"}, "option block_n='3' is invalid: expected auto, 1, 2, 4, 8, 16 or 32"},
+      {{"block_n", "64"}, "option block_n='64' is invalid"},
+      {{"isa", "sse2"}, "option isa has invalid value 'sse2' (expected auto, "},
+      {{"verbose", "perhaps"}, "option verbose='perhaps' is invalid"},
+  };
+  for (const auto& [pair, expected] : cases) {
+    DelegateOptions options;
+    std::string error;
+    EXPECT_TRUE(!Parse({pair}, &options, &error)) << pair.first;
+    EXPECT_TRUE(error.rfind(expected, 0) == 0) << "'" << error << "' does not start with '"
+                                                << expected << "'";
+  }
+}
+
+TEST(IsaEnvironmentVariableAndMissingCpuFeatures) {
+  DelegateOptions options;
+  std::string error;
+  setenv(tflite_sparse::kIsaEnvironmentVariable, "generic", 1);
+  EXPECT_TRUE(Parse({}, &options, &error)) << error;
+  EXPECT_TRUE(options.isa == tflite_sparse::Isa::kGeneric);
+  setenv(tflite_sparse::kIsaEnvironmentVariable, "fast", 1);
+  EXPECT_TRUE(!Parse({}, &options, &error));
+  EXPECT_TRUE(error.rfind("environment variable TFLITE_SPARSE_DELEGATE_ISA has invalid value "
+                          "'fast'",
+                          0) == 0)
+      << error;
+  // The option wins over the variable.
+  EXPECT_TRUE(Parse({{"isa", "generic"}}, &options, &error)) << error;
+  unsetenv(tflite_sparse::kIsaEnvironmentVariable);
+#if defined(__x86_64__)
+  // A CPU without AVX-512, emulated: forcing it fails with the reason, auto falls back.
+  setenv(tflite_sparse::kCpuWithoutEnvironmentVariable, "avx512", 1);
+  EXPECT_TRUE(!Parse({{"isa", "avx512"}}, &options, &error));
+  EXPECT_EQ(error, std::string("option isa requests 'avx512' but this CPU lacks "
+                               "AVX-512F/AVX2/FMA; use isa=auto or generic"));
+  EXPECT_TRUE(Parse({{"isa", "auto"}}, &options, &error)) << error;
+  EXPECT_TRUE(options.isa != tflite_sparse::Isa::kAvx512);
+  unsetenv(tflite_sparse::kCpuWithoutEnvironmentVariable);
+#endif
+}
+
+}  // namespace

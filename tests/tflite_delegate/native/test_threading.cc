@@ -1,0 +1,124 @@
+// The thread pool and the parallelize layer: every index covered exactly once, the static
+// contiguous split, failures reported, the pool reusable.
+#include <atomic>
+#include <stdexcept>
+#include <vector>
+
+#include "test_harness.h"
+#include "threading/parallelize.h"
+#include "threading/thread_pool.h"
+
+namespace {
+
+using tflite_sparse::ThreadPool;
+
+TEST(RunCallsEveryThreadIndexOnce) {
+  for (int threads = 1; threads <= 4; ++threads) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(pool.num_threads(), threads);
+    for (int job = 0; job < 50; ++job) {
+      std::vector<std::atomic<int>> calls(threads);
+      const bool ok = pool.Run(
+          [](void* context, int index) {
+            (*static_cast<std::vector<std::atomic<int>>*>(context))[index].fetch_add(1);
+          },
+          &calls);
+      EXPECT_TRUE(ok);
+      for (int index = 0; index < threads; ++index) EXPECT_EQ(calls[index].load(), 1);
+    }
+  }
+}
+
+TEST(Parallelize1DTileCoversTheRangeOnceInContiguousRuns) {
+  auto rng = native_test::Random(7);
+  for (int threads = 1; threads <= 4; ++threads) {
+    ThreadPool pool(threads);
+    for (int trial = 0; trial < 40; ++trial) {
+      const int64_t range = native_test::UniformInt(rng, 0, 300);
+      const int64_t tile = native_test::UniformInt(rng, 1, 17);
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(range));
+      std::atomic<int> bad_tiles{0};
+      const bool ok = tflite_sparse::Parallelize1DTile(
+          &pool, range, tile, [&](int64_t start, int64_t count) {
+            if (start % tile != 0 || count < 1 || count > tile || start + count > range) {
+              ++bad_tiles;
+            }
+            for (int64_t i = start; i < start + count; ++i) hits[i].fetch_add(1);
+          });
+      EXPECT_TRUE(ok);
+      EXPECT_EQ(bad_tiles.load(), 0);
+      int wrong = 0;
+      for (auto& hit : hits) wrong += hit.load() != 1;
+      EXPECT_EQ(wrong, 0) << "range " << range << " tile " << tile << " threads " << threads;
+    }
+  }
+}
+
+TEST(Parallelize2DTileCoversTheGridOnceWithJFastest) {
+  auto rng = native_test::Random(11);
+  for (int threads = 1; threads <= 3; ++threads) {
+    ThreadPool pool(threads);
+    for (int trial = 0; trial < 30; ++trial) {
+      const int64_t range_i = native_test::UniformInt(rng, 1, 40);
+      const int64_t range_j = native_test::UniformInt(rng, 1, 20);
+      const int64_t tile_i = native_test::UniformInt(rng, 1, 9);
+      const int64_t tile_j = native_test::UniformInt(rng, 1, 7);
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(range_i * range_j));
+      // Which thread ran each tile: the tiles in row-major order form one run per thread.
+      const int64_t tiles_j = (range_j + tile_j - 1) / tile_j;
+      const int64_t tiles = (range_i + tile_i - 1) / tile_i * tiles_j;
+      std::vector<int> owner(static_cast<size_t>(tiles), -1);
+      const bool ok = pool.Run(
+          [](void*, int) {}, nullptr);  // a no-op job between jobs must not disturb anything
+      EXPECT_TRUE(ok);
+      std::atomic<int> next_order{0};
+      std::vector<int> order(static_cast<size_t>(tiles), -1);
+      EXPECT_TRUE(tflite_sparse::Parallelize2DTile(
+          &pool, range_i, range_j, tile_i, tile_j,
+          [&](int64_t i, int64_t j, int64_t count_i, int64_t count_j) {
+            const int64_t tile = i / tile_i * tiles_j + j / tile_j;
+            order[tile] = next_order++;
+            for (int64_t a = i; a < i + count_i; ++a) {
+              for (int64_t b = j; b < j + count_j; ++b) hits[a * range_j + b].fetch_add(1);
+            }
+          }));
+      int wrong = 0;
+      for (auto& hit : hits) wrong += hit.load() != 1;
+      EXPECT_EQ(wrong, 0);
+      // Static split: thread t owns tiles [T*t/n, T*(t+1)/n); with one thread they run in order.
+      for (int t = 0; t < threads; ++t) {
+        EXPECT_EQ(tflite_sparse::FirstTileOfThread(tiles, t + 1, threads) -
+                      tflite_sparse::FirstTileOfThread(tiles, t, threads),
+                  tiles * (t + 1) / threads - tiles * t / threads);
+      }
+      if (threads == 1) {
+        for (int64_t tile = 0; tile < tiles; ++tile) EXPECT_EQ(order[tile], tile);
+      }
+      (void)owner;
+    }
+  }
+}
+
+TEST(AThrowingTaskIsReportedAndThePoolStaysUsable) {
+  ThreadPool pool(3);
+  const bool ok = tflite_sparse::Parallelize1DTile(&pool, 30, 1, [](int64_t start, int64_t) {
+    if (start == 25) throw std::runtime_error("tile 25 failed");
+  });
+  EXPECT_TRUE(!ok);
+  std::atomic<int64_t> sum{0};
+  EXPECT_TRUE(tflite_sparse::Parallelize1DTile(&pool, 100, 7, [&](int64_t start, int64_t count) {
+    for (int64_t i = start; i < start + count; ++i) sum += i;
+  }));
+  EXPECT_EQ(sum.load(), int64_t{4950});
+}
+
+TEST(EmptyRangesRunNothing) {
+  ThreadPool pool(2);
+  int calls = 0;
+  EXPECT_TRUE(tflite_sparse::Parallelize1DTile(&pool, 0, 4, [&](int64_t, int64_t) { ++calls; }));
+  EXPECT_TRUE(tflite_sparse::Parallelize2DTile(&pool, 5, 0, 2, 2,
+                                               [&](int64_t, int64_t, int64_t, int64_t) { ++calls; }));
+  EXPECT_EQ(calls, 0);
+}
+
+}  // namespace

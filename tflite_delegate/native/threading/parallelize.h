@@ -1,0 +1,79 @@
+// Parallel loops over 1-D and 2-D index ranges cut into tiles, on a ThreadPool (in the spirit of
+// pthreadpool's parallelize_1d_tile_1d / parallelize_2d_tile_2d).
+//
+// The split is static and contiguous: the tiles, numbered in row-major order (j fastest), are
+// cut into num_threads consecutive runs of equal count (thread t takes tiles
+// [T * t / n, T * (t + 1) / n)). Which thread computes a tile never changes what the tile
+// computes, so a function whose result depends only on its tile gives bitwise identical results
+// for any thread count. Each call is one pool job (one wake-up and one join); the functor is
+// called directly per tile, with no allocation and no std::function.
+#ifndef TFLITE_DELEGATE_THREADING_PARALLELIZE_H_
+#define TFLITE_DELEGATE_THREADING_PARALLELIZE_H_
+
+#include <cstdint>
+
+#include "threading/thread_pool.h"
+
+namespace tflite_sparse {
+
+// First tile of thread `thread` out of `threads` for `tiles` tiles.
+inline int64_t FirstTileOfThread(int64_t tiles, int thread, int threads) {
+  // 128-bit product: tiles * thread cannot overflow for any int64 tile count.
+  return static_cast<int64_t>(static_cast<__int128>(tiles) * thread / threads);
+}
+
+// Calls fn(start, count) for the tiles [start, start + count) of [0, range), count = tile except
+// for the last tile. Returns false if a call threw (the pool reports it; other tiles still run).
+template <class Function>
+bool Parallelize1DTile(ThreadPool* pool, int64_t range, int64_t tile, const Function& fn) {
+  if (range <= 0) return true;
+  if (tile < 1) tile = 1;
+  struct Context {
+    const Function* fn;
+    int64_t range, tile, tiles;
+    int threads;
+  } context{&fn, range, tile, (range + tile - 1) / tile, pool->num_threads()};
+  return pool->Run(
+      [](void* opaque, int thread) {
+        const Context& c = *static_cast<const Context*>(opaque);
+        const int64_t end = FirstTileOfThread(c.tiles, thread + 1, c.threads);
+        for (int64_t t = FirstTileOfThread(c.tiles, thread, c.threads); t < end; ++t) {
+          const int64_t start = t * c.tile;
+          (*c.fn)(start, c.range - start < c.tile ? c.range - start : c.tile);
+        }
+      },
+      &context);
+}
+
+// Calls fn(i, j, count_i, count_j) for the tiles of [0, range_i) x [0, range_j); tiles are
+// ordered with j fastest, so a thread's run covers whole rows of j tiles where it can.
+template <class Function>
+bool Parallelize2DTile(ThreadPool* pool, int64_t range_i, int64_t range_j, int64_t tile_i,
+                       int64_t tile_j, const Function& fn) {
+  if (range_i <= 0 || range_j <= 0) return true;
+  if (tile_i < 1) tile_i = 1;
+  if (tile_j < 1) tile_j = 1;
+  struct Context {
+    const Function* fn;
+    int64_t range_i, range_j, tile_i, tile_j, tiles_j, tiles;
+    int threads;
+  } context{&fn,    range_i, range_j, tile_i, tile_j, (range_j + tile_j - 1) / tile_j,
+            0,      pool->num_threads()};
+  context.tiles = (range_i + tile_i - 1) / tile_i * context.tiles_j;
+  return pool->Run(
+      [](void* opaque, int thread) {
+        const Context& c = *static_cast<const Context*>(opaque);
+        const int64_t end = FirstTileOfThread(c.tiles, thread + 1, c.threads);
+        for (int64_t t = FirstTileOfThread(c.tiles, thread, c.threads); t < end; ++t) {
+          const int64_t i = t / c.tiles_j * c.tile_i;
+          const int64_t j = t % c.tiles_j * c.tile_j;
+          (*c.fn)(i, j, c.range_i - i < c.tile_i ? c.range_i - i : c.tile_i,
+                  c.range_j - j < c.tile_j ? c.range_j - j : c.tile_j);
+        }
+      },
+      &context);
+}
+
+}  // namespace tflite_sparse
+
+#endif  // TFLITE_DELEGATE_THREADING_PARALLELIZE_H_
