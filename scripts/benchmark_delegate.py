@@ -9,9 +9,9 @@ Two levels, measured in one run:
   same number P = int(s * Cin) of all-zero blocks (a block is N output channels x 1 input channel
   x the whole KxK window), zeroed in the Keras kernel before conversion. Padding is "same", so
   the input is (stride x output) wide.
-- **model**: ResNet-18 (cnn_zoo, torchvision topology), ResNet-50 and MobileNetV1
-  (keras.applications, weights=None, logits head) at 224x224, batch 1 and 8, with uniform 1x16
-  masks in the SUBP paper's configurations (blocks pruned per 128 input channels: ResNet-18 60,
+- **model**: cnn_zoo's ResNet-18 (torchvision topology), ResNet-50 and MobileNetV1
+  (keras.applications, weights=None), with logits heads, at 224x224, batch 1 and 8, with uniform
+  1x16 masks in the SUBP paper's configurations (blocks pruned per 128 input channels: ResNet-18 60,
   ResNet-50 66 ("2.0G") and 98.5 ("1.0G"), MobileNetV1 69). The first conv, the depthwise convs
   and the classifier stay dense.
 
@@ -287,37 +287,41 @@ def validate_flags() -> Settings:
 
 
 def build_net(net: str, seed: int | None = None):
-    """The Keras model of `net` at 224x224x3 with 1000 logits (no softmax), weights seeded."""
-    import keras
+    """The cnn_zoo model of `net` at 224x224x3 with 1000 logits (no softmax), weights seeded.
 
+    ResNet-18 is the torchvision topology; ResNet-50 and MobileNetV1 are keras.applications
+    models (weights=None), seeded through `keras.utils.set_random_seed`.
+    """
     from cnn_zoo import models
 
-    if net == "resnet18":
-        return models.resnet18(input_shape=IMAGE_SHAPE, num_classes=NUM_CLASSES, seed=seed)
-    if seed is not None:
-        keras.utils.set_random_seed(seed)  # keras.applications takes no initialisers
-    if net == "resnet50":
-        builder = keras.applications.ResNet50
-    elif net == "mobilenet_v1":
-        builder = keras.applications.MobileNet
-    else:
+    builders = {
+        "resnet18": models.resnet18,
+        "resnet50": models.resnet50,
+        "mobilenet_v1": models.mobilenet_v1,
+    }
+    if net not in builders:
         raise ValueError(f"unknown net {net!r}; choose from {NETS}")
-    return builder(weights=None, input_shape=IMAGE_SHAPE, classifier_activation=None)
+    return builders[net](
+        input_shape=IMAGE_SHAPE, num_classes=NUM_CLASSES, seed=seed, classifier_activation=None
+    )
+
+
+def _all_layers(model) -> list:
+    """Every leaf layer of `model` in graph order (nested models expanded)."""
+    import keras
+
+    layers = []
+    for layer in model.layers:
+        layers.extend(_all_layers(layer) if isinstance(layer, keras.Model) else [layer])
+    return layers
 
 
 def _compute_layers(model) -> list:
     """Conv2D, DepthwiseConv2D and Dense layers of `model` in graph order (nested models too)."""
     import keras
 
-    layers = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            layers.extend(_compute_layers(layer))
-        elif isinstance(layer, keras.layers.Conv2D | keras.layers.DepthwiseConv2D):
-            layers.append(layer)
-        elif isinstance(layer, keras.layers.Dense):
-            layers.append(layer)
-    return layers
+    kinds = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+    return [layer for layer in _all_layers(model) if isinstance(layer, kinds)]
 
 
 def _is_plain_conv(layer) -> bool:
@@ -452,7 +456,6 @@ def apply_block_mask(kernel, keep, block_n: int):
     """Zero the pruned blocks of a Keras kernel (KH, KW, Cin, Cout); `keep` is (Cout/N, Cin)."""
     import numpy as np
 
-    kernel_height, kernel_width, cin, cout = kernel.shape
     expanded = np.repeat(keep.T, block_n, axis=1)  # (Cin, Cout)
     return kernel * expanded[None, None, :, :].astype(kernel.dtype)
 
@@ -562,15 +565,6 @@ def calibrate_batch_norm(model, seed: int, batch: int = 2) -> None:
     finally:
         for layer, momentum in zip(norms, momenta, strict=True):
             layer.momentum = momentum
-
-
-def _all_layers(model) -> list:
-    import keras
-
-    layers = []
-    for layer in model.layers:
-        layers.extend(_all_layers(layer) if isinstance(layer, keras.Model) else [layer])
-    return layers
 
 
 def write_json_atomically(path: Path, data: Any) -> None:
@@ -730,6 +724,7 @@ def claim_facts(interpreter) -> dict:
             "claimed": 0,
             "claimed_block_n": {},
             "not_claimed": {},
+            "microkernels": {},
             "isa": None,
             "error": message,
         }
@@ -741,7 +736,12 @@ def claim_facts(interpreter) -> dict:
     for node in nodes:
         if not node.claimed:
             reasons[node.reason] = reasons.get(node.reason, 0) + 1
+    microkernels: dict[str, int] = {}
+    for node in claimed:
+        name = str(getattr(node, "microkernel", None))  # reported by newer delegate builds
+        microkernels[name] = microkernels.get(name, 0) + 1
     return {
+        "microkernels": microkernels,
         "conv_nodes": len(nodes),
         "claimed": len(claimed),
         "claimed_block_n": block_ns,
@@ -810,7 +810,7 @@ def measure_pair(
                 "claims": claim_facts(interpreters["delegate", threads]),
                 "agreement": agreement(outputs["delegate", threads], outputs["xnnpack", threads]),
             }
-        del interpreters
+        del interpreters, samplers  # free them before the next batch builds its own
     return results
 
 
@@ -1016,8 +1016,8 @@ def _claim_cell(row: dict) -> str:
 def layer_table(rows: list[dict]) -> list[str]:
     lines = [
         "| nets | out | conv | N | s | thr | delegate ms | XNNPACK ms | speedup | ideal | eff. "
-        "| GFLOP/s | % peak | 2/1 | claimed | agree |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| GFLOP/s | % peak | 2/1 | claimed | microkernel | agree |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for row in rows:
         nets = ", ".join(f"{net}:{count}" for net, count in row["nets"].items())
@@ -1027,6 +1027,7 @@ def layer_table(rows: list[dict]) -> list[str]:
             f"{row['xnnpack_ms']:.3f} | {row['speedup']:.2f}x | {row['ideal_speedup']:.2f} | "
             f"{row['efficiency']:.2f} | {row['kept_gflops']:.1f} | {row['percent_of_peak']:.0f} | "
             f"{_format(row['scaling'], 2, 'x')} | {_claim_cell(row)} | "
+            f"{', '.join(row['claims'].get('microkernels', {}))} | "
             f"{'yes' if row['agree'] else 'NO'} |"
         )
     return lines
@@ -1295,8 +1296,8 @@ def main(argv: Sequence[str]) -> int:
     print()
     print(markdown)
     print(
-        f"wrote {settings.out_dir}/{RESULT_STEM}.{{md,json}}"
-        f"{'' if skipped else ',png'}; conversion {conversion_s:.0f} s, timing {timing_s:.0f} s"
+        f"wrote {settings.out_dir}/{RESULT_STEM}.{{md,json{'' if skipped else ',png'}}}; "
+        f"conversion {conversion_s:.0f} s, timing {timing_s:.0f} s"
     )
     disagreeing = [row for row in rows if not row["agree"]]
     if disagreeing:

@@ -390,7 +390,7 @@ def run_operator_level(settings: PeerSettings, binary: Path) -> list[dict]:
                     f"{row['delegate_over_libxnnpack']:.2f}x",
                     flush=True,
                 )
-            del interpreters
+            del interpreters, samplers
     return rows
 
 
@@ -510,7 +510,7 @@ def run_model_level(settings: PeerSettings) -> list[dict]:
                 f"{row['onnxruntime_dense_ms']:.2f} ms",
                 flush=True,
             )
-        del interpreters
+        del interpreters, samplers
     return rows
 
 
