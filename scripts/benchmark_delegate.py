@@ -50,11 +50,15 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
 
 NETS = ("resnet18", "resnet50", "mobilenet_v1")
 LEVELS = ("layer", "model")
@@ -286,7 +290,7 @@ def validate_flags() -> Settings:
 # ----------------------------------------------------------------------------- networks
 
 
-def build_net(net: str, seed: int | None = None):
+def build_net(net: str, seed: int | None = None) -> keras.Model:
     """The cnn_zoo model of `net` at 224x224x3 with 1000 logits (no softmax), weights seeded.
 
     ResNet-18 is the torchvision topology; ResNet-50 and MobileNetV1 are keras.applications
@@ -339,14 +343,14 @@ def _output_size(layer) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def prunable_convs(model) -> list:
+def prunable_convs(model: keras.Model) -> list[keras.layers.Layer]:
     """The convs that get 1xN masks: plain Conv2D except the first conv (the stem) and
     classifier convs (1x1 output, as MobileNetV1's `conv_preds`)."""
     convs = [layer for layer in _compute_layers(model) if _is_plain_conv(layer)]
     return [layer for layer in convs[1:] if _output_size(layer) != (1, 1)]
 
 
-def layer_flops(layer) -> int:
+def layer_flops(layer: keras.layers.Layer) -> int:
     """Dense FLOPs (2 x multiply-adds) of one Conv2D/DepthwiseConv2D/Dense call, per image."""
     import keras
 
@@ -375,13 +379,16 @@ class ConvShape:
 
     @property
     def in_size(self) -> int:
+        """Input height and width (output x stride)."""
         return self.out_size * self.stride
 
     @property
     def key(self) -> str:
+        """Identifier used in cache file names."""
         return f"{self.in_size}x{self.in_size}x{self.cin}_k{self.kernel}s{self.stride}_c{self.cout}"
 
     def describe(self) -> str:
+        """Human-readable form, e.g. '3x3 s2 64->128'."""
         stride = f" s{self.stride}" if self.stride != 1 else ""
         return f"{self.kernel}x{self.kernel}{stride} {self.cin}->{self.cout}"
 
@@ -442,7 +449,7 @@ def pruned_blocks(sparsity: float, cin: int) -> int:
     return int(sparsity * cin)
 
 
-def uniform_block_mask(rng, groups: int, cin: int, pruned: int):
+def uniform_block_mask(rng: np.random.Generator, groups: int, cin: int, pruned: int) -> np.ndarray:
     """Boolean (groups, Cin) mask, True = kept: every group prunes `pruned` random input channels."""
     import numpy as np
 
@@ -452,7 +459,7 @@ def uniform_block_mask(rng, groups: int, cin: int, pruned: int):
     return keep
 
 
-def apply_block_mask(kernel, keep, block_n: int):
+def apply_block_mask(kernel: np.ndarray, keep: np.ndarray, block_n: int) -> np.ndarray:
     """Zero the pruned blocks of a Keras kernel (KH, KW, Cin, Cout); `keep` is (Cout/N, Cin)."""
     import numpy as np
 
@@ -460,7 +467,7 @@ def apply_block_mask(kernel, keep, block_n: int):
     return kernel * expanded[None, None, :, :].astype(kernel.dtype)
 
 
-def count_zero_blocks(kernel, block_n: int):
+def count_zero_blocks(kernel: np.ndarray, block_n: int) -> np.ndarray:
     """All-zero 1xN blocks per group: int array of shape (Cout/N,)."""
     import numpy as np
 
@@ -480,7 +487,7 @@ def _check_uniform(name: str, kernel, block_n: int, pruned: int) -> None:
         )
 
 
-def build_layer_model(shape: ConvShape, block_n: int, sparsity: float, seed: int):
+def build_layer_model(shape: ConvShape, block_n: int, sparsity: float, seed: int) -> keras.Model:
     """Single-conv Keras model (Conv2D + bias + ReLU) with a uniform 1xN mask; deterministic."""
     import keras
     import numpy as np
@@ -505,7 +512,7 @@ def build_layer_model(shape: ConvShape, block_n: int, sparsity: float, seed: int
     return model
 
 
-def mask_net(model, block_n: int, sparsity: float, seed: int) -> dict:
+def mask_net(model: keras.Model, block_n: int, sparsity: float, seed: int) -> dict:
     """Give every prunable conv of `model` a uniform 1xN mask in place; return FLOP facts."""
     import numpy as np
 
@@ -541,7 +548,7 @@ def mask_net(model, block_n: int, sparsity: float, seed: int) -> dict:
     }
 
 
-def calibrate_batch_norm(model, seed: int, batch: int = 2) -> None:
+def calibrate_batch_norm(model: keras.Model, seed: int, batch: int = 2) -> None:
     """Set every BatchNormalization's moving statistics to those of one random input batch.
 
     Freshly initialised statistics (mean 0, variance 1) let activations shrink or grow layer
@@ -568,6 +575,7 @@ def calibrate_batch_norm(model, seed: int, batch: int = 2) -> None:
 
 
 def write_json_atomically(path: Path, data: Any) -> None:
+    """Write `data` as JSON to `path` through a temporary file, so `path` is never partial."""
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(json.dumps(data, indent=1))
     os.replace(temporary, path)
@@ -649,7 +657,9 @@ def prepare_model(
 # ----------------------------------------------------------------------------- timing
 
 
-def make_interpreter(engine: str, path: Path, threads: int, batch: int, min_sparsity):
+def make_interpreter(
+    engine: str, path: Path, threads: int, batch: int, min_sparsity: float | None
+) -> Any:
     """Allocated interpreter: engine "delegate" (ours, XNNPACK for the rest) or "xnnpack"."""
     import tflite_delegate
 
@@ -667,14 +677,14 @@ def make_interpreter(engine: str, path: Path, threads: int, batch: int, min_spar
     return interpreter
 
 
-def run_once(interpreter, image):
+def run_once(interpreter: Any, image: np.ndarray) -> np.ndarray:
     """Set the input, invoke, and return a copy of the output."""
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
     interpreter.invoke()
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
 
 
-def interpreter_sampler(interpreter) -> Callable[[int], float]:
+def interpreter_sampler(interpreter: Any) -> Callable[[int], float]:
     """A sampler for `time_interleaved`: seconds that `count` back-to-back invokes take."""
 
     def sample(count: int) -> float:
@@ -709,7 +719,7 @@ def time_interleaved(
     return samples, invokes
 
 
-def claim_facts(interpreter) -> dict:
+def claim_facts(interpreter: Any) -> dict:
     """What the delegate claimed: counts, detected block lengths, reasons for the rest."""
     import tflite_delegate
 
@@ -750,7 +760,7 @@ def claim_facts(interpreter) -> dict:
     }
 
 
-def agreement(sparse, dense) -> dict:
+def agreement(sparse: np.ndarray, dense: np.ndarray) -> dict:
     """max |sparse - dense| relative to max |dense|."""
     import numpy as np
 
@@ -1014,6 +1024,7 @@ def _claim_cell(row: dict) -> str:
 
 
 def layer_table(rows: list[dict]) -> list[str]:
+    """Markdown lines: one row per (layer, N, s, threads)."""
     lines = [
         "| nets | out | conv | N | s | thr | delegate ms | XNNPACK ms | speedup | ideal | eff. "
         "| GFLOP/s | % peak | 2/1 | claimed | microkernel | agree |",
@@ -1059,6 +1070,7 @@ def efficiency_summary(rows: list[dict]) -> list[dict]:
 
 
 def summary_table(summary: list[dict]) -> list[str]:
+    """Markdown lines: efficiency per (N, s, threads) and output width (`efficiency_summary`)."""
     widths = sorted({entry["out_width"] for entry in summary}, reverse=True)
     cells: dict[tuple, dict[int, dict]] = {}
     for entry in summary:
@@ -1088,6 +1100,7 @@ def summary_table(summary: list[dict]) -> list[str]:
 
 
 def model_table(rows: list[dict]) -> list[str]:
+    """Markdown lines: one row per (model, batch, threads), then what was not claimed and why."""
     lines = [
         "| model | batch | thr | delegate ms | XNNPACK ms | speedup | ideal | eff. | GFLOP/s "
         "| % peak | 2/1 | claimed | agree |",
@@ -1111,7 +1124,9 @@ def model_table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def write_plot(path: Path, rows: list[dict], load_start, load_end) -> str | None:
+def write_plot(
+    path: Path, rows: list[dict], load_start: Sequence[float], load_end: Sequence[float]
+) -> str | None:
     """Speedup against block sparsity per N (median over layers, layers as dots), ideal curve.
 
     Returns None when written, else the reason it was not (matplotlib missing, no rows).
@@ -1178,6 +1193,7 @@ def write_plot(path: Path, rows: list[dict], load_start, load_end) -> str | None
 
 
 def markdown_report(record: dict) -> str:
+    """The whole markdown report of a results record (as written to the JSON)."""
     env = record["environment"]
     lines = [
         "# 1xN sparse delegate vs dense XNNPACK",
@@ -1216,16 +1232,19 @@ def markdown_report(record: dict) -> str:
 
 
 def write_text_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file, so `path` is never partial."""
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(text)
     os.replace(temporary, path)
 
 
 def command_line() -> str:
+    """The command that runs this script with the arguments it was given."""
     return ("python -m scripts.benchmark_delegate " + " ".join(sys.argv[1:])).strip()
 
 
 def main(argv: Sequence[str]) -> int:
+    """Validate the flags, convert, measure, and write the results; 1 if outputs disagree."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {list(argv[1:])}")
     apply_quick_defaults()

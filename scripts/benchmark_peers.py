@@ -40,13 +40,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
 from scripts import benchmark_delegate as bench  # noqa: E402
+
+if TYPE_CHECKING:
+    import numpy as np
 
 LEVELS = ("operator", "model")
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -275,6 +278,7 @@ class XnnpackSparsePeer:
         return float(line)
 
     def close(self) -> None:
+        """Stop the child process (politely, then by force)."""
         if self._process.poll() is None:
             try:
                 self._process.stdin.write("quit\n")
@@ -285,7 +289,7 @@ class XnnpackSparsePeer:
                 self._process.wait()
 
 
-def conv_weights(path: Path, shape: bench.ConvShape):
+def conv_weights(path: Path, shape: bench.ConvShape) -> tuple[np.ndarray, np.ndarray]:
     """(filter (O, I) float32, bias (O,) float32) of the single 1x1 CONV_2D in a .tflite."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -417,7 +421,7 @@ def onnx_model(tflite: Path, rebuild: bool) -> Path:
     return path
 
 
-def ort_session(path: Path, threads: int, spinning: bool):
+def ort_session(path: Path, threads: int, spinning: bool) -> Any:
     """onnxruntime CPU session: `threads` intra-op threads, sequential, all graph optimisations."""
     import onnxruntime
 
@@ -536,6 +540,7 @@ def _versions() -> dict:
 
 
 def markdown_report(record: dict) -> str:
+    """The whole markdown report of a results record (as written to the JSON)."""
     env = record["environment"]
     lines = [
         "# 1xN sparse delegate vs other engines",
@@ -594,6 +599,7 @@ def markdown_report(record: dict) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
+    """Validate the flags, measure the selected levels, write the results; 1 on disagreement."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {list(argv[1:])}")
     settings = validate_flags()
