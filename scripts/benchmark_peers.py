@@ -17,9 +17,10 @@ onnxruntime's dense run.
   compared on one random input.
 
 Timing as in scripts.benchmark_delegate: every engine at every thread count built and warmed
-up, then `--repeats` interleaved rounds, medians, ratios of medians. onnxruntime's worker
-threads do not spin between runs (`--ort_spinning` to allow it), or they would take the cores
-from the engines measured after it.
+up, then `--repeats` interleaved rounds, medians, ratios of medians. The peers' worker threads
+do not spin between runs (`--ort_spinning`, `--libxnnpack_spinning` to allow it), or they would
+take the cores from the engines measured after them (on a busy machine, libxnnpack's spinning
+workers also slow its own 2-thread runs tenfold).
 
 Needs: gcc, Debian's libxnnpack-dev and libpthreadpool-dev (operator level), and the PyPI
 packages onnxruntime and tf2onnx (model level). Outputs in `--out_dir`: peer_benchmark.md
@@ -94,6 +95,9 @@ def define_flags() -> None:
         "tolerance", 1e-4, "Largest accepted max|difference| / max|reference| of an engine."
     )
     flags.DEFINE_bool("ort_spinning", False, "Let onnxruntime's idle worker threads spin.")
+    flags.DEFINE_bool(
+        "libxnnpack_spinning", False, "Let libxnnpack's idle worker threads spin (no yield)."
+    )
     flags.DEFINE_integer("seed", 0, "Seed of weights, masks and inputs.")
     flags.DEFINE_string(
         "out_dir",
@@ -128,6 +132,7 @@ class PeerSettings:
     min_sparsity: float | None
     tolerance: float
     ort_spinning: bool
+    libxnnpack_spinning: bool
     seed: int
     out_dir: Path
     rebuild: bool
@@ -190,6 +195,7 @@ def validate_flags() -> PeerSettings:
         min_sparsity=FLAGS.min_sparsity,
         tolerance=FLAGS.tolerance,
         ort_spinning=FLAGS.ort_spinning,
+        libxnnpack_spinning=FLAGS.libxnnpack_spinning,
         seed=FLAGS.seed,
         out_dir=out_dir,
         rebuild=FLAGS.rebuild,
@@ -248,8 +254,11 @@ def build_peer(cache: Path, rebuild: bool) -> Path:
 class XnnpackSparsePeer:
     """The C peer as a child process: checks itself at start, then times invokes on request."""
 
-    def __init__(self, binary: Path, weights: Path, shape: bench.ConvShape, threads: int):
+    def __init__(
+        self, binary: Path, weights: Path, shape: bench.ConvShape, threads: int, spinning: bool
+    ):
         arguments = [shape.out_size, shape.out_size, shape.cin, shape.cout, threads]
+        arguments.append("spin" if spinning else "yield")
         self._process = subprocess.Popen(
             [str(binary), str(weights), *(str(value) for value in arguments)],
             stdin=subprocess.PIPE,
@@ -334,7 +343,9 @@ def run_operator_level(settings: PeerSettings, binary: Path) -> list[dict]:
                         outputs[engine, threads] = bench.run_once(interpreter, image)
                         interpreters[engine, threads] = interpreter
                         samplers[engine, threads] = bench.interpreter_sampler(interpreter)
-                    peer = XnnpackSparsePeer(binary, weights_path, shape, threads)
+                    peer = XnnpackSparsePeer(
+                        binary, weights_path, shape, threads, settings.libxnnpack_spinning
+                    )
                     peers.append(peer)
                     if peer.nonzeros != nonzeros:
                         raise RuntimeError(f"peer read {peer.nonzeros} non-zeros, not {nonzeros}")
@@ -631,6 +642,7 @@ def main(argv: Sequence[str]) -> int:
             "threads": list(settings.threads),
             "model_config": settings.config.name,
             "ort_spinning": settings.ort_spinning,
+            "libxnnpack_spinning": settings.libxnnpack_spinning,
             "seed": settings.seed,
         },
         "load_average_start": load_start,

@@ -5,9 +5,12 @@
 // matrix x dense matrix (SpMM) microkernels: the packed weights keep only the non-zero values,
 // whatever their pattern, so every pruned weight is skipped.
 //
-// Usage: xnnpack_sparse_conv WEIGHTS HEIGHT WIDTH CIN COUT THREADS
+// Usage: xnnpack_sparse_conv WEIGHTS HEIGHT WIDTH CIN COUT THREADS [yield|spin]
 //   WEIGHTS: raw little-endian float32, the Cout x Cin filter (row = output channel) followed
 //   by Cout biases. The operator computes ReLU(filter * input + bias), batch 1, NCHW.
+//   yield (default): worker threads yield the CPU after each run (XNN_FLAG_YIELD_WORKERS);
+//   spin: they spin-wait for the next run, which is faster on an idle machine but takes a core
+//   from whatever runs next (the other engines of an interleaved benchmark).
 // Start-up: builds the operator, checks one run against a double-precision reference loop and
 // prints "ready nonzeros=<n> max_abs_err=<e> max_abs_out=<m>". Then it serves stdin commands,
 // one per line: "time <count>" runs <count> invokes and prints the seconds they took;
@@ -49,8 +52,15 @@ static void fill_input(float* input, size_t count) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 7) {
-    fprintf(stderr, "usage: %s WEIGHTS HEIGHT WIDTH CIN COUT THREADS\n", argv[0]);
+  if (argc != 7 && argc != 8) {
+    fprintf(stderr, "usage: %s WEIGHTS HEIGHT WIDTH CIN COUT THREADS [yield|spin]\n", argv[0]);
+    return 1;
+  }
+  uint32_t flags = XNN_FLAG_YIELD_WORKERS;
+  if (argc == 8 && strcmp(argv[7], "spin") == 0) {
+    flags = 0;
+  } else if (argc == 8 && strcmp(argv[7], "yield") != 0) {
+    fprintf(stderr, "error: the last argument must be 'yield' or 'spin', got '%s'\n", argv[7]);
     return 1;
   }
   size_t height, width, cin, cout, threads;
@@ -111,7 +121,7 @@ int main(int argc, char** argv) {
       /*padding top, right, bottom, left=*/0, 0, 0, 0, /*kernel=*/1, 1, /*subsampling=*/1, 1,
       /*dilation=*/1, 1, /*groups=*/1, cin, cout, /*input_channel_stride=*/cin,
       /*output_channel_stride=*/cout, filter, bias, /*output_min=*/0.0f,
-      /*output_max=*/INFINITY, /*flags=*/0, &op);
+      /*output_max=*/INFINITY, flags, &op);
   if (result != xnn_status_success) {
     fprintf(stderr, "error: xnn_create_convolution2d_nchw_f32 failed with status %d\n", result);
     goto cleanup;
