@@ -1,0 +1,225 @@
+"""scripts/pipeline.py: a tiny end-to-end run on the committed sample, flag validation, the report
+folder's protection, and the fall-back to the committed sample.
+
+The runs are subprocesses, as a user runs the script; the module defines its flags only when run
+as a program, so the in-process tests import it without touching absl's global flags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FASHION_MNIST_SAMPLE_DIR
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+ENVIRONMENT = {
+    **{key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"},
+    "PYTHONPATH": str(REPOSITORY),
+    "KERAS_BACKEND": "tensorflow",
+}
+# A log line of TensorFlow/absl C++ logging ("I0000 00:00:... file.cc:12] ...") or of Python's
+# absl/TF loggers ("WARNING:tensorflow:...", "I1202 12:00:00.000 ... py:12] ...").
+LOG_LINE = re.compile(r"^([IWEF]\d{4} |WARNING:|INFO:|ERROR:)|cuInit|cuda", re.MULTILINE)
+
+
+def run_pipeline(*flags: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.pipeline", *flags],
+        cwd=REPOSITORY,
+        env=ENVIRONMENT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One --tiny run on the committed sample (1 epoch of 8 steps, 32-channel net, no ResNet-50)."""
+    base = tmp_path_factory.mktemp("pipeline")
+    out_dir = base / "report"
+    completed = run_pipeline(
+        "--tiny",
+        f"--data_dir={FASHION_MNIST_SAMPLE_DIR}",
+        f"--out_dir={out_dir}",
+        f"--cache_dir={base / 'cache'}",
+        "--seed=3",
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed, out_dir, json.loads((out_dir / "report.json").read_text())
+
+
+def test_tiny_run_writes_the_whole_report(tiny_run):
+    completed, out_dir, report = tiny_run
+    for name in ("summary.md", "report.json", "models/dense.tflite", "models/subp.tflite"):
+        assert (out_dir / name).is_file(), name
+    for name in ("models/dense.keras", "models/subp_stripped.keras", "logs/native_stderr.log"):
+        assert (out_dir / name).is_file(), name
+    assert set(report) >= {"command", "data", "training", "conversion", "speed", "compression"}
+    assert "--seed=3" in report["command"] and "--tiny=True" in report["command"]
+    assert report["data"]["train_images"] == 256 and report["data"]["test_images"] == 1000
+    assert not report["data"]["is_full"]
+    assert "Not the full" in (out_dir / "summary.md").read_text()
+    # No partial folder is left next to the report.
+    assert [path.name for path in out_dir.parent.iterdir() if path.name.startswith(".")] == []
+
+
+def test_tiny_run_has_exact_uniform_block_sparsity(tiny_run):
+    _, _, report = tiny_run
+    subp = report["training"]["subp"]
+    assert subp["block_n"] == 16 and subp["sparsity"] == 0.5
+    # Every conv of vgg_small(32, 32, 32) but the stem, whose single input channel makes one
+    # block per group: keras_subp leaves it dense.
+    assert [layer["name"] for layer in subp["layers"]] == subp["sparse_layers"]
+    assert len(subp["layers"]) == 2
+    for layer in subp["layers"]:
+        cin = layer["kernel_shape"][2]
+        kept = cin - int(0.5 * cin)  # SUBP keeps Cin - int(p * Cin) blocks in every group
+        assert layer["kept_blocks_min"] == layer["kept_blocks_max"] == kept, layer
+        assert layer["balance_ratio"] == 1.0
+        assert layer["block_sparsity"] == pytest.approx(int(0.5 * cin) / cin)
+    # The schedule made the mask final before the end of training and kept it there.
+    history = subp["mask_history"]
+    assert history[-1][1] == pytest.approx(subp["layers"][0]["block_sparsity"], abs=0.05)
+    assert subp["schedule"]["recovery_epochs"] > 0
+
+
+def test_tiny_run_tflite_matches_keras_with_and_without_delegate(tiny_run):
+    _, _, report = tiny_run
+    for model, variants in (("dense", ("xnnpack",)), ("subp", ("xnnpack", "delegate"))):
+        entry = report["conversion"][model]
+        for variant in variants:
+            assert entry[variant]["accuracy_equals_keras"], (model, variant, entry)
+            assert entry[variant]["test_accuracy"] == entry["keras_test_accuracy"]
+            assert entry[variant]["max_abs_logit_difference"] < 1e-3
+    claims = report["conversion"]["subp"]["claims"]
+    assert claims["conv2d_nodes"] == 3 and claims["claimed"] >= 1
+
+
+def test_tiny_run_times_every_variant(tiny_run):
+    _, _, report = tiny_run
+    trained = report["speed"]["trained"]
+    assert "resnet50" not in report["speed"]  # --tiny turns it off
+    for batch in (1, 64):
+        entry = trained[f"batch{batch}"]
+        medians = entry["median_ms"]
+        assert set(medians) == {"dense_xnnpack", "subp_xnnpack", "subp_delegate"}
+        assert all(value > 0 for value in medians.values())
+        assert entry["delegate_speedup"] == pytest.approx(
+            medians["subp_xnnpack"] / medians["subp_delegate"], rel=1e-2
+        )
+        assert entry["images_per_second"]["subp_delegate"] == pytest.approx(
+            batch / medians["subp_delegate"] * 1e3, rel=1e-2
+        )
+
+
+def test_tiny_run_compression_rows(tiny_run):
+    _, _, report = tiny_run
+    compression = report["compression"]
+    if compression["status"] == "skipped":
+        pytest.skip(compression["reason"])
+    rows = {row["name"]: row for row in compression["rows"]}
+    assert len(rows) == 5 and all(row["status"] == "ok" for row in rows.values()), rows
+    dense_float, subp_float = rows["dense float32"], rows["SUBP 1x16 float32"]
+    udfc = next(row for name, row in rows.items() if name.startswith("UDFC"))
+    quantized = next(row for name, row in rows.items() if "symmetric" in name)
+    # Sizes at the stated bits: UDFC keeps 70% of the channels at 6 bits; 8-bit kernels are a
+    # quarter of float32 ones (biases and BatchNorm stay float32, so a little more).
+    assert udfc["size_mb_at_bits"] < 0.3 * dense_float["size_mb_at_bits"]
+    assert 0.25 < quantized["size_mb_at_bits"] / subp_float["size_mb_at_bits"] < 0.35
+    # The zero-preserving quantizer keeps every pruned block at exactly zero.
+    assert quantized["block_sparsity"] == subp_float["block_sparsity"] > 0
+    assert all(row["tflite_int8_bytes"] < row["tflite_float32_bytes"] for row in rows.values())
+
+
+def test_tiny_run_is_quiet_and_prints_the_table(tiny_run):
+    completed, out_dir, _ = tiny_run
+    assert not LOG_LINE.search(completed.stdout), completed.stdout
+    assert not LOG_LINE.search(completed.stderr), completed.stderr
+    assert "| SUBP 1x16 p=0.5 |" in completed.stdout and "delegate speedup" in completed.stdout
+    assert str(out_dir) in completed.stdout
+
+
+def test_tiny_run_plots(tiny_run):
+    pytest.importorskip("matplotlib")
+    _, out_dir, report = tiny_run
+    expected = ["accuracy_curves.png", "sparsity_balance.png", "latency.png"]
+    if report["compression"]["status"] == "ok":
+        expected.append("accuracy_vs_size.png")
+    assert report["plots"] == expected
+    for name in expected:
+        assert (out_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+@pytest.mark.parametrize(
+    ("flag", "name"),
+    [
+        ("--sparsity=1.5", "sparsity"),
+        ("--sparsity=-0.1", "sparsity"),
+        ("--widths=48,64", "widths"),
+        ("--block_n=24", "block_n"),
+        ("--epochs=0", "epochs"),
+        ("--optimizer=rmsprop", "optimizer"),
+        ("--prune_end=0", "prune_end"),
+        ("--dfmpc_low_bits=6", "dfmpc_low_bits"),
+        ("--data_dir=/nonexistent/fashion", "data_dir"),
+    ],
+)
+def test_bad_flag_gives_one_line_naming_it_and_writes_nothing(tmp_path, flag, name):
+    out_dir = tmp_path / "report"
+    completed = run_pipeline(flag, f"--out_dir={out_dir}", timeout=120)
+    assert completed.returncode == 2
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--{name}" in lines[0], completed.stderr
+    assert completed.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_report_folder_is_refused_and_kept(tmp_path):
+    out_dir = tmp_path / "report"
+    out_dir.mkdir()
+    (out_dir / "summary.md").write_text("an earlier report\n")
+    completed = run_pipeline("--tiny", f"--out_dir={out_dir}", timeout=120)
+    assert completed.returncode == 2
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--out_dir" in lines[0] and "--overwrite" in lines[0]
+    assert [path.name for path in tmp_path.iterdir()] == ["report"]
+    assert (out_dir / "summary.md").read_text() == "an earlier report\n"
+
+
+def test_finish_output_folder_replaces_only_with_overwrite(tmp_path):
+    from scripts.pipeline import FlagError, finish_output_folder
+
+    out_dir = tmp_path / "report"
+    out_dir.mkdir()
+    (out_dir / "old.txt").write_text("old")
+    work = tmp_path / ".report.partial-1"
+    work.mkdir()
+    (work / "new.txt").write_text("new")
+    with pytest.raises(FlagError, match="--out_dir"):
+        finish_output_folder(work, out_dir, overwrite=False)
+    assert (out_dir / "old.txt").read_text() == "old" and (work / "new.txt").is_file()
+    finish_output_folder(work, out_dir, overwrite=True)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["report"]
+    assert [path.name for path in out_dir.iterdir()] == ["new.txt"]
+
+
+def test_falls_back_to_the_committed_sample_and_says_why(tmp_path, monkeypatch):
+    from cnn_zoo import datasets
+    from scripts.pipeline import load_data
+
+    for name in ("DEBIAN_FASHION_MNIST_DIR", "KERAS_DATASETS_DIR", "TFDS_DATA_DIR", "CACHE_DIR"):
+        monkeypatch.setattr(datasets, name, tmp_path / name.lower())
+    monkeypatch.setattr(datasets, "REPOSITORY_ROOT", tmp_path / "repo")
+    monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
+    dataset, fell_back, why = load_data(data_dir=None, allow_download=False)
+    assert fell_back and dataset.name == "fashion-mnist (committed sample)"
+    assert dataset.x_train.shape == (5000, 28, 28) and dataset.x_test.shape == (1000, 28, 28)
+    assert why and "\n" not in why
