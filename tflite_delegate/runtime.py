@@ -168,11 +168,13 @@ def load_delegate(**options: Any):
     """Load the delegate with `ai_edge_litert.interpreter.load_delegate`.
 
     Options: num_threads (int >= 1; default: the interpreter's num_threads), min_sparsity (float
-    in [0, 1]; default 0.5, provisional until measured), block_n ("auto" or 1/2/4/8/16/32),
-    isa ("auto"/"avx512"/"avx2"/"generic"; default $TFLITE_SPARSE_DELEGATE_ISA or auto),
-    verbose (bool). Raises ValueError naming an unknown option or a bad value, or an ISA this
-    CPU lacks. The same library also loads with `tf.lite.experimental.load_delegate(
-    library_path(), options)`; pass string values there.
+    in [0, 1]; default 0.5, provisional until measured: a conv is claimed when at least this
+    fraction of its tap vectors is all zero, which equals its block sparsity when whole blocks
+    were pruned, as SUBP does), block_n ("auto" or a width of the microkernel registry:
+    1/2/4/8/16/32), isa ("auto"/"avx512"/"avx2"/"generic"; default $TFLITE_SPARSE_DELEGATE_ISA or
+    auto), verbose (bool). Raises ValueError with the delegate's own reason (naming an unknown
+    option, a bad value, or an ISA this CPU lacks). The same library also loads with
+    `tf.lite.experimental.load_delegate(library_path(), options)`; pass string values there.
     """
     from ai_edge_litert.interpreter import load_delegate as litert_load_delegate
 

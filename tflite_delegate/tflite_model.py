@@ -1,9 +1,10 @@
 """Read the CONV_2D layers of a `.tflite` model and their filters, without our delegate.
 
 Uses LiteRT's own interpreter with the builtin op resolver (no delegates) purely as a flatbuffer
-reader: `_get_ops_details()` gives the graph, `get_tensor()` gives constant tensors. Tensors are never
-allocated, so models with huge declared shapes can be read too. fp16-weight models store each filter
-as a float16 constant behind a DEQUANTIZE op; we follow it and return the weights as float32.
+reader: `litert_compat.ops_details` gives the graph, `get_tensor()` gives constant tensors. Tensors
+are never allocated, so models with huge declared shapes can be read too. fp16-weight models store
+each filter as a float16 constant behind a DEQUANTIZE op; we follow it and return the weights as
+float32.
 """
 
 from __future__ import annotations

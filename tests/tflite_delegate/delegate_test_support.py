@@ -64,7 +64,7 @@ def masked_filter(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random float32 OHWI weights, scaled by 1/sqrt(fan-in), exactly zero where `mask` is False."""
     fan_in = int(np.prod(mask.shape[1:]))
     weights = rng.normal(0.0, 1.5 / np.sqrt(max(fan_in, 1)), size=mask.shape).astype(np.float32)
-    # Keep kept weights away from zero so a kept block never vanishes by accident.
+    # Keep kept weights away from zero so a kept tap vector never vanishes by accident.
     weights = np.where(np.abs(weights) < 1e-3, np.float32(1e-3), weights)
     return np.where(mask, weights, np.float32(0.0)).astype(np.float32)
 

@@ -54,7 +54,7 @@ def test_detected_n_is_largest_holding_width():
     assert is_block_sparse_1xn(weights, 16)
     assert is_block_sparse_1xn(weights, 8)  # structure at N implies structure at divisors
     assert not is_block_sparse_1xn(weights, 32)
-    # A lone zero inside a kept block is one stray zero in 33: tolerated (at most 1 in 32).
+    # A lone zero inside a kept tap vector is one stray zero in 33: tolerated (at most 1 in 32).
     weights[5, 0, 0, 4] = 0.0
     pattern = analyze_filter(weights)
     assert (pattern.block_n, pattern.stray_zeros, pattern.zero_weights) == (16, 1, 33)

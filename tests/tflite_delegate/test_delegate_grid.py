@@ -202,7 +202,7 @@ def test_sequential_convs_share_partitions_correctly():
 
 
 def test_stray_zeros_inside_kept_blocks_keep_the_block_width():
-    """A 1x16 SUBP-style filter with one exact zero inside a kept block (as float16 rounding or
+    """A 1x16 SUBP-style filter with one exact zero inside a kept tap vector (as float16 rounding or
     training can leave) still runs at N=16, and correctly; two such zeros among few fall back."""
     import tflite_delegate
 
@@ -210,7 +210,7 @@ def test_stray_zeros_inside_kept_blocks_keep_the_block_width():
     weights = rng.uniform(0.5, 1.5, (32, 3, 3, 8)).astype(np.float32)
     weights[:16, :, :, :4] = 0.0  # group 0 drops input channels 0-3 (whole 3x3 kernels)
     weights[16:, :, :, 4:] = 0.0  # group 1 drops 4-7
-    weights[3, 1, 1, 6] = 0.0  # a stray zero in a kept block: 1 of 577 zeros
+    weights[3, 1, 1, 6] = 0.0  # a stray zero in a kept tap vector: 1 of 577 zeros
     content = build_conv_model((1, 9, 7, 8), [ConvSpec(weights, None)])
     interpreter, delegate = delegate_interpreter(content, min_sparsity=0.0)
     (decision,) = tflite_delegate.delegation_report(delegate)

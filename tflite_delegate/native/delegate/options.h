@@ -19,7 +19,7 @@ constexpr int kMaxThreads = 256;
 
 struct DelegateOptions {
   int num_threads = 0;  // 0: use the interpreter's recommended_num_threads
-  double min_sparsity = kDefaultMinSparsity;  // claim layers at least this 1xN block-sparse
+  double min_sparsity = kDefaultMinSparsity;  // claim layers at least this tap-vector sparse
   int block_n = 0;                            // 0: detect per layer; else forced block width
   Isa isa = Isa::kGeneric;                    // resolved microkernel ISA (never "auto")
   bool verbose = false;                       // print claiming decisions to stderr

@@ -1,0 +1,334 @@
+// Microbenchmark of the delegate's microkernels and of the sparse CONV_2D operator.
+//
+//   build/native/bench_kernels [--shapes HxWxCINxCOUTxK[xSTRIDE],...] [--block-n 16]
+//       [--sparsity 0.5] [--threads 1,2] [--repeats 11] [--isa auto|avx512|avx2|generic]
+//       [--min-sample-ms 20]
+//
+// Default: the stride-1 convolutions of ResNet-50's four stages at 224x224 input (output widths
+// 56, 28, 14 and 7), 1x16 blocks at 50 % block sparsity (whole KxK windows, the same count kept in
+// every group, as SUBP trains them), 1 and 2 threads.
+//
+// For each shape and thread count the operator runs on the sparse filter and on the same layer
+// with a fully dense filter (every block kept), interleaved: each repeat times one sample of
+// each, a sample repeats the call until it lasts at least --min-sample-ms, and the tables report
+// medians. "dense GFLOP/s" is the layer's dense FLOPs (2 x pixels x Cout x KH x KW x Cin) over
+// the dense time: the dense rate measured in this run. "effective GFLOP/s" is the same dense
+// FLOPs over the sparse time; "speedup" is dense time / sparse time and "efficiency" the speedup
+// over the ideal 1 / (1 - sparsity). The microkernel table times each registered variant alone
+// on an L2-resident problem (full tiles, all groups per call).
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/aligned_buffer.h"
+#include "microkernels/microkernel.h"
+#include "operator/sparse_conv_operator.h"
+#include "packing/block_pattern.h"
+#include "packing/packing.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using tflite_sparse::FilterShape;
+using tflite_sparse::Isa;
+
+struct Shape {
+  int in_h, in_w, in_channels, out_channels, kernel, stride;
+};
+
+struct Flags {
+  std::vector<Shape> shapes;
+  int block_n = 16;
+  double sparsity = 0.5;
+  std::vector<int> threads = {1, 2};
+  int repeats = 11;
+  std::string isa = "auto";
+  double min_sample_ms = 20.0;
+};
+
+// ResNet-50's stride-1 convolutions at 224x224 input (bottleneck 1x1 / 3x3 / 1x1 and the block
+// input 1x1), per stage.
+const Shape kResNet50Shapes[] = {
+    {56, 56, 64, 64, 1, 1},    {56, 56, 64, 64, 3, 1},    {56, 56, 64, 256, 1, 1},
+    {56, 56, 256, 64, 1, 1},   {28, 28, 128, 128, 3, 1},  {28, 28, 128, 512, 1, 1},
+    {28, 28, 512, 128, 1, 1},  {14, 14, 256, 256, 3, 1},  {14, 14, 256, 1024, 1, 1},
+    {14, 14, 1024, 256, 1, 1}, {7, 7, 512, 512, 3, 1},    {7, 7, 512, 2048, 1, 1},
+    {7, 7, 2048, 512, 1, 1},
+};
+
+[[noreturn]] void Usage(const char* problem) {
+  std::fprintf(stderr, "error: %s\nsee the comment at the top of tools/bench_kernels.cc\n",
+               problem);
+  std::exit(2);
+}
+
+std::vector<std::string> Split(const std::string& text, char separator) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (size_t end; (end = text.find(separator, start)) != std::string::npos; start = end + 1) {
+    parts.push_back(text.substr(start, end - start));
+  }
+  parts.push_back(text.substr(start));
+  return parts;
+}
+
+int ToInt(const std::string& text, const char* what) {
+  char* end = nullptr;
+  const long value = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || value < 1 || value > (1 << 20)) {
+    Usage((std::string("bad ") + what + " '" + text + "'").c_str());
+  }
+  return static_cast<int>(value);
+}
+
+Flags ParseFlags(int argc, char** argv) {
+  Flags flags;
+  flags.shapes.assign(std::begin(kResNet50Shapes), std::end(kResNet50Shapes));
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) Usage(("flag " + flag + " needs a value").c_str());
+    const std::string value = argv[++i];
+    if (flag == "--shapes") {
+      flags.shapes.clear();
+      for (const std::string& item : Split(value, ',')) {
+        const std::vector<std::string> fields = Split(item, 'x');
+        if (fields.size() != 5 && fields.size() != 6) Usage(("bad shape '" + item + "'").c_str());
+        flags.shapes.push_back({ToInt(fields[0], "H"), ToInt(fields[1], "W"),
+                                ToInt(fields[2], "CIN"), ToInt(fields[3], "COUT"),
+                                ToInt(fields[4], "K"),
+                                fields.size() == 6 ? ToInt(fields[5], "STRIDE") : 1});
+      }
+    } else if (flag == "--block-n") {
+      flags.block_n = ToInt(value, "block_n");
+    } else if (flag == "--sparsity") {
+      flags.sparsity = std::atof(value.c_str());
+      if (!(flags.sparsity >= 0.0 && flags.sparsity < 1.0)) Usage("sparsity must be in [0, 1)");
+    } else if (flag == "--threads") {
+      flags.threads.clear();
+      for (const std::string& item : Split(value, ',')) {
+        flags.threads.push_back(ToInt(item, "threads"));
+      }
+    } else if (flag == "--repeats") {
+      flags.repeats = ToInt(value, "repeats");
+    } else if (flag == "--isa") {
+      flags.isa = value;
+    } else if (flag == "--min-sample-ms") {
+      flags.min_sample_ms = std::atof(value.c_str());
+    } else {
+      Usage(("unknown flag " + flag).c_str());
+    }
+  }
+  return flags;
+}
+
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t middle = values.size() / 2;
+  return values.size() % 2 ? values[middle] : 0.5 * (values[middle - 1] + values[middle]);
+}
+
+// OHWI filter with whole-window blocks: every group of block_n output channels keeps the same
+// number of input channels (chosen at random), all KxK taps of them.
+std::vector<float> BlockSparseFilter(const FilterShape& shape, int block_n, double sparsity,
+                                     std::mt19937_64& rng) {
+  std::normal_distribution<float> normal(0.0f, 0.1f);
+  const int64_t taps = shape.TapsPerChannel();
+  std::vector<float> filter(static_cast<size_t>(shape.out_channels * taps), 0.0f);
+  const int kept = std::max(1, static_cast<int>(shape.in_channels * (1.0 - sparsity) + 0.5));
+  std::vector<int> channels(shape.in_channels);
+  for (int group = 0; group * block_n < shape.out_channels; ++group) {
+    for (int c = 0; c < shape.in_channels; ++c) channels[c] = c;
+    std::shuffle(channels.begin(), channels.end(), rng);
+    for (int o = group * block_n; o < std::min(shape.out_channels, (group + 1) * block_n); ++o) {
+      for (int k = 0; k < kept; ++k) {
+        for (int window = 0; window < shape.kernel_h * shape.kernel_w; ++window) {
+          float value = normal(rng);
+          if (value == 0.0f) value = 0.01f;
+          filter[o * taps + window * shape.in_channels + channels[k]] = value;
+        }
+      }
+    }
+  }
+  return filter;
+}
+
+std::unique_ptr<tflite_sparse::SparseConvOperator> MakeOperator(
+    const Shape& s, const std::vector<float>& filter, int block_n,
+    const tflite_sparse::MicrokernelVariant* variant,
+    std::shared_ptr<tflite_sparse::ThreadPool> pool) {
+  FilterShape shape;
+  shape.out_channels = s.out_channels;
+  shape.kernel_h = shape.kernel_w = s.kernel;
+  shape.in_channels = s.in_channels;
+  const tflite_sparse::BlockPattern pattern =
+      tflite_sparse::AnalyzeBlockPattern(filter.data(), shape, block_n);
+  tflite_sparse::PackedFilter packed;
+  std::string error;
+  if (!tflite_sparse::PackFilter(filter.data(), nullptr, shape, pattern, &packed, &error)) {
+    Usage(error.c_str());
+  }
+  tflite_sparse::ConvParameters params;
+  params.padding = tflite_sparse::Padding::kSame;
+  params.stride_h = params.stride_w = s.stride;
+  auto op = std::make_unique<tflite_sparse::SparseConvOperator>(
+      params, -3.4e38f, 3.4e38f, std::move(packed), variant, std::move(pool));
+  if (!op->Prepare(1, s.in_h, s.in_w, s.in_channels, &error)) Usage(error.c_str());
+  return op;
+}
+
+// One timed sample: repeats `run` `iterations` times; returns seconds per call.
+template <class Function>
+double Sample(int iterations, const Function& run) {
+  const auto start = Clock::now();
+  for (int i = 0; i < iterations; ++i) run();
+  return std::chrono::duration<double>(Clock::now() - start).count() / iterations;
+}
+
+// Calls per sample so that a sample lasts at least min_ms.
+template <class Function>
+int Calibrate(double min_ms, const Function& run) {
+  run();  // warm-up
+  int iterations = 1;
+  while (Sample(iterations, run) * iterations * 1e3 < min_ms && iterations < (1 << 20)) {
+    iterations *= 2;
+  }
+  return iterations;
+}
+
+void BenchOperators(const Flags& flags, Isa isa) {
+  const tflite_sparse::MicrokernelVariant* variant = tflite_sparse::FindMicrokernel(isa, flags.block_n);
+  if (variant == nullptr) Usage("no microkernel for this ISA and block width");
+  std::printf("\n## Conv operator: 1x%d blocks, %.0f %% block sparsity, microkernel %s\n\n",
+              flags.block_n, 100.0 * flags.sparsity, variant->name);
+  std::printf("| shape (HxW, Cin->Cout, KxK) | threads | dense ms | dense GFLOP/s | sparse ms "
+              "| sparse GFLOP/s | effective GFLOP/s | speedup | efficiency |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::mt19937_64 rng(2026);
+  const double ideal = 1.0 / (1.0 - flags.sparsity);
+  for (const Shape& s : flags.shapes) {
+    FilterShape shape;
+    shape.out_channels = s.out_channels;
+    shape.kernel_h = shape.kernel_w = s.kernel;
+    shape.in_channels = s.in_channels;
+    const std::vector<float> sparse = BlockSparseFilter(shape, flags.block_n, flags.sparsity, rng);
+    const std::vector<float> dense = BlockSparseFilter(shape, flags.block_n, 0.0, rng);
+    std::vector<float> input(static_cast<size_t>(s.in_h) * s.in_w * s.in_channels);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (float& value : input) value = normal(rng);
+    for (int threads : flags.threads) {
+      auto pool = std::make_shared<tflite_sparse::ThreadPool>(threads);
+      auto sparse_op = MakeOperator(s, sparse, flags.block_n, variant, pool);
+      auto dense_op = MakeOperator(s, dense, flags.block_n, variant, pool);
+      const tflite_sparse::ConvGeometry& g = sparse_op->geometry();
+      std::vector<float> output(static_cast<size_t>(g.out_h) * g.out_w * g.out_channels);
+      auto run_sparse = [&] { sparse_op->Run(input.data(), output.data()); };
+      auto run_dense = [&] { dense_op->Run(input.data(), output.data()); };
+      const int sparse_iterations = Calibrate(flags.min_sample_ms, run_sparse);
+      const int dense_iterations = Calibrate(flags.min_sample_ms, run_dense);
+      std::vector<double> sparse_times, dense_times;
+      for (int repeat = 0; repeat < flags.repeats; ++repeat) {  // interleaved
+        dense_times.push_back(Sample(dense_iterations, run_dense));
+        sparse_times.push_back(Sample(sparse_iterations, run_sparse));
+      }
+      const double dense_seconds = Median(dense_times);
+      const double sparse_seconds = Median(sparse_times);
+      const double dense_flops =
+          2.0 * g.out_h * g.out_w * s.out_channels * s.kernel * s.kernel * s.in_channels;
+      const double kept = static_cast<double>(sparse_op->packed().group_begin.back()) /
+                          dense_op->packed().group_begin.back();
+      const double speedup = dense_seconds / sparse_seconds;
+      std::printf("| %dx%d, %d->%d, %dx%d%s | %d | %.3f | %.1f | %.3f | %.1f | %.1f | %.2f | %.2f |\n",
+                  g.out_h, g.out_w, s.in_channels, s.out_channels, s.kernel, s.kernel,
+                  s.stride > 1 ? ", stride 2" : "", threads, dense_seconds * 1e3,
+                  dense_flops / dense_seconds * 1e-9, sparse_seconds * 1e3,
+                  kept * dense_flops / sparse_seconds * 1e-9, dense_flops / sparse_seconds * 1e-9,
+                  speedup, speedup / ideal);
+      std::fflush(stdout);
+    }
+  }
+}
+
+void BenchMicrokernels(const Flags& flags) {
+  // L2-resident problem: 64 input channels, 3x3 window, 50 % of the blocks kept, 4 groups.
+  std::printf("\n## Microkernels alone (1 thread, full tiles, 3x3 window, Cin 64, 4 groups, "
+              "%.0f %% block sparsity)\n\n", 100.0 * flags.sparsity);
+  std::printf("| variant | N | P | GFLOP/s |\n|---|---:|---:|---:|\n");
+  size_t count = 0;
+  const tflite_sparse::MicrokernelVariant* variants = tflite_sparse::RegisteredMicrokernels(&count);
+  std::mt19937_64 rng(7);
+  for (size_t v = 0; v < count; ++v) {
+    const tflite_sparse::MicrokernelVariant& variant = variants[v];
+    if (!tflite_sparse::IsaSupportedByCpu(variant.isa)) {
+      std::printf("| %s | %d | %d | skipped: CPU lacks %s |\n", variant.name, variant.block_n,
+                  variant.tile_pixels, tflite_sparse::IsaRequirement(variant.isa));
+      continue;
+    }
+    FilterShape shape;
+    shape.out_channels = 4 * variant.block_n;
+    shape.kernel_h = shape.kernel_w = 3;
+    shape.in_channels = 64;
+    const std::vector<float> filter = BlockSparseFilter(shape, variant.block_n, flags.sparsity, rng);
+    const Shape s{16, 16, 64, shape.out_channels, 3, 1};
+    auto op = MakeOperator(s, filter, variant.block_n, &variant,
+                           std::make_shared<tflite_sparse::ThreadPool>(1));
+    const tflite_sparse::PackedFilter& packed = op->packed();
+    std::vector<float> input(18 * 18 * 64);
+    for (float& value : input) value = std::normal_distribution<float>(0.0f, 1.0f)(rng);
+    std::vector<int64_t> offsets(variant.tile_pixels);
+    std::vector<int32_t> taps(packed.tap_index.size());
+    for (size_t k = 0; k < taps.size(); ++k) {
+      const int32_t tap = packed.tap_index[k];
+      const int ci = tap % 64, kx = tap / 64 % 3, ky = tap / 192;
+      taps[k] = (ky * 18 + kx) * 64 + ci;
+    }
+    for (int p = 0; p < variant.tile_pixels; ++p) offsets[p] = (p % 16) * 64 + (p / 16) * 18 * 64;
+    std::vector<float> output(static_cast<size_t>(variant.tile_pixels) * shape.out_channels);
+    tflite_sparse::SparseTileArgs args;
+    args.input = input.data();
+    args.pixel_offsets = offsets.data();
+    args.num_pixels = variant.tile_pixels;
+    args.first_group = 0;
+    args.end_group = packed.num_groups;
+    args.group_begin = packed.group_begin.data();
+    args.weights = packed.weights.data();
+    args.tap_offsets = taps.data();
+    args.bias = packed.bias.data();
+    args.output = output.data();
+    args.output_pixel_stride = shape.out_channels;
+    args.out_channels = shape.out_channels;
+    args.activation_min = -3.4e38f;
+    args.activation_max = 3.4e38f;
+    auto run = [&] { variant.function(args); };
+    const int iterations = Calibrate(flags.min_sample_ms / 4, run);
+    std::vector<double> times;
+    for (int repeat = 0; repeat < flags.repeats; ++repeat) times.push_back(Sample(iterations, run));
+    const double flops = 2.0 * variant.tile_pixels * packed.group_begin.back() * variant.block_n;
+    std::printf("| %s | %d | %d | %.1f |\n", variant.name, variant.block_n, variant.tile_pixels,
+                flops / Median(times) * 1e-9);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Flags flags = ParseFlags(argc, argv);
+  Isa isa = tflite_sparse::BestSupportedIsa();
+  if (flags.isa != "auto" && !tflite_sparse::ParseIsaName(flags.isa, &isa)) Usage("bad --isa");
+  if (!tflite_sparse::IsaSupportedByCpu(isa)) Usage("this CPU cannot run that ISA");
+  std::string command = "build/native/bench_kernels";
+  for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
+  double load[3] = {0, 0, 0};
+  if (getloadavg(load, 3) < 0) load[0] = -1;
+  std::printf("# %s\n# isa %s, %d repeats (medians, interleaved), load average %.2f at start\n",
+              command.c_str(), tflite_sparse::IsaName(isa), flags.repeats, load[0]);
+  BenchMicrokernels(flags);
+  BenchOperators(flags, isa);
+  return 0;
+}
