@@ -46,7 +46,8 @@ class ModelEditor:
             if len(set(names)) != len(names):
                 continue  # cannot address by name; such layers are never edited and keep their weights
             self.weights[layer.name] = {
-                variable.name: np.array(variable, dtype=np.float64) for variable in layer.weights
+                variable.name: np.asarray(variable.numpy(), dtype=np.float64)
+                for variable in layer.weights
             }
         self.channel_counts: dict[str, int] = {}
 
@@ -141,6 +142,8 @@ class ModelEditor:
 
         clone = keras.models.clone_model(self.model, clone_function=clone_layer)
         for layer in clone.layers:
+            if not layer.weights:
+                continue  # e.g. a cloned InputLayer, which Keras renames
             original = self.model.get_layer(layer.name)
             store = self.weights.get(layer.name)
             if store is None:

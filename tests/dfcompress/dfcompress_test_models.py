@@ -1,0 +1,132 @@
+"""Small seeded BN networks for the dfcompress tests."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+L = keras.layers
+
+
+def random_bn_statistics(model: keras.Model, rng: np.random.Generator) -> keras.Model:
+    """Give every BatchNormalization random gamma, beta, moving mean and variance (in place)."""
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            c = layer.moving_mean.shape[0]
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, c),
+                    rng.normal(0.0, 0.3, c),
+                    rng.normal(0.0, 0.3, c),
+                    rng.uniform(0.5, 2.0, c),
+                ]
+            )
+    return model
+
+
+def conv_net(
+    seed: int,
+    sequential: bool = False,
+    head: str = "gap",
+    widths: tuple[int, ...] = (12, 16, 16),
+    input_shape: tuple[int, int, int] = (10, 10, 3),
+) -> keras.Model:
+    """Conv-BN-ReLU stacks (3x3, same padding, max-pool between) -> GAP or Flatten -> Dense(5)."""
+    keras.utils.set_random_seed(seed)
+    layers: list = []
+    for index, width in enumerate(widths):
+        if index:
+            layers.append(L.MaxPooling2D(2, name=f"pool{index}"))
+        layers += [
+            L.Conv2D(width, 3, padding="same", name=f"conv{index}"),
+            L.BatchNormalization(name=f"bn{index}"),
+            L.ReLU(name=f"relu{index}"),
+        ]
+    layers.append(L.GlobalAveragePooling2D(name="gap") if head == "gap" else L.Flatten(name="flat"))
+    layers.append(L.Dense(5, name="classifier"))
+    if sequential:
+        model = keras.Sequential([keras.Input(input_shape), *layers], name="seq")
+    else:
+        inputs = keras.Input(input_shape)
+        x = inputs
+        for layer in layers:
+            x = layer(x)
+        model = keras.Model(inputs, x, name="func")
+    return random_bn_statistics(model, np.random.default_rng(seed))
+
+
+def residual_net(seed: int) -> keras.Model:
+    """Stem, two basic blocks (3x3 conv1 -> BN -> ReLU -> 3x3 conv2 -> BN -> Add), GAP, Dense."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((10, 10, 3))
+    x = L.ReLU(name="stem_relu")(
+        L.BatchNormalization(name="stem_bn")(L.Conv2D(16, 3, padding="same", name="stem")(inputs))
+    )
+    for block in range(2):
+        y = L.Conv2D(16, 3, padding="same", use_bias=False, name=f"b{block}_conv1")(x)
+        y = L.ReLU(name=f"b{block}_relu1")(L.BatchNormalization(name=f"b{block}_bn1")(y))
+        y = L.Conv2D(16, 3, padding="same", use_bias=False, name=f"b{block}_conv2")(y)
+        y = L.BatchNormalization(name=f"b{block}_bn2")(y)
+        x = L.ReLU(name=f"b{block}_out")(L.Add(name=f"b{block}_add")([x, y]))
+    outputs = L.Dense(5, name="classifier")(L.GlobalAveragePooling2D(name="gap")(x))
+    return random_bn_statistics(keras.Model(inputs, outputs), np.random.default_rng(seed))
+
+
+def plant_redundant_channels(
+    model: keras.Model, rng: np.random.Generator, fraction: float = 0.3, noise: float = 0.05
+) -> keras.Model:
+    """Make `fraction` of each Conv2D -> BN layer's channels (the smallest by norm) noisy positive
+    combinations of two other channels at the BN output: UDFC's premise that a pruned channel's
+    information is held by a linear combination of kept channels. Every other weight stays random.
+    """
+    for layer in model.layers:
+        if not isinstance(layer, L.Conv2D):
+            continue
+        bn = next(
+            (
+                c
+                for c in model.layers
+                if isinstance(c, L.BatchNormalization) and c.input is layer.output
+            ),
+            None,
+        )
+        if bn is None:
+            continue
+        kernel = layer.kernel.numpy().astype(np.float64)
+        bias = layer.bias.numpy().astype(np.float64) if layer.use_bias else None
+        gamma, beta, mean, variance = (w.astype(np.float64) for w in bn.get_weights())
+        sigma = np.sqrt(variance + bn.epsilon)
+        filters = kernel.reshape(-1, kernel.shape[-1])
+        channels = filters.shape[1]
+        count = channels - int(channels * (1 - fraction))
+        redundant = np.arange(channels - count, channels)
+        sources = np.arange(channels - count)
+        gamma[redundant], variance[redundant] = 1.5, 0.5  # large gamma/sigma: smallest raw filters
+        sigma = np.sqrt(variance + bn.epsilon)
+        for j in redundant:
+            a, b = rng.choice(sources, 2, replace=False)
+            ca, cb = rng.uniform(0.2, 0.4, 2)  # small: the redundant channel has the smallest norm
+            # BN-folded filter and effective bias of j = ca * (those of a) + cb * (those of b) + noise.
+            folded = (
+                ca * gamma[a] / sigma[a] * filters[:, a] + cb * gamma[b] / sigma[b] * filters[:, b]
+            )
+            folded = folded + noise * np.linalg.norm(folded) / np.sqrt(len(folded)) * rng.normal(
+                size=folded.shape
+            )
+            filters[:, j] = folded * sigma[j] / gamma[j]
+            k_a = beta[a] - gamma[a] * (mean[a] - (bias[a] if bias is not None else 0)) / sigma[a]
+            k_b = beta[b] - gamma[b] * (mean[b] - (bias[b] if bias is not None else 0)) / sigma[b]
+            beta[j] = (
+                ca * k_a
+                + cb * k_b
+                + gamma[j] * (mean[j] - (bias[j] if bias is not None else 0)) / sigma[j]
+            )
+        layer.kernel.assign(filters.reshape(kernel.shape).astype(np.float32))
+        weights = [gamma, beta, mean, variance]
+        bn.set_weights([w.astype(np.float32) for w in weights])
+    return model
+
+
+def relative_error(model: keras.Model, reference: np.ndarray, x: np.ndarray) -> float:
+    output = np.asarray(model(x, training=False))
+    return float(np.linalg.norm(output - reference) / np.linalg.norm(reference))
