@@ -56,7 +56,7 @@ struct SparseTileArgs {
 using SparseTileFunction = void (*)(const SparseTileArgs& args);
 
 struct MicrokernelVariant {
-  const char* name;  // e.g. "f32_1x16_p16__avx512": weight type, 1xN, tile pixels, ISA
+  const char* name;  // e.g. "f32_1x16_p8__avx512": weight type, 1xN, tile pixels, ISA
   Isa isa;
   WeightType weight_type;
   int block_n;      // N: output channels per group

@@ -11,8 +11,8 @@
 
 #if defined(__x86_64__)
 #define TFLITE_SPARSE_X86_MICROKERNELS(X)     \
-  X(f32, kFloat32, 32, 12, avx512, kAvx512)   \
-  X(f32, kFloat32, 16, 16, avx512, kAvx512)   \
+  X(f32, kFloat32, 32, 8, avx512, kAvx512)     \
+  X(f32, kFloat32, 16, 8, avx512, kAvx512)    \
   X(f32, kFloat32, 8, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 4, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 2, 4, avx512, kAvx512)     \

@@ -5,8 +5,7 @@
 // input value per pixel. A call covers a range of groups for the same pixels, so the tile's
 // input stays in L1 while the weights stream.
 //
-// Short tiles (fewer than P pixels: the end of the flattened pixel range) run as smaller
-// multi-pixel sub-tiles of 8, 4 and 2 pixels, then single pixels. Every instantiation gives an
+// Every tile size from 1 to P pixels has its own instantiation. Every instantiation gives an
 // output element the same arithmetic: the bias, then one multiply-add per kept tap vector in
 // packed order. So results do not depend on the tile size or on which thread computes a pixel.
 //
@@ -87,8 +86,12 @@ inline void GroupTile(const SparseTileArgs& args, const float* const* origins, i
     }
   } else {
     // Partial last group: only the first remaining_channels lanes exist in the output tensor.
+    // Fully unrolled so the accumulators stay in registers (a rolled loop over p makes GCC keep
+    // the whole accumulator array in memory, also inside the tap loop above).
+#pragma GCC unroll 16
     for (int p = 0; p < P; ++p) {
       alignas(64) float lanes[kBlockN];
+#pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         V::Store(lanes + r * V::kLanes, V::Clamp(accumulators[p][r], low, high));
       }
@@ -107,37 +110,29 @@ inline void PixelTile(const SparseTileArgs& args, const float* const* origins, f
   }
 }
 
-// The microkernel: a full tile of P pixels, or a short tile as sub-tiles of 8, 4, 2 and 1.
+// Runs PixelTile<V, R, pixels> for a run-time pixel count in [1, P]: every tile size has its own
+// instantiation, so the operator can cut the flattened pixels into tiles of nearly equal size
+// (49 pixels as 7 x 7 rather than 6 x 8 + 1) and no pixel runs as a lone, latency-bound chain.
+template <class V, int R, int P>
+inline void PixelTileOfSize(const SparseTileArgs& args, const float* const* origins,
+                            int pixels) {
+  if constexpr (P > 1) {
+    if (pixels < P) {
+      PixelTileOfSize<V, R, P - 1>(args, origins, pixels);
+      return;
+    }
+  }
+  PixelTile<V, R, P>(args, origins, args.output);
+}
+
+// The microkernel: a tile of 1 to P pixels.
 template <class V, int R, int P>
 void SparseTile(const SparseTileArgs& args) {
   static_assert(P >= 1, "a tile has at least one pixel");
   const float* origins[P];
   const int pixels = args.num_pixels < P ? args.num_pixels : P;
   for (int p = 0; p < pixels; ++p) origins[p] = args.input + args.pixel_offsets[p];
-  if (pixels == P) {
-    PixelTile<V, R, P>(args, origins, args.output);
-    return;
-  }
-  int done = 0;
-  const int64_t stride = args.output_pixel_stride;
-  if constexpr (P > 8) {
-    for (; pixels - done >= 8; done += 8) {
-      PixelTile<V, R, 8>(args, origins + done, args.output + done * stride);
-    }
-  }
-  if constexpr (P > 4) {
-    if (pixels - done >= 4) {
-      PixelTile<V, R, 4>(args, origins + done, args.output + done * stride);
-      done += 4;
-    }
-  }
-  if constexpr (P > 2) {
-    if (pixels - done >= 2) {
-      PixelTile<V, R, 2>(args, origins + done, args.output + done * stride);
-      done += 2;
-    }
-  }
-  if (pixels - done >= 1) PixelTile<V, R, 1>(args, origins + done, args.output + done * stride);
+  PixelTileOfSize<V, R, P>(args, origins, pixels);
 }
 
 }  // namespace

@@ -9,8 +9,13 @@ namespace tflite_sparse {
 
 namespace {
 
-// Pixel tiles per thread below which the operator splits groups between threads instead.
-constexpr int64_t kMinPixelTilesPerThread = 4;
+// Packed weights of one group chunk should stay in the core's private L2 while the chunk sweeps
+// every pixel tile: a quarter of a 1 MiB L2 leaves room for the tiles' input rows.
+constexpr int64_t kChunkWeightBytes = 256 * 1024;
+// Below this many pixel tiles per thread, groups are cut into more chunks so that every thread
+// gets whole groups (balanced for any image size: a 7x7 image has only 7 tiles of 7 pixels).
+constexpr int64_t kMinTilesPerThread = 16;
+constexpr int64_t kChunksPerThread = 4;
 
 }  // namespace
 
@@ -68,16 +73,33 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   // Zeroed once here; Run rewrites only the interior, so the borders stay zero.
   padded_input_.ResizeZeroed(g.needs_padding ? static_cast<size_t>(batch) * g.PaddedImageSize()
                                              : 0);
-  const int64_t pixel_tiles =
-      (batch * pixels_per_image + variant_->tile_pixels - 1) / variant_->tile_pixels;
+  // Pixel tiles of nearly equal size: tile t covers [pixels * t / tiles, pixels * (t+1) / tiles).
+  const int64_t pixels = static_cast<int64_t>(pixel_offsets_.size());
+  const int64_t tile_pixels = variant_->tile_pixels;
+  const int64_t tiles = (pixels + tile_pixels - 1) / tile_pixels;
+  tile_first_pixel_.resize(static_cast<size_t>(tiles + 1));
+  for (int64_t t = 0; t <= tiles; ++t) tile_first_pixel_[t] = tiles > 0 ? pixels * t / tiles : 0;
+  // Group chunks of nearly equal cost; a group's cost is its kept tap vectors plus one for the
+  // bias, activation and stores, so that empty groups still count.
+  const int64_t groups = packed_.num_groups;
   const int64_t threads = pool_->num_threads();
-  groups_outer_ = pixel_tiles < kMinPixelTilesPerThread * threads && packed_.num_groups > 1;
-  group_tile_ = packed_.num_groups;
-  if (groups_outer_) {
-    const int64_t ranges = threads * kMinPixelTilesPerThread < packed_.num_groups
-                               ? threads * kMinPixelTilesPerThread
-                               : packed_.num_groups;
-    group_tile_ = (packed_.num_groups + ranges - 1) / ranges;
+  const int64_t kept = packed_.group_begin[groups];
+  const int64_t weight_bytes = kept * packed_.block_n * static_cast<int64_t>(sizeof(float));
+  int64_t chunks = (weight_bytes + kChunkWeightBytes - 1) / kChunkWeightBytes;
+  if (threads > 1 && tiles < kMinTilesPerThread * threads && chunks < kChunksPerThread * threads) {
+    chunks = kChunksPerThread * threads;
+  }
+  if (chunks > groups) chunks = groups;
+  if (chunks < 1) chunks = 1;
+  const int64_t total_cost = kept + groups;
+  chunk_first_group_.assign(static_cast<size_t>(chunks + 1), static_cast<int32_t>(groups));
+  chunk_first_group_[0] = 0;
+  int64_t group = 0;
+  for (int64_t chunk = 1; chunk < chunks; ++chunk) {
+    // First group whose cost prefix reaches chunk / chunks of the total.
+    const int64_t target = (total_cost * chunk + chunks - 1) / chunks;
+    while (group < groups && packed_.group_begin[group] + group < target) ++group;
+    chunk_first_group_[chunk] = static_cast<int32_t>(group);
   }
   prepared_ = true;
   return true;
@@ -124,30 +146,26 @@ bool SparseConvOperator::Run(const float* input, float* output) {
   base.activation_min = activation_min_;
   base.activation_max = activation_max_;
   const SparseTileFunction function = variant_->function;
-  auto tile = [&base, function](int64_t pixel, int64_t pixels, int64_t group, int64_t groups) {
-    SparseTileArgs args = base;
-    args.pixel_offsets = base.pixel_offsets + pixel;
-    args.num_pixels = static_cast<int>(pixels);
-    args.first_group = static_cast<int>(group);
-    args.end_group = static_cast<int>(group + groups);
-    args.output = base.output + pixel * base.output_pixel_stride;
-    function(args);
-  };
-  const int64_t pixels = static_cast<int64_t>(pixel_offsets_.size());
-  const int64_t groups = packed_.num_groups;
-  const int64_t tile_pixels = variant_->tile_pixels;
-  if (groups_outer_) {
-    return Parallelize2DTile(pool_.get(), groups, pixels, group_tile_, tile_pixels,
-                             [&tile](int64_t group, int64_t pixel, int64_t group_count,
-                                     int64_t pixel_count) {
-                               tile(pixel, pixel_count, group, group_count);
-                             });
-  }
-  return Parallelize2DTile(pool_.get(), pixels, groups, tile_pixels, group_tile_,
-                           [&tile](int64_t pixel, int64_t group, int64_t pixel_count,
-                                   int64_t group_count) {
-                             tile(pixel, pixel_count, group, group_count);
-                           });
+  const int64_t tiles = static_cast<int64_t>(tile_first_pixel_.size()) - 1;
+  const int64_t chunks = static_cast<int64_t>(chunk_first_group_.size()) - 1;
+  const int64_t* tile_first_pixel = tile_first_pixel_.data();
+  const int32_t* chunk_first_group = chunk_first_group_.data();
+  // One work item = one pixel tile x one group chunk; chunk-major, so a thread's run sweeps
+  // every tile with the same chunk of weights before moving to the next chunk.
+  return Parallelize1DTile(
+      pool_.get(), chunks * tiles, 1,
+      [&base, function, tiles, tile_first_pixel, chunk_first_group](int64_t item, int64_t) {
+        const int64_t chunk = item / tiles;
+        const int64_t tile = item % tiles;
+        const int64_t pixel = tile_first_pixel[tile];
+        SparseTileArgs args = base;
+        args.pixel_offsets = base.pixel_offsets + pixel;
+        args.num_pixels = static_cast<int>(tile_first_pixel[tile + 1] - pixel);
+        args.first_group = chunk_first_group[chunk];
+        args.end_group = chunk_first_group[chunk + 1];
+        args.output = base.output + pixel * base.output_pixel_stride;
+        function(args);
+      });
 }
 
 }  // namespace tflite_sparse

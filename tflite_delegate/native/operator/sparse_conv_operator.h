@@ -60,11 +60,13 @@ class SparseConvOperator {
   std::vector<int32_t> tap_offsets_;    // per kept tap vector, for the current input width
   std::vector<int64_t> pixel_offsets_;  // per flattened output pixel: its receptive-field origin
   AlignedBuffer padded_input_;          // batch x padded image; borders stay zero
-  // Tiling: when there are enough pixel tiles, pixels are the outer dimension and one call
-  // covers all groups (the tile's input is reused across groups); otherwise groups are outer,
-  // in ranges of group_tile_, so small images still give every thread equal work.
-  bool groups_outer_ = false;
-  int64_t group_tile_ = 1;
+  // Work decomposition, fixed at prepare time. Pixel tiles: the flattened output pixels cut into
+  // tiles of nearly equal size, at most the variant's tile_pixels. Group chunks: consecutive
+  // groups of nearly equal cost (kept tap vectors) whose packed weights fit a per-core cache
+  // budget, more chunks when there are too few tiles to keep every thread busy. Work items are
+  // (chunk, tile) pairs in chunk-major order, split into one contiguous run per thread.
+  std::vector<int64_t> tile_first_pixel_;   // num tiles + 1 boundaries over flattened pixels
+  std::vector<int32_t> chunk_first_group_;  // num chunks + 1 boundaries over groups
 };
 
 }  // namespace tflite_sparse
