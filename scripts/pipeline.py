@@ -84,7 +84,7 @@ def define_flags() -> None:
     """
     flags.DEFINE_string("data_dir", None, "Directory holding the four Fashion-MNIST IDX files.")
     flags.DEFINE_bool("allow_download", False, "Try keras.datasets if no local copy is found.")
-    flags.DEFINE_list("widths", ["64", "128", "256"], "Conv widths of the VGG-style stages.")
+    flags.DEFINE_list("widths", ["32", "64", "256"], "Conv widths of the VGG-style stages.")
     flags.DEFINE_integer("convs_per_stage", 1, "3x3 conv-BN-ReLU layers per stage.")
     flags.DEFINE_integer("epochs", 6, "Training epochs of each model (dense and SUBP).")
     flags.DEFINE_integer("batch_size", 128, "Training batch size.")
@@ -1179,6 +1179,7 @@ def main(argv: list[str]) -> None:
     out_dir = Path(FLAGS.out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    work.chmod(0o755)  # mkdtemp makes it private; the report is an ordinary folder
     (work / "models").mkdir()
     (work / "logs").mkdir()
     console.step(f"pipeline: {command_line()}")
