@@ -405,8 +405,15 @@ class LayerSource:
     nets: dict[str, int] = field(default_factory=dict)
 
 
-def net_conv_shapes(net: str) -> list[ConvShape]:
-    """Shapes of `net`'s prunable convs in graph order (repeats kept)."""
+def net_conv_shapes(net: str, cache: Path | None = None, rebuild: bool = False) -> list[ConvShape]:
+    """Shapes of `net`'s prunable convs in graph order (repeats kept).
+
+    With `cache` (a directory), the list is kept in a JSON file there (rewritten when
+    `rebuild`), so that a run whose models are all cached never imports TensorFlow.
+    """
+    path = None if cache is None else cache / f"shapes_{net}_v{CACHE_VERSION}.json"
+    if path is not None and path.is_file() and not rebuild:
+        return [ConvShape(**entry) for entry in json.loads(path.read_text())]
     import keras
 
     model = build_net(net)
@@ -420,14 +427,19 @@ def net_conv_shapes(net: str) -> list[ConvShape]:
         shapes.append(ConvShape(height, cin, cout, kernel_height, strides[0]))
     del model
     keras.backend.clear_session()
+    if path is not None:
+        write_json_atomically(path, [asdict(shape) for shape in shapes])
     return shapes
 
 
-def select_layer_shapes(settings: Settings) -> list[LayerSource]:
-    """Distinct shapes of the selected nets (first-appearance order), filtered by the flags."""
+def select_layer_shapes(settings: Settings, cache: Path | None = None) -> list[LayerSource]:
+    """Distinct shapes of the selected nets (first-appearance order), filtered by the flags.
+
+    `cache`: directory keeping each net's shape list (see `net_conv_shapes`).
+    """
     sources: dict[ConvShape, LayerSource] = {}
     for net in settings.nets:
-        for shape in net_conv_shapes(net):
+        for shape in net_conv_shapes(net, cache, settings.rebuild):
             source = sources.setdefault(shape, LayerSource(shape))
             source.nets[net] = source.nets.get(net, 0) + 1
     selected = [
@@ -586,13 +598,13 @@ def cached_conversion(path: Path, build: Callable[[], tuple[Any, dict]], rebuild
 
     The facts JSON is written after the model, so a file pair is complete or rebuilt.
     """
+    facts_path = path.with_suffix(".json")
+    if not rebuild and path.is_file() and facts_path.is_file():
+        return json.loads(facts_path.read_text())
     import keras
 
     import tflite_delegate
 
-    facts_path = path.with_suffix(".json")
-    if not rebuild and path.is_file() and facts_path.is_file():
-        return json.loads(facts_path.read_text())
     facts_path.unlink(missing_ok=True)
     start = time.perf_counter()
     model, facts = build()
@@ -760,6 +772,11 @@ def claim_facts(interpreter: Any) -> dict:
     }
 
 
+def relative_spread(samples: Sequence[float]) -> float:
+    """(largest - smallest) / median of one engine's samples: how noisy the machine was."""
+    return (max(samples) - min(samples)) / statistics.median(samples)
+
+
 def agreement(sparse: np.ndarray, dense: np.ndarray) -> dict:
     """max |sparse - dense| relative to max |dense|."""
     import numpy as np
@@ -810,6 +827,9 @@ def measure_pair(
                     for x, d in zip(
                         samples["xnnpack", threads], samples["delegate", threads], strict=True
                     )
+                ),
+                "spread": max(
+                    relative_spread(samples[engine, threads]) for engine in ("delegate", "xnnpack")
                 ),
                 "delegate_samples_ms": [v * 1e3 for v in samples["delegate", threads]],
                 "xnnpack_samples_ms": [v * 1e3 for v in samples["xnnpack", threads]],
@@ -1212,6 +1232,10 @@ def markdown_report(record: dict) -> str:
         "speedup / ideal; GFLOP/s on the kept work, % of "
         f"{record['settings']['peak_gflops_per_core']:g} GFLOP/s x threads; 2/1 = delegate ms at "
         "1 thread / at 2 threads; claimed = CONV_2D nodes claimed / all (detected block length).",
+        "",
+        f"Noise: (max - min) / median of a row's samples (the larger of both engines) is "
+        f"{record['spread']['median']:.2f} in the median row and {record['spread']['max']:.2f} "
+        "at worst (a quiet machine gives a few hundredths).",
     ]
     if record["model_rows"]:
         lines += ["", "## Models (224x224)", "", *model_table(record["model_rows"])]
@@ -1257,7 +1281,9 @@ def main(argv: Sequence[str]) -> int:
 
     sources = []
     if "layer" in settings.levels:
-        sources = select_layer_shapes(settings)
+        # --list_shapes writes nothing; other runs keep the shape lists with the cached models.
+        cache = None if FLAGS.list_shapes else cache_dir(settings.out_dir)
+        sources = select_layer_shapes(settings, cache)
         if not sources:
             raise app.UsageError("no layer shape matches --nets/--widths/--kernels")
         for source in sources:
@@ -1301,6 +1327,10 @@ def main(argv: Sequence[str]) -> int:
         "model_rows": model_rows,
         "layer_rows": layer_rows,
         "layer_summary": efficiency_summary(layer_rows),
+        "spread": {
+            "median": statistics.median(row["spread"] for row in rows),
+            "max": max(row["spread"] for row in rows),
+        },
         "plot": None,
         "plot_skipped": None,
     }

@@ -144,6 +144,8 @@ def test_quick_run_writes_consistent_results_and_reuses_its_cache(tmp_path):
     assert row["claims"]["claimed_block_n"] == {"1x16": 1}
     assert row["agree"] and row["agreement"]["relative"] <= 1e-4
     assert len(row["delegate_samples_ms"]) == len(row["xnnpack_samples_ms"]) == 1
+    assert row["spread"] == 0.0 and record["spread"] == {"median": 0.0, "max": 0.0}  # 1 sample
+    assert "Noise: (max - min) / median" in markdown
     assert "1x1 512->1024" in markdown and "1/1 1x16" in markdown
     summary = record["layer_summary"]
     assert [(s["block_n"], s["out_width"], s["layers"]) for s in summary] == [(16, 7, 1)]
