@@ -155,6 +155,11 @@ def define_flags() -> None:
     flags.DEFINE_bool("rebuild", False, "Reconvert cached models.")
     flags.DEFINE_bool("list_shapes", False, "Print the layer shapes the flags select and exit.")
     flags.DEFINE_bool(
+        "convert_only",
+        False,
+        "Fill the model cache and exit without timing (conversion needs no quiet machine).",
+    )
+    flags.DEFINE_bool(
         "quick",
         False,
         "Small sanity run: "
@@ -1299,6 +1304,9 @@ def main(argv: Sequence[str]) -> int:
     model_plan = prepare_models(settings) if "model" in settings.levels else []
     conversion_s = time.perf_counter() - start
     print(f"models ready in {conversion_s:.1f} s", flush=True)
+    if FLAGS.convert_only:
+        print(f"--convert_only: {len(layer_plan) + len(model_plan)} models in {settings.out_dir}")
+        return 0
 
     start = time.perf_counter()
     model_rows = run_model_level(settings, model_plan) if model_plan else []

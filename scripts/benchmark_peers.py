@@ -107,6 +107,9 @@ def define_flags() -> None:
     )
     flags.DEFINE_bool("rebuild", False, "Reconvert cached models and rebuild the peer binary.")
     flags.DEFINE_bool(
+        "convert_only", False, "Fill the cache (models, ONNX, peer binary) and exit without timing."
+    )
+    flags.DEFINE_bool(
         "quick",
         False,
         "Small sanity run: "
@@ -609,6 +612,27 @@ def markdown_report(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fill_cache(settings: PeerSettings) -> None:
+    """Build everything the selected levels need (peer binary, models, ONNX), timing nothing."""
+    if "operator" in settings.levels:
+        build_peer(bench.cache_dir(settings.out_dir), settings.rebuild)
+        for shape in settings.shapes:
+            for sparsity in settings.sparsities:
+                bench.prepare_layer_model(
+                    settings.out_dir,
+                    settings.seed,
+                    shape,
+                    settings.block_n,
+                    sparsity,
+                    settings.rebuild,
+                )
+    if "model" in settings.levels:
+        tflite, _ = bench.prepare_model(
+            settings.out_dir, settings.seed, settings.config, settings.rebuild
+        )
+        onnx_model(tflite, settings.rebuild)
+
+
 def main(argv: Sequence[str]) -> int:
     """Validate the flags, measure the selected levels, write the results; 1 on disagreement."""
     if len(argv) > 1:
@@ -621,6 +645,10 @@ def main(argv: Sequence[str]) -> int:
     load_start = bench.load_average()
     load_start_line = bench.print_load("at start", load_start)
     settings.out_dir.mkdir(parents=True, exist_ok=True)
+    if FLAGS.convert_only:
+        fill_cache(settings)
+        print(f"--convert_only: cache in {bench.cache_dir(settings.out_dir)} is complete")
+        return 0
     start = time.perf_counter()
     operator_rows = []
     if "operator" in settings.levels:
