@@ -873,6 +873,13 @@ def write_plots(report: dict, work: Path) -> list[str]:
         report["plots_note"] = "plots skipped: matplotlib is not installed (pip install matplotlib)"
         return []
     written = []
+
+    def save(figure, name: str) -> None:
+        figure.tight_layout()
+        figure.savefig(work / name, dpi=110)
+        plt.close(figure)
+        written.append(name)
+
     training = report["training"]
 
     figure, axis = plt.subplots(figsize=(7, 4.2))
@@ -889,10 +896,7 @@ def write_plots(report: dict, work: Path) -> list[str]:
     axis.set_title("Training curves")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(work / "accuracy_curves.png", dpi=110)
-    plt.close(figure)
-    written.append("accuracy_curves.png")
+    save(figure, "accuracy_curves.png")
 
     layers = training["subp"]["layers"]
     if layers:
@@ -913,10 +917,7 @@ def write_plots(report: dict, work: Path) -> list[str]:
         right.set_ylabel("kept blocks per output group")
         right.set_title("Balance (equal bars: perfectly uniform)")
         right.legend(fontsize=8)
-        figure.tight_layout()
-        figure.savefig(work / "sparsity_balance.png", dpi=110)
-        plt.close(figure)
-        written.append("sparsity_balance.png")
+        save(figure, "sparsity_balance.png")
 
     speed = report["speed"]
     figure, axes = plt.subplots(1, 2 if "resnet50" in speed else 1, figsize=(9, 3.8), squeeze=False)
@@ -943,10 +944,7 @@ def write_plots(report: dict, work: Path) -> list[str]:
         axes[0][1].bar(["XNNPACK", "delegate"], [medians["xnnpack"], medians["delegate"]])
         axes[0][1].set_ylabel("batch-1 latency (ms)")
         axes[0][1].set_title("ResNet-50 1x16, 224x224")
-    figure.tight_layout()
-    figure.savefig(work / "latency.png", dpi=110)
-    plt.close(figure)
-    written.append("latency.png")
+    save(figure, "latency.png")
 
     compression = report.get("compression", {})
     rows = [row for row in compression.get("rows", []) if row.get("status") == "ok"]
@@ -967,10 +965,7 @@ def write_plots(report: dict, work: Path) -> list[str]:
         axis.set_ylabel("test accuracy")
         axis.set_title("Accuracy against model size (no fine-tuning after compression)")
         axis.grid(alpha=0.3)
-        figure.tight_layout()
-        figure.savefig(work / "accuracy_vs_size.png", dpi=110)
-        plt.close(figure)
-        written.append("accuracy_vs_size.png")
+        save(figure, "accuracy_vs_size.png")
     return written
 
 
