@@ -61,13 +61,39 @@ TEST(BadOptionsAreNamedInTheError) {
   }
 }
 
+// Sets an environment variable for one scope and restores its previous value.
+class ScopedEnvironment {
+ public:
+  ScopedEnvironment(const char* name, const char* value) : name_(name) {
+    const char* previous = std::getenv(name);
+    had_value_ = previous != nullptr;
+    if (had_value_) previous_ = previous;
+    Set(value);
+  }
+  ~ScopedEnvironment() { Set(had_value_ ? previous_.c_str() : nullptr); }
+  void Set(const char* value) {
+    if (value == nullptr) {
+      unsetenv(name_);
+    } else {
+      setenv(name_, value, 1);
+    }
+  }
+
+ private:
+  const char* name_;
+  bool had_value_ = false;
+  std::string previous_;
+};
+
 TEST(IsaEnvironmentVariableAndMissingCpuFeatures) {
   DelegateOptions options;
   std::string error;
-  setenv(tflite_sparse::kIsaEnvironmentVariable, "generic", 1);
+  ScopedEnvironment isa_variable(tflite_sparse::kIsaEnvironmentVariable, nullptr);
+  ScopedEnvironment cpu_without(tflite_sparse::kCpuWithoutEnvironmentVariable, nullptr);
+  isa_variable.Set("generic");
   EXPECT_TRUE(Parse({}, &options, &error)) << error;
   EXPECT_TRUE(options.isa == tflite_sparse::Isa::kGeneric);
-  setenv(tflite_sparse::kIsaEnvironmentVariable, "fast", 1);
+  isa_variable.Set("fast");
   EXPECT_TRUE(!Parse({}, &options, &error));
   EXPECT_TRUE(error.rfind("environment variable TFLITE_SPARSE_DELEGATE_ISA has invalid value "
                           "'fast'",
@@ -75,16 +101,15 @@ TEST(IsaEnvironmentVariableAndMissingCpuFeatures) {
       << error;
   // The option wins over the variable.
   EXPECT_TRUE(Parse({{"isa", "generic"}}, &options, &error)) << error;
-  unsetenv(tflite_sparse::kIsaEnvironmentVariable);
+  isa_variable.Set(nullptr);
 #if defined(__x86_64__)
   // A CPU without AVX-512, emulated: forcing it fails with the reason, auto falls back.
-  setenv(tflite_sparse::kCpuWithoutEnvironmentVariable, "avx512", 1);
+  cpu_without.Set("avx512");
   EXPECT_TRUE(!Parse({{"isa", "avx512"}}, &options, &error));
   EXPECT_EQ(error, std::string("option isa requests 'avx512' but this CPU lacks "
                                "AVX-512F/AVX2/FMA; use isa=auto or generic"));
   EXPECT_TRUE(Parse({{"isa", "auto"}}, &options, &error)) << error;
   EXPECT_TRUE(options.isa != tflite_sparse::Isa::kAvx512);
-  unsetenv(tflite_sparse::kCpuWithoutEnvironmentVariable);
 #endif
 }
 
