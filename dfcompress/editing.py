@@ -140,10 +140,26 @@ class ModelEditor:
                 config["units" if isinstance(layer, keras.layers.Dense) else "filters"] = count
             return layer.__class__.from_config(config)
 
-        clone = keras.models.clone_model(self.model, clone_function=clone_layer)
+        input_tensors = None
+        if not isinstance(self.model, keras.Sequential):
+            # Fresh inputs named as the originals (clone_model would rename them).
+            names = {
+                id(layer.output): layer.name
+                for layer in self.model.layers
+                if isinstance(layer, keras.layers.InputLayer)
+            }
+            input_tensors = [
+                keras.Input(batch_shape=t.shape, dtype=t.dtype, name=names.get(id(t)))
+                for t in self.model.inputs
+            ]
+            if len(input_tensors) == 1:
+                input_tensors = input_tensors[0]
+        clone = keras.models.clone_model(
+            self.model, input_tensors=input_tensors, clone_function=clone_layer
+        )
         for layer in clone.layers:
             if not layer.weights:
-                continue  # e.g. a cloned InputLayer, which Keras renames
+                continue
             original = self.model.get_layer(layer.name)
             store = self.weights.get(layer.name)
             if store is None:

@@ -130,3 +130,35 @@ def plant_redundant_channels(
 def relative_error(model: keras.Model, reference: np.ndarray, x: np.ndarray) -> float:
     output = np.asarray(model(x, training=False))
     return float(np.linalg.norm(output - reference) / np.linalg.norm(reference))
+
+
+def vary_filter_scales(
+    model: keras.Model, rng: np.random.Generator, spread: float = 4.0
+) -> keras.Model:
+    """Scale each Conv2D -> BN filter j by s_j, log-uniform in [1/spread, spread], and its BN moving
+    mean and sigma by the same s_j: the network computes exactly the same function, but its filters
+    differ in norm from channel to channel, as in trained networks (He-initialised filters do not)."""
+    for layer in model.layers:
+        if not isinstance(layer, L.Conv2D):
+            continue
+        bn = next(
+            (
+                c
+                for c in model.layers
+                if isinstance(c, L.BatchNormalization) and c.input is layer.output
+            ),
+            None,
+        )
+        if bn is None:
+            continue
+        channels = layer.filters
+        s = np.exp(rng.uniform(-np.log(spread), np.log(spread), channels))
+        weights = [w.astype(np.float64) for w in layer.get_weights()]
+        weights[0] = weights[0] * s
+        if layer.use_bias:
+            weights[1] = weights[1] * s
+        layer.set_weights(weights)
+        gamma, beta, mean, variance = (w.astype(np.float64) for w in bn.get_weights())
+        sigma = np.sqrt(variance + bn.epsilon) * s
+        bn.set_weights([gamma, beta, mean * s, sigma**2 - bn.epsilon])
+    return model
