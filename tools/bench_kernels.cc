@@ -15,7 +15,7 @@
 // the dense time: the dense rate measured in this run. "effective GFLOP/s" is the same dense
 // FLOPs over the sparse time; "speedup" is dense time / sparse time and "efficiency" the speedup
 // over the ideal 1 / (1 - sparsity). The microkernel table times each registered variant alone
-// on an L2-resident problem (full tiles, all groups per call).
+// on an L2-resident problem (one full tile, all groups per call), variants interleaved.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -255,63 +255,90 @@ void BenchOperators(const Flags& flags, Isa isa) {
   }
 }
 
+// One microkernel variant set up on its own L2-resident problem.
+struct KernelProblem {
+  const tflite_sparse::MicrokernelVariant* variant = nullptr;
+  std::unique_ptr<tflite_sparse::SparseConvOperator> op;  // owns the packed filter
+  std::vector<float> input;
+  std::vector<int64_t> pixel_offsets;
+  std::vector<int32_t> tap_offsets;
+  std::vector<float> output;
+  tflite_sparse::SparseTileArgs args;
+  double flops = 0.0;
+  int iterations = 1;
+  std::vector<double> times;
+};
+
 void BenchMicrokernels(const Flags& flags) {
-  // L2-resident problem: 64 input channels, 3x3 window, 50 % of the blocks kept, 4 groups.
-  std::printf("\n## Microkernels alone (1 thread, full tiles, 3x3 window, Cin 64, 4 groups, "
-              "%.0f %% block sparsity)\n\n", 100.0 * flags.sparsity);
+  // L2-resident problem: 64 input channels, 3x3 window, 4 groups; one full tile per call, all
+  // groups. Variants are timed interleaved: each repeat takes one sample of every variant.
+  constexpr int kChannels = 64;
+  constexpr int kPadded = 18;  // a 16x16 image pre-padded for SAME 3x3
+  std::printf("\n## Microkernels alone (1 thread, one full tile of P pixels x 4 groups per call, "
+              "3x3 window, Cin %d, %.0f %% block sparsity)\n\n",
+              kChannels, 100.0 * flags.sparsity);
   std::printf("| variant | N | P | GFLOP/s |\n|---|---:|---:|---:|\n");
   size_t count = 0;
   const tflite_sparse::MicrokernelVariant* variants = tflite_sparse::RegisteredMicrokernels(&count);
   std::mt19937_64 rng(7);
+  std::vector<KernelProblem> problems(count);
   for (size_t v = 0; v < count; ++v) {
-    const tflite_sparse::MicrokernelVariant& variant = variants[v];
-    if (!tflite_sparse::IsaSupportedByCpu(variant.isa)) {
-      std::printf("| %s | %d | %d | skipped: CPU lacks %s |\n", variant.name, variant.block_n,
-                  variant.tile_pixels, tflite_sparse::IsaRequirement(variant.isa));
-      continue;
-    }
+    KernelProblem& k = problems[v];
+    k.variant = &variants[v];
+    if (!tflite_sparse::IsaSupportedByCpu(k.variant->isa)) continue;
     FilterShape shape;
-    shape.out_channels = 4 * variant.block_n;
+    shape.out_channels = 4 * k.variant->block_n;
     shape.kernel_h = shape.kernel_w = 3;
-    shape.in_channels = 64;
-    const std::vector<float> filter = BlockSparseFilter(shape, variant.block_n, flags.sparsity, rng);
-    const Shape s{16, 16, 64, shape.out_channels, 3, 1};
-    auto op = MakeOperator(s, filter, variant.block_n, &variant,
-                           std::make_shared<tflite_sparse::ThreadPool>(1));
-    const tflite_sparse::PackedFilter& packed = op->packed();
-    std::vector<float> input(18 * 18 * 64);
-    for (float& value : input) value = std::normal_distribution<float>(0.0f, 1.0f)(rng);
-    std::vector<int64_t> offsets(variant.tile_pixels);
-    std::vector<int32_t> taps(packed.tap_index.size());
-    for (size_t k = 0; k < taps.size(); ++k) {
-      const int32_t tap = packed.tap_index[k];
-      const int ci = tap % 64, kx = tap / 64 % 3, ky = tap / 192;
-      taps[k] = (ky * 18 + kx) * 64 + ci;
+    shape.in_channels = kChannels;
+    const std::vector<float> filter =
+        BlockSparseFilter(shape, k.variant->block_n, flags.sparsity, rng);
+    const Shape s{16, 16, kChannels, shape.out_channels, 3, 1};
+    k.op = MakeOperator(s, filter, k.variant->block_n, k.variant,
+                        std::make_shared<tflite_sparse::ThreadPool>(1));
+    const tflite_sparse::PackedFilter& packed = k.op->packed();
+    k.input.resize(kPadded * kPadded * kChannels);
+    for (float& value : k.input) value = std::normal_distribution<float>(0.0f, 1.0f)(rng);
+    for (int p = 0; p < k.variant->tile_pixels; ++p) {
+      k.pixel_offsets.push_back(((p / 16) * kPadded + p % 16) * kChannels);
     }
-    for (int p = 0; p < variant.tile_pixels; ++p) offsets[p] = (p % 16) * 64 + (p / 16) * 18 * 64;
-    std::vector<float> output(static_cast<size_t>(variant.tile_pixels) * shape.out_channels);
-    tflite_sparse::SparseTileArgs args;
-    args.input = input.data();
-    args.pixel_offsets = offsets.data();
-    args.num_pixels = variant.tile_pixels;
+    for (const int32_t tap : packed.tap_index) {
+      const int ci = tap % kChannels, kx = tap / kChannels % 3, ky = tap / (3 * kChannels);
+      k.tap_offsets.push_back((ky * kPadded + kx) * kChannels + ci);
+    }
+    k.output.resize(static_cast<size_t>(k.variant->tile_pixels) * shape.out_channels);
+    tflite_sparse::SparseTileArgs& args = k.args;
+    args.input = k.input.data();
+    args.pixel_offsets = k.pixel_offsets.data();
+    args.num_pixels = k.variant->tile_pixels;
     args.first_group = 0;
     args.end_group = packed.num_groups;
     args.group_begin = packed.group_begin.data();
     args.weights = packed.weights.data();
-    args.tap_offsets = taps.data();
+    args.tap_offsets = k.tap_offsets.data();
     args.bias = packed.bias.data();
-    args.output = output.data();
+    args.output = k.output.data();
     args.output_pixel_stride = shape.out_channels;
     args.out_channels = shape.out_channels;
     args.activation_min = -3.4e38f;
     args.activation_max = 3.4e38f;
-    auto run = [&] { variant.function(args); };
-    const int iterations = Calibrate(flags.min_sample_ms / 4, run);
-    std::vector<double> times;
-    for (int repeat = 0; repeat < flags.repeats; ++repeat) times.push_back(Sample(iterations, run));
-    const double flops = 2.0 * variant.tile_pixels * packed.group_begin.back() * variant.block_n;
-    std::printf("| %s | %d | %d | %.1f |\n", variant.name, variant.block_n, variant.tile_pixels,
-                flops / Median(times) * 1e-9);
+    k.flops = 2.0 * k.variant->tile_pixels * packed.group_begin.back() * k.variant->block_n;
+    k.iterations = Calibrate(flags.min_sample_ms / 4, [&k] { k.variant->function(k.args); });
+  }
+  for (int repeat = 0; repeat < flags.repeats; ++repeat) {
+    for (KernelProblem& k : problems) {
+      if (k.op == nullptr) continue;
+      k.times.push_back(Sample(k.iterations, [&k] { k.variant->function(k.args); }));
+    }
+  }
+  for (const KernelProblem& k : problems) {
+    if (k.op == nullptr) {
+      std::printf("| %s | %d | %d | skipped: CPU lacks %s |\n", k.variant->name,
+                  k.variant->block_n, k.variant->tile_pixels,
+                  tflite_sparse::IsaRequirement(k.variant->isa));
+    } else {
+      std::printf("| %s | %d | %d | %.1f |\n", k.variant->name, k.variant->block_n,
+                  k.variant->tile_pixels, k.flops / Median(k.times) * 1e-9);
+    }
   }
 }
 
