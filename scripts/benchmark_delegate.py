@@ -27,8 +27,9 @@ Timing: all interpreters of one row (both engines x every thread count) are buil
 up, then sampled in `--repeats` interleaved rounds (the starting interpreter rotates), so load
 drifts hit all of them alike. A sample is the mean of enough back-to-back invokes to last
 `--min_sample_ms`. All models are converted before any timing starts and cached under
-`<out_dir>/cache` (ResNet-50 takes about a minute); `--rebuild` reconverts. The load average is
-printed at start and end; anything above 1.0 means other work shared the cores.
+`<out_dir>/cache` (ResNet-50 takes about a minute); `--rebuild` reconverts, `--convert_only`
+fills the cache without timing (conversion can run on a busy machine, timing should not). The
+load average is printed at start and end; anything above 1.0 means other work shared the cores.
 
 Outputs in `--out_dir`: delegate_benchmark.md (carrying the command), delegate_benchmark.json and
 delegate_benchmark.png (speedup against block sparsity per N, with the ideal curve; needs
