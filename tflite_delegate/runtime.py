@@ -168,7 +168,7 @@ def load_delegate(**options: Any):
     """Load the delegate with `ai_edge_litert.interpreter.load_delegate`.
 
     Options: num_threads (int >= 1; default: the interpreter's num_threads), min_sparsity (float
-    in [0, 1]; default 0.5, provisional until measured: a conv is claimed when at least this
+    in [0, 1]; default 0.3: a conv is claimed when at least this
     fraction of its tap vectors is all zero, which equals its block sparsity when whole blocks
     were pruned, as SUBP does), block_n ("auto" or a width of the microkernel registry:
     1/2/4/8/16/32), isa ("auto"/"avx512"/"avx2"/"generic"; default $TFLITE_SPARSE_DELEGATE_ISA or

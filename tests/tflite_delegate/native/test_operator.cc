@@ -123,6 +123,7 @@ TEST(OperatorMatchesDirectConvolutionAndIsBitwiseStableAcrossThreads) {
       std::vector<float> first;
       for (int threads = 1; threads <= 3; ++threads) {
         auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(threads));
+        op->set_min_parallel_flops(0);  // split these small layers between threads too
         EXPECT_TRUE(op != nullptr);
         if (op == nullptr) return;
         std::string error;

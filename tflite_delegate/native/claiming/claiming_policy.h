@@ -24,7 +24,7 @@ namespace tflite_sparse {
 
 // The options that decide claiming (a subset of the delegate options).
 struct ClaimingOptions {
-  double min_sparsity = 0.5;  // claim layers whose tap-vector sparsity is at least this
+  double min_sparsity = 0.3;  // claim layers whose tap-vector sparsity is at least this
   int block_n = 0;            // 0: detect per layer among the registry's widths; else forced
   Isa isa = Isa::kGeneric;    // the microkernel ISA the delegate runs
 };

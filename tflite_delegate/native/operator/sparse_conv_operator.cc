@@ -86,7 +86,8 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   const int64_t kept = packed_.group_begin[groups];
   const int64_t weight_bytes = kept * packed_.block_n * static_cast<int64_t>(sizeof(float));
   int64_t chunks = (weight_bytes + kChunkWeightBytes - 1) / kChunkWeightBytes;
-  if (threads > 1 && tiles < kMinTilesPerThread * threads && chunks < kChunksPerThread * threads) {
+  serial_ = threads == 1 || 2 * pixels * kept * packed_.block_n < min_parallel_flops_;
+  if (!serial_ && tiles < kMinTilesPerThread * threads && chunks < kChunksPerThread * threads) {
     chunks = kChunksPerThread * threads;
   }
   if (chunks > groups) chunks = groups;
@@ -125,7 +126,7 @@ bool SparseConvOperator::Run(const float* input, float* output) {
   const float* source = input;
   if (g.needs_padding) {
     const bool padded = Parallelize1DTile(
-        pool_.get(), static_cast<int64_t>(g.batch) * g.in_h, 1,
+        serial_ ? nullptr : pool_.get(), static_cast<int64_t>(g.batch) * g.in_h, 1,
         [this, input](int64_t row, int64_t rows) { PadRows(input, row, row + rows); });
     if (!padded) return false;
     source = padded_input_.data();
@@ -153,7 +154,7 @@ bool SparseConvOperator::Run(const float* input, float* output) {
   // One work item = one pixel tile x one group chunk; chunk-major, so a thread's run sweeps
   // every tile with the same chunk of weights before moving to the next chunk.
   return Parallelize1DTile(
-      pool_.get(), chunks * tiles, 1,
+      serial_ ? nullptr : pool_.get(), chunks * tiles, 1,
       [&base, function, tiles, tile_first_pixel, chunk_first_group](int64_t item, int64_t) {
         const int64_t chunk = item / tiles;
         const int64_t tile = item % tiles;

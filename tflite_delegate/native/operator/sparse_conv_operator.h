@@ -42,6 +42,16 @@ class SparseConvOperator {
   // out_w x out_channels floats). False if not prepared or a worker failed.
   bool Run(const float* input, float* output);
 
+  // Kept FLOPs per Run below which the calling thread runs the layer alone instead of waking
+  // workers (default kDefaultMinParallelFlops: about 40 us of one core, the order of what waking
+  // and joining a worker costs on a virtual machine); applies from the next Prepare. The C++
+  // tests set 0 so that their small layers still exercise the split between threads.
+  static constexpr int64_t kDefaultMinParallelFlops = 4 * 1000 * 1000;
+  void set_min_parallel_flops(int64_t flops) {
+    min_parallel_flops_ = flops;
+    prepared_ = false;
+  }
+
   const MicrokernelVariant& variant() const { return *variant_; }
   const PackedFilter& packed() const { return packed_; }
 
@@ -67,6 +77,8 @@ class SparseConvOperator {
   // (chunk, tile) pairs in chunk-major order, split into one contiguous run per thread.
   std::vector<int64_t> tile_first_pixel_;   // num tiles + 1 boundaries over flattened pixels
   std::vector<int32_t> chunk_first_group_;  // num chunks + 1 boundaries over groups
+  int64_t min_parallel_flops_ = kDefaultMinParallelFlops;
+  bool serial_ = false;  // too little work to wake a worker: the calling thread runs it all
 };
 
 }  // namespace tflite_sparse

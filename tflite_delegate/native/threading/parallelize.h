@@ -6,7 +6,8 @@
 // [T * t / n, T * (t + 1) / n)). Which thread computes a tile never changes what the tile
 // computes, so a function whose result depends only on its tile gives bitwise identical results
 // for any thread count. Each call is one pool job (one wake-up and one join); the functor is
-// called directly per tile, with no allocation and no std::function.
+// called directly per tile, with no allocation and no std::function. A null pool runs every tile
+// on the calling thread (for work too small to pay for a wake-up).
 #ifndef TFLITE_DELEGATE_THREADING_PARALLELIZE_H_
 #define TFLITE_DELEGATE_THREADING_PARALLELIZE_H_
 
@@ -32,7 +33,17 @@ bool Parallelize1DTile(ThreadPool* pool, int64_t range, int64_t tile, const Func
     const Function* fn;
     int64_t range, tile, tiles;
     int threads;
-  } context{&fn, range, tile, (range + tile - 1) / tile, pool->num_threads()};
+  } context{&fn, range, tile, (range + tile - 1) / tile, pool ? pool->num_threads() : 1};
+  if (pool == nullptr) {
+    try {
+      for (int64_t start = 0; start < range; start += tile) {
+        fn(start, range - start < tile ? range - start : tile);
+      }
+    } catch (...) {
+      return false;
+    }
+    return true;
+  }
   return pool->Run(
       [](void* opaque, int thread) {
         const Context& c = *static_cast<const Context*>(opaque);
@@ -58,8 +69,21 @@ bool Parallelize2DTile(ThreadPool* pool, int64_t range_i, int64_t range_j, int64
     int64_t range_i, range_j, tile_i, tile_j, tiles_j, tiles;
     int threads;
   } context{&fn,    range_i, range_j, tile_i, tile_j, (range_j + tile_j - 1) / tile_j,
-            0,      pool->num_threads()};
+            0,      pool ? pool->num_threads() : 1};
   context.tiles = (range_i + tile_i - 1) / tile_i * context.tiles_j;
+  if (pool == nullptr) {
+    try {
+      for (int64_t i = 0; i < range_i; i += tile_i) {
+        for (int64_t j = 0; j < range_j; j += tile_j) {
+          fn(i, j, range_i - i < tile_i ? range_i - i : tile_i,
+             range_j - j < tile_j ? range_j - j : tile_j);
+        }
+      }
+    } catch (...) {
+      return false;
+    }
+    return true;
+  }
   return pool->Run(
       [](void* opaque, int thread) {
         const Context& c = *static_cast<const Context*>(opaque);
