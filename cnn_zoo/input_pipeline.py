@@ -333,6 +333,8 @@ def load_input_data(
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
     spec = DATASETS[name]
+    if data_dir is not None:
+        data_dir = Path(data_dir).expanduser()
     if spec.kind == "idx":
         data = datasets.load_dataset(spec.idx_name, data_dir, allow_download=allow_download)
         height, width = data.x_train.shape[1:]
