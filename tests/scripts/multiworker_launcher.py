@@ -61,8 +61,9 @@ def run_workers(
 ) -> list[WorkerResult]:
     """Start `command` once per worker with its TF_CONFIG, wait for all, return their results.
 
-    If a worker has not finished within `timeout` seconds every worker still running is
-    killed (a worker whose peer died would otherwise wait for it forever).
+    If the workers have not all finished within `timeout` seconds, every worker still running
+    is killed (a worker whose peer died would otherwise wait for it forever) and
+    `subprocess.TimeoutExpired` is raised.
     """
     base_env = dict(os.environ if env is None else env)
     with ExitStack() as stack:
