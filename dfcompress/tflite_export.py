@@ -18,7 +18,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import flatbuffers
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
 
 WEIGHT_FORMATS = ("float32", "int8")
 INT8_KERNELS = ("float", "dynamic")
@@ -107,28 +109,23 @@ def quantize_filter_int8(weights: np.ndarray, axis: int) -> Int8Filter:
     )
 
 
-def _output_channel_axis(builtin_code: int) -> int | None:
-    from ai_edge_litert import schema_py_generated as schema
+_OPS = schema.BuiltinOperator
+# Output-channel axis of the filter (input 1) of each op whose weights are stored as int8:
+# CONV_2D [O, KH, KW, I], FULLY_CONNECTED [O, I], DEPTHWISE_CONV_2D [1, KH, KW, I * multiplier].
+_OUTPUT_CHANNEL_AXIS = {_OPS.CONV_2D: 0, _OPS.FULLY_CONNECTED: 0, _OPS.DEPTHWISE_CONV_2D: 3}
+# Op versions that read per-channel int8 weights directly (as TFLite's own converter writes them),
+# and the DEQUANTIZE version that reads per-channel int8 input.
+_DYNAMIC_VERSIONS = {_OPS.CONV_2D: 5, _OPS.DEPTHWISE_CONV_2D: 6, _OPS.FULLY_CONNECTED: 12}
+_DEQUANTIZE_PER_CHANNEL_VERSION = 5
 
-    if builtin_code in (schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.FULLY_CONNECTED):
-        return 0  # filters are [O, KH, KW, I] and [O, I]
-    if builtin_code == schema.BuiltinOperator.DEPTHWISE_CONV_2D:
-        return 3  # [1, KH, KW, I * multiplier]
-    return None
 
-
-def _builtin_code(code) -> int:
+def _builtin_code(code: schema.OperatorCodeT) -> int:
     # Opcodes above 127 only fit the newer `builtinCode` field; older files fill only the
     # deprecated one.
     return max(code.builtinCode, code.deprecatedBuiltinCode)
 
 
-# Op versions that read per-channel int8 weights (what TFLite's own converter writes for them).
-_HYBRID_VERSIONS = {"CONV_2D": 5, "DEPTHWISE_CONV_2D": 6, "FULLY_CONNECTED": 12}
-_DEQUANTIZE_PER_CHANNEL_VERSION = 5
-
-
-def _opcode_index(model, schema, builtin: int) -> int:
+def _opcode_index(model: schema.ModelT, builtin: int) -> int:
     for index, code in enumerate(model.operatorCodes):
         if _builtin_code(code) == builtin:
             return index
@@ -152,18 +149,12 @@ def int8_weight_flatbuffer(
     (fully connected layers with asymmetric input quantization). Everything else is unchanged.
     Returns the new flatbuffer and the int8 filters by tensor name.
     """
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
     if kernels not in INT8_KERNELS:
         raise ValueError(f"int8_kernels must be one of {INT8_KERNELS}, got {kernels!r}")
-    operators = schema.BuiltinOperator
-    names = {operators.CONV_2D: "CONV_2D", operators.DEPTHWISE_CONV_2D: "DEPTHWISE_CONV_2D"}
-    names[operators.FULLY_CONNECTED] = "FULLY_CONNECTED"
     model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
     dequantize_index = None
     if kernels == "float":
-        dequantize_index = _opcode_index(model, schema, operators.DEQUANTIZE)
+        dequantize_index = _opcode_index(model, _OPS.DEQUANTIZE)
         code = model.operatorCodes[dequantize_index]
         code.version = max(code.version, _DEQUANTIZE_PER_CHANNEL_VERSION)
 
@@ -173,7 +164,7 @@ def int8_weight_flatbuffer(
         dequantize_nodes = []
         for operator in subgraph.operators or []:
             code = model.operatorCodes[operator.opcodeIndex]
-            axis = _output_channel_axis(_builtin_code(code))
+            axis = _OUTPUT_CHANNEL_AXIS.get(_builtin_code(code))
             if axis is None or operator.inputs is None or len(operator.inputs) < 2:
                 continue
             tensor_index = int(operator.inputs[1])
@@ -221,7 +212,7 @@ def int8_weight_flatbuffer(
                 )
             else:
                 operator.inputs[1] = int8_index
-                code.version = max(code.version, _HYBRID_VERSIONS[names[_builtin_code(code)]])
+                code.version = max(code.version, _DYNAMIC_VERSIONS[_builtin_code(code)])
                 options = operator.builtinOptions
                 if hasattr(options, "asymmetricQuantizeInputs"):
                     # Per-row asymmetric input quantization: no range wasted after a ReLU.
