@@ -31,7 +31,8 @@ EXPORTED_SYMBOLS = {
     "tflite_sparse_delegate_last_error",
     "tflite_sparse_delegate_microkernels",
 }
-ISAS = ("generic", "avx2", "avx512")
+# Every ISA of the library's microkernel registry (variants the CPU cannot run are skipped).
+ISAS = tuple(dict.fromkeys(kernel.isa for kernel in tflite_delegate.microkernels()))
 RELATIVE_TOLERANCE = 1e-5
 BLOCK_N = 4
 SEED = 20261121
