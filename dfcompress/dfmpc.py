@@ -46,7 +46,7 @@ def low_precision_pairs(
     def why_not(name: str) -> str:
         site = graph.sites[name]
         layer = graph.layer(name)
-        if type(layer) is not keras.layers.Conv2D and not isinstance(layer, keras.layers.Conv2D):
+        if not isinstance(layer, keras.layers.Conv2D):
             return "not a Conv2D"
         if name in graph.first_layers:
             return "first layer: kept at the high bit width"
@@ -144,12 +144,7 @@ def dfmpc(
         if name not in low_to_high:
             editor.quantize(name, high_quantizer, high_bits)
             session.set_bits(name, high_bits, high_quantizer.name)
-            if name in high_to_low:
-                session.mark(name, "high", compensates=0.0)
-                session.layers[name].role = f"high<-{high_to_low[name]}"
-                session.layers[name].compensation.clear()
-            else:
-                session.mark(name, "quantized")
+            session.mark(name, f"high<-{high_to_low[name]}" if name in high_to_low else "quantized")
             continue
         site = session.graph.sites[name]
         float_filters = editor.filters(name)
@@ -167,7 +162,6 @@ def dfmpc(
         )
         editor.fold_scale(site, coefficients)
         stats = summary(coefficients)
-        session.layers[name].role = f"low->{low_to_high[name]}"
-        session.layers[name].compensation.update({f"c_{k}": v for k, v in stats.items()})
-        session.layers[name].compensation["c_zero"] = float(np.mean(coefficients == 0))
+        stats["zero"] = float(np.mean(coefficients == 0))
+        session.mark(name, f"low->{low_to_high[name]}", **{f"c_{k}": v for k, v in stats.items()})
     return session.finish()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from dfcompress.graph import ModelGraph, Site, is_weight_layer
+from dfcompress.graph import ModelGraph, Site
 from dfcompress.quantizers import Quantizer
 
 
@@ -174,8 +174,3 @@ class ModelEditor:
                     )
                 variable.assign(value.astype(variable.dtype))
         return clone
-
-
-def weight_layer_names(model: keras.Model) -> list[str]:
-    """Names of the layers whose kernels the package quantizes, in model order."""
-    return [layer.name for layer in model.layers if is_weight_layer(layer)]

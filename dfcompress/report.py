@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 
 @dataclass
 class LayerReport:
@@ -97,8 +99,6 @@ def _ratio(after: float, before: float) -> str:
 
 def summary(values) -> dict[str, float]:
     """mean/min/max of a coefficient array (empty dict for no values)."""
-    import numpy as np
-
     values = np.asarray(values, dtype=np.float64).ravel()
     if values.size == 0:
         return {}

@@ -72,6 +72,18 @@ def residual_net(seed: int) -> keras.Model:
     return random_bn_statistics(keras.Model(inputs, outputs), np.random.default_rng(seed))
 
 
+def conv_bn_pairs(model: keras.Model) -> list[tuple[keras.layers.Layer, keras.layers.Layer]]:
+    """(Conv2D, the BatchNormalization applied directly to its output) pairs of `model`."""
+    bn_by_input = {
+        id(layer.input): layer for layer in model.layers if isinstance(layer, L.BatchNormalization)
+    }
+    return [
+        (layer, bn_by_input[id(layer.output)])
+        for layer in model.layers
+        if isinstance(layer, L.Conv2D) and id(layer.output) in bn_by_input
+    ]
+
+
 def plant_redundant_channels(
     model: keras.Model, rng: np.random.Generator, fraction: float = 0.3, noise: float = 0.05
 ) -> keras.Model:
@@ -79,19 +91,7 @@ def plant_redundant_channels(
     combinations of two other channels at the BN output: UDFC's premise that a pruned channel's
     information is held by a linear combination of kept channels. Every other weight stays random.
     """
-    for layer in model.layers:
-        if not isinstance(layer, L.Conv2D):
-            continue
-        bn = next(
-            (
-                c
-                for c in model.layers
-                if isinstance(c, L.BatchNormalization) and c.input is layer.output
-            ),
-            None,
-        )
-        if bn is None:
-            continue
+    for layer, bn in conv_bn_pairs(model):
         kernel = layer.kernel.numpy().astype(np.float64)
         bias = layer.bias.numpy().astype(np.float64) if layer.use_bias else None
         gamma, beta, mean, variance = (w.astype(np.float64) for w in bn.get_weights())
@@ -138,19 +138,7 @@ def vary_filter_scales(
     """Scale each Conv2D -> BN filter j by s_j, log-uniform in [1/spread, spread], and its BN moving
     mean and sigma by the same s_j: the network computes exactly the same function, but its filters
     differ in norm from channel to channel, as in trained networks (He-initialised filters do not)."""
-    for layer in model.layers:
-        if not isinstance(layer, L.Conv2D):
-            continue
-        bn = next(
-            (
-                c
-                for c in model.layers
-                if isinstance(c, L.BatchNormalization) and c.input is layer.output
-            ),
-            None,
-        )
-        if bn is None:
-            continue
+    for layer, bn in conv_bn_pairs(model):
         channels = layer.filters
         s = np.exp(rng.uniform(-np.log(spread), np.log(spread), channels))
         weights = [w.astype(np.float64) for w in layer.get_weights()]

@@ -127,3 +127,14 @@ def test_prune_and_quantize_runs_on_residual_blocks():
     assert compressed.get_layer("b0_conv2").filters == 16  # feeds the Add: kept whole
     assert np.isfinite(np.asarray(compressed(np.ones((1, 10, 10, 3))))).all()
     assert report.size_mb_after < report.size_mb_before / 6
+
+
+def test_dense_bn_relu_dense_hidden_units_are_pruned():
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((20,))
+    x = L.ReLU()(L.BatchNormalization(name="bn")(L.Dense(16, name="hidden")(inputs)))
+    model = keras.Model(inputs, L.Dense(3, name="out")(x))
+    compressed, report = dfcompress.udfc(model, prune_ratio=0.5, weight_bits=None)
+    assert compressed.get_layer("hidden").units == 8
+    assert compressed.get_layer("out").kernel.shape == (8, 3)
+    assert compressed(np.ones((2, 20), np.float32)).shape == (2, 3)
