@@ -353,8 +353,9 @@ def test_two_interpreters_run_concurrently(models):
 def test_verbose_prints_decisions(models, capfd):
     _isolated(models["fp32"], verbose=True)
     err = capfd.readouterr().err
-    assert "grouped convolution (groups=2)" in err
+    assert "grouped convolution (groups=2) [grouped_convolution]" in err
     assert err.count(": claimed") == len(CLAIMABLE_LAYERS)
+    assert err.count(": claimed (f32_1x4_") == len(CLAIMABLE_LAYERS)
 
 
 @pytest.mark.parametrize(

@@ -101,8 +101,11 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
     NodeDecision decision =
         AnalyzeConvNode(context, node_index, *node, dequantize_sources, claiming, &plan);
     if (options_.verbose) {
-      std::fprintf(stderr, "tflite_sparse_delegate: CONV_2D node %d: %s\n", node_index,
-                   decision.reason.c_str());
+      // "claimed (<microkernel>)" or "<reason> [<reason_code>]".
+      std::fprintf(stderr, "tflite_sparse_delegate: CONV_2D node %d: %s %s%s%s\n", node_index,
+                   decision.reason.c_str(), decision.claimed ? "(" : "[",
+                   decision.claimed ? decision.microkernel : ReasonCodeName(decision.reason_code),
+                   decision.claimed ? ")" : "]");
     }
     if (decision.claimed) {
       claimed.push_back(node_index);
