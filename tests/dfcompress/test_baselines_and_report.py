@@ -101,3 +101,26 @@ def test_compressed_model_saves_and_loads(model, tmp_path):
     loaded = keras.models.load_model(path)
     x = np.ones((2, 10, 10, 3), np.float32)
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(compressed(x)), rtol=1e-6)
+
+
+def test_neuron_merging_reference_convention_runs(model):
+    merged, report = dfcompress.neuron_merging(model, 0.3, convention="reference")
+    assert report.settings["convention"] == "reference"
+    assert merged.get_layer("conv1").filters == 11
+
+
+def test_zero_preserving_quantization_keeps_block_sparsity(model):
+    """A 1x4 block pattern of zeros (as keras_subp.strip_subp leaves) survives UDFC's quantization
+    with the symmetric quantizer: its scale goes into the BatchNormalization, not the kernel."""
+    kernel = model.get_layer("conv1").kernel.numpy().copy()
+    kernel[:, :, ::2, 0:4] = 0.0
+    sparse = keras.models.clone_model(model)
+    sparse.set_weights(model.get_weights())
+    sparse.get_layer("conv1").kernel.assign(kernel)
+    for compressed, _ in (
+        dfcompress.udfc(sparse, prune_ratio=0.0, weight_bits=4, quantizer="symmetric_per_channel"),
+        dfcompress.quantize_weights(sparse, 4, quantizer="symmetric"),
+    ):
+        quantized = compressed.get_layer("conv1").kernel.numpy()
+        assert np.all(quantized[kernel == 0] == 0)
+        assert np.count_nonzero(quantized) <= np.count_nonzero(kernel)

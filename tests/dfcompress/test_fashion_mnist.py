@@ -13,6 +13,8 @@ import dfcompress
 from cnn_zoo.datasets import to_model_inputs
 from cnn_zoo.models import resnet_small
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def trained(fashion_mnist_sample):

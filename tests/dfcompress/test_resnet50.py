@@ -8,6 +8,8 @@ import dfcompress
 from dfcompress.dfmpc import low_precision_pairs
 from dfcompress.graph import analyse
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def resnet50():
