@@ -157,8 +157,8 @@ def _as_list(tensors) -> list:
 def analyse(model: keras.Model) -> ModelGraph:
     """Find every site of `model` (validated Sequential or Functional, built) and why others fail.
 
-    Returns a `ModelGraph`; `skipped` lists (place, reason) pairs for unprunable sites and layers the
-    analysis cannot see into (nested models, shared layers).
+    Returns a `ModelGraph`; `skipped` lists (place, reason) pairs for unprunable sites and shared
+    layers (nested models are refused earlier, by `validation.check_model`).
     """
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     producer_of: dict[int, str] = {}
@@ -202,9 +202,6 @@ def analyse(model: keras.Model) -> ModelGraph:
         has_weight_ancestor[name] = any(
             is_weight_layer(by_name[p]) or has_weight_ancestor[p] for p in parents_of[name]
         )
-    for layer in layers:
-        if isinstance(layer, keras.Model):
-            skipped.append((layer.name, "nested model: its layers are not analysed"))
 
     weight_layers = [name for name in order if is_weight_layer(by_name[name])]
     first_layers = {name for name in weight_layers if not has_weight_ancestor[name]}
@@ -228,7 +225,7 @@ def analyse(model: keras.Model) -> ModelGraph:
                 if isinstance(child, keras.layers.Dense):
                     slots.append(ConsumerSlot(child_name, "flatten", flatten_positions))
                     continue
-                if isinstance(child, (keras.layers.Dropout,)):
+                if isinstance(child, keras.layers.Dropout):
                     found, failure = trace(child_name, flatten_positions)
                     if failure:
                         return [], failure
