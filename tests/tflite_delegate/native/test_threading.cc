@@ -64,10 +64,8 @@ TEST(Parallelize2DTileCoversTheGridOnceWithJFastest) {
       const int64_t tile_i = native_test::UniformInt(rng, 1, 9);
       const int64_t tile_j = native_test::UniformInt(rng, 1, 7);
       std::vector<std::atomic<int>> hits(static_cast<size_t>(range_i * range_j));
-      // Which thread ran each tile: the tiles in row-major order form one run per thread.
       const int64_t tiles_j = (range_j + tile_j - 1) / tile_j;
       const int64_t tiles = (range_i + tile_i - 1) / tile_i * tiles_j;
-      std::vector<int> owner(static_cast<size_t>(tiles), -1);
       const bool ok = pool.Run(
           [](void*, int) {}, nullptr);  // a no-op job between jobs must not disturb anything
       EXPECT_TRUE(ok);
@@ -94,7 +92,6 @@ TEST(Parallelize2DTileCoversTheGridOnceWithJFastest) {
       if (threads == 1) {
         for (int64_t tile = 0; tile < tiles; ++tile) EXPECT_EQ(order[tile], tile);
       }
-      (void)owner;
     }
   }
 }
