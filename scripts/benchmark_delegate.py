@@ -160,11 +160,16 @@ def define_flags() -> None:
         False,
         "Fill the model cache and exit without timing (conversion needs no quiet machine).",
     )
+    define_quick_flag(QUICK_DEFAULTS)
+
+
+def define_quick_flag(defaults: dict[str, Any]) -> None:
+    """Define --quick, which replaces the `defaults` of flags not given explicitly."""
     flags.DEFINE_bool(
         "quick",
         False,
         "Small sanity run: "
-        + ", ".join(f"--{k}={v}" for k, v in QUICK_DEFAULTS.items())
+        + ", ".join(f"--{name}={value}" for name, value in defaults.items())
         + " (flags given explicitly win).",
     )
 
@@ -215,13 +220,24 @@ def _choices(name: str, values: Sequence[str], allowed: Iterable[str]) -> tuple[
     return tuple(dict.fromkeys(values))
 
 
-def apply_quick_defaults() -> None:
-    """With --quick, replace the defaults in QUICK_DEFAULTS of flags not given explicitly."""
+def apply_quick_defaults(defaults: dict[str, Any]) -> None:
+    """With --quick, give the flags in `defaults` that were not given explicitly those values."""
     if not FLAGS.quick:
         return
-    for name, value in QUICK_DEFAULTS.items():
+    for name, value in defaults.items():
         if not FLAGS[name].present:
             setattr(FLAGS, name, value)
+
+
+def parse_sparsities(values: Sequence[str]) -> tuple[float, ...]:
+    """--sparsity values as distinct floats in (0, 1); raises app.UsageError otherwise."""
+    try:
+        sparsities = tuple(dict.fromkeys(float(value) for value in values))
+    except ValueError:
+        raise app.UsageError(f"--sparsity must list numbers, got {list(values)}") from None
+    if any(not 0 < s < 1 for s in sparsities):
+        raise app.UsageError(f"--sparsity values must be in (0, 1), got {sparsities}")
+    return sparsities
 
 
 def validate_flags() -> Settings:
@@ -236,12 +252,7 @@ def validate_flags() -> Settings:
     bad_n = [n for n in block_ns if n not in DELEGATE_BLOCK_NS]
     if bad_n:
         raise app.UsageError(f"--block_n values must be in {DELEGATE_BLOCK_NS}, got {bad_n}")
-    try:
-        sparsities = tuple(dict.fromkeys(float(value) for value in FLAGS.sparsity))
-    except ValueError:
-        raise app.UsageError(f"--sparsity must list numbers, got {FLAGS.sparsity}") from None
-    if any(not 0 < s < 1 for s in sparsities):
-        raise app.UsageError(f"--sparsity values must be in (0, 1), got {sparsities}")
+    sparsities = parse_sparsities(FLAGS.sparsity)
     threads = _integers("threads", FLAGS.threads, 1)
     widths = _integers("widths", FLAGS.widths, 1)
     kernels = _integers("kernels", FLAGS.kernels, 1)
@@ -1277,7 +1288,7 @@ def main(argv: Sequence[str]) -> int:
     """Validate the flags, convert, measure, and write the results; 1 if outputs disagree."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {list(argv[1:])}")
-    apply_quick_defaults()
+    apply_quick_defaults(QUICK_DEFAULTS)
     settings = validate_flags()
     logging.set_verbosity(logging.WARNING)  # TensorFlow's converter logs every SavedModel step
     command = command_line()

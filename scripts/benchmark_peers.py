@@ -31,6 +31,7 @@ Run: python -m scripts.benchmark_peers [--quick] [--levels operator --threads 1 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -109,13 +110,7 @@ def define_flags() -> None:
     flags.DEFINE_bool(
         "convert_only", False, "Fill the cache (models, ONNX, peer binary) and exit without timing."
     )
-    flags.DEFINE_bool(
-        "quick",
-        False,
-        "Small sanity run: "
-        + ", ".join(f"--{k}={v}" for k, v in QUICK_DEFAULTS.items())
-        + " (flags given explicitly win).",
-    )
+    bench.define_quick_flag(QUICK_DEFAULTS)
 
 
 @dataclass(frozen=True)
@@ -152,20 +147,12 @@ def parse_shape(text: str) -> bench.ConvShape:
 
 def validate_flags() -> PeerSettings:
     """Check every flag and return them typed; raises app.UsageError naming the bad flag."""
-    if FLAGS.quick:
-        for name, value in QUICK_DEFAULTS.items():
-            if not FLAGS[name].present:
-                setattr(FLAGS, name, value)
+    bench.apply_quick_defaults(QUICK_DEFAULTS)
     levels = bench._choices("levels", FLAGS.levels, LEVELS)
     if not levels:
         raise app.UsageError("--levels is empty")
     shapes = tuple(dict.fromkeys(parse_shape(text) for text in FLAGS.shapes))
-    try:
-        sparsities = tuple(dict.fromkeys(float(value) for value in FLAGS.sparsity))
-    except ValueError:
-        raise app.UsageError(f"--sparsity must list numbers, got {FLAGS.sparsity}") from None
-    if any(not 0 < s < 1 for s in sparsities):
-        raise app.UsageError(f"--sparsity values must be in (0, 1), got {sparsities}")
+    sparsities = bench.parse_sparsities(FLAGS.sparsity)
     if FLAGS.block_n not in bench.DELEGATE_BLOCK_NS:
         raise app.UsageError(f"--block_n must be in {bench.DELEGATE_BLOCK_NS}")
     bad = [shape for shape in shapes if shape.cout % FLAGS.block_n]
@@ -215,9 +202,7 @@ def check_requirements(levels: Sequence[str]) -> None:
             missing.append(f"libxnnpack-dev and libpthreadpool-dev ({APT_HINT})")
     if "model" in levels:
         for module in ("onnxruntime", "tf2onnx"):
-            try:
-                __import__(module)
-            except ImportError:
+            if importlib.util.find_spec(module) is None:  # found, not imported (tf2onnx loads TF)
                 missing.append(f"the PyPI package {module} (pip install {module})")
     if missing:
         raise app.UsageError("missing: " + "; ".join(missing))
@@ -316,6 +301,15 @@ def conv_weights(path: Path, shape: bench.ConvShape) -> tuple[np.ndarray, np.nda
     return weights, interpreter.get_tensor(biases[0]["index"]).copy()
 
 
+def _per_engine_ms(
+    samples: dict[tuple[str, int], list[float]], threads: int
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Median and all samples in ms of every engine measured at `threads`."""
+    engines = [engine for engine, count in samples if count == threads]
+    medians = {engine: statistics.median(samples[engine, threads]) * 1e3 for engine in engines}
+    return medians, {engine: [v * 1e3 for v in samples[engine, threads]] for engine in engines}
+
+
 def run_operator_level(settings: PeerSettings, binary: Path) -> list[dict]:
     """Ours, libxnnpack sparse and dense XNNPACK on every (shape, sparsity, threads)."""
     import numpy as np
@@ -362,10 +356,7 @@ def run_operator_level(settings: PeerSettings, binary: Path) -> list[dict]:
             pruned = bench.pruned_blocks(sparsity, shape.cin)
             kept_flops = shape.flops() * (shape.cin - pruned) / shape.cin
             for threads, peer in zip(settings.threads, peers, strict=True):
-                medians = {
-                    engine: statistics.median(samples[engine, threads]) * 1e3
-                    for engine in ("delegate", "xnnpack", "libxnnpack")
-                }
+                medians, samples_ms = _per_engine_ms(samples, threads)
                 match = bench.agreement(outputs["delegate", threads], outputs["xnnpack", threads])
                 peer_relative = peer.max_abs_err / peer.max_abs_out if peer.max_abs_out else 0.0
                 row = {
@@ -393,10 +384,7 @@ def run_operator_level(settings: PeerSettings, binary: Path) -> list[dict]:
                     "libxnnpack_relative_error": peer_relative,
                     "agree": match["relative"] <= settings.tolerance
                     and peer_relative <= settings.tolerance,
-                    "samples_ms": {
-                        engine: [v * 1e3 for v in samples[engine, threads]]
-                        for engine in ("delegate", "xnnpack", "libxnnpack")
-                    },
+                    "samples_ms": samples_ms,
                     "tflite": str(path),
                 }
                 rows.append(row)
@@ -486,10 +474,7 @@ def run_model_level(settings: PeerSettings) -> list[dict]:
             samplers, settings.repeats, settings.warmup, settings.min_sample_ms
         )
         for threads in settings.threads:
-            medians = {
-                engine: statistics.median(samples[engine, threads]) * 1e3
-                for engine in ("delegate", "xnnpack", "onnxruntime")
-            }
+            medians, samples_ms = _per_engine_ms(samples, threads)
             reference = outputs["xnnpack", threads]
             delegate_match = bench.agreement(outputs["delegate", threads], reference)
             ort_match = bench.agreement(outputs["onnxruntime", threads], reference)
@@ -514,10 +499,7 @@ def run_model_level(settings: PeerSettings) -> list[dict]:
                 "agreement_onnxruntime_xnnpack": ort_match,
                 "agree": max(delegate_match["relative"], ort_match["relative"])
                 <= settings.tolerance,
-                "samples_ms": {
-                    engine: [v * 1e3 for v in samples[engine, threads]]
-                    for engine in ("delegate", "xnnpack", "onnxruntime")
-                },
+                "samples_ms": samples_ms,
                 "tflite": str(tflite),
                 "onnx": str(onnx_path),
             }
