@@ -10,7 +10,7 @@ DELEGATE_SOURCES := $(wildcard tflite_delegate/native/*/*.cc tflite_delegate/nat
 BUILD_DELEGATE := $(PY) tools/build_delegate.py
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-python test-native test-sanitizers lint data install bench bench-kernels bazel-build clean
+.PHONY: demo test test-python test-native test-sanitizers lint data install bench bench-kernels bench-delegate bench-peers bazel-build clean
 
 install: $(INSTALL_STAMP)
 
@@ -35,7 +35,7 @@ data:
 	fi
 
 demo: install data
-	$(PY) -m scripts.main_job
+	$(PY) -m scripts.pipeline
 
 test: test-python test-native test-sanitizers
 
@@ -80,6 +80,27 @@ lint: install
 bench: install
 	$(PY) -m scripts.benchmark_subp_training
 	$(PY) -m scripts.benchmark_delegate
+
+# Layer grid (ResNet-18/50 and MobileNetV1 conv shapes x N x block sparsity x threads) and the
+# SUBP model configurations, delegate against dense XNNPACK, interleaved (scripts/benchmark_delegate.py;
+# about 20 minutes on an idle machine with the model cache filled). Flags with BENCH_FLAGS.
+bench-delegate: install
+	$(PY) -m scripts.benchmark_delegate $(BENCH_FLAGS)
+
+# Peers on the same work: Debian's libxnnpack sparse NCHW operator (1x1 convs, 70-95 % sparsity)
+# and onnxruntime on ResNet-50 "2.0G" (scripts/benchmark_peers.py). Not part of make test.
+bench-peers: install
+	@if [ ! -f /usr/include/xnnpack.h ] || [ ! -f /usr/include/pthreadpool.h ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libxnnpack-dev libpthreadpool-dev; \
+	  else \
+	    echo "error: bench-peers needs Debian's libxnnpack-dev and libpthreadpool-dev; as root run:" >&2; \
+	    echo "  apt-get install libxnnpack-dev libpthreadpool-dev" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+	$(PY) -m pip install --quiet -e ".[peers]"
+	$(PY) -m scripts.benchmark_peers $(BENCH_FLAGS)
 
 # Microbenchmark of the microkernels and the conv operator (tools/bench_kernels.cc): by default
 # ResNet-50's conv shapes at 224x224 input, 50 % 1x16 block sparsity, 1 and 2 threads. Pass
