@@ -88,7 +88,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("convs_per_stage", 1, "3x3 conv-BN-ReLU layers per stage.")
     flags.DEFINE_integer("epochs", 6, "Training epochs of each model (dense and SUBP).")
     flags.DEFINE_integer("batch_size", 128, "Training batch size.")
-    flags.DEFINE_enum("optimizer", "adam", ["adam", "sgd"], "adam (AdamW) or sgd (momentum 0.9).")
+    flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adam"], "sgd (momentum 0.9) or adam (AdamW).")
     flags.DEFINE_float(
         "lr", None, "Peak learning rate (cosine-decayed to 0); default adam 2e-3, sgd 0.1."
     )
