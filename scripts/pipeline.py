@@ -869,6 +869,7 @@ def write_plots(report: dict, work: Path) -> list[str]:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         report["plots_note"] = "plots skipped: matplotlib is not installed (pip install matplotlib)"
         return []
@@ -890,8 +891,8 @@ def write_plots(report: dict, work: Path) -> list[str]:
         axis.plot(epochs, curves["train_accuracy"], style, marker="o", label=f"{label} train")
         axis.plot(epochs, curves["test_accuracy"], style, marker="s", label=f"{label} test")
     final_epoch = training["subp"]["schedule"]["final_from_epoch"]
-    axis.axvline(final_epoch + 1, color="grey", linestyle=":", label="SUBP mask final")
-    axis.set_xlabel("epoch")
+    axis.axvline(final_epoch, color="grey", linestyle=":", label="SUBP mask final")
+    axis.set_xlabel("epochs trained")
     axis.set_ylabel("accuracy")
     axis.set_title("Training curves")
     axis.grid(alpha=0.3)
@@ -957,10 +958,12 @@ def write_plots(report: dict, work: Path) -> list[str]:
                 row["name"],
                 (row["size_mb_at_bits"], row["test_accuracy"]),
                 fontsize=7,
-                xytext=(4, 4),
+                xytext=(4, 4) if row["source_model"] == "dense" else (4, -11),
                 textcoords="offset points",
             )
         axis.set_xscale("log")
+        axis.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         axis.set_xlabel("model size at its weight bits (MiB, log scale)")
         axis.set_ylabel("test accuracy")
         axis.set_title("Accuracy against model size (no fine-tuning after compression)")
