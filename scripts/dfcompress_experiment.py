@@ -318,7 +318,7 @@ def markdown(results: dict) -> str:
             "",
             f"Command: `{command}`",
             "",
-            f"Trained {model['training']['epochs']} epochs, {model['training']['parameters']:,} "
+            f"Trained {model['training']['epochs']} epoch(s), {model['training']['parameters']:,} "
             "parameters. Accuracy in % on the test set, l2 / l1 criterion. Prune and NM keep "
             "float32 weights; UDFC quantizes every kernel to the W-bit shown. Ave-Im: mean over the "
             "criteria minus Prune's mean. Size: MiB, kernels at their bits.",
@@ -351,6 +351,8 @@ def markdown(results: dict) -> str:
             f"{row['low_layers']} of {row['weight_layers']} | {row['size_mb_fp32']:.3f} / "
             f"{row['size_mb_mp26']:.3f} |"
         )
+    if not results["deployment"]:
+        return "\n".join(lines) + "\n"
     lines += [
         "",
         "## Deployment: `.tflite` sizes, accuracy and batch-1 latency",
