@@ -275,13 +275,13 @@ def to_tflite(
     dequantizes once when it prepares the graph and runs the usual float32 kernels, so outputs
     equal the Keras model's to float rounding and speed equals float32's. `"dynamic"` lets the
     layers read int8 weights directly: the runtime's dynamic-range kernels quantize each input to
-    int8 on the fly and use int8 dot products (about 3x faster than float32 on an AVX-512 VNNI
-    CPU, outputs off by that activation rounding). Measurements: docs/compression.md.
+    int8 on the fly and use int8 dot products (2-3x faster than float32 on the project's AVX-512
+    machine, outputs off by that activation rounding). Measurements: docs/compression.md.
 
     The file is written to a temporary name in the destination directory and renamed into
     place, so a failure never leaves a partial file. Raises TypeError for a non-Keras model,
-    ValueError for an unknown `weights` / `int8_kernels` or a model the converter rejects, FileNotFoundError /
-    PermissionError / IsADirectoryError for an unusable `path`.
+    ValueError for an unknown `weights` / `int8_kernels` or a model the converter rejects, and
+    FileNotFoundError / PermissionError / IsADirectoryError for an unusable `path`.
     """
     import keras
 
