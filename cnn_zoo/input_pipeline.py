@@ -146,9 +146,10 @@ def with_data_sharding(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def epoch_seed(seed: int, epoch) -> tf.Tensor:
-    """The int64 shuffle seed of `epoch` (a Python int or scalar tensor) for run seed `seed`."""
-    return tf.cast(seed, tf.int64) * 1_000_003 + tf.cast(epoch, tf.int64) * 7_919 + 1
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffle seed of `epoch` for run seed `seed` (a Python int, so that tf.data's seed
+    handling never has to test a symbolic tensor)."""
+    return int(seed) * 1_000_003 + int(epoch) * 7_919 + 1
 
 
 def epoch_stream(
@@ -176,19 +177,27 @@ def epoch_stream(
         )
     examples_per_epoch = batch_size * steps_per_epoch
 
-    def one_epoch(epoch):
+    def one_epoch(epoch: int) -> tf.data.Dataset:
         shuffle_seed = epoch_seed(seed, epoch)
+        seed_tensor = tf.constant(shuffle_seed, tf.int64)
         shuffled = base.shuffle(shuffle_buffer, seed=shuffle_seed).repeat()
         positioned = shuffled.take(examples_per_epoch).enumerate()
         return positioned.map(
             lambda position, example: preprocess(
-                example[0], example[1], tf.stack([shuffle_seed, position])
+                example[0], example[1], tf.stack([seed_tensor, position])
             ),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
 
-    examples = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+    # Epochs are built in Python and concatenated (not flat_map over a range of epoch tensors):
+    # with a symbolic seed, Dataset.shuffle tests the seed as a Python bool when no global seed
+    # is set and fails in graph mode.
+    examples = one_epoch(first_epoch)
+    if first_epoch == epochs:  # nothing left to train: an empty stream of the same structure
+        examples = examples.take(0)
+    for epoch in range(first_epoch + 1, epochs):
+        examples = examples.concatenate(one_epoch(epoch))
     batched = examples.batch(batch_size, drop_remainder=True)
     return with_data_sharding(batched.prefetch(tf.data.AUTOTUNE))
 
