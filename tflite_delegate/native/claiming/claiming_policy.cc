@@ -219,11 +219,15 @@ BlockPattern AnalyzePattern(const ConvLayerPlan& plan, const ClaimingOptions& op
 // Step 8: worth claiming, indexable with 32 bits, and a microkernel exists.
 bool ApplyPolicy(const ClaimingOptions& options, ConvLayerPlan* plan, Refusal* refusal) {
   const BlockPattern& pattern = plan->pattern;
+  const bool per_width = options.min_sparsity < 0;
+  const double min_sparsity = per_width ? DefaultMinSparsity(pattern.block_n) : options.min_sparsity;
   // Tolerance: sparsities such as 1 - 64/128 are exact, but thresholds given in decimal are not.
-  if (pattern.tap_vector_sparsity < options.min_sparsity - 1e-9) {
-    return refusal->Refuse(ReasonCode::kBelowMinSparsity,
-                           "tap-vector sparsity " + FormatTwoDecimals(pattern.tap_vector_sparsity) +
-                               " below min_sparsity " + FormatTwoDecimals(options.min_sparsity));
+  if (pattern.tap_vector_sparsity < min_sparsity - 1e-9) {
+    return refusal->Refuse(
+        ReasonCode::kBelowMinSparsity,
+        "tap-vector sparsity " + FormatTwoDecimals(pattern.tap_vector_sparsity) +
+            " below min_sparsity " + FormatTwoDecimals(min_sparsity) +
+            (per_width ? " (the default for N=" + std::to_string(pattern.block_n) + ")" : ""));
   }
   // Packed weights are indexed with 32 bits (see PackFilter).
   const int64_t packed_floats = pattern.kept_tap_vectors * pattern.block_n;
@@ -273,6 +277,14 @@ bool Analyze(TfLiteContext* context, const TfLiteNode& node,
 }
 
 }  // namespace
+
+double DefaultMinSparsity(int block_n) {
+  if (block_n >= 16) return 0.3;
+  if (block_n >= 8) return 0.55;
+  if (block_n >= 4) return 0.8;
+  if (block_n >= 2) return 0.9;
+  return 0.95;
+}
 
 std::vector<int> CandidateBlockWidths(Isa isa) {
   std::vector<int> widths;

@@ -13,17 +13,14 @@ namespace tflite_sparse {
 // Environment variable that forces the microkernel ISA when the `isa` option is not given.
 extern const char kIsaEnvironmentVariable[];
 
-// Claiming threshold. The microkernels run a dense filter at about 0.9 of XNNPACK's dense rate
-// (tools/bench_kernels.cc), so a layer with 30 % of its tap vectors pruned is expected to run
-// about 1.25x faster than XNNPACK, and the break-even lies near 10 %; 0.3 keeps a margin for shapes
-// where XNNPACK is relatively faster. SUBP's published configurations (47-77 % block sparsity)
-// are all above it.
-constexpr double kDefaultMinSparsity = 0.3;
+// min_sparsity when the option is not given: the default of each block width N
+// (DefaultMinSparsity in claiming/claiming_policy.h).
+constexpr double kMinSparsityPerBlockWidth = -1.0;
 constexpr int kMaxThreads = 256;
 
 struct DelegateOptions {
   int num_threads = 0;  // 0: use the interpreter's recommended_num_threads
-  double min_sparsity = kDefaultMinSparsity;  // claim layers at least this tap-vector sparse
+  double min_sparsity = kMinSparsityPerBlockWidth;  // claim layers at least this tap-vector sparse
   int block_n = 0;                            // 0: detect per layer; else forced block width
   Isa isa = Isa::kGeneric;                    // resolved microkernel ISA (never "auto")
   bool verbose = false;                       // print claiming decisions to stderr

@@ -1,0 +1,47 @@
+"""The default claiming threshold depends on the block width N (the measured break-even of each
+microkernel width against XNNPACK), and an explicit min_sparsity replaces it for every width."""
+
+import numpy as np
+import pytest
+
+from tests.tflite_delegate.delegate_test_support import delegate_interpreter
+from tflite_delegate.flatbuffer_models import ConvSpec, build_conv_model
+
+
+def _uniform_1xn_filter(out_channels: int, in_channels: int, block_n: int, kept: int, seed: int):
+    """OHWI 3x3 filter whose groups of `block_n` output channels each keep `kept` whole blocks."""
+    rng = np.random.default_rng(seed)
+    weights = rng.uniform(0.5, 1.5, (out_channels, 3, 3, in_channels)).astype(np.float32)
+    for group in range(out_channels // block_n):
+        pruned = rng.permutation(in_channels)[kept:]
+        weights[group * block_n : (group + 1) * block_n, :, :, pruned] = 0.0
+    return weights
+
+
+@pytest.mark.parametrize(
+    ("block_n", "kept", "claimed_by_default"),
+    [
+        (16, 10, True),  # 0.375 >= 0.3
+        (16, 12, False),  # 0.25 < 0.3
+        (8, 7, True),  # 0.5625 >= 0.55
+        (8, 8, False),  # 0.5 < 0.55: a 1x8 layer at 50 % would run slower than XNNPACK
+        (4, 3, True),  # 0.8125 >= 0.8
+        (4, 8, False),  # 0.5 < 0.8: a 1x4 layer at 50 % ran at 0.63x XNNPACK's speed
+    ],
+)
+def test_default_threshold_depends_on_the_block_width(block_n, kept, claimed_by_default):
+    import tflite_delegate
+
+    weights = _uniform_1xn_filter(32, 16, block_n, kept, seed=block_n * 100 + kept)
+    content = build_conv_model((1, 8, 8, 16), [ConvSpec(weights, None)])
+    _, delegate = delegate_interpreter(content, block_n=block_n)
+    (decision,) = tflite_delegate.delegation_report(delegate)
+    assert decision.block_n == block_n
+    assert decision.claimed == claimed_by_default
+    if not claimed_by_default:
+        assert decision.reason_code == "below_min_sparsity"
+        assert f"(the default for N={block_n})" in decision.reason
+    # An explicit threshold applies to every width.
+    _, delegate = delegate_interpreter(content, block_n=block_n, min_sparsity=0.0)
+    (decision,) = tflite_delegate.delegation_report(delegate)
+    assert decision.claimed
