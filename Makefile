@@ -34,8 +34,9 @@ data:
 	  echo "note: not root, Fashion-MNIST not installed; see README 'Full datasets'"; \
 	fi
 
+DEMO_FLAGS ?=
 demo: install data
-	$(PY) -m scripts.pipeline
+	$(PY) -m scripts.pipeline $(DEMO_FLAGS)
 
 test: test-python test-native test-sanitizers
 
