@@ -109,6 +109,25 @@ TEST(AThrowingTaskIsReportedAndThePoolStaysUsable) {
   EXPECT_EQ(sum.load(), int64_t{4950});
 }
 
+TEST(ANullPoolRunsEveryTileOnTheCallingThreadInOrder) {
+  std::vector<int64_t> starts;
+  EXPECT_TRUE(tflite_sparse::Parallelize1DTile(nullptr, 23, 5, [&](int64_t start, int64_t count) {
+    EXPECT_EQ(count, start == 20 ? int64_t{3} : int64_t{5});
+    starts.push_back(start);
+  }));
+  EXPECT_EQ(starts.size(), size_t{5});
+  for (size_t k = 0; k < starts.size(); ++k) EXPECT_EQ(starts[k], static_cast<int64_t>(5 * k));
+  int cells = 0;
+  EXPECT_TRUE(tflite_sparse::Parallelize2DTile(
+      nullptr, 7, 4, 3, 2, [&](int64_t, int64_t, int64_t count_i, int64_t count_j) {
+        cells += static_cast<int>(count_i * count_j);
+      }));
+  EXPECT_EQ(cells, 28);
+  EXPECT_TRUE(!tflite_sparse::Parallelize1DTile(nullptr, 4, 1, [](int64_t start, int64_t) {
+    if (start == 2) throw std::runtime_error("tile 2 failed");
+  }));
+}
+
 TEST(EmptyRangesRunNothing) {
   ThreadPool pool(2);
   int calls = 0;

@@ -23,6 +23,21 @@ inline int64_t FirstTileOfThread(int64_t tiles, int thread, int threads) {
   return static_cast<int64_t>(static_cast<__int128>(tiles) * thread / threads);
 }
 
+// Runs task(context, 0) on the calling thread, as a one-thread pool would (a null pool).
+inline bool RunOnCallingThread(ThreadPool::Task task, void* context) {
+  try {
+    task(context, 0);
+  } catch (...) {
+    return false;
+  }
+  return true;
+}
+
+// Runs the job on `pool`, or on the calling thread when `pool` is null.
+inline bool RunJob(ThreadPool* pool, ThreadPool::Task task, void* context) {
+  return pool != nullptr ? pool->Run(task, context) : RunOnCallingThread(task, context);
+}
+
 // Calls fn(start, count) for the tiles [start, start + count) of [0, range), count = tile except
 // for the last tile. Returns false if a call threw (the pool reports it; other tiles still run).
 template <class Function>
@@ -34,17 +49,8 @@ bool Parallelize1DTile(ThreadPool* pool, int64_t range, int64_t tile, const Func
     int64_t range, tile, tiles;
     int threads;
   } context{&fn, range, tile, (range + tile - 1) / tile, pool ? pool->num_threads() : 1};
-  if (pool == nullptr) {
-    try {
-      for (int64_t start = 0; start < range; start += tile) {
-        fn(start, range - start < tile ? range - start : tile);
-      }
-    } catch (...) {
-      return false;
-    }
-    return true;
-  }
-  return pool->Run(
+  return RunJob(
+      pool,
       [](void* opaque, int thread) {
         const Context& c = *static_cast<const Context*>(opaque);
         const int64_t end = FirstTileOfThread(c.tiles, thread + 1, c.threads);
@@ -71,20 +77,8 @@ bool Parallelize2DTile(ThreadPool* pool, int64_t range_i, int64_t range_j, int64
   } context{&fn,    range_i, range_j, tile_i, tile_j, (range_j + tile_j - 1) / tile_j,
             0,      pool ? pool->num_threads() : 1};
   context.tiles = (range_i + tile_i - 1) / tile_i * context.tiles_j;
-  if (pool == nullptr) {
-    try {
-      for (int64_t i = 0; i < range_i; i += tile_i) {
-        for (int64_t j = 0; j < range_j; j += tile_j) {
-          fn(i, j, range_i - i < tile_i ? range_i - i : tile_i,
-             range_j - j < tile_j ? range_j - j : tile_j);
-        }
-      }
-    } catch (...) {
-      return false;
-    }
-    return true;
-  }
-  return pool->Run(
+  return RunJob(
+      pool,
       [](void* opaque, int thread) {
         const Context& c = *static_cast<const Context*>(opaque);
         const int64_t end = FirstTileOfThread(c.tiles, thread + 1, c.threads);
