@@ -243,6 +243,8 @@ def time_tflite(paths: dict[str, Path], shape: tuple[int, ...], repeats: int) ->
     thread, interleaved repeats; plus which node types remain outside the XNNPACK partition."""
     from ai_edge_litert.interpreter import Interpreter
 
+    from tflite_delegate.litert_compat import ops_details
+
     interpreters, ops = {}, {}
     sample = np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)
     for name, path in paths.items():
@@ -251,7 +253,7 @@ def time_tflite(paths: dict[str, Path], shape: tuple[int, ...], repeats: int) ->
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"], sample)
         interpreter.invoke()  # warm-up (and the one-time DEQUANTIZE of constant filters)
         interpreters[name] = interpreter
-        details = interpreter._get_ops_details()  # noqa: SLF001 - the only graph view LiteRT offers
+        details = ops_details(interpreter)
         delegated = {int(i) for op in details if op["op_name"] == "DELEGATE" for i in op["inputs"]}
         ops[name] = {"nodes": len(details), "delegate_inputs": len(delegated)}
     times: dict[str, list[float]] = {name: [] for name in paths}

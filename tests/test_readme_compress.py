@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tflite_delegate.litert_compat import ops_details
+
 REPOSITORY = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPOSITORY / "tests" / "fixtures" / "fashion-mnist-sample"
 SECTION = "## Compress a trained model without data"
@@ -91,4 +93,4 @@ def test_readme_compress_example_runs(tmp_path):
     (output,) = runner.get_output_details()
     logits = np.concatenate([runner(image=image[None])[output] for image in images[:100]])
     np.testing.assert_array_equal(logits.argmax(1), predictions[:100])
-    assert "DEQUANTIZE" in {op["op_name"] for op in interpreter._get_ops_details()}
+    assert "DEQUANTIZE" in {op["op_name"] for op in ops_details(interpreter)}

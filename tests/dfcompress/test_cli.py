@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tflite_delegate.litert_compat import ops_details
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = REPOSITORY / "tests" / "fixtures" / "fashion-mnist-sample"
 
@@ -217,7 +219,7 @@ def test_compress_end_to_end_on_the_sample(trained_model, tmp_path):
     (output,) = runner.get_output_details()
     logits = np.concatenate([runner(image=image[None])[output] for image in images[:64]])
     np.testing.assert_array_equal(logits.argmax(1), predicted[:64])
-    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    ops = {op["op_name"] for op in ops_details(interpreter)}
     assert "DEQUANTIZE" in ops  # int8 weights
 
     # Again without --overwrite: refused at flag parsing, the first outputs untouched.
