@@ -938,7 +938,7 @@ def run_layer_level(settings: Settings, plan: list[tuple]) -> list[dict]:
                 "stride": shape.stride,
                 "block_n": block_n,
                 "sparsity": sparsity,
-                "pruned_per_group": pruned,
+                "pruned_blocks_per_group": pruned,
                 "block_sparsity": pruned / shape.cin,
                 "threads": threads,
                 "dense_flops": shape.flops(),

@@ -135,7 +135,7 @@ def test_quick_run_writes_consistent_results_and_reuses_its_cache(tmp_path):
         16,
         1,
     )
-    assert row["pruned_per_group"] == 384  # int(0.75 * 512)
+    assert row["pruned_blocks_per_group"] == 384  # int(0.75 * 512)
     assert row["ideal_speedup"] == pytest.approx(4.0)
     assert row["speedup"] == pytest.approx(row["xnnpack_ms"] / row["delegate_ms"])
     assert row["efficiency"] == pytest.approx(row["speedup"] / 4.0)
