@@ -38,30 +38,6 @@ inline bool RunJob(ThreadPool* pool, ThreadPool::Task task, void* context) {
   return pool != nullptr ? pool->Run(task, context) : RunOnCallingThread(task, context);
 }
 
-// Calls fn(start, count) for the tiles [start, start + count) of [0, range), count = tile except
-// for the last tile. Returns false if a call threw (the pool reports it; other tiles still run).
-template <class Function>
-bool Parallelize1DTile(ThreadPool* pool, int64_t range, int64_t tile, const Function& fn) {
-  if (range <= 0) return true;
-  if (tile < 1) tile = 1;
-  struct Context {
-    const Function* fn;
-    int64_t range, tile, tiles;
-    int threads;
-  } context{&fn, range, tile, (range + tile - 1) / tile, pool ? pool->num_threads() : 1};
-  return RunJob(
-      pool,
-      [](void* opaque, int thread) {
-        const Context& c = *static_cast<const Context*>(opaque);
-        const int64_t end = FirstTileOfThread(c.tiles, thread + 1, c.threads);
-        for (int64_t t = FirstTileOfThread(c.tiles, thread, c.threads); t < end; ++t) {
-          const int64_t start = t * c.tile;
-          (*c.fn)(start, c.range - start < c.tile ? c.range - start : c.tile);
-        }
-      },
-      &context);
-}
-
 // Calls fn(i, j, count_i, count_j) for the tiles of [0, range_i) x [0, range_j); tiles are
 // ordered with j fastest, so a thread's run covers whole rows of j tiles where it can.
 template <class Function>
@@ -90,6 +66,17 @@ bool Parallelize2DTile(ThreadPool* pool, int64_t range_i, int64_t range_j, int64
         }
       },
       &context);
+}
+
+// Calls fn(start, count) for the tiles [start, start + count) of [0, range), count = tile except
+// for the last tile. Returns false if a call threw (the pool reports it; other tiles still run).
+// The one-row case of Parallelize2DTile: same tiles, same split.
+template <class Function>
+bool Parallelize1DTile(ThreadPool* pool, int64_t range, int64_t tile, const Function& fn) {
+  return Parallelize2DTile(pool, 1, range, 1, tile,
+                           [&fn](int64_t, int64_t start, int64_t, int64_t count) {
+                             fn(start, count);
+                           });
 }
 
 }  // namespace tflite_sparse
