@@ -91,6 +91,7 @@ class Microkernel:
     weight_type: str
     block_n: int
     tile_pixels: int
+    layout: str  # "pixel_major" (NHWC through the indirection) or "channel_major" (a panel)
     supported_by_cpu: bool
 
 

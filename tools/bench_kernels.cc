@@ -2,7 +2,7 @@
 //
 //   build/native/bench_kernels [--shapes HxWxCINxCOUTxK[xSTRIDE],...] [--block-n 16]
 //       [--sparsity 0.5] [--threads 1,2] [--repeats 11] [--isa auto|avx512|avx2|generic]
-//       [--min-sample-ms 20]
+//       [--min-sample-ms 20] [--layout auto|pixel_major|both] [--microkernels 1|0]
 //
 // Default: the stride-1 convolutions of ResNet-50's four stages at 224x224 input (output widths
 // 56, 28, 14 and 7), 1x16 blocks at 50 % block sparsity (whole KxK windows, the same count kept in
@@ -14,8 +14,17 @@
 // medians. "dense GFLOP/s" is the layer's dense FLOPs (2 x pixels x Cout x KH x KW x Cin) over
 // the dense time: the dense rate measured in this run. "effective GFLOP/s" is the same dense
 // FLOPs over the sparse time; "speedup" is dense time / sparse time and "efficiency" the speedup
-// over the ideal 1 / (1 - sparsity). The microkernel table times each registered variant alone
-// on an L2-resident problem (one full tile, all groups per call), variants interleaved.
+// over the ideal 1 / (1 - sparsity). The microkernel table times each registered pixel-major
+// variant alone on an L2-resident problem (one full tile, all groups per call), variants
+// interleaved; channel-major variants need the operator's panel and are timed in the operator
+// table only.
+//
+// --layout: "auto" runs each shape with the variant the delegate selects for its shape class
+// (SelectMicrokernel: channel-major for 1x1 stride-1 convolutions where the ISA has one for N);
+// "pixel_major" forces the pixel-major variant; "both" times the selected variant and the
+// pixel-major one interleaved in the same repeats (two extra columns: the pixel-major sparse
+// kept-work GFLOP/s and selected-over-pixel-major speedup). The dense run always uses the
+// selected variant.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -51,6 +60,8 @@ struct Flags {
   int repeats = 11;
   std::string isa = "auto";
   double min_sample_ms = 20.0;
+  std::string layout = "auto";
+  bool microkernels = true;  // --microkernels 0 skips the microkernels-alone table
 };
 
 // ResNet-50's stride-1 convolutions at 224x224 input (bottleneck 1x1 / 3x3 / 1x1 and the block
@@ -119,6 +130,12 @@ Flags ParseFlags(int argc, char** argv) {
       flags.repeats = ToInt(value, "repeats");
     } else if (flag == "--isa") {
       flags.isa = value;
+    } else if (flag == "--microkernels") {
+      if (value != "0" && value != "1") Usage("--microkernels takes 0 or 1");
+      flags.microkernels = value == "1";
+    } else if (flag == "--layout") {
+      if (value != "auto" && value != "pixel_major" && value != "both") Usage("bad --layout");
+      flags.layout = value;
     } else if (flag == "--min-sample-ms") {
       flags.min_sample_ms = std::atof(value.c_str());
     } else {
@@ -203,13 +220,17 @@ int Calibrate(double min_ms, const Function& run) {
 }
 
 void BenchOperators(const Flags& flags, Isa isa) {
-  const tflite_sparse::MicrokernelVariant* variant = tflite_sparse::FindMicrokernel(isa, flags.block_n);
-  if (variant == nullptr) Usage("no microkernel for this ISA and block width");
-  std::printf("\n## Conv operator: 1x%d blocks, %.0f %% block sparsity, microkernel %s\n\n",
-              flags.block_n, 100.0 * flags.sparsity, variant->name);
-  std::printf("| shape (HxW, Cin->Cout, KxK) | threads | dense ms | dense GFLOP/s | sparse ms "
-              "| sparse GFLOP/s | effective GFLOP/s | speedup | efficiency |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  const tflite_sparse::MicrokernelVariant* pixel_major =
+      tflite_sparse::FindMicrokernel(isa, flags.block_n);
+  if (pixel_major == nullptr) Usage("no microkernel for this ISA and block width");
+  const bool both = flags.layout == "both";
+  std::printf("\n## Conv operator: 1x%d blocks, %.0f %% block sparsity, --layout %s "
+              "(pixel-major variant %s)\n\n",
+              flags.block_n, 100.0 * flags.sparsity, flags.layout.c_str(), pixel_major->name);
+  std::printf("| shape (HxW, Cin->Cout, KxK) | threads | microkernel | dense ms | dense GFLOP/s "
+              "| sparse ms | sparse GFLOP/s | effective GFLOP/s | speedup | efficiency |%s\n",
+              both ? " pixel-major sparse GFLOP/s | vs pixel-major |" : "");
+  std::printf("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|%s\n", both ? "---:|---:|" : "");
   std::mt19937_64 rng(2026);
   const double ideal = 1.0 / (1.0 - flags.sparsity);
   for (const Shape& s : flags.shapes) {
@@ -217,6 +238,11 @@ void BenchOperators(const Flags& flags, Isa isa) {
     shape.out_channels = s.out_channels;
     shape.kernel_h = shape.kernel_w = s.kernel;
     shape.in_channels = s.in_channels;
+    const tflite_sparse::MicrokernelVariant* variant =
+        flags.layout == "pixel_major"
+            ? pixel_major
+            : tflite_sparse::SelectMicrokernel(isa, flags.block_n, s.kernel, s.kernel, s.stride,
+                                               s.stride);
     const std::vector<float> sparse = BlockSparseFilter(shape, flags.block_n, flags.sparsity, rng);
     const std::vector<float> dense = BlockSparseFilter(shape, flags.block_n, 0.0, rng);
     std::vector<float> input(static_cast<size_t>(s.in_h) * s.in_w * s.in_channels);
@@ -226,16 +252,20 @@ void BenchOperators(const Flags& flags, Isa isa) {
       auto pool = std::make_shared<tflite_sparse::ThreadPool>(threads);
       auto sparse_op = MakeOperator(s, sparse, flags.block_n, variant, pool);
       auto dense_op = MakeOperator(s, dense, flags.block_n, variant, pool);
+      auto old_op = MakeOperator(s, sparse, flags.block_n, pixel_major, pool);
       const tflite_sparse::ConvGeometry& g = sparse_op->geometry();
       std::vector<float> output(static_cast<size_t>(g.out_h) * g.out_w * g.out_channels);
       auto run_sparse = [&] { sparse_op->Run(input.data(), output.data()); };
       auto run_dense = [&] { dense_op->Run(input.data(), output.data()); };
+      auto run_old = [&] { old_op->Run(input.data(), output.data()); };
       const int sparse_iterations = Calibrate(flags.min_sample_ms, run_sparse);
       const int dense_iterations = Calibrate(flags.min_sample_ms, run_dense);
-      std::vector<double> sparse_times, dense_times;
+      const int old_iterations = both ? Calibrate(flags.min_sample_ms, run_old) : 0;
+      std::vector<double> sparse_times, dense_times, old_times;
       for (int repeat = 0; repeat < flags.repeats; ++repeat) {  // interleaved
         dense_times.push_back(Sample(dense_iterations, run_dense));
         sparse_times.push_back(Sample(sparse_iterations, run_sparse));
+        if (both) old_times.push_back(Sample(old_iterations, run_old));
       }
       const double dense_seconds = Median(dense_times);
       const double sparse_seconds = Median(sparse_times);
@@ -244,12 +274,19 @@ void BenchOperators(const Flags& flags, Isa isa) {
       const double kept = static_cast<double>(sparse_op->packed().group_begin.back()) /
                           dense_op->packed().group_begin.back();
       const double speedup = dense_seconds / sparse_seconds;
-      std::printf("| %dx%d, %d->%d, %dx%d%s | %d | %.3f | %.1f | %.3f | %.1f | %.1f | %.2f | %.2f |\n",
+      std::printf("| %dx%d, %d->%d, %dx%d%s | %d | %s | %.3f | %.1f | %.3f | %.1f | %.1f | %.2f "
+                  "| %.2f |",
                   g.out_h, g.out_w, s.in_channels, s.out_channels, s.kernel, s.kernel,
-                  s.stride > 1 ? ", stride 2" : "", threads, dense_seconds * 1e3,
-                  dense_flops / dense_seconds * 1e-9, sparse_seconds * 1e3,
+                  s.stride > 1 ? ", stride 2" : "", threads, sparse_op->variant().name,
+                  dense_seconds * 1e3, dense_flops / dense_seconds * 1e-9, sparse_seconds * 1e3,
                   kept * dense_flops / sparse_seconds * 1e-9, dense_flops / sparse_seconds * 1e-9,
                   speedup, speedup / ideal);
+      if (both) {
+        const double old_seconds = Median(old_times);
+        std::printf(" %.1f | %.2f |", kept * dense_flops / old_seconds * 1e-9,
+                    old_seconds / sparse_seconds);
+      }
+      std::printf("\n");
       std::fflush(stdout);
     }
   }
@@ -286,6 +323,7 @@ void BenchMicrokernels(const Flags& flags) {
     KernelProblem& k = problems[v];
     k.variant = &variants[v];
     if (!tflite_sparse::IsaSupportedByCpu(k.variant->isa)) continue;
+    if (k.variant->layout != tflite_sparse::InputLayout::kPixelMajor) continue;
     FilterShape shape;
     shape.out_channels = 4 * k.variant->block_n;
     shape.kernel_h = shape.kernel_w = 3;
@@ -331,7 +369,10 @@ void BenchMicrokernels(const Flags& flags) {
     }
   }
   for (const KernelProblem& k : problems) {
-    if (k.op == nullptr) {
+    if (k.variant->layout != tflite_sparse::InputLayout::kPixelMajor) {
+      std::printf("| %s | %d | %d | channel-major: see the operator table |\n",
+                  k.variant->name, k.variant->block_n, k.variant->tile_pixels);
+    } else if (k.op == nullptr) {
       std::printf("| %s | %d | %d | skipped: CPU lacks %s |\n", k.variant->name,
                   k.variant->block_n, k.variant->tile_pixels,
                   tflite_sparse::IsaRequirement(k.variant->isa));
@@ -355,7 +396,7 @@ int main(int argc, char** argv) {
   if (getloadavg(load, 3) < 0) load[0] = -1;
   std::printf("# %s\n# isa %s, %d repeats (medians, interleaved), load average %.2f at start\n",
               command.c_str(), tflite_sparse::IsaName(isa), flags.repeats, load[0]);
-  BenchMicrokernels(flags);
+  if (flags.microkernels) BenchMicrokernels(flags);
   BenchOperators(flags, isa);
   return 0;
 }

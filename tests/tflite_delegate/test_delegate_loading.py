@@ -429,7 +429,9 @@ def test_microkernel_registry_lists_every_isa_and_width():
     assert len({kernel.name for kernel in kernels}) == len(kernels)
     for kernel in kernels:
         assert kernel.weight_type == "float32" and kernel.tile_pixels >= 1
-        assert kernel.name.startswith(f"f32_1x{kernel.block_n}_p{kernel.tile_pixels}__")
+        assert kernel.layout in ("pixel_major", "channel_major")
+        infix = "_panel__" if kernel.layout == "channel_major" else "__"
+        assert kernel.name.startswith(f"f32_1x{kernel.block_n}_p{kernel.tile_pixels}{infix}")
         assert kernel.name.endswith(f"__{kernel.isa}")
     for isa in {kernel.isa for kernel in kernels}:
         widths = {kernel.block_n for kernel in kernels if kernel.isa == isa}

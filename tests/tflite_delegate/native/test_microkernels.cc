@@ -1,7 +1,10 @@
 // Every registered microkernel against a scalar reference, on random problems: every tile size
 // from 1 to P pixels (short tiles run as sub-tiles), partial last groups, empty groups, group
-// sub-ranges and every width N of the registry. Variants the CPU cannot run are skipped and
-// listed at the end of the run.
+// sub-ranges and every width N of the registry. Channel-major variants read a random panel
+// (their pixel p of tap k is panel[tap_offsets[k] + p]); their panel builders are checked
+// against a scalar transposition. Variants the CPU cannot run are skipped and listed at the end
+// of the run.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -30,22 +33,34 @@ struct Problem {
   AlignedBuffer weights;
   std::vector<int32_t> tap_offsets;
   AlignedBuffer bias;
-  std::vector<float> input;
-  std::vector<int64_t> pixel_offsets;
+  AlignedBuffer input;                  // NHWC-like values, or the panel (64-byte aligned)
+  std::vector<int64_t> pixel_offsets;   // channel-major: pixel p is column p of the panel
   float activation_min = 0.0f;
   float activation_max = 0.0f;
 };
 
-Problem MakeProblem(int block_n, int pixels, std::mt19937_64& rng) {
+Problem MakeProblem(int block_n, int pixels, tflite_sparse::InputLayout layout,
+                    std::mt19937_64& rng) {
   Problem problem;
+  const bool panel = layout == tflite_sparse::InputLayout::kChannelMajor;
   problem.block_n = block_n;
   problem.num_groups = native_test::UniformInt(rng, 1, 4);
   // Partial last group about half the time.
   const int missing = native_test::UniformInt(rng, 0, 1) ? native_test::UniformInt(rng, 0, block_n - 1) : 0;
   problem.out_channels = problem.num_groups * block_n - missing;
   const int taps = native_test::UniformInt(rng, 1, 40);
-  problem.input.resize(static_cast<size_t>(taps + 64 * pixels + 8));
-  for (float& value : problem.input) value = native_test::UniformFloat(rng, -2.0f, 2.0f);
+  // Channel-major: `taps` panel rows of a stride rounded up to the panel alignment (sometimes
+  // one more), values up to the real pixels, zeros past them, as the operator builds it.
+  const int64_t stride = (pixels + tflite_sparse::kPanelPixelAlignment - 1) /
+                             tflite_sparse::kPanelPixelAlignment *
+                             tflite_sparse::kPanelPixelAlignment +
+                         native_test::UniformInt(rng, 0, 1) * tflite_sparse::kPanelPixelAlignment;
+  problem.input.ResizeZeroed(panel ? static_cast<size_t>(taps * stride)
+                                   : static_cast<size_t>(taps + 64 * pixels + 8));
+  for (size_t i = 0; i < problem.input.size(); ++i) {
+    if (panel && static_cast<int64_t>(i) % stride >= pixels) continue;
+    problem.input.data()[i] = native_test::UniformFloat(rng, -2.0f, 2.0f);
+  }
   problem.group_begin.push_back(0);
   std::vector<int32_t> kept_taps;
   for (int group = 0; group < problem.num_groups; ++group) {
@@ -55,6 +70,9 @@ Problem MakeProblem(int block_n, int pixels, std::mt19937_64& rng) {
     problem.group_begin.push_back(static_cast<int32_t>(kept_taps.size()));
   }
   problem.tap_offsets = kept_taps;
+  if (panel) {
+    for (int32_t& offset : problem.tap_offsets) offset = static_cast<int32_t>(offset * stride);
+  }
   problem.weights.ResizeZeroed(kept_taps.size() * block_n);
   for (size_t i = 0; i < kept_taps.size() * block_n; ++i) {
     problem.weights.data()[i] = native_test::UniformFloat(rng, -1.0f, 1.0f);
@@ -64,7 +82,7 @@ Problem MakeProblem(int block_n, int pixels, std::mt19937_64& rng) {
     problem.bias.data()[channel] = native_test::UniformFloat(rng, -0.5f, 0.5f);
   }
   for (int p = 0; p < pixels; ++p) {
-    problem.pixel_offsets.push_back(native_test::UniformInt(rng, 0, 64 * pixels));
+    problem.pixel_offsets.push_back(panel ? p : native_test::UniformInt(rng, 0, 64 * pixels));
   }
   switch (native_test::UniformInt(rng, 0, 2)) {
     case 0:
@@ -95,7 +113,8 @@ float Reference(const Problem& problem, int pixel, int channel, bool fused) {
   float sum = problem.bias.data()[channel];
   for (int32_t k = problem.group_begin[group]; k < problem.group_begin[group + 1]; ++k) {
     const float weight = problem.weights.data()[static_cast<size_t>(k) * problem.block_n + lane];
-    const float value = problem.input[problem.pixel_offsets[pixel] + problem.tap_offsets[k]];
+    const float value =
+        problem.input.data()[problem.pixel_offsets[pixel] + problem.tap_offsets[k]];
     if (fused) {
       sum = std::fma(value, weight, sum);
     } else {
@@ -109,14 +128,15 @@ float Reference(const Problem& problem, int pixel, int channel, bool fused) {
 // Runs one variant on pixels [0, pixels) and groups [first, end); checks every element against
 // both references (all elements must agree with the same one) and that nothing else is written.
 void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64& rng) {
-  Problem problem = MakeProblem(variant.block_n, pixels, rng);
+  Problem problem = MakeProblem(variant.block_n, pixels, variant.layout, rng);
+  const bool panel = variant.layout == tflite_sparse::InputLayout::kChannelMajor;
   const int first = native_test::UniformInt(rng, 0, problem.num_groups - 1);
   const int end = native_test::UniformInt(rng, first + 1, problem.num_groups);
   const int64_t stride = problem.out_channels + native_test::UniformInt(rng, 0, 3);
   std::vector<float> output(static_cast<size_t>(stride * pixels), kSentinel);
   SparseTileArgs args;
   args.input = problem.input.data();
-  args.pixel_offsets = problem.pixel_offsets.data();
+  args.pixel_offsets = panel ? nullptr : problem.pixel_offsets.data();
   args.num_pixels = pixels;
   args.first_group = first;
   args.end_group = end;
@@ -177,6 +197,55 @@ TEST(EveryRegisteredMicrokernelMatchesTheScalarReference) {
   EXPECT_TRUE(checked > 0);
 }
 
+// Panel builders against a scalar transposition: random channels (tails of every width), pixel
+// counts and aligned sub-ranges; padding columns must come out zero, other rows untouched.
+TEST(EveryPanelTransposeMatchesAScalarTransposition) {
+  size_t count = 0;
+  const MicrokernelVariant* variants = tflite_sparse::RegisteredMicrokernels(&count);
+  constexpr int64_t kAlign = tflite_sparse::kPanelPixelAlignment;
+  for (size_t i = 0; i < count; ++i) {
+    const MicrokernelVariant& variant = variants[i];
+    if (variant.layout != tflite_sparse::InputLayout::kChannelMajor) {
+      EXPECT_TRUE(variant.transpose == nullptr && variant.vector_pixels == 1) << variant.name;
+      continue;
+    }
+    EXPECT_TRUE(variant.transpose != nullptr) << variant.name;
+    EXPECT_TRUE(variant.vector_pixels >= 1 && kAlign % variant.vector_pixels == 0 &&
+                variant.tile_pixels % variant.vector_pixels == 0)
+        << variant.name;
+    if (!tflite_sparse::IsaSupportedByCpu(variant.isa)) continue;
+    auto rng = native_test::Random(77 + i);
+    for (int trial = 0; trial < 40; ++trial) {
+      const int channels = native_test::UniformInt(rng, 1, 40);
+      const int64_t pixels = native_test::UniformInt(rng, 1, 100);
+      const int64_t stride = (pixels + kAlign - 1) / kAlign * kAlign;
+      const int64_t blocks = stride / kAlign;
+      const int64_t first_block = native_test::UniformInt(rng, 0, static_cast<int>(blocks - 1));
+      const int64_t end_block =
+          native_test::UniformInt(rng, static_cast<int>(first_block + 1), static_cast<int>(blocks));
+      const int64_t first = first_block * kAlign;
+      const int64_t end = std::min(end_block * kAlign, pixels);
+      std::vector<float> input(static_cast<size_t>(pixels * channels));
+      for (float& value : input) value = native_test::UniformFloat(rng, -1.0f, 1.0f);
+      AlignedBuffer panel;
+      panel.ResizeZeroed(static_cast<size_t>(stride * channels));
+      for (size_t j = 0; j < panel.size(); ++j) panel.data()[j] = kSentinel;
+      variant.transpose(input.data(), channels, first, end, panel.data(), stride);
+      int wrong = 0;
+      for (int c = 0; c < channels; ++c) {
+        for (int64_t p = 0; p < stride; ++p) {
+          const float got = panel.data()[c * stride + p];
+          const bool written = p >= first && p < std::min(end_block * kAlign, stride);
+          const float want = !written ? kSentinel : p < pixels ? input[p * channels + c] : 0.0f;
+          wrong += std::memcmp(&got, &want, sizeof(float)) != 0;
+        }
+      }
+      EXPECT_EQ(wrong, 0) << variant.name << " channels=" << channels << " pixels=" << pixels
+                          << " range [" << first << ", " << end << ")";
+    }
+  }
+}
+
 TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
   size_t count = 0;
   const MicrokernelVariant* variants = tflite_sparse::RegisteredMicrokernels(&count);
@@ -184,8 +253,10 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
     for (size_t j = i + 1; j < count; ++j) {
       EXPECT_TRUE(std::strcmp(variants[i].name, variants[j].name) != 0) << variants[i].name;
     }
+    const bool panel = variants[i].layout == tflite_sparse::InputLayout::kChannelMajor;
     const std::string expected_prefix = "f32_1x" + std::to_string(variants[i].block_n) + "_p" +
-                                        std::to_string(variants[i].tile_pixels) + "__";
+                                        std::to_string(variants[i].tile_pixels) +
+                                        (panel ? "_panel__" : "__");
     EXPECT_EQ(std::string(variants[i].name).rfind(expected_prefix, 0), 0u) << variants[i].name;
     EXPECT_TRUE(variants[i].tile_pixels >= 1);
   }
@@ -197,7 +268,17 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
       EXPECT_TRUE(found != nullptr) << tflite_sparse::IsaName(isa) << " N=" << block_n;
       if (found != nullptr) {
         EXPECT_EQ(found->block_n, block_n);
+        EXPECT_TRUE(found->layout == tflite_sparse::InputLayout::kPixelMajor);
       }
+      // Shape-class selection: a 3x3 or strided convolution always gets the pixel-major row; a
+      // 1x1 stride-1 one gets the channel-major row where the ISA has one for this N.
+      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 3, 3, 1, 1) == found);
+      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 2, 2) == found);
+      const MicrokernelVariant* panel = tflite_sparse::FindMicrokernel(
+          isa, block_n, tflite_sparse::WeightType::kFloat32,
+          tflite_sparse::InputLayout::kChannelMajor);
+      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1) ==
+                  (panel != nullptr ? panel : found));
     }
     EXPECT_EQ(tflite_sparse::RegisteredBlockWidthsText(isa), std::string("1, 2, 4, 8, 16 or 32"));
   }
@@ -221,6 +302,7 @@ TEST(MicrokernelsJsonListsEveryRow) {
     ++rows;
   }
   EXPECT_EQ(rows, count);
+  EXPECT_TRUE(json.find("\"layout\": \"pixel_major\"") != std::string::npos);
 }
 
 }  // namespace

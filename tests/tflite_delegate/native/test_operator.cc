@@ -65,8 +65,11 @@ Layer RandomLayer(std::mt19937_64& rng) {
   return layer;
 }
 
+// The operator with the variant the delegate would choose for this shape class
+// (SelectMicrokernel), or with `forced` when given.
 std::unique_ptr<tflite_sparse::SparseConvOperator> MakeOperator(
-    const Layer& layer, tflite_sparse::Isa isa, std::shared_ptr<tflite_sparse::ThreadPool> pool) {
+    const Layer& layer, tflite_sparse::Isa isa, std::shared_ptr<tflite_sparse::ThreadPool> pool,
+    const tflite_sparse::MicrokernelVariant* forced = nullptr) {
   const tflite_sparse::BlockPattern pattern =
       tflite_sparse::AnalyzeBlockPattern(layer.filter.data(), layer.shape, layer.block_n);
   tflite_sparse::PackedFilter packed;
@@ -75,9 +78,14 @@ std::unique_ptr<tflite_sparse::SparseConvOperator> MakeOperator(
                                  &packed, &error)) {
     return nullptr;
   }
+  const tflite_sparse::MicrokernelVariant* variant =
+      forced != nullptr
+          ? forced
+          : tflite_sparse::SelectMicrokernel(isa, layer.block_n, layer.shape.kernel_h,
+                                             layer.shape.kernel_w, layer.params.stride_h,
+                                             layer.params.stride_w);
   return std::make_unique<tflite_sparse::SparseConvOperator>(
-      layer.params, layer.low, layer.high, std::move(packed),
-      tflite_sparse::FindMicrokernel(isa, layer.block_n), std::move(pool));
+      layer.params, layer.low, layer.high, std::move(packed), variant, std::move(pool));
 }
 
 // Direct NHWC convolution in float64 with TFLite's SAME padding (extra row/column at the end).
@@ -161,6 +169,101 @@ TEST(OperatorMatchesDirectConvolutionAndIsBitwiseStableAcrossThreads) {
         }
       }
     }
+  }
+}
+
+// 1x1 stride-1 layers at N = 4 and 8, where SelectMicrokernel picks a channel-major variant when
+// the ISA has one: against the direct convolution, bitwise across 1, 2 and 3 threads, and
+// bitwise equal to the pixel-major variant of the same ISA (both are bias + one fused
+// multiply-add per kept tap vector in packed order). Pixel counts cover partial pixel vectors
+// and tiles crossing images; out_channels cover partial groups.
+TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
+  auto rng = native_test::Random(4242);
+  int channel_major_runs = 0;
+  for (int trial = 0; trial < 40; ++trial) {
+    Layer layer = RandomLayer(rng);
+    layer.block_n = native_test::UniformInt(rng, 0, 1) ? 4 : 8;
+    layer.shape.kernel_h = layer.shape.kernel_w = 1;
+    layer.shape.in_channels = native_test::UniformInt(rng, 1, 40);
+    layer.shape.out_channels = native_test::UniformInt(rng, 1, 40);
+    layer.params.stride_h = layer.params.stride_w = 1;
+    layer.filter.assign(static_cast<size_t>(layer.shape.out_channels) * layer.shape.in_channels,
+                        0.0f);
+    const int groups = (layer.shape.out_channels + layer.block_n - 1) / layer.block_n;
+    for (int group = 0; group < groups; ++group) {
+      for (int ci = 0; ci < layer.shape.in_channels; ++ci) {
+        if (native_test::UniformInt(rng, 0, 2) == 0) continue;  // a pruned block
+        for (int lane = 0; lane < layer.block_n; ++lane) {
+          const int o = group * layer.block_n + lane;
+          if (o < layer.shape.out_channels) {
+            layer.filter[static_cast<size_t>(o) * layer.shape.in_channels + ci] =
+                native_test::UniformFloat(rng, -1.0f, 1.0f);
+          }
+        }
+      }
+    }
+    layer.bias.resize(static_cast<size_t>(layer.shape.out_channels));
+    const int batch = native_test::UniformInt(rng, 1, 3);
+    const int in_h = native_test::UniformInt(rng, 1, 12);
+    const int in_w = native_test::UniformInt(rng, 1, 12);
+    std::vector<float> input(static_cast<size_t>(batch) * in_h * in_w * layer.shape.in_channels);
+    for (float& value : input) value = native_test::UniformFloat(rng, -1.0f, 1.0f);
+    for (tflite_sparse::Isa isa :
+         {tflite_sparse::Isa::kGeneric, tflite_sparse::Isa::kAvx2, tflite_sparse::Isa::kAvx512}) {
+      if (!tflite_sparse::IsaRegistered(isa) || !tflite_sparse::IsaSupportedByCpu(isa)) continue;
+      std::vector<float> reference;  // pixel-major, 1 thread
+      {
+        auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(1),
+                               tflite_sparse::FindMicrokernel(isa, layer.block_n));
+        std::string error;
+        EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
+        const ConvGeometry& g = op->geometry();
+        reference.resize(static_cast<size_t>(batch) * g.out_h * g.out_w * g.out_channels);
+        EXPECT_TRUE(op->Run(input.data(), reference.data()));
+        double worst = 0.0;
+        for (int n = 0; n < batch; ++n) {
+          for (int y = 0; y < g.out_h; ++y) {
+            for (int x = 0; x < g.out_w; ++x) {
+              for (int o = 0; o < g.out_channels; ++o) {
+                const double want = Direct(layer, input, g, n, y, x, o);
+                const double got =
+                    reference[((static_cast<size_t>(n) * g.out_h + y) * g.out_w + x) *
+                                  g.out_channels +
+                              o];
+                worst = std::fmax(worst, std::fabs(got - want));
+              }
+            }
+          }
+        }
+        EXPECT_TRUE(worst <= 1e-5) << tflite_sparse::IsaName(isa) << " trial " << trial
+                                   << " max |diff| " << worst;
+      }
+      for (int threads = 1; threads <= 3; ++threads) {
+        auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(threads));
+        op->set_min_parallel_flops(0);
+        std::string error;
+        EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
+        const tflite_sparse::MicrokernelVariant* panel = tflite_sparse::FindMicrokernel(
+            isa, layer.block_n, tflite_sparse::WeightType::kFloat32,
+            tflite_sparse::InputLayout::kChannelMajor);
+        EXPECT_TRUE(&op->variant() == (panel != nullptr ? panel
+                                                          : tflite_sparse::FindMicrokernel(
+                                                                isa, layer.block_n)))
+            << op->variant().name;
+        channel_major_runs += panel != nullptr;
+        std::vector<float> output(reference.size(), -777.0f);
+        EXPECT_TRUE(op->Run(input.data(), output.data()));
+        EXPECT_TRUE(op->Run(input.data(), output.data()));  // the panel is rebuilt every run
+        EXPECT_TRUE(std::memcmp(output.data(), reference.data(),
+                                output.size() * sizeof(float)) == 0)
+            << op->variant().name << " trial " << trial << " threads " << threads
+            << " differs from the pixel-major variant";
+      }
+    }
+  }
+  if (channel_major_runs == 0) {
+    native_test::SkipNotes().push_back("channel-major operator test: no channel-major variant "
+                                       "on this CPU");
   }
 }
 

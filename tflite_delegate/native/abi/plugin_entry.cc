@@ -111,8 +111,8 @@ TFLITE_SPARSE_EXPORT size_t tflite_sparse_delegate_report(const TfLiteDelegate* 
 TFLITE_SPARSE_EXPORT const char* tflite_sparse_delegate_last_error(void) { return last_error; }
 
 // JSON array of the microkernel registry: one object per variant with name, isa, weight_type,
-// block_n, tile_pixels and supported_by_cpu. The text lives as long as the library; NULL only
-// if it could not be built (out of memory).
+// block_n, tile_pixels, layout and supported_by_cpu. The text lives as long as the library;
+// NULL only if it could not be built (out of memory).
 TFLITE_SPARSE_EXPORT const char* tflite_sparse_delegate_microkernels(void) {
   try {
     static const std::string json = tflite_sparse::MicrokernelsJson();

@@ -236,7 +236,11 @@ bool ApplyPolicy(const ClaimingOptions& options, ConvLayerPlan* plan, Refusal* r
                            "packed indices would overflow 32-bit (" +
                                std::to_string(packed_floats) + " packed weights)");
   }
-  plan->microkernel = FindMicrokernel(options.isa, pattern.block_n);
+  // The variant for this shape class: channel-major (pixel-vector) where the registry has one
+  // that fits (1x1 stride-1 convolutions at N = 4, 8 with AVX-512), else pixel-major.
+  plan->microkernel =
+      SelectMicrokernel(options.isa, pattern.block_n, plan->filter_shape.kernel_h,
+                        plan->filter_shape.kernel_w, plan->params.stride_h, plan->params.stride_w);
   if (plan->microkernel == nullptr) {
     return refusal->Refuse(ReasonCode::kNoMicrokernel,
                            std::string("no ") + IsaName(options.isa) + " microkernel for N=" +

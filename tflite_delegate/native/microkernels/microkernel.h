@@ -17,6 +17,23 @@
 // (an indirection array the operator computes at prepare time). The input is pre-padded where
 // the convolution needs padding, so microkernels never test bounds.
 //
+// That is the *pixel-major* layout (kPixelMajor). A *channel-major* variant (kChannelMajor,
+// the "pixel-vector" microkernels of pixel_vector_template.h) reads a panel instead: the
+// operator transposes the input once per run into panel[c][pixel] (see kPanelPixelAlignment and
+// PanelTransposeFunction) and the microkernel vectorises over consecutive pixels (8 per ymm, 16
+// per zmm), with the N weights of a kept tap vector broadcast as scalars. The same
+// SparseTileArgs then mean:
+//
+//   input          the panel column of the tile's first pixel (a multiple of the variant's
+//                  vector_pixels: aligned to its vector width)
+//   pixel_offsets  unused (nullptr)
+//   num_pixels     1 .. tile_pixels consecutive flattened pixels from there
+//   tap_offsets    floats from a pixel's panel column to its tap's input: c * panel stride
+//
+// and the output is NHWC as for pixel-major variants, with the same per-element arithmetic.
+// Only 1x1 stride-1 convolutions have a channel-major form here (a flattened output pixel is
+// the flattened input pixel), see LayoutSupportsConv.
+//
 // Adding a variant is two edits: one instantiation in its ISA's file (f32_<isa>.cc) and one row
 // in the table of registry.cc. Dispatch, option parsing, the CPU check, the C++ tests, the
 // microbenchmark and the Python tests all read that table.
@@ -35,6 +52,24 @@ enum class Isa { kGeneric = 0, kAvx2 = 1, kAvx512 = 2 };
 
 // Element type of the packed weights.
 enum class WeightType { kFloat32 = 0 };
+
+// How a variant reads its input (see the top of this file).
+enum class InputLayout {
+  kPixelMajor = 0,    // the NHWC input through the per-pixel indirection
+  kChannelMajor = 1,  // a channel-major panel the operator transposes once per run
+};
+
+// A channel-major panel: panel[c * stride + pixel], where the stride (floats) is a multiple of
+// this, the base is 64-byte aligned and the columns past the last pixel up to the stride are
+// zero. So every vector load at a tile's pixels is aligned and in bounds (up to 16 lanes).
+constexpr int kPanelPixelAlignment = 16;
+
+// Writes panel columns [first_pixel, end_pixel) of the NHWC `input` (flattened pixels x
+// channels floats) into `panel` with row stride `panel_stride`. first_pixel is a multiple of
+// kPanelPixelAlignment; when end_pixel is not, the columns up to the next multiple are written
+// as zeros (they exist: the stride is a multiple too).
+using PanelTransposeFunction = void (*)(const float* input, int channels, int64_t first_pixel,
+                                        int64_t end_pixel, float* panel, int64_t panel_stride);
 
 struct SparseTileArgs {
   const float* input;            // base of the (pre-padded when needed) NHWC input
@@ -62,6 +97,11 @@ struct MicrokernelVariant {
   int block_n;      // N: output channels per group
   int tile_pixels;  // P: pixels of a full tile
   SparseTileFunction function;
+  InputLayout layout;
+  // Channel-major only: pixels per vector register (tiles start at multiples of it; it divides
+  // kPanelPixelAlignment) and the ISA's panel builder. 1 and nullptr for pixel-major rows.
+  int vector_pixels;
+  PanelTransposeFunction transpose;
 };
 
 // Every variant of this build, in preference order (the first row that fits a request wins).
@@ -77,13 +117,28 @@ bool IsaSupportedByCpu(Isa isa);
 // True if the registry has at least one variant for `isa` (false for x86 ISAs on other hosts).
 bool IsaRegistered(Isa isa);
 
-// The preferred variant for (isa, block_n, weight type), or nullptr if the registry has none.
+// The preferred variant for (isa, block_n, weight type, layout), or nullptr if the registry has
+// none. Every (isa, block_n) has a pixel-major variant; channel-major ones exist where they win.
 const MicrokernelVariant* FindMicrokernel(Isa isa, int block_n,
-                                          WeightType weight_type = WeightType::kFloat32);
+                                          WeightType weight_type = WeightType::kFloat32,
+                                          InputLayout layout = InputLayout::kPixelMajor);
 
-// "generic", "avx2" or "avx512"; "float32".
+// True if a convolution of this shape class can run in `layout`: pixel-major runs every
+// convolution, channel-major only 1x1 stride-1 ones (dilation and padding do not matter there).
+bool LayoutSupportsConv(InputLayout layout, int kernel_h, int kernel_w, int stride_h,
+                        int stride_w);
+
+// The variant for a convolution of this shape class: the first row, in preference order, with
+// this ISA, N and weight type whose layout supports the convolution (a channel-major row for
+// N = 4 and 8 on 1x1 stride-1 convolutions with AVX-512, else the pixel-major row).
+const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, int kernel_w,
+                                            int stride_h, int stride_w,
+                                            WeightType weight_type = WeightType::kFloat32);
+
+// "generic", "avx2" or "avx512"; "float32"; "pixel_major" or "channel_major".
 const char* IsaName(Isa isa);
 const char* WeightTypeName(WeightType weight_type);
+const char* InputLayoutName(InputLayout layout);
 
 // Parses "generic"/"avx2"/"avx512" (exact, lower case); false for anything else.
 bool ParseIsaName(const std::string& text, Isa* isa);
@@ -100,8 +155,8 @@ std::string RegisteredBlockWidthsText(Isa isa);
 // True if some registered variant of any ISA has this block width.
 bool BlockWidthRegistered(int block_n);
 
-// JSON array describing every registry row: name, isa, weight_type, block_n, tile_pixels and
-// supported_by_cpu.
+// JSON array describing every registry row: name, isa, weight_type, block_n, tile_pixels,
+// layout and supported_by_cpu.
 std::string MicrokernelsJson();
 
 }  // namespace tflite_sparse

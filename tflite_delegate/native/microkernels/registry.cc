@@ -1,22 +1,30 @@
 // The one registry of microkernel variants, and what is derived from it: dispatch, the ISA and
 // block widths the options accept, and the JSON list the library exports.
 //
-// A row is X(weight prefix, WeightType, N, P, isa suffix, Isa); it declares the function
-// <prefix>_1x<N>_p<P>_<isa> (defined in that ISA's f32_<isa>.cc) and registers it under the name
-// "<prefix>_1x<N>_p<P>__<isa>". Rows are in preference order: FindMicrokernel returns the first
-// row that matches, so faster variants of the same ISA and N go first.
+// A pixel-major row is X(weight prefix, WeightType, N, P, isa suffix, Isa); it declares the
+// function <prefix>_1x<N>_p<P>_<isa> (defined in that ISA's f32_<isa>.cc) and registers it under
+// the name "<prefix>_1x<N>_p<P>__<isa>". A channel-major row is C(the same fields, pixels per
+// vector register); it declares <prefix>_1x<N>_p<P>_panel_<isa> and the ISA's panel builder
+// <prefix>_panel_transpose_<isa>, and registers "<prefix>_1x<N>_p<P>_panel__<isa>".
+//
+// Rows are in preference order: FindMicrokernel and SelectMicrokernel return the first row that
+// matches, so faster variants of the same ISA and N go first; channel-major rows come before
+// the pixel-major ones of their ISA because SelectMicrokernel should prefer them where they
+// apply.
 #include <cstdio>
 
 #include "microkernels/microkernel.h"
 
 #if defined(__x86_64__)
-#define TFLITE_SPARSE_X86_MICROKERNELS(X)     \
+#define TFLITE_SPARSE_X86_MICROKERNELS(X, C)  \
   X(f32, kFloat32, 32, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 16, 8, avx512, kAvx512)    \
   X(f32, kFloat32, 8, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 4, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 2, 4, avx512, kAvx512)     \
   X(f32, kFloat32, 1, 8, avx512, kAvx512)     \
+  C(f32, kFloat32, 8, 24, avx2, kAvx2, 8)     \
+  C(f32, kFloat32, 4, 24, avx2, kAvx2, 8)     \
   X(f32, kFloat32, 32, 2, avx2, kAvx2)        \
   X(f32, kFloat32, 16, 5, avx2, kAvx2)        \
   X(f32, kFloat32, 8, 8, avx2, kAvx2)         \
@@ -24,11 +32,11 @@
   X(f32, kFloat32, 2, 4, avx2, kAvx2)         \
   X(f32, kFloat32, 1, 8, avx2, kAvx2)
 #else
-#define TFLITE_SPARSE_X86_MICROKERNELS(X)
+#define TFLITE_SPARSE_X86_MICROKERNELS(X, C)
 #endif
 
-#define TFLITE_SPARSE_MICROKERNELS(X)        \
-  TFLITE_SPARSE_X86_MICROKERNELS(X)          \
+#define TFLITE_SPARSE_MICROKERNELS(X, C)     \
+  TFLITE_SPARSE_X86_MICROKERNELS(X, C)       \
   X(f32, kFloat32, 32, 2, generic, kGeneric) \
   X(f32, kFloat32, 16, 4, generic, kGeneric) \
   X(f32, kFloat32, 8, 4, generic, kGeneric)  \
@@ -41,17 +49,28 @@ namespace tflite_sparse {
 namespace microkernels {
 #define TFLITE_SPARSE_DECLARE(prefix, type, n, p, isa, isa_enum) \
   void prefix##_1x##n##_p##p##_##isa(const SparseTileArgs& args);
-TFLITE_SPARSE_MICROKERNELS(TFLITE_SPARSE_DECLARE)
+#define TFLITE_SPARSE_DECLARE_PANEL(prefix, type, n, p, isa, isa_enum, lanes)       \
+  void prefix##_1x##n##_p##p##_panel_##isa(const SparseTileArgs& args);             \
+  void prefix##_panel_transpose_##isa(const float* input, int channels, int64_t first_pixel, \
+                                      int64_t end_pixel, float* panel, int64_t panel_stride);
+TFLITE_SPARSE_MICROKERNELS(TFLITE_SPARSE_DECLARE, TFLITE_SPARSE_DECLARE_PANEL)
 #undef TFLITE_SPARSE_DECLARE
+#undef TFLITE_SPARSE_DECLARE_PANEL
 }  // namespace microkernels
 
 namespace {
 
-#define TFLITE_SPARSE_ROW(prefix, type, n, p, isa, isa_enum)                         \
-  {#prefix "_1x" #n "_p" #p "__" #isa, Isa::isa_enum, WeightType::type, n, p, \
-   &microkernels::prefix##_1x##n##_p##p##_##isa},
-constexpr MicrokernelVariant kRegistry[] = {TFLITE_SPARSE_MICROKERNELS(TFLITE_SPARSE_ROW)};
+#define TFLITE_SPARSE_ROW(prefix, type, n, p, isa, isa_enum)                           \
+  {#prefix "_1x" #n "_p" #p "__" #isa,           Isa::isa_enum, WeightType::type, n, p, \
+   &microkernels::prefix##_1x##n##_p##p##_##isa, InputLayout::kPixelMajor,     1,  nullptr},
+#define TFLITE_SPARSE_PANEL_ROW(prefix, type, n, p, isa, isa_enum, lanes)                       \
+  {#prefix "_1x" #n "_p" #p "_panel__" #isa,              Isa::isa_enum, WeightType::type, n, p, \
+   &microkernels::prefix##_1x##n##_p##p##_panel_##isa,   InputLayout::kChannelMajor, lanes,     \
+   &microkernels::prefix##_panel_transpose_##isa},
+constexpr MicrokernelVariant kRegistry[] = {
+    TFLITE_SPARSE_MICROKERNELS(TFLITE_SPARSE_ROW, TFLITE_SPARSE_PANEL_ROW)};
 #undef TFLITE_SPARSE_ROW
+#undef TFLITE_SPARSE_PANEL_ROW
 
 constexpr size_t kRegistrySize = sizeof(kRegistry) / sizeof(kRegistry[0]);
 
@@ -69,13 +88,48 @@ bool IsaRegistered(Isa isa) {
   return false;
 }
 
-const MicrokernelVariant* FindMicrokernel(Isa isa, int block_n, WeightType weight_type) {
+const MicrokernelVariant* FindMicrokernel(Isa isa, int block_n, WeightType weight_type,
+                                          InputLayout layout) {
   for (const MicrokernelVariant& variant : kRegistry) {
-    if (variant.isa == isa && variant.block_n == block_n && variant.weight_type == weight_type) {
+    if (variant.isa == isa && variant.block_n == block_n && variant.weight_type == weight_type &&
+        variant.layout == layout) {
       return &variant;
     }
   }
   return nullptr;
+}
+
+bool LayoutSupportsConv(InputLayout layout, int kernel_h, int kernel_w, int stride_h,
+                        int stride_w) {
+  switch (layout) {
+    case InputLayout::kChannelMajor:
+      // Output pixel i reads input pixel i only for a 1x1 window at stride 1.
+      return kernel_h == 1 && kernel_w == 1 && stride_h == 1 && stride_w == 1;
+    case InputLayout::kPixelMajor:
+      break;
+  }
+  return true;
+}
+
+const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, int kernel_w,
+                                            int stride_h, int stride_w, WeightType weight_type) {
+  for (const MicrokernelVariant& variant : kRegistry) {
+    if (variant.isa == isa && variant.block_n == block_n && variant.weight_type == weight_type &&
+        LayoutSupportsConv(variant.layout, kernel_h, kernel_w, stride_h, stride_w)) {
+      return &variant;
+    }
+  }
+  return nullptr;
+}
+
+const char* InputLayoutName(InputLayout layout) {
+  switch (layout) {
+    case InputLayout::kChannelMajor:
+      return "channel_major";
+    case InputLayout::kPixelMajor:
+      break;
+  }
+  return "pixel_major";
 }
 
 Isa BestSupportedIsa() {
@@ -125,6 +179,7 @@ std::string MicrokernelsJson() {
             WeightTypeName(variant.weight_type) +
             "\", \"block_n\": " + std::to_string(variant.block_n) +
             ", \"tile_pixels\": " + std::to_string(variant.tile_pixels) +
+            ", \"layout\": \"" + InputLayoutName(variant.layout) + "\"" +
             ", \"supported_by_cpu\": " + (IsaSupportedByCpu(variant.isa) ? "true" : "false") +
             "}";
   }

@@ -1,6 +1,7 @@
 #include "operator/sparse_conv_operator.h"
 
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include "threading/parallelize.h"
@@ -16,6 +17,8 @@ constexpr int64_t kChunkWeightBytes = 256 * 1024;
 // gets whole groups (balanced for any image size: a 7x7 image has only 7 tiles of 7 pixels).
 constexpr int64_t kMinTilesPerThread = 16;
 constexpr int64_t kChunksPerThread = 4;
+// Panel transposition work items: 4 blocks of 16 pixels (a few microseconds each).
+constexpr int64_t kTransposeBlocksPerItem = 4;
 
 }  // namespace
 
@@ -28,6 +31,7 @@ SparseConvOperator::SparseConvOperator(const ConvParameters& params, float activ
       activation_max_(activation_max),
       packed_(std::move(packed)),
       variant_(variant),
+      active_(variant),
       pool_(std::move(pool)) {}
 
 bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
@@ -51,34 +55,52 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   // Unprepared until every step below succeeded: if one fails (or throws bad_alloc), the next
   // Prepare starts over instead of reusing a half-updated state, and Run refuses to run.
   prepared_ = false;
-  if (!ComputeTapOffsets(packed_, geometry, &tap_offsets_)) {
-    *error = "packed indices would overflow 32-bit";
-    return false;
-  }
   geometry_ = geometry;
   const ConvGeometry& g = geometry_;
-  // Indirection: flattened output pixel (image, y, x) -> its receptive-field origin in the
-  // (pre-padded) input. Without padding the padded image is the input image itself.
-  const int64_t pixels_per_image = static_cast<int64_t>(g.out_h) * g.out_w;
-  pixel_offsets_.resize(static_cast<size_t>(batch * pixels_per_image));
-  const int64_t row_step = static_cast<int64_t>(params_.stride_h) * g.padded_w * g.channels;
-  const int64_t column_step = static_cast<int64_t>(params_.stride_w) * g.channels;
-  int64_t* offset = pixel_offsets_.data();
-  for (int64_t image = 0; image < batch; ++image) {
-    for (int64_t y = 0; y < g.out_h; ++y) {
-      const int64_t row_origin = image * g.PaddedImageSize() + y * row_step;
-      for (int64_t x = 0; x < g.out_w; ++x) *offset++ = row_origin + x * column_step;
+  // The channel-major variant when the shape allows it, else the pixel-major one.
+  active_ = variant_;
+  if (variant_->layout == InputLayout::kChannelMajor && !PreparePanel()) {
+    active_ = FindMicrokernel(variant_->isa, variant_->block_n, variant_->weight_type,
+                              InputLayout::kPixelMajor);
+    if (active_ == nullptr) {
+      *error = std::string("internal error: no pixel-major fallback for ") + variant_->name;
+      return false;
     }
   }
-  // Zeroed once here; Run rewrites only the interior, so the borders stay zero.
-  padded_input_.ResizeZeroed(g.needs_padding ? static_cast<size_t>(batch) * g.PaddedImageSize()
-                                             : 0);
-  // Pixel tiles of nearly equal size: tile t covers [pixels * t / tiles, pixels * (t+1) / tiles).
-  const int64_t pixels = static_cast<int64_t>(pixel_offsets_.size());
-  const int64_t tile_pixels = variant_->tile_pixels;
-  const int64_t tiles = (pixels + tile_pixels - 1) / tile_pixels;
-  tile_first_pixel_.resize(static_cast<size_t>(tiles + 1));
-  for (int64_t t = 0; t <= tiles; ++t) tile_first_pixel_[t] = tiles > 0 ? pixels * t / tiles : 0;
+  int64_t pixels = 0;
+  if (active_->layout == InputLayout::kChannelMajor) {
+    pixel_offsets_.clear();
+    padded_input_.ResizeZeroed(0);
+    // Tiles of whole pixel vectors (each starts on an aligned panel column), nearly equal
+    // vector counts of at most the variant's tile_pixels / vector_pixels.
+    pixels = static_cast<int64_t>(g.batch) * g.out_h * g.out_w;
+    const int64_t lanes = active_->vector_pixels;
+    const int64_t vectors = (pixels + lanes - 1) / lanes;
+    const int64_t tile_vectors = active_->tile_pixels / lanes;
+    const int64_t tiles = (vectors + tile_vectors - 1) / tile_vectors;
+    tile_first_pixel_.resize(static_cast<size_t>(tiles + 1));
+    for (int64_t t = 0; t <= tiles; ++t) {
+      const int64_t first = tiles > 0 ? vectors * t / tiles * lanes : 0;
+      tile_first_pixel_[t] = first < pixels ? first : pixels;
+    }
+  } else {
+    panel_.ResizeZeroed(0);
+    if (!ComputeTapOffsets(packed_, geometry_, &tap_offsets_)) {
+      *error = "packed indices would overflow 32-bit";
+      return false;
+    }
+    PrepareIndirection();
+    pixels = static_cast<int64_t>(pixel_offsets_.size());
+    // Pixel tiles of nearly equal size: tile t covers [pixels * t / tiles, pixels * (t+1) /
+    // tiles).
+    const int64_t tile_pixels = active_->tile_pixels;
+    const int64_t tiles = (pixels + tile_pixels - 1) / tile_pixels;
+    tile_first_pixel_.resize(static_cast<size_t>(tiles + 1));
+    for (int64_t t = 0; t <= tiles; ++t) {
+      tile_first_pixel_[t] = tiles > 0 ? pixels * t / tiles : 0;
+    }
+  }
+  const int64_t tiles = static_cast<int64_t>(tile_first_pixel_.size()) - 1;
   // Group chunks of nearly equal cost; a group's cost is its kept tap vectors plus one for the
   // bias, activation and stores, so that empty groups still count.
   const int64_t groups = packed_.num_groups;
@@ -106,6 +128,52 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   return true;
 }
 
+void SparseConvOperator::PrepareIndirection() {
+  const ConvGeometry& g = geometry_;
+  // Indirection: flattened output pixel (image, y, x) -> its receptive-field origin in the
+  // (pre-padded) input. Without padding the padded image is the input image itself.
+  const int64_t batch = g.batch;
+  const int64_t pixels_per_image = static_cast<int64_t>(g.out_h) * g.out_w;
+  pixel_offsets_.resize(static_cast<size_t>(batch * pixels_per_image));
+  const int64_t row_step = static_cast<int64_t>(params_.stride_h) * g.padded_w * g.channels;
+  const int64_t column_step = static_cast<int64_t>(params_.stride_w) * g.channels;
+  int64_t* offset = pixel_offsets_.data();
+  for (int64_t image = 0; image < batch; ++image) {
+    for (int64_t y = 0; y < g.out_h; ++y) {
+      const int64_t row_origin = image * g.PaddedImageSize() + y * row_step;
+      for (int64_t x = 0; x < g.out_w; ++x) *offset++ = row_origin + x * column_step;
+    }
+  }
+  // Zeroed once here; Run rewrites only the interior, so the borders stay zero.
+  padded_input_.ResizeZeroed(g.needs_padding ? static_cast<size_t>(batch) * g.PaddedImageSize()
+                                             : 0);
+}
+
+bool SparseConvOperator::PreparePanel() {
+  const ConvGeometry& g = geometry_;
+  if (!LayoutSupportsConv(InputLayout::kChannelMajor, packed_.shape.kernel_h,
+                          packed_.shape.kernel_w, params_.stride_h, params_.stride_w) ||
+      g.needs_padding || g.out_h != g.in_h || g.out_w != g.in_w) {
+    return false;
+  }
+  // One panel over the whole flattened batch (a 1x1 stride-1 convolution maps flattened output
+  // pixel i to flattened input pixel i, so tiles may cross images as in the pixel-major path).
+  const int64_t pixels = static_cast<int64_t>(g.batch) * g.in_h * g.in_w;
+  const int64_t stride =
+      (pixels + kPanelPixelAlignment - 1) / kPanelPixelAlignment * kPanelPixelAlignment;
+  // Tap offsets are c * stride (1x1: tap index = input channel) in 32 bits, like the
+  // pixel-major ones; a panel too large for that runs pixel-major.
+  if (stride * packed_.shape.in_channels > std::numeric_limits<int32_t>::max()) return false;
+  tap_offsets_.resize(packed_.tap_index.size());
+  for (size_t vector = 0; vector < packed_.tap_index.size(); ++vector) {
+    tap_offsets_[vector] = static_cast<int32_t>(packed_.tap_index[vector] * stride);
+  }
+  panel_stride_ = stride;
+  // Zeroed here; every Run rewrites all of it (the transposition writes the padding columns).
+  panel_.ResizeZeroed(static_cast<size_t>(stride * packed_.shape.in_channels));
+  return true;
+}
+
 void SparseConvOperator::PadRows(const float* input, int64_t first_row, int64_t end_row) {
   // Rows are indexed over batch x in_h; each input row is copied into its padded position.
   const ConvGeometry& g = geometry_;
@@ -123,8 +191,27 @@ bool SparseConvOperator::Run(const float* input, float* output) {
   if (!prepared_) return false;
   if (geometry_.batch == 0) return true;
   const ConvGeometry& g = geometry_;
+  const bool panel = active_->layout == InputLayout::kChannelMajor;
   const float* source = input;
-  if (g.needs_padding) {
+  if (panel) {
+    // Transpose the whole flattened batch into the panel, in blocks of 16 pixels; the last
+    // block also writes the zero padding columns.
+    const int64_t pixels = static_cast<int64_t>(g.batch) * g.in_h * g.in_w;
+    const int64_t blocks = panel_stride_ / kPanelPixelAlignment;
+    const PanelTransposeFunction transpose = active_->transpose;
+    float* panel_data = panel_.data();
+    const int64_t stride = panel_stride_;
+    const int channels = g.channels;
+    const bool transposed = Parallelize1DTile(
+        serial_ ? nullptr : pool_.get(), blocks, kTransposeBlocksPerItem,
+        [=](int64_t block, int64_t count) {
+          const int64_t first = block * kPanelPixelAlignment;
+          const int64_t end = (block + count) * kPanelPixelAlignment;
+          transpose(input, channels, first, end < pixels ? end : pixels, panel_data, stride);
+        });
+    if (!transposed) return false;
+    source = panel_.data();
+  } else if (g.needs_padding) {
     const bool padded = Parallelize1DTile(
         serial_ ? nullptr : pool_.get(), static_cast<int64_t>(g.batch) * g.in_h, 1,
         [this, input](int64_t row, int64_t rows) { PadRows(input, row, row + rows); });
@@ -146,7 +233,7 @@ bool SparseConvOperator::Run(const float* input, float* output) {
   base.out_channels = g.out_channels;
   base.activation_min = activation_min_;
   base.activation_max = activation_max_;
-  const SparseTileFunction function = variant_->function;
+  const SparseTileFunction function = active_->function;
   const int64_t tiles = static_cast<int64_t>(tile_first_pixel_.size()) - 1;
   const int64_t chunks = static_cast<int64_t>(chunk_first_group_.size()) - 1;
   const int64_t* tile_first_pixel = tile_first_pixel_.data();
@@ -155,12 +242,17 @@ bool SparseConvOperator::Run(const float* input, float* output) {
   // every tile with the same chunk of weights before moving to the next chunk.
   return Parallelize1DTile(
       serial_ ? nullptr : pool_.get(), chunks * tiles, 1,
-      [&base, function, tiles, tile_first_pixel, chunk_first_group](int64_t item, int64_t) {
+      [&base, function, panel, tiles, tile_first_pixel, chunk_first_group](int64_t item,
+                                                                             int64_t) {
         const int64_t chunk = item / tiles;
         const int64_t tile = item % tiles;
         const int64_t pixel = tile_first_pixel[tile];
         SparseTileArgs args = base;
-        args.pixel_offsets = base.pixel_offsets + pixel;
+        if (panel) {
+          args.input = base.input + pixel;  // the panel column of the tile's first pixel
+        } else {
+          args.pixel_offsets = base.pixel_offsets + pixel;
+        }
         args.num_pixels = static_cast<int>(tile_first_pixel[tile + 1] - pixel);
         args.first_group = chunk_first_group[chunk];
         args.end_group = chunk_first_group[chunk + 1];

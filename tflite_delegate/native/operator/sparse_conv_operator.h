@@ -4,7 +4,14 @@
 // offsets, the per-output-pixel input offsets (the indirection over flattened pixels), the
 // zero-bordered scratch for pre-padding, and how the work is tiled. Run pads the input when the
 // convolution needs it, then calls the microkernel once per (pixel tile, group range) through
-// the threading layer. The operator knows nothing of TFLite (delegate/conv_node_kernel.h adapts
+// the threading layer.
+//
+// With a channel-major variant (InputLayout::kChannelMajor, chosen by SelectMicrokernel for 1x1
+// stride-1 convolutions) Prepare instead sizes a channel-major panel of the whole flattened
+// batch and Run first transposes the input into it (split between threads by 16-pixel blocks);
+// tiles are then whole 16-pixel vectors. If the panel cannot be used for a shape (offsets beyond
+// 32 bits, or a convolution the layout does not support) the operator runs the pixel-major
+// variant of the same ISA, N and weight type instead. The operator knows nothing of TFLite (delegate/conv_node_kernel.h adapts
 // it), so the C++ tests and the microbenchmark drive it directly.
 #ifndef TFLITE_DELEGATE_OPERATOR_SPARSE_CONV_OPERATOR_H_
 #define TFLITE_DELEGATE_OPERATOR_SPARSE_CONV_OPERATOR_H_
@@ -25,7 +32,8 @@ namespace tflite_sparse {
 
 class SparseConvOperator {
  public:
-  // `variant` must have packed.block_n; the pool may be shared with other operators.
+  // `variant` must have packed.block_n (either layout); the pool may be shared with other
+  // operators.
   SparseConvOperator(const ConvParameters& params, float activation_min, float activation_max,
                      PackedFilter packed, const MicrokernelVariant* variant,
                      std::shared_ptr<ThreadPool> pool);
@@ -52,17 +60,21 @@ class SparseConvOperator {
     prepared_ = false;
   }
 
-  const MicrokernelVariant& variant() const { return *variant_; }
+  // The variant Run uses: the constructor's, or its pixel-major fallback (see the top).
+  const MicrokernelVariant& variant() const { return *active_; }
   const PackedFilter& packed() const { return packed_; }
 
  private:
   void PadRows(const float* input, int64_t first_row, int64_t end_row);
+  void PrepareIndirection();
+  bool PreparePanel();
 
   ConvParameters params_;
   float activation_min_;
   float activation_max_;
   PackedFilter packed_;
-  const MicrokernelVariant* variant_;
+  const MicrokernelVariant* variant_;  // as constructed
+  const MicrokernelVariant* active_;   // what Run calls for the prepared shape
   std::shared_ptr<ThreadPool> pool_;
 
   bool prepared_ = false;
@@ -70,6 +82,8 @@ class SparseConvOperator {
   std::vector<int32_t> tap_offsets_;    // per kept tap vector, for the current input width
   std::vector<int64_t> pixel_offsets_;  // per flattened output pixel: its receptive-field origin
   AlignedBuffer padded_input_;          // batch x padded image; borders stay zero
+  AlignedBuffer panel_;                 // channel-major: channels x panel_stride_ floats
+  int64_t panel_stride_ = 0;            // flattened pixels rounded up to kPanelPixelAlignment
   // Work decomposition, fixed at prepare time. Pixel tiles: the flattened output pixels cut into
   // tiles of nearly equal size, at most the variant's tile_pixels. Group chunks: consecutive
   // groups of nearly equal cost (kept tap vectors) whose packed weights fit a per-core cache

@@ -1,0 +1,135 @@
+// The channel-major ("pixel-vector") 1xN microkernel, for small N (4, 8): XNNPACK's NCHW
+// sparse-GEMM layout applied to our 1xN packing.
+//
+// The pixel-major template (sparse_tile_template.h) puts the N channels of a group in one
+// register, so for N = 4 or 8 every FMA is a 128- or 256-bit one: a quarter or a half of what a
+// 512-bit FMA does in the same issue slot. Here a register holds 16 consecutive pixels of one
+// input channel (V::kLanes consecutive pixels: 8 for AVX2, 16 for AVX-512), read from a
+// channel-major panel (panel[c][pixel], built once per run by the operator). A group is computed
+// in passes of Q of its N channels, each pass keeping Q x P accumulators (Q channels x P pixel
+// vectors) and walking the group's kept tap vectors: P aligned loads from the panel row of the
+// input channel, then for each of the Q weights one broadcast and P full-width FMAs. (With 16
+// ymm registers, N = 8 as two passes of Q = 4 needs 0.75 loads per FMA where one pass of 8 x 1
+// needs 1.125, and leaves registers for the inputs.) The Q x P block is clamped and written back
+// to the NHWC output through 4x4 transposes inside each 128-bit lane (V::StoreQuad), so every
+// pixel gets its channels as stores of 16 bytes.
+//
+// Arithmetic per output element is the pixel-major variants' (bias, then one fused multiply-add
+// per kept tap vector in packed order: fma(input, weight, sum) is fma(weight, input, sum)), so
+// channel-major and pixel-major AVX-512 variants agree bitwise, whatever the tiling and threads.
+//
+// Internal linkage for the same reason as sparse_tile_template.h: each ISA file compiles its own
+// copy with its own -m flags.
+#ifndef TFLITE_DELEGATE_MICROKERNELS_PIXEL_VECTOR_TEMPLATE_H_
+#define TFLITE_DELEGATE_MICROKERNELS_PIXEL_VECTOR_TEMPLATE_H_
+
+#include "microkernels/microkernel.h"
+
+namespace tflite_sparse {
+namespace {
+
+// Channels [q0, q0 + Q) of one group of N output channels for P x V::kLanes pixels starting at
+// args.input (the panel column of the tile's first pixel); `pixels` of them are real (the rest
+// of the last vector reads the panel's zero padding and is not stored).
+template <class V, int N, int Q, int P>
+inline void PanelGroupPass(const SparseTileArgs& args, int group, int q0, int pixels) {
+  static_assert(Q % 4 == 0 && N % Q == 0, "the output transpose works on quads of channels");
+  constexpr int kLanes = V::kLanes;
+  using Reg = typename V::Reg;
+  const int32_t first = args.group_begin[group];
+  const int32_t count = args.group_begin[group + 1] - first;
+  const float* weights =
+      static_cast<const float*>(args.weights) + static_cast<int64_t>(first) * N + q0;
+  const int32_t* taps = args.tap_offsets + first;
+  const float* bias = args.bias + static_cast<int64_t>(group) * N + q0;
+  Reg accumulators[Q][P];
+#pragma GCC unroll 8
+  for (int n = 0; n < Q; ++n) {
+    const Reg value = V::Broadcast(bias + n);
+#pragma GCC unroll 8
+    for (int v = 0; v < P; ++v) accumulators[n][v] = value;
+  }
+  for (int32_t k = 0; k < count; ++k, weights += N) {
+    const float* column = args.input + taps[k];
+    Reg inputs[P];
+#pragma GCC unroll 8
+    for (int v = 0; v < P; ++v) inputs[v] = V::LoadAligned(column + v * kLanes);
+#pragma GCC unroll 8
+    for (int n = 0; n < Q; ++n) {
+      const Reg weight = V::Broadcast(weights + n);
+#pragma GCC unroll 8
+      for (int v = 0; v < P; ++v) {
+        accumulators[n][v] = V::MulAdd(inputs[v], weight, accumulators[n][v]);
+      }
+    }
+  }
+  const Reg low = V::Set(args.activation_min);
+  const Reg high = V::Set(args.activation_max);
+#pragma GCC unroll 8
+  for (int n = 0; n < Q; ++n) {
+#pragma GCC unroll 8
+    for (int v = 0; v < P; ++v) accumulators[n][v] = V::Clamp(accumulators[n][v], low, high);
+  }
+  const int64_t stride = args.output_pixel_stride;
+  float* output = args.output + static_cast<int64_t>(group) * N + q0;
+  const int remaining_channels = args.out_channels - group * N - q0;
+  if (remaining_channels >= Q) {
+#pragma GCC unroll 8
+    for (int v = 0; v < P; ++v) {
+#pragma GCC unroll 8
+      for (int q = 0; q < Q; q += 4) {
+        V::StoreQuad(accumulators[q][v], accumulators[q + 1][v], accumulators[q + 2][v],
+                     accumulators[q + 3][v], output + v * kLanes * stride + q, stride,
+                     pixels - v * kLanes);
+      }
+    }
+  } else {
+    // Partial last group (out_channels not a multiple of N): through a stack buffer, lane by
+    // lane; it is one group of the layer, so its speed does not matter.
+#pragma GCC unroll 8
+    for (int v = 0; v < P; ++v) {
+      alignas(64) float lanes[Q][kLanes];
+#pragma GCC unroll 8
+      for (int n = 0; n < Q; ++n) V::Store(lanes[n], accumulators[n][v]);
+      const int real = pixels - v * kLanes < kLanes ? pixels - v * kLanes : kLanes;
+      for (int p = 0; p < real; ++p) {
+        float* destination = output + (v * kLanes + p) * stride;
+        for (int n = 0; n < remaining_channels; ++n) destination[n] = lanes[n][p];
+      }
+    }
+  }
+}
+
+// Runs the group range for a run-time vector count in [1, P]: every count has its own
+// instantiation (accumulators stay in registers), so the operator can cut the pixels into tiles
+// of nearly equal vector counts.
+template <class V, int N, int Q, int P>
+inline void PanelTileOfVectors(const SparseTileArgs& args, int vectors, int pixels) {
+  if constexpr (P > 1) {
+    if (vectors < P) {
+      PanelTileOfVectors<V, N, Q, P - 1>(args, vectors, pixels);
+      return;
+    }
+  }
+  for (int group = args.first_group; group < args.end_group; ++group) {
+    const int channels = args.out_channels - group * N;
+    for (int q0 = 0; q0 < N && q0 < channels; q0 += Q) {
+      PanelGroupPass<V, N, Q, P>(args, group, q0, pixels);
+    }
+  }
+}
+
+// The microkernel: 1 to P x V::kLanes consecutive pixels of the panel, groups of N channels in
+// passes of Q.
+template <class V, int N, int Q, int P>
+void PixelVectorTile(const SparseTileArgs& args) {
+  static_assert(P >= 1, "a tile has at least one pixel vector");
+  const int pixels = args.num_pixels < P * V::kLanes ? args.num_pixels : P * V::kLanes;
+  if (pixels <= 0) return;
+  PanelTileOfVectors<V, N, Q, P>(args, (pixels + V::kLanes - 1) / V::kLanes, pixels);
+}
+
+}  // namespace
+}  // namespace tflite_sparse
+
+#endif  // TFLITE_DELEGATE_MICROKERNELS_PIXEL_VECTOR_TEMPLATE_H_
