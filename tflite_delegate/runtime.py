@@ -91,8 +91,10 @@ class Microkernel:
     weight_type: str
     block_n: int
     tile_pixels: int
-    layout: str  # "pixel_major" (NHWC through the indirection) or "channel_major" (a panel)
     supported_by_cpu: bool
+    # "pixel_major" (NHWC through the indirection) or "channel_major" (a transposed panel);
+    # libraries older than the layout field only had pixel-major variants.
+    layout: str = "pixel_major"
 
 
 @dataclass(frozen=True)
