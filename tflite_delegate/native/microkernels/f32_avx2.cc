@@ -2,10 +2,10 @@
 // if the CPU has both). Tiles sized for 16 ymm registers: P x R accumulators plus R weights and
 // one broadcast.
 //
-// For N = 8 and 4 on 1x1 stride-1 convolutions the registry prefers the channel-major
-// ("pixel-vector") variants below (pixel_vector_template.h): 256-bit FMAs over 8 pixels of a
-// channel-major panel, which this file also builds (f32_panel_transpose_avx2). The pixel-major
-// N = 4 variant can only use 128-bit FMAs, half of what this core does per FMA slot.
+// For N = 4 on 1x1 stride-1 convolutions the registry prefers the channel-major
+// ("pixel-vector") variant below (pixel_vector_template.h): 256-bit FMAs over 8 pixels of a
+// channel-major tile panel, which this file also builds (f32_panel_transpose_avx2). The
+// pixel-major N = 4 variant can only use 128-bit FMAs, half of what this core does per FMA slot.
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -84,46 +84,48 @@ void f32_1x4_p8_avx2(const SparseTileArgs& args) { SparseTile<Avx128Vector, 1, 8
 void f32_1x2_p4_avx2(const SparseTileArgs& args) { SparseTile<ScalarVector, 2, 4>(args); }
 void f32_1x1_p8_avx2(const SparseTileArgs& args) { SparseTile<ScalarVector, 1, 8>(args); }
 
-// Channel-major: passes of 4 channels x P vectors of 8 pixels (tile_pixels = 8 P). 4 x 3 = 12
-// accumulators, 3 inputs and one broadcast weight fill the 16 ymm registers and keep 12 FMAs in
-// flight (the 4-cycle latency at 2 FMAs per cycle needs 8).
-void f32_1x8_p24_panel_avx2(const SparseTileArgs& args) {
-  PixelVectorTile<Avx256PixelVector, 8, 4, 3>(args);
-}
+// Channel-major N = 4: 4 channels x 3 vectors of 8 pixels (tile_pixels 24). 12 accumulators,
+// 3 inputs and one broadcast weight fill the 16 ymm registers and keep 12 FMAs in flight (the
+// 4-cycle latency at 2 FMAs per cycle needs 8). No channel-major N = 8 here: the pixel-major
+// N = 8 variant already uses full-width ymm FMAs, and a channel-major one (two passes of 4
+// channels, PixelVectorTile<Avx256PixelVector, 8, 4, 3>) measured 0.3-1.0x of it on ResNet-50's
+// 1x1 shapes: the same FMAs plus the tile transposition.
 void f32_1x4_p24_panel_avx2(const SparseTileArgs& args) {
   PixelVectorTile<Avx256PixelVector, 4, 4, 3>(args);
 }
 
-// Blocks of 8 pixels x 8 channels: 8 (masked at the channel tail) row loads, one in-register
-// transpose, 8 aligned panel stores. Pixels past `end_pixel` load as zeros, which is what the
-// panel's padding columns must hold.
-void f32_panel_transpose_avx2(const float* input, int channels, int64_t first_pixel,
-                              int64_t end_pixel, float* panel, int64_t panel_stride) {
-  const int64_t padded_end = (end_pixel + kPanelPixelAlignment - 1) / kPanelPixelAlignment *
-                             kPanelPixelAlignment;
-  for (int64_t p0 = first_pixel; p0 < padded_end; p0 += 8) {
-    const int64_t real_pixels = end_pixel - p0 < 8 ? (end_pixel > p0 ? end_pixel - p0 : 0) : 8;
+// Blocks of 16 pixels x 8 channels: 16 (masked at the channel tail) row loads, two in-register
+// 8x8 transposes, and per channel two 32-byte stores that fill one whole 64-byte line of its
+// panel row. Pixels past `pixels` load as zeros, which is what the panel's padding columns must
+// hold.
+void f32_panel_transpose_avx2(const float* input, int channels, int64_t pixels, float* panel,
+                              int64_t panel_stride) {
+  static_assert(kPanelPixelAlignment == 16, "blocks of 16 pixels");
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t p0 = 0; p0 < pixels; p0 += 16) {
+    const int64_t real_pixels = pixels - p0 < 16 ? pixels - p0 : 16;
     for (int c0 = 0; c0 < channels; c0 += 8) {
       const int real_channels = channels - c0 < 8 ? channels - c0 : 8;
-      __m256 rows[8];
-      if (real_channels == 8) {
-        for (int i = 0; i < 8; ++i) {
-          rows[i] = i < real_pixels ? _mm256_loadu_ps(input + (p0 + i) * channels + c0)
-                                    : _mm256_setzero_ps();
-        }
-      } else {
-        // Lanes 0..real_channels-1 of each row (the mask's top bit selects a lane).
-        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(real_channels), lane);
-        for (int i = 0; i < 8; ++i) {
-          rows[i] = i < real_pixels ? _mm256_maskload_ps(input + (p0 + i) * channels + c0, mask)
-                                    : _mm256_setzero_ps();
-        }
+      // Lanes 0..real_channels-1 of each row (the mask's top bit selects a lane).
+      const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(real_channels), lane);
+      __m256 low[8];
+      __m256 high[8];
+      for (int i = 0; i < 8; ++i) {
+        const float* row = input + (p0 + i) * channels + c0;
+        low[i] = i >= real_pixels     ? _mm256_setzero_ps()
+                 : real_channels == 8 ? _mm256_loadu_ps(row)
+                                      : _mm256_maskload_ps(row, mask);
+        row += 8 * static_cast<int64_t>(channels);
+        high[i] = 8 + i >= real_pixels ? _mm256_setzero_ps()
+                  : real_channels == 8 ? _mm256_loadu_ps(row)
+                                       : _mm256_maskload_ps(row, mask);
       }
-      Transpose8x8(rows);
+      Transpose8x8(low);
+      Transpose8x8(high);
       float* destination = panel + static_cast<int64_t>(c0) * panel_stride + p0;
       for (int c = 0; c < real_channels; ++c) {
-        _mm256_store_ps(destination + c * panel_stride, rows[c]);
+        _mm256_store_ps(destination + c * panel_stride, low[c]);
+        _mm256_store_ps(destination + c * panel_stride + 8, high[c]);
       }
     }
   }

@@ -18,17 +18,17 @@
 // the convolution needs padding, so microkernels never test bounds.
 //
 // That is the *pixel-major* layout (kPixelMajor). A *channel-major* variant (kChannelMajor,
-// the "pixel-vector" microkernels of pixel_vector_template.h) reads a panel instead: the
-// operator transposes the input once per run into panel[c][pixel] (see kPanelPixelAlignment and
-// PanelTransposeFunction) and the microkernel vectorises over consecutive pixels (8 per ymm, 16
-// per zmm), with the N weights of a kept tap vector broadcast as scalars. The same
-// SparseTileArgs then mean:
+// the "pixel-vector" microkernels of pixel_vector_template.h) reads a panel instead: before each
+// call the operator transposes the tile's pixels into a small channel-major panel[c][pixel] (see
+// kPanelPixelAlignment and PanelTransposeFunction) and the microkernel vectorises over
+// consecutive pixels (8 per ymm, 16 per zmm), with the N weights of a kept tap vector broadcast
+// as scalars. The same SparseTileArgs then mean:
 //
-//   input          the panel column of the tile's first pixel (a multiple of the variant's
-//                  vector_pixels: aligned to its vector width)
+//   input          the tile's panel (its column 0 is the tile's first pixel)
 //   pixel_offsets  unused (nullptr)
 //   num_pixels     1 .. tile_pixels consecutive flattened pixels from there
 //   tap_offsets    floats from a pixel's panel column to its tap's input: c * panel stride
+//                  (the same for every tile: the operator fixes the stride at prepare time)
 //
 // and the output is NHWC as for pixel-major variants, with the same per-element arithmetic.
 // Only 1x1 stride-1 convolutions have a channel-major form here (a flattened output pixel is
@@ -59,17 +59,17 @@ enum class InputLayout {
   kChannelMajor = 1,  // a channel-major panel the operator transposes once per run
 };
 
-// A channel-major panel: panel[c * stride + pixel], where the stride (floats) is a multiple of
-// this, the base is 64-byte aligned and the columns past the last pixel up to the stride are
-// zero. So every vector load at a tile's pixels is aligned and in bounds (up to 16 lanes).
+// A channel-major panel: panel[c * stride + pixel] for the pixels of one tile, where the stride
+// (floats) is a multiple of this, the base is 64-byte aligned and the columns past the tile's
+// last pixel up to the next multiple of this are zero. So every vector load at a tile's pixels
+// is aligned and in bounds (up to 16 lanes).
 constexpr int kPanelPixelAlignment = 16;
 
-// Writes panel columns [first_pixel, end_pixel) of the NHWC `input` (flattened pixels x
-// channels floats) into `panel` with row stride `panel_stride`. first_pixel is a multiple of
-// kPanelPixelAlignment; when end_pixel is not, the columns up to the next multiple are written
-// as zeros (they exist: the stride is a multiple too).
-using PanelTransposeFunction = void (*)(const float* input, int channels, int64_t first_pixel,
-                                        int64_t end_pixel, float* panel, int64_t panel_stride);
+// Writes the panel of `pixels` consecutive NHWC pixels starting at `input` (pixels x channels
+// floats): panel[c * panel_stride + p] = input[p * channels + c] for p < pixels, and zero for
+// pixels <= p < the next multiple of kPanelPixelAlignment.
+using PanelTransposeFunction = void (*)(const float* input, int channels, int64_t pixels,
+                                        float* panel, int64_t panel_stride);
 
 struct SparseTileArgs {
   const float* input;            // base of the (pre-padded when needed) NHWC input
@@ -129,8 +129,8 @@ bool LayoutSupportsConv(InputLayout layout, int kernel_h, int kernel_w, int stri
                         int stride_w);
 
 // The variant for a convolution of this shape class: the first row, in preference order, with
-// this ISA, N and weight type whose layout supports the convolution (a channel-major row for
-// N = 4 and 8 on 1x1 stride-1 convolutions with AVX-512, else the pixel-major row).
+// this ISA, N and weight type whose layout supports the convolution (the channel-major row for
+// N = 4 on 1x1 stride-1 convolutions with AVX2, else the pixel-major row).
 const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, int kernel_w,
                                             int stride_h, int stride_w,
                                             WeightType weight_type = WeightType::kFloat32);

@@ -2,21 +2,22 @@
 // sparse-GEMM layout applied to our 1xN packing.
 //
 // The pixel-major template (sparse_tile_template.h) puts the N channels of a group in one
-// register, so for N = 4 or 8 every FMA is a 128- or 256-bit one: a quarter or a half of what a
-// 512-bit FMA does in the same issue slot. Here a register holds 16 consecutive pixels of one
-// input channel (V::kLanes consecutive pixels: 8 for AVX2, 16 for AVX-512), read from a
-// channel-major panel (panel[c][pixel], built once per run by the operator). A group is computed
-// in passes of Q of its N channels, each pass keeping Q x P accumulators (Q channels x P pixel
-// vectors) and walking the group's kept tap vectors: P aligned loads from the panel row of the
-// input channel, then for each of the Q weights one broadcast and P full-width FMAs. (With 16
-// ymm registers, N = 8 as two passes of Q = 4 needs 0.75 loads per FMA where one pass of 8 x 1
-// needs 1.125, and leaves registers for the inputs.) The Q x P block is clamped and written back
-// to the NHWC output through 4x4 transposes inside each 128-bit lane (V::StoreQuad), so every
-// pixel gets its channels as stores of 16 bytes.
+// register, so for N = 4 every FMA is a 128-bit one: half of what a 256-bit FMA does in the same
+// issue slot (a quarter of a 512-bit one). Here a register holds V::kLanes consecutive pixels of
+// one input channel (8 for AVX2), read from a channel-major panel (panel[c][pixel] of the tile's
+// pixels, transposed by the operator right before the call). A group is computed in passes of Q
+// of its N channels, each pass keeping Q x P accumulators (Q channels x P pixel vectors) and
+// walking the group's kept tap vectors: P aligned loads from the panel row of the input channel,
+// then for each of the Q weights one broadcast and P full-width FMAs. (Q < N keeps wide groups
+// within 16 ymm registers: N = 8 as two passes of Q = 4 needs 0.75 loads per FMA where one pass
+// of 8 x 1 needs 1.125.) The Q x P block is clamped and written back to the NHWC output through
+// 4x4 transposes inside each 128-bit lane (V::StoreQuad), so every pixel gets its channels as
+// stores of 16 bytes.
 //
 // Arithmetic per output element is the pixel-major variants' (bias, then one fused multiply-add
 // per kept tap vector in packed order: fma(input, weight, sum) is fma(weight, input, sum)), so
-// channel-major and pixel-major AVX-512 variants agree bitwise, whatever the tiling and threads.
+// channel-major and pixel-major variants of one ISA agree bitwise, whatever the tiling and
+// threads (checked by the C++ operator test).
 //
 // Internal linkage for the same reason as sparse_tile_template.h: each ISA file compiles its own
 // copy with its own -m flags.

@@ -23,7 +23,6 @@
   X(f32, kFloat32, 4, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 2, 4, avx512, kAvx512)     \
   X(f32, kFloat32, 1, 8, avx512, kAvx512)     \
-  C(f32, kFloat32, 8, 24, avx2, kAvx2, 8)     \
   C(f32, kFloat32, 4, 24, avx2, kAvx2, 8)     \
   X(f32, kFloat32, 32, 2, avx2, kAvx2)        \
   X(f32, kFloat32, 16, 5, avx2, kAvx2)        \
@@ -51,8 +50,8 @@ namespace microkernels {
   void prefix##_1x##n##_p##p##_##isa(const SparseTileArgs& args);
 #define TFLITE_SPARSE_DECLARE_PANEL(prefix, type, n, p, isa, isa_enum, lanes)       \
   void prefix##_1x##n##_p##p##_panel_##isa(const SparseTileArgs& args);             \
-  void prefix##_panel_transpose_##isa(const float* input, int channels, int64_t first_pixel, \
-                                      int64_t end_pixel, float* panel, int64_t panel_stride);
+  void prefix##_panel_transpose_##isa(const float* input, int channels, int64_t pixels,  \
+                                      float* panel, int64_t panel_stride);
 TFLITE_SPARSE_MICROKERNELS(TFLITE_SPARSE_DECLARE, TFLITE_SPARSE_DECLARE_PANEL)
 #undef TFLITE_SPARSE_DECLARE
 #undef TFLITE_SPARSE_DECLARE_PANEL

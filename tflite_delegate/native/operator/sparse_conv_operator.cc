@@ -17,8 +17,17 @@ constexpr int64_t kChunkWeightBytes = 256 * 1024;
 // gets whole groups (balanced for any image size: a 7x7 image has only 7 tiles of 7 pixels).
 constexpr int64_t kMinTilesPerThread = 16;
 constexpr int64_t kChunksPerThread = 4;
-// Panel transposition work items: 4 blocks of 16 pixels (a few microseconds each).
-constexpr int64_t kTransposeBlocksPerItem = 4;
+// The calling thread's panel for one tile of a channel-major variant: reused by every call on
+// this thread (grown when a layer needs more), freed when the thread ends. A tile's panel is
+// transposed right before its microkernel call, so it is in L1 (or L2 for thousands of input
+// channels) when the microkernel reads it, and no full-size transposed copy of the input goes
+// through memory: a whole-image panel (tried first) cost more than the convolution itself on
+// 56x56x256 inputs, every panel line missing cache on its first write.
+float* TilePanel(size_t floats) {
+  thread_local AlignedBuffer panel;
+  if (panel.size() < floats) panel.ResizeZeroed(floats);
+  return panel.data();
+}
 
 }  // namespace
 
@@ -84,7 +93,6 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
       tile_first_pixel_[t] = first < pixels ? first : pixels;
     }
   } else {
-    panel_.ResizeZeroed(0);
     if (!ComputeTapOffsets(packed_, geometry_, &tap_offsets_)) {
       *error = "packed indices would overflow 32-bit";
       return false;
@@ -156,21 +164,20 @@ bool SparseConvOperator::PreparePanel() {
       g.needs_padding || g.out_h != g.in_h || g.out_w != g.in_w) {
     return false;
   }
-  // One panel over the whole flattened batch (a 1x1 stride-1 convolution maps flattened output
-  // pixel i to flattened input pixel i, so tiles may cross images as in the pixel-major path).
-  const int64_t pixels = static_cast<int64_t>(g.batch) * g.in_h * g.in_w;
-  const int64_t stride =
-      (pixels + kPanelPixelAlignment - 1) / kPanelPixelAlignment * kPanelPixelAlignment;
+  // The per-tile panel: rows of the tile's pixels rounded up to whole 64-byte lines, and an odd
+  // number of lines, because a tile reads the same columns of many rows and with an even line
+  // count those rows would share a fraction of L1's sets.
+  int64_t stride = (variant_->tile_pixels + kPanelPixelAlignment - 1) / kPanelPixelAlignment *
+                   kPanelPixelAlignment;
+  if ((stride / kPanelPixelAlignment) % 2 == 0) stride += kPanelPixelAlignment;
   // Tap offsets are c * stride (1x1: tap index = input channel) in 32 bits, like the
-  // pixel-major ones; a panel too large for that runs pixel-major.
+  // pixel-major ones.
   if (stride * packed_.shape.in_channels > std::numeric_limits<int32_t>::max()) return false;
   tap_offsets_.resize(packed_.tap_index.size());
   for (size_t vector = 0; vector < packed_.tap_index.size(); ++vector) {
     tap_offsets_[vector] = static_cast<int32_t>(packed_.tap_index[vector] * stride);
   }
   panel_stride_ = stride;
-  // Zeroed here; every Run rewrites all of it (the transposition writes the padding columns).
-  panel_.ResizeZeroed(static_cast<size_t>(stride * packed_.shape.in_channels));
   return true;
 }
 
@@ -193,25 +200,8 @@ bool SparseConvOperator::Run(const float* input, float* output) {
   const ConvGeometry& g = geometry_;
   const bool panel = active_->layout == InputLayout::kChannelMajor;
   const float* source = input;
-  if (panel) {
-    // Transpose the whole flattened batch into the panel, in blocks of 16 pixels; the last
-    // block also writes the zero padding columns.
-    const int64_t pixels = static_cast<int64_t>(g.batch) * g.in_h * g.in_w;
-    const int64_t blocks = panel_stride_ / kPanelPixelAlignment;
-    const PanelTransposeFunction transpose = active_->transpose;
-    float* panel_data = panel_.data();
-    const int64_t stride = panel_stride_;
-    const int channels = g.channels;
-    const bool transposed = Parallelize1DTile(
-        serial_ ? nullptr : pool_.get(), blocks, kTransposeBlocksPerItem,
-        [=](int64_t block, int64_t count) {
-          const int64_t first = block * kPanelPixelAlignment;
-          const int64_t end = (block + count) * kPanelPixelAlignment;
-          transpose(input, channels, first, end < pixels ? end : pixels, panel_data, stride);
-        });
-    if (!transposed) return false;
-    source = panel_.data();
-  } else if (g.needs_padding) {
+  // (A channel-major variant needs nothing before the tiles: each transposes its own pixels.)
+  if (!panel && g.needs_padding) {
     const bool padded = Parallelize1DTile(
         serial_ ? nullptr : pool_.get(), static_cast<int64_t>(g.batch) * g.in_h, 1,
         [this, input](int64_t row, int64_t rows) { PadRows(input, row, row + rows); });
@@ -234,6 +224,10 @@ bool SparseConvOperator::Run(const float* input, float* output) {
   base.activation_min = activation_min_;
   base.activation_max = activation_max_;
   const SparseTileFunction function = active_->function;
+  const PanelTransposeFunction transpose = active_->transpose;
+  const int channels = g.channels;
+  const int64_t panel_stride = panel_stride_;
+  const size_t panel_floats = static_cast<size_t>(panel_stride_) * g.channels;
   const int64_t tiles = static_cast<int64_t>(tile_first_pixel_.size()) - 1;
   const int64_t chunks = static_cast<int64_t>(chunk_first_group_.size()) - 1;
   const int64_t* tile_first_pixel = tile_first_pixel_.data();
@@ -242,18 +236,21 @@ bool SparseConvOperator::Run(const float* input, float* output) {
   // every tile with the same chunk of weights before moving to the next chunk.
   return Parallelize1DTile(
       serial_ ? nullptr : pool_.get(), chunks * tiles, 1,
-      [&base, function, panel, tiles, tile_first_pixel, chunk_first_group](int64_t item,
-                                                                             int64_t) {
+      [&](int64_t item, int64_t) {
         const int64_t chunk = item / tiles;
         const int64_t tile = item % tiles;
         const int64_t pixel = tile_first_pixel[tile];
         SparseTileArgs args = base;
+        args.num_pixels = static_cast<int>(tile_first_pixel[tile + 1] - pixel);
         if (panel) {
-          args.input = base.input + pixel;  // the panel column of the tile's first pixel
+          // A 1x1 stride-1 convolution: flattened output pixel i reads flattened input pixel i.
+          float* tile_panel = TilePanel(panel_floats);
+          transpose(input + pixel * channels, channels, args.num_pixels, tile_panel,
+                    panel_stride);
+          args.input = tile_panel;
         } else {
           args.pixel_offsets = base.pixel_offsets + pixel;
         }
-        args.num_pixels = static_cast<int>(tile_first_pixel[tile + 1] - pixel);
         args.first_group = chunk_first_group[chunk];
         args.end_group = chunk_first_group[chunk + 1];
         args.output = base.output + pixel * base.output_pixel_stride;

@@ -7,9 +7,8 @@
 // the threading layer.
 //
 // With a channel-major variant (InputLayout::kChannelMajor, chosen by SelectMicrokernel for 1x1
-// stride-1 convolutions) Prepare instead sizes a channel-major panel of the whole flattened
-// batch and Run first transposes the input into it (split between threads by 16-pixel blocks);
-// tiles are then whole 16-pixel vectors. If the panel cannot be used for a shape (offsets beyond
+// stride-1 convolutions) tiles are whole pixel vectors, and each work item first transposes its
+// tile's pixels into a small per-thread channel-major panel (then calls the microkernel on it). If the panel cannot be used for a shape (offsets beyond
 // 32 bits, or a convolution the layout does not support) the operator runs the pixel-major
 // variant of the same ISA, N and weight type instead. The operator knows nothing of TFLite (delegate/conv_node_kernel.h adapts
 // it), so the C++ tests and the microbenchmark drive it directly.
@@ -82,8 +81,7 @@ class SparseConvOperator {
   std::vector<int32_t> tap_offsets_;    // per kept tap vector, for the current input width
   std::vector<int64_t> pixel_offsets_;  // per flattened output pixel: its receptive-field origin
   AlignedBuffer padded_input_;          // batch x padded image; borders stay zero
-  AlignedBuffer panel_;                 // channel-major: channels x panel_stride_ floats
-  int64_t panel_stride_ = 0;            // flattened pixels rounded up to kPanelPixelAlignment
+  int64_t panel_stride_ = 0;            // channel-major: floats per row of a tile's panel
   // Work decomposition, fixed at prepare time. Pixel tiles: the flattened output pixels cut into
   // tiles of nearly equal size, at most the variant's tile_pixels. Group chunks: consecutive
   // groups of nearly equal cost (kept tap vectors) whose packed weights fit a per-core cache
