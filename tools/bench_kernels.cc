@@ -19,12 +19,13 @@
 // interleaved; channel-major variants need the operator's panel and are timed in the operator
 // table only.
 //
-// --layout: "auto" runs each shape with the variant the delegate selects for its shape class
-// (SelectMicrokernel: channel-major for 1x1 stride-1 convolutions where the ISA has one for N);
-// "pixel_major" forces the pixel-major variant; "both" times the selected variant and the
-// pixel-major one interleaved in the same repeats (two extra columns: the pixel-major sparse
-// kept-work GFLOP/s and selected-over-pixel-major speedup). The dense run always uses the
-// selected variant.
+// --layout: "auto" runs each shape with the variant the delegate selects (SelectMicrokernel: by
+// shape class and kept work per input value, so channel-major for 1x1 stride-1 convolutions
+// where the ISA has one for N and the filter keeps enough work); "pixel_major" forces the
+// pixel-major variant; "both" times the selected variant and the pixel-major one interleaved in
+// the same repeats (two extra columns: the pixel-major sparse kept-work GFLOP/s and
+// selected-over-pixel-major speedup). The dense run uses the variant selected for the dense
+// filter.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -238,20 +239,27 @@ void BenchOperators(const Flags& flags, Isa isa) {
     shape.out_channels = s.out_channels;
     shape.kernel_h = shape.kernel_w = s.kernel;
     shape.in_channels = s.in_channels;
-    const tflite_sparse::MicrokernelVariant* variant =
-        flags.layout == "pixel_major"
-            ? pixel_major
-            : tflite_sparse::SelectMicrokernel(isa, flags.block_n, s.kernel, s.kernel, s.stride,
-                                               s.stride);
     const std::vector<float> sparse = BlockSparseFilter(shape, flags.block_n, flags.sparsity, rng);
     const std::vector<float> dense = BlockSparseFilter(shape, flags.block_n, 0.0, rng);
+    // As claiming selects: by shape class and kept work per input value, each filter its own.
+    auto select = [&](const std::vector<float>& filter) {
+      if (flags.layout == "pixel_major") return pixel_major;
+      const tflite_sparse::BlockPattern pattern =
+          tflite_sparse::AnalyzeBlockPattern(filter.data(), shape, flags.block_n);
+      return tflite_sparse::SelectMicrokernel(
+          isa, flags.block_n, s.kernel, s.kernel, s.stride, s.stride,
+          tflite_sparse::KeptFlopsPerInputValue(pattern.kept_tap_vectors, flags.block_n,
+                                                s.in_channels));
+    };
+    const tflite_sparse::MicrokernelVariant* variant = select(sparse);
+    const tflite_sparse::MicrokernelVariant* dense_variant = select(dense);
     std::vector<float> input(static_cast<size_t>(s.in_h) * s.in_w * s.in_channels);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     for (float& value : input) value = normal(rng);
     for (int threads : flags.threads) {
       auto pool = std::make_shared<tflite_sparse::ThreadPool>(threads);
       auto sparse_op = MakeOperator(s, sparse, flags.block_n, variant, pool);
-      auto dense_op = MakeOperator(s, dense, flags.block_n, variant, pool);
+      auto dense_op = MakeOperator(s, dense, flags.block_n, dense_variant, pool);
       auto old_op = MakeOperator(s, sparse, flags.block_n, pixel_major, pool);
       const tflite_sparse::ConvGeometry& g = sparse_op->geometry();
       std::vector<float> output(static_cast<size_t>(g.out_h) * g.out_w * g.out_channels);

@@ -266,18 +266,26 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
       }
       // Shape-class selection: a 3x3 or strided convolution always gets the pixel-major row; a
       // 1x1 stride-1 one gets the channel-major row where the ISA has one for this N.
-      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 3, 3, 1, 1) == found);
-      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 2, 2) == found);
+      // Below kChannelMajorMinKeptFlopsPerInput too little work shares each transposed input
+      // value, so the pixel-major row is chosen then too.
+      constexpr double kMuchWork = 1e6;
+      constexpr double kLittleWork = tflite_sparse::kChannelMajorMinKeptFlopsPerInput / 2;
+      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 3, 3, 1, 1, kMuchWork) == found);
+      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 2, 2, kMuchWork) == found);
+      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kLittleWork) ==
+                  found);
       const MicrokernelVariant* panel = tflite_sparse::FindMicrokernel(
           isa, block_n, tflite_sparse::WeightType::kFloat32,
           tflite_sparse::InputLayout::kChannelMajor);
-      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1) ==
+      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kMuchWork) ==
                   (panel != nullptr ? panel : found));
     }
     EXPECT_EQ(tflite_sparse::RegisteredBlockWidthsText(isa), std::string("1, 2, 4, 8, 16 or 32"));
   }
   EXPECT_TRUE(tflite_sparse::FindMicrokernel(tflite_sparse::Isa::kGeneric, 3) == nullptr);
   EXPECT_TRUE(tflite_sparse::IsaSupportedByCpu(tflite_sparse::BestSupportedIsa()));
+  EXPECT_TRUE(tflite_sparse::KeptFlopsPerInputValue(64 * 16, 4, 256) == 32.0);
+  EXPECT_TRUE(tflite_sparse::KeptFlopsPerInputValue(10, 4, 0) == 0.0);
 }
 
 TEST(MicrokernelsJsonListsEveryRow) {

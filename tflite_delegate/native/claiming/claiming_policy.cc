@@ -237,10 +237,13 @@ bool ApplyPolicy(const ClaimingOptions& options, ConvLayerPlan* plan, Refusal* r
                                std::to_string(packed_floats) + " packed weights)");
   }
   // The variant for this shape class: channel-major (pixel-vector) where the registry has one
-  // that fits (today: 1x1 stride-1 convolutions at N = 4 with AVX2), else pixel-major.
-  plan->microkernel =
-      SelectMicrokernel(options.isa, pattern.block_n, plan->filter_shape.kernel_h,
-                        plan->filter_shape.kernel_w, plan->params.stride_h, plan->params.stride_w);
+  // that fits and enough kept work shares each input value (today: 1x1 stride-1 convolutions at
+  // N = 4 with AVX2), else pixel-major.
+  plan->microkernel = SelectMicrokernel(
+      options.isa, pattern.block_n, plan->filter_shape.kernel_h, plan->filter_shape.kernel_w,
+      plan->params.stride_h, plan->params.stride_w,
+      KeptFlopsPerInputValue(pattern.kept_tap_vectors, pattern.block_n,
+                             plan->filter_shape.in_channels));
   if (plan->microkernel == nullptr) {
     return refusal->Refuse(ReasonCode::kNoMicrokernel,
                            std::string("no ") + IsaName(options.isa) + " microkernel for N=" +

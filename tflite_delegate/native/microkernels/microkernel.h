@@ -128,11 +128,26 @@ const MicrokernelVariant* FindMicrokernel(Isa isa, int block_n,
 bool LayoutSupportsConv(InputLayout layout, int kernel_h, int kernel_w, int stride_h,
                         int stride_w);
 
+// A channel-major variant transposes every input value of a tile once per (tile, group chunk)
+// and writes the output through in-register transposes, so it only pays off when enough kept
+// work shares each input value. The measure: kept FLOPs per input value per pixel, 2 x kept tap
+// vectors (all groups) x N / input channels (= 2 x O x (1 - s) for a uniform 1xN filter at
+// sparsity s). Below kChannelMajorMinKeptFlopsPerInput the pixel-major variant is as fast or
+// faster: measured on ResNet-50's 1x1 shapes at N = 4 (AVX2), channel-major lost at 12-26
+// (56x56 64->64 and 256->64 at s = 0.9, 28x28 512->128 at 0.9), broke even near 32 (64->64 at
+// 0.75) and won 1.2-2.7x from 48 up.
+constexpr double kChannelMajorMinKeptFlopsPerInput = 32.0;
+
+// 2 x kept_tap_vectors x block_n / in_channels (0 when in_channels <= 0).
+double KeptFlopsPerInputValue(int64_t kept_tap_vectors, int block_n, int in_channels);
+
 // The variant for a convolution of this shape class: the first row, in preference order, with
-// this ISA, N and weight type whose layout supports the convolution (the channel-major row for
-// N = 4 on 1x1 stride-1 convolutions with AVX2, else the pixel-major row).
+// this ISA, N and weight type whose layout supports the convolution and, for a channel-major
+// row, with kept_flops_per_input at least kChannelMajorMinKeptFlopsPerInput (today: the
+// channel-major row for N = 4 on 1x1 stride-1 convolutions with AVX2, else the pixel-major row).
 const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, int kernel_w,
                                             int stride_h, int stride_w,
+                                            double kept_flops_per_input,
                                             WeightType weight_type = WeightType::kFloat32);
 
 // "generic", "avx2" or "avx512"; "float32"; "pixel_major" or "channel_major".

@@ -110,13 +110,24 @@ bool LayoutSupportsConv(InputLayout layout, int kernel_h, int kernel_w, int stri
   return true;
 }
 
+double KeptFlopsPerInputValue(int64_t kept_tap_vectors, int block_n, int in_channels) {
+  if (in_channels <= 0) return 0.0;
+  return 2.0 * static_cast<double>(kept_tap_vectors) * block_n / in_channels;
+}
+
 const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, int kernel_w,
-                                            int stride_h, int stride_w, WeightType weight_type) {
+                                            int stride_h, int stride_w,
+                                            double kept_flops_per_input, WeightType weight_type) {
   for (const MicrokernelVariant& variant : kRegistry) {
-    if (variant.isa == isa && variant.block_n == block_n && variant.weight_type == weight_type &&
-        LayoutSupportsConv(variant.layout, kernel_h, kernel_w, stride_h, stride_w)) {
-      return &variant;
+    if (variant.isa != isa || variant.block_n != block_n || variant.weight_type != weight_type ||
+        !LayoutSupportsConv(variant.layout, kernel_h, kernel_w, stride_h, stride_w)) {
+      continue;
     }
+    if (variant.layout == InputLayout::kChannelMajor &&
+        kept_flops_per_input < kChannelMajorMinKeptFlopsPerInput) {
+      continue;  // too little work per transposed input value
+    }
+    return &variant;
   }
   return nullptr;
 }
