@@ -8,10 +8,12 @@ from tests.tflite_delegate.delegate_test_support import delegate_interpreter
 from tflite_delegate.flatbuffer_models import ConvSpec, build_conv_model
 
 
-def _uniform_1xn_filter(out_channels: int, in_channels: int, block_n: int, kept: int, seed: int):
-    """OHWI 3x3 filter whose groups of `block_n` output channels each keep `kept` whole blocks."""
+def _uniform_1xn_filter(
+    out_channels: int, in_channels: int, block_n: int, kept: int, seed: int, kernel: int = 3
+):
+    """OHWI KxK filter whose groups of `block_n` output channels each keep `kept` whole blocks."""
     rng = np.random.default_rng(seed)
-    weights = rng.uniform(0.5, 1.5, (out_channels, 3, 3, in_channels)).astype(np.float32)
+    weights = rng.uniform(0.5, 1.5, (out_channels, kernel, kernel, in_channels)).astype(np.float32)
     for group in range(out_channels // block_n):
         pruned = rng.permutation(in_channels)[kept:]
         weights[group * block_n : (group + 1) * block_n, :, :, pruned] = 0.0
@@ -45,3 +47,28 @@ def test_default_threshold_depends_on_the_block_width(block_n, kept, claimed_by_
     _, delegate = delegate_interpreter(content, block_n=block_n, min_sparsity=0.0)
     (decision,) = tflite_delegate.delegation_report(delegate)
     assert decision.claimed
+
+
+@pytest.mark.parametrize(("kept", "sparsity"), [(4, 0.75), (8, 0.5)])
+def test_a_channel_major_layer_has_its_own_default_threshold(kept, sparsity):
+    """A 1x1 stride-1 layer at N=4 runs the channel-major microkernel where the ISA has one
+    (AVX2); its default threshold is 0.75 (measured break-even) instead of the 0.8 of N=4."""
+    import tflite_delegate
+
+    weights = _uniform_1xn_filter(64, 16, 4, kept, seed=kept, kernel=1)
+    content = build_conv_model((1, 8, 8, 16), [ConvSpec(weights, None)])
+    _, delegate = delegate_interpreter(content, block_n=4, min_sparsity=0.0)
+    (forced,) = tflite_delegate.delegation_report(delegate)
+    layouts = {kernel.name: kernel.layout for kernel in tflite_delegate.microkernels()}
+    channel_major = layouts[forced.microkernel] == "channel_major"
+    _, delegate = delegate_interpreter(content, block_n=4)
+    (decision,) = tflite_delegate.delegation_report(delegate)
+    assert decision.tap_vector_sparsity == pytest.approx(sparsity)
+    assert decision.claimed == (channel_major and sparsity >= 0.75)
+    if decision.claimed:
+        assert decision.microkernel == forced.microkernel
+    else:
+        assert decision.reason_code == "below_min_sparsity"
+        suffix = ", channel-major" if channel_major else ""
+        threshold = "0.75" if channel_major else "0.80"
+        assert f"below min_sparsity {threshold} (the default for N=4{suffix})" in decision.reason

@@ -247,7 +247,8 @@ TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
       for (int threads = 1; threads <= 3; ++threads) {
         auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(threads),
                                panel != nullptr ? panel
-                                                : tflite_sparse::FindMicrokernel(isa, layer.block_n));
+                                                : tflite_sparse::FindMicrokernel(isa,
+                                                                                 layer.block_n));
         op->set_min_parallel_flops(0);
         std::string error;
         EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;

@@ -219,15 +219,29 @@ BlockPattern AnalyzePattern(const ConvLayerPlan& plan, const ClaimingOptions& op
 // Step 8: worth claiming, indexable with 32 bits, and a microkernel exists.
 bool ApplyPolicy(const ClaimingOptions& options, ConvLayerPlan* plan, Refusal* refusal) {
   const BlockPattern& pattern = plan->pattern;
+  // The variant for this shape class: channel-major (pixel-vector) where the registry has one
+  // that fits and enough kept work shares each input value (today: 1x1 stride-1 convolutions at
+  // N = 4 with AVX2), else pixel-major. Chosen first because the default threshold depends on
+  // its layout.
+  const MicrokernelVariant* variant = SelectMicrokernel(
+      options.isa, pattern.block_n, plan->filter_shape.kernel_h, plan->filter_shape.kernel_w,
+      plan->params.stride_h, plan->params.stride_w,
+      KeptFlopsPerInputValue(pattern.kept_tap_vectors, pattern.block_n,
+                             plan->filter_shape.in_channels));
+  const InputLayout layout = variant != nullptr ? variant->layout : InputLayout::kPixelMajor;
   const bool per_width = options.min_sparsity < 0;
-  const double min_sparsity = per_width ? DefaultMinSparsity(pattern.block_n) : options.min_sparsity;
+  const double min_sparsity =
+      per_width ? DefaultMinSparsity(pattern.block_n, layout) : options.min_sparsity;
   // Tolerance: sparsities such as 1 - 64/128 are exact, but thresholds given in decimal are not.
   if (pattern.tap_vector_sparsity < min_sparsity - 1e-9) {
     return refusal->Refuse(
         ReasonCode::kBelowMinSparsity,
         "tap-vector sparsity " + FormatTwoDecimals(pattern.tap_vector_sparsity) +
             " below min_sparsity " + FormatTwoDecimals(min_sparsity) +
-            (per_width ? " (the default for N=" + std::to_string(pattern.block_n) + ")" : ""));
+            (per_width ? " (the default for N=" + std::to_string(pattern.block_n) +
+                             (layout == InputLayout::kChannelMajor ? ", channel-major" : "") +
+                             ")"
+                       : ""));
   }
   // Packed weights are indexed with 32 bits (see PackFilter).
   const int64_t packed_floats = pattern.kept_tap_vectors * pattern.block_n;
@@ -236,14 +250,7 @@ bool ApplyPolicy(const ClaimingOptions& options, ConvLayerPlan* plan, Refusal* r
                            "packed indices would overflow 32-bit (" +
                                std::to_string(packed_floats) + " packed weights)");
   }
-  // The variant for this shape class: channel-major (pixel-vector) where the registry has one
-  // that fits and enough kept work shares each input value (today: 1x1 stride-1 convolutions at
-  // N = 4 with AVX2), else pixel-major.
-  plan->microkernel = SelectMicrokernel(
-      options.isa, pattern.block_n, plan->filter_shape.kernel_h, plan->filter_shape.kernel_w,
-      plan->params.stride_h, plan->params.stride_w,
-      KeptFlopsPerInputValue(pattern.kept_tap_vectors, pattern.block_n,
-                             plan->filter_shape.in_channels));
+  plan->microkernel = variant;
   if (plan->microkernel == nullptr) {
     return refusal->Refuse(ReasonCode::kNoMicrokernel,
                            std::string("no ") + IsaName(options.isa) + " microkernel for N=" +
@@ -285,10 +292,10 @@ bool Analyze(TfLiteContext* context, const TfLiteNode& node,
 
 }  // namespace
 
-double DefaultMinSparsity(int block_n) {
+double DefaultMinSparsity(int block_n, InputLayout layout) {
   if (block_n >= 16) return 0.3;
   if (block_n >= 8) return 0.55;
-  if (block_n >= 4) return 0.8;
+  if (block_n >= 4) return layout == InputLayout::kChannelMajor ? 0.75 : 0.8;
   if (block_n >= 2) return 0.9;
   return 0.95;
 }

@@ -28,8 +28,12 @@ namespace tflite_sparse {
 // shapes (scripts/benchmark_delegate.py): against XNNPACK the 1x16 and 1x32 microkernels reach
 // 0.76-1.2 of the ideal speedup 1 / (1 - s), the 1x8 ones (256-bit) 0.33-0.64 and the 1x4 ones
 // (128-bit) 0.16-0.37, i.e. a 1x4 layer at 50 % runs at 0.63x. Below N = 4 the microkernels are
-// scalar. Used when the min_sparsity option is not given.
-double DefaultMinSparsity(int block_n);
+// scalar. A layer that runs a channel-major variant (1x1 stride-1 at N = 4 with AVX2,
+// f32_1x4_p24_panel__avx2) has its own break-even: 0.75, where all nine 1x1 stride-1 shapes of
+// ResNet-50 ran 1.17-4.2x faster than XNNPACK in three runs on an AVX2-only Zen 4 VM (at 0.5 two
+// of them were slower, 0.64-0.91x; docs/RESULTS.md). Used when the min_sparsity option is not
+// given.
+double DefaultMinSparsity(int block_n, InputLayout layout = InputLayout::kPixelMajor);
 
 struct ClaimingOptions {
   // Claim layers whose tap-vector sparsity is at least this; negative: DefaultMinSparsity(N).
