@@ -34,18 +34,23 @@ exists. Nothing finished is deleted or overwritten. The tables go to `<out_dir>/
 `<!-- reproduce:<section>:end -->` in the docs file (sections: subp, delegate-model,
 delegate-layer in docs/RESULTS.md; udfc, dfmpc in docs/compression.md).
 
-Time budget (`--table=subp`, vgg_small, full Fashion-MNIST, 2 cores): one training epoch takes
-about 45 s on idle cores (234 steps of 256 images at ~0.17 s, plus the 10,000-image test pass;
-measured 0.35 s per step while other jobs kept the load average at 5-6), and each run adds
-about 25 s (program start, conversion, TFLite test pass, latency). The full table is 2 N x 2
-sparsities x (SUBP BPAR + SUBP L1 + 1xN) + dense + tfmot at 2 sparsities = 15 configurations x
-3 seeds = 45 runs; at the default 4 epochs that is 45 x (4 x 45 + 25) s = 2.6 hours. `--quick`
-(N=16, sparsity 0.5, SUBP BPAR, 1xN, dense, tfmot: 4 configurations x 3 seeds at 2 epochs) is
-12 x (2 x 45 + 25) s = 23 minutes at worst; see docs/RESULTS.md for measured times.
+Time budget (`--table=subp`, vgg_small, full Fashion-MNIST: 234 steps of 256 images per epoch
+plus the 10,000-image test pass). Measured while other jobs kept the 2 cores busy (1-minute load
+average 3.5-7.6): one epoch took 150-245 s of wall time and about 170 s of CPU time (the run got
+about one core), and each run adds about 40 s (program start, final model, conversion, the TFLite
+test pass, latency). The FLOP count (45 MFLOP per training image, 2.7 TFLOP per epoch) at the
+50-100 GFLOP/s that TensorFlow reaches on these small convolutions on 2 idle cores gives T = 30-55
+s per epoch; we could not measure an idle machine, so the budget below uses T = 50 s. The full
+table is 2 N x 2 sparsities x (SUBP BPAR + SUBP L1 + 1xN) + dense + tfmot at 2 sparsities = 15
+configurations x 3 seeds = 45 runs of E epochs: 45 x (E x T + 40) s, i.e. 2.4 hours at the
+default E = 3 (3.0 hours at E = 4: no margin). `--quick` (N=16, sparsity 0.5, SUBP BPAR, 1xN,
+dense, tfmot; 4 configurations x 3 seeds at E = 2) is 12 x (2 T + 40) s = 28 minutes at T = 50 s
+and 20 minutes at T = 30 s; on the loaded machine it took 80+ minutes (docs/RESULTS.md gives the
+measured time of the run it shows).
 
 Examples:
   python -m scripts.reproduce --table=subp --quick --write_docs
-  python -m scripts.reproduce --table=subp                  # the full table, about 2.6 h
+  python -m scripts.reproduce --table=subp                  # the full table, about 2.4 h
   python -m scripts.reproduce --table=subp --dataset=mnist --out_dir=results/reproduce/subp_mnist
   python -m scripts.reproduce --table=delegate --write_docs
 """
@@ -77,7 +82,7 @@ METHODS = ("subp", "1xn", "dense", "tfmot")
 CRITERIA = ("bpar", "l1", "l2")
 DATASETS = ("fashion_mnist", "mnist")
 MODELS = ("vgg_small",)  # a chain of layers: tfmot's tf_keras twin needs one
-DEFAULT_EPOCHS = 4
+DEFAULT_EPOCHS = 3  # see the time budget in the module docstring
 QUICK_DEFAULTS: dict[str, Any] = {
     "n": ["16"],
     "sparsity": ["0.5"],
@@ -813,10 +818,11 @@ def aggregate(results: list[dict], threads: Sequence[int]) -> list[dict]:
                 values = [result["latency_ms"][engine][str(count)] for result in members]
                 row["latency_ms"][f"{engine}_{count}"] = mean_std(values)
         rows.append(row)
+    # Dense first, then SUBP and 1xN per (N, sparsity), tfmot last.
     order = {"dense": 0, "subp": 1, "1xn": 2, "tfmot": 3}
     rows.sort(
         key=lambda row: (
-            row["method"] in ("dense", "tfmot"),
+            {"dense": 0, "tfmot": 2}.get(row["method"], 1),
             row["n"] or 0,
             row["sparsity"],
             order[row["method"]],
@@ -885,8 +891,12 @@ def subp_markdown(record: dict) -> str:
         "Latency: batch 1, the `.tflite` of each run, median of "
         f"{record['latency_repeats']} interleaved samples per engine, then mean ± std over seeds; "
         "claimed: conv nodes the delegate took / all (delegate defaults unless the command sets "
-        "--min_sparsity). Load average at start "
-        f"{record['load_start']}, at end {record['load_end']}; wall time "
+        "--min_sparsity). 1-minute load average when the runs were measured: "
+        f"{record['run_load_1min'][0]:.2f} to {record['run_load_1min'][1]:.2f} (above 1.0, other "
+        "jobs shared the 2 cores and latencies are noisier). The runs' recorded times: "
+        f"training {record['recorded_minutes']['training_wall']:.1f} min wall "
+        f"({record['recorded_minutes']['training_cpu']:.1f} min CPU), evaluation "
+        f"{record['recorded_minutes']['evaluation_wall']:.1f} min; this invocation "
         f"{record['wall_minutes']:.1f} min ({record['runs_trained']} runs trained or resumed, "
         f"{record['runs_reused']} reused).",
         "",
@@ -950,6 +960,18 @@ def subp_table(
         "runs": [result["name"] for result in results],
         "runs_reused": reused,
         "runs_trained": len(results) - reused,
+        "run_load_1min": [
+            min((float(r["load_average"].split()[0]) for r in results), default=0.0),
+            max((float(r["load_average"].split()[0]) for r in results), default=0.0),
+        ],
+        "recorded_minutes": {
+            key: sum(result["seconds"].get(field, 0.0) for result in results) / 60
+            for key, field in (
+                ("training_wall", "training_this_session"),
+                ("training_cpu", "training_cpu_this_session"),
+                ("evaluation_wall", "evaluation"),
+            )
+        },
         "rows": rows,
         "skipped": skipped,
         "sentences": comparisons(rows),
@@ -1191,7 +1213,14 @@ def run(values: flags.FlagValues) -> dict:
         if values.quick and table != "subp":
             raise FlagError(f"--quick applies to --table=subp only, not --table={table}")
         docs_path = check_docs_flags(values, table)
-        settings = subp_settings(values) if table == "subp" else None
+        settings = None
+        if table == "subp":
+            # TensorFlow's C++ start-up notices ignore TF_CPP_MIN_LOG_LEVEL; train_subp imports
+            # it with file descriptor 2 silenced.
+            from scripts.train_subp import import_tensorflow_quietly
+
+            import_tensorflow_quietly()
+            settings = subp_settings(values)
     except FlagError as error:
         fail(str(error))
     try:
