@@ -148,6 +148,13 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> flags.FlagValues:
         "subp: the delegate's min_sparsity option (default: its per-N default, which leaves "
         "1x4 layers below 80 % block sparsity to XNNPACK).",
     )
+    define(
+        "bool",
+        "only_finished",
+        False,
+        "subp: train nothing; build the table from the runs already finished and list the others "
+        "as missing (to look at a long run while it is under way).",
+    )
     define("bool", "write_docs", False, "Replace the table's marked section(s) in --docs_file.")
     define("string", "docs_file", None, "Docs file for --write_docs (default: the table's).")
     return flag_values
@@ -247,6 +254,7 @@ class SubpSettings:
     min_sparsity: float | None
     data_dir: str | None
     out_dir: Path
+    only_finished: bool = False
 
 
 def _integers(name: str, values: Sequence[str], minimum: int) -> tuple[int, ...]:
@@ -372,6 +380,7 @@ def subp_settings(values: flags.FlagValues) -> SubpSettings:
         min_sparsity=values.min_sparsity,
         data_dir=values.data_dir,
         out_dir=default_out_dir(values),
+        only_finished=values.only_finished,
     )
 
 
@@ -693,9 +702,11 @@ def finished_result(run_dir: Path, spec: RunSpec) -> dict | None:
     return result
 
 
-def run_subp_table(settings: SubpSettings, console) -> tuple[list[dict], dict[str, str], int]:
+def run_subp_table(
+    settings: SubpSettings, console
+) -> tuple[list[dict], dict[str, str], int, list[str]]:
     """Run (or reuse) every run of the table; returns (results, row label -> reason skipped,
-    number of runs reused)."""
+    number of runs reused, names of runs left out by --only_finished)."""
     from cnn_zoo.datasets import load_dataset
 
     data = None
@@ -705,6 +716,7 @@ def run_subp_table(settings: SubpSettings, console) -> tuple[list[dict], dict[st
         tfmot_missing = tfmot_available()
     results = []
     reused = 0
+    missing = []
     total = len(settings.specs)
     for index, spec in enumerate(settings.specs, start=1):
         run_dir = settings.out_dir / "runs" / spec.name()
@@ -714,6 +726,10 @@ def run_subp_table(settings: SubpSettings, console) -> tuple[list[dict], dict[st
             console(f"{label}: reused {run_dir / 'result.json'}")
             results.append(result)
             reused += 1
+            continue
+        if settings.only_finished:
+            missing.append(spec.name())
+            console(f"{label}: not finished, left out (--only_finished)")
             continue
         if spec.method == "tfmot" and tfmot_missing:
             skipped[row_label(spec.row_key)] = f"tfmot not installed ({tfmot_missing})"
@@ -747,7 +763,7 @@ def run_subp_table(settings: SubpSettings, console) -> tuple[list[dict], dict[st
             f"evaluation; test accuracy {100 * result['test_accuracy']:.2f} %, delegate "
             + ", ".join(f"{t} thr {ms:.3f} ms" for t, ms in latency.items())
         )
-    return results, skipped, reused
+    return results, skipped, reused, missing
 
 
 # ---------------------------------------------------------------------------------------------
@@ -776,7 +792,7 @@ def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
     return mean, math.sqrt(variance)
 
 
-def aggregate(results: list[dict], threads: Sequence[int]) -> list[dict]:
+def aggregate(results: list[dict], threads: Sequence[int], seeds: Sequence[int]) -> list[dict]:
     """One row per (method, N, sparsity, criterion): means and deviations over the seeds."""
     groups: dict[tuple, list[dict]] = {}
     for result in results:
@@ -790,7 +806,12 @@ def aggregate(results: list[dict], threads: Sequence[int]) -> list[dict]:
         balances = [result["balance_ratio"] for result in members]
         row = {
             "key": list(key),
-            "label": row_label(key),
+            "label": row_label(key)
+            + (
+                f" (seeds {', '.join(str(r['spec']['seed']) for r in members)})"
+                if len(members) < len(seeds)
+                else ""
+            ),
             "method": key[0],
             "n": key[1],
             "sparsity": key[2],
@@ -919,6 +940,13 @@ def subp_markdown(record: dict) -> str:
     for label, reason in record["skipped"].items():
         lines.append(f"| {label} | {reason} |" + " |" * (len(latency_columns) + 3))
     lines.append("")
+    if record["missing_runs"]:
+        lines += [
+            f"Not finished yet, so not in the table ({len(record['missing_runs'])} runs): "
+            + ", ".join(record["missing_runs"])
+            + ".",
+            "",
+        ]
     if record["sentences"]:
         lines += ["SUBP against the 1xN baseline:", ""]
         lines += [f"- {sentence}" for sentence in record["sentences"]]
@@ -941,8 +969,8 @@ def subp_table(
         f"{len(settings.specs)} runs in {settings.out_dir} (load average {load_start}); "
         f"{values.epochs} epochs each"
     )
-    results, skipped, reused = run_subp_table(settings, console)
-    rows = aggregate(results, settings.threads)
+    results, skipped, reused, missing = run_subp_table(settings, console)
+    rows = aggregate(results, settings.threads, settings.seeds)
     record = {
         "table": "subp",
         "command": command_line(values),
@@ -974,6 +1002,7 @@ def subp_table(
         },
         "rows": rows,
         "skipped": skipped,
+        "missing_runs": missing,
         "sentences": comparisons(rows),
         "tflite_accuracy_difference_max": max(
             (row["tflite_accuracy_difference_max"] for row in rows), default=0.0
