@@ -828,7 +828,12 @@ def aggregate(results: list[dict], threads: Sequence[int], seeds: Sequence[int])
             ),
             "command": members[0]["command"].replace(
                 f"--seed={members[0]['spec']['seed']}",
-                "--seed={" + ",".join(str(r["spec"]["seed"]) for r in members) + "}",
+                "--seed="
+                + (
+                    "{" + ",".join(str(r["spec"]["seed"]) for r in members) + "}"
+                    if len(members) > 1
+                    else str(members[0]["spec"]["seed"])
+                ),
             ),
             "tflite_accuracy_difference_max": max(
                 abs(r["tflite_delegate_test_accuracy"] - r["test_accuracy"]) for r in members
