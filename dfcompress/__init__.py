@@ -7,6 +7,8 @@
   coefficient that the following high-bit layer absorbs.
 * Baselines with the same channel and layer selection: `prune_channels`, `neuron_merging`,
   `quantize_weights`.
+* `reconstruction_errors`: on a few real images, how well each method rebuilds each layer's
+  pruned channels after the activation (a diagnosis; the methods themselves use no data).
 * `model_size_mb`, the `CompressionReport` every method returns, and `to_tflite` for deployment.
 
 The package never imports `keras_subp` or `tflite_delegate` at module level.
@@ -19,6 +21,7 @@ import importlib
 from dfcompress.accounting import model_size_mb
 from dfcompress.baselines import prune_channels, quantize_weights
 from dfcompress.dfmpc import dfmpc
+from dfcompress.diagnosis import LayerDiagnosis, reconstruction_errors
 from dfcompress.neuron_merging import neuron_merging
 from dfcompress.quantizers import QUANTIZER_NAMES, Quantizer, get_quantizer
 from dfcompress.report import CompressionReport, LayerReport
@@ -27,6 +30,7 @@ from dfcompress.udfc import udfc
 __all__ = [
     "QUANTIZER_NAMES",
     "CompressionReport",
+    "LayerDiagnosis",
     "LayerReport",
     "Quantizer",
     "dfmpc",
@@ -35,6 +39,7 @@ __all__ = [
     "neuron_merging",
     "prune_channels",
     "quantize_weights",
+    "reconstruction_errors",
     "to_tflite",
     "udfc",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import keras
 
@@ -15,21 +15,28 @@ from dfcompress.validation import check_choice, check_model, check_ratio
 
 
 def prune_channels(
-    model: keras.Model, prune_ratio: float = 0.3, criterion: str = "l2"
+    model: keras.Model,
+    prune_ratio: float = 0.3,
+    criterion: str = "l2",
+    layers: Sequence[str] | None = None,
 ) -> tuple[keras.Model, CompressionReport]:
     """Remove the same channels `udfc` and `neuron_merging` would remove, without compensation.
 
     Every prunable layer (see `udfc`) keeps its int(C * (1 - prune_ratio)) filters of largest
     `criterion` norm; the pruned channels are deleted from the producer, its BatchNormalization and
-    every consumer. Weights stay float32.
+    every consumer. Weights stay float32. `layers` restricts pruning to those weight layers.
     """
     prune_ratio = check_ratio(prune_ratio, "prune_ratio")
     check_choice(criterion, "criterion", CRITERIA)
     if prune_ratio == 0:
         raise ValueError("prune_ratio is 0: nothing to prune")
-    settings = {"prune_ratio": prune_ratio, "criterion": criterion}
+    settings = {
+        "prune_ratio": prune_ratio,
+        "criterion": criterion,
+        "layers": None if layers is None else list(layers),
+    }
     session = CompressionSession("prune_channels", model, settings)
-    for name, (site, kept, pruned) in session.plan_pruning(prune_ratio, criterion).items():
+    for name, (site, kept, pruned) in session.plan_pruning(prune_ratio, criterion, layers).items():
         session.editor.remove_channels(site, kept, pruned, None)
         session.mark(name, "pruned")
     return session.finish()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import keras
 import numpy as np
 
 from dfcompress.closed_forms import merge_partners
+from dfcompress.editing import ModelEditor
+from dfcompress.graph import Site
 from dfcompress.report import CompressionReport
 from dfcompress.selection import CRITERIA
 from dfcompress.session import CompressionSession
@@ -21,6 +25,7 @@ def neuron_merging(
     lamda: float = 0.85,
     threshold: float = 0.1,
     convention: str = "algebraic",
+    layers: Sequence[str] | None = None,
 ) -> tuple[keras.Model, CompressionReport]:
     """Prune the same channels as `udfc`/`prune_channels` and merge each into one kept channel.
 
@@ -30,6 +35,7 @@ def neuron_merging(
     `convention="algebraic"` (sigma = sqrt(var + eps), the factor that matches the BN outputs) or the
     released code's reciprocal BN ratio on the raw variance for "reference". A channel whose best
     partner has cosine similarity below `threshold` is dropped without merging. Weights stay float32.
+    `layers` restricts pruning to those weight layers.
     """
     prune_ratio = check_ratio(prune_ratio, "prune_ratio")
     check_choice(criterion, "criterion", CRITERIA)
@@ -48,28 +54,14 @@ def neuron_merging(
         "lamda": lamda,
         "threshold": threshold,
         "convention": convention,
+        "layers": None if layers is None else list(layers),
     }
     session = CompressionSession("neuron_merging", model, settings)
     editor = session.editor
-    for name, (site, kept, pruned) in session.plan_pruning(prune_ratio, criterion).items():
-        terms = editor.bn_terms(site)
-        partner, scale, similarity = merge_partners(
-            editor.filters(name),
-            terms.gamma,
-            terms.sigma,
-            terms.mean,
-            terms.beta,
-            terms.conv_bias,
-            kept,
-            pruned,
-            lamda,
-            threshold,
-            convention,
-            terms.variance,
+    for name, (site, kept, pruned) in session.plan_pruning(prune_ratio, criterion, layers).items():
+        coefficients, merged, similarity = merge_coefficients(
+            editor, site, kept, pruned, lamda, threshold, convention
         )
-        coefficients = np.zeros((len(kept), len(pruned)))
-        merged = partner >= 0
-        coefficients[partner[merged], np.flatnonzero(merged)] = scale[merged]
         editor.remove_channels(site, kept, pruned, coefficients)
         session.mark(
             name,
@@ -78,3 +70,38 @@ def neuron_merging(
             cos_mean=float(similarity.mean()),
         )
     return session.finish()
+
+
+def merge_coefficients(
+    editor: ModelEditor,
+    site: Site,
+    kept: np.ndarray,
+    pruned: np.ndarray,
+    lamda: float,
+    threshold: float,
+    convention: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Neuron Merging's coefficients for pruning `pruned` channels of `site` (see `neuron_merging`).
+
+    Returns (coefficients (len(kept), len(pruned)) with at most one non-zero per column, merged
+    (len(pruned),) bool, cosine similarity of each pruned channel's partner (len(pruned),)).
+    """
+    terms = editor.bn_terms(site)
+    partner, scale, similarity = merge_partners(
+        editor.filters(site.producer),
+        terms.gamma,
+        terms.sigma,
+        terms.mean,
+        terms.beta,
+        terms.conv_bias,
+        kept,
+        pruned,
+        lamda,
+        threshold,
+        convention,
+        terms.variance,
+    )
+    coefficients = np.zeros((len(kept), len(pruned)))
+    merged = partner >= 0
+    coefficients[partner[merged], np.flatnonzero(merged)] = scale[merged]
+    return coefficients, merged, similarity

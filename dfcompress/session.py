@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -37,15 +38,20 @@ class CompressionSession:
         self.skipped: list[tuple[str, str]] = list(self.graph.skipped)
 
     def plan_pruning(
-        self, prune_ratio: float, criterion: str
+        self, prune_ratio: float, criterion: str, layers: Sequence[str] | None = None
     ) -> dict[str, tuple[Site, np.ndarray, np.ndarray]]:
         """(site, kept, pruned) for every prunable site with at least one channel to prune.
 
         Channels are ranked on the original model's filters, so every pruning method (plain,
-        Neuron Merging, UDFC) removes exactly the same channels.
+        Neuron Merging, UDFC) removes exactly the same channels. `layers` (names of weight layers)
+        restricts pruning to those layers; a name that is not a weight layer of the model, or a
+        layer that cannot be pruned, raises ValueError with the reason.
         """
+        sites = self.graph.prunable_sites()
+        if layers is not None:
+            sites = self._restrict(sites, layers)
         plan = {}
-        for site in self.graph.prunable_sites():
+        for site in sites:
             kept, pruned = select_channels(
                 self.editor.filters(site.producer), prune_ratio, criterion
             )
@@ -59,6 +65,27 @@ class CompressionSession:
                 f"Skipped places: {reasons}"
             )
         return plan
+
+    def _restrict(self, sites: list[Site], layers: Sequence[str]) -> list[Site]:
+        if isinstance(layers, str) or not all(isinstance(name, str) for name in layers):
+            raise ValueError(f"layers must be a sequence of layer names, got {layers!r}")
+        wanted = list(dict.fromkeys(layers))
+        if not wanted:
+            raise ValueError("layers is empty: name at least one layer to prune")
+        unknown = [name for name in wanted if name not in self.graph.sites]
+        if unknown:
+            raise ValueError(
+                f"layers: {unknown} are not Conv2D/Dense layers of the model "
+                f"(its weight layers: {list(self.graph.weight_layers)})"
+            )
+        refused = [
+            f"{name} ({self.graph.sites[name].reason or 'not prunable'})"
+            for name in wanted
+            if not self.graph.sites[name].prunable
+        ]
+        if refused:
+            raise ValueError(f"layers: cannot prune {'; '.join(refused)}")
+        return [site for site in sites if site.producer in wanted]
 
     def set_bits(self, name: str, bits: int | None, quantizer: str | None) -> None:
         self.layers[name].bits = bits

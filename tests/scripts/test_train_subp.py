@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from absl import flags
 
+from scripts.multiworker_launcher import run_workers
 from tests.conftest import FASHION_MNIST_SAMPLE_DIR
-from tests.scripts.multiworker_launcher import run_workers
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 ENVIRONMENT = {

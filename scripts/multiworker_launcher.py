@@ -4,7 +4,7 @@ Each worker gets the same command and its own TF_CONFIG (cluster of 127.0.0.1 po
 free a moment ago, task index i). Used by the tests of `scripts/train_subp.py
 --strategy=multiworker`; also handy to try a multi-worker run on one machine:
 
-    python -m tests.scripts.multiworker_launcher --workers 2 -- \\
+    python -m scripts.multiworker_launcher --workers 2 -- \\
         python -m scripts.train_subp --strategy=multiworker --out_dir=/tmp/mw ...
 """
 
