@@ -35,22 +35,22 @@ exists. Nothing finished is deleted or overwritten. The tables go to `<out_dir>/
 delegate-layer in docs/RESULTS.md; udfc, dfmpc in docs/compression.md).
 
 Time budget (`--table=subp`, vgg_small, full Fashion-MNIST: 234 steps of 256 images per epoch
-plus the 10,000-image test pass). Measured while other jobs kept the 2 cores busy (1-minute load
-average 3.5-7.6): one epoch took 150-245 s of wall time and about 170 s of CPU time (the run got
-about one core), and each run adds about 40 s (program start, final model, conversion, the TFLite
-test pass, latency). The FLOP count (45 MFLOP per training image, 2.7 TFLOP per epoch) at the
-50-100 GFLOP/s that TensorFlow reaches on these small convolutions on 2 idle cores gives T = 30-55
-s per epoch; we could not measure an idle machine, so the budget below uses T = 50 s. The full
-table is 2 N x 2 sparsities x (SUBP BPAR + SUBP L1 + 1xN) + dense + tfmot at 2 sparsities = 15
-configurations x 3 seeds = 45 runs of E epochs: 45 x (E x T + 40) s, i.e. 2.4 hours at the
-default E = 3 (3.0 hours at E = 4: no margin). `--quick` (N=16, sparsity 0.5, SUBP BPAR, 1xN,
-dense, tfmot; 4 configurations x 3 seeds at E = 2) is 12 x (2 T + 40) s = 28 minutes at T = 50 s
-and 20 minutes at T = 30 s; on the loaded machine it took 80+ minutes (docs/RESULTS.md gives the
-measured time of the run it shows).
+plus the 10,000-image test pass), measured in the --quick run of docs/RESULTS.md: one epoch costs
+about 180 s of CPU time whatever the load (175-195 s in every run), i.e. T = 90-100 s of wall
+time on 2 cores (95-115 s measured at a load average of 2-2.5, 150-245 s at 3.5-7.6 while other
+jobs shared the cores); each run adds about 25 s (program start, final model, conversion, the
+TFLite test pass, latency). The full table is 2 N x 2 sparsities x (SUBP BPAR + SUBP L1 + 1xN) +
+dense + tfmot at 2 sparsities = 15 configurations x 3 seeds = 45 runs of E epochs, 45 x (E x T +
+25) s: 2.6 hours at the default E = 2, 3.7 hours at E = 3, so E = 2 is the most that fits the
+3-hour budget (`--epochs` raises it; every run is kept, so a longer table can be built in
+several sittings). `--quick` (N=16, sparsity 0.5, SUBP BPAR, 1xN, dense, tfmot: 4
+configurations x 3 seeds at E = 2) is 12 x (2 T + 25) s = 40-45 minutes on 2 idle cores: twice
+the 20 minutes it was meant to take (at this cost per epoch, 12 runs fit 20 minutes only with
+less than one epoch each, e.g. `--quick --steps_per_epoch=78`).
 
 Examples:
   python -m scripts.reproduce --table=subp --quick --write_docs
-  python -m scripts.reproduce --table=subp                  # the full table, about 2.4 h
+  python -m scripts.reproduce --table=subp                  # the full table, about 2.6 h
   python -m scripts.reproduce --table=subp --dataset=mnist --out_dir=results/reproduce/subp_mnist
   python -m scripts.reproduce --table=delegate --write_docs
 """
@@ -82,12 +82,12 @@ METHODS = ("subp", "1xn", "dense", "tfmot")
 CRITERIA = ("bpar", "l1", "l2")
 DATASETS = ("fashion_mnist", "mnist")
 MODELS = ("vgg_small",)  # a chain of layers: tfmot's tf_keras twin needs one
-DEFAULT_EPOCHS = 3  # see the time budget in the module docstring
+DEFAULT_EPOCHS = 2  # the most that fits 3 hours: see the time budget in the docstring
 QUICK_DEFAULTS: dict[str, Any] = {
     "n": ["16"],
     "sparsity": ["0.5"],
     "criteria": ["bpar"],
-    "epochs": 2,
+    "epochs": 2,  # the default too; kept so that --quick stays what it is if that changes
 }
 DOCS = {
     "subp": REPOSITORY / "docs" / "RESULTS.md",
