@@ -1151,6 +1151,8 @@ def program_table_sections(table: str, reports: dict[str, str]) -> dict[str, str
     """The docs sections of `table` (section name -> markdown) from the programs' reports."""
 
     def block(heading: str, lines: list[str]) -> str:
+        # benchmark_delegate notes a missing plot (model level only); not part of a table.
+        lines = [line for line in lines if not line.startswith("No plot:")]
         body = "\n".join(lines).strip("\n")
         return f"**{heading}**\n\n{body}" if heading else body
 

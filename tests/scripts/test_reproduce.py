@@ -299,13 +299,14 @@ def test_program_tables_pick_their_sections():
     assert dfmpc.count("| VGG |") == 2 and "| VGG FP32 |" in dfmpc and "| 30% |" not in dfmpc
     bench = (
         "# 1xN sparse delegate vs dense XNNPACK\n\nCommand: `b`\n\n## Models (224x224)\n\n"
-        "| model |\n|---|\n| ResNet-18 |\n\n## Single-conv layers (batch 1)\n\nEfficiency:\n\n"
+        "| model |\n|---|\n| ResNet-18 |\n\nNo plot: no layer-level rows.\n\n## Single-conv layers (batch 1)\n\nEfficiency:\n\n"
         "| N | s |\n|---|---|\n| 16 | 0.5 |\n\n| conv | per layer |\n|---|---|\n| 1x1 | 2 |\n"
     )
     sections = module.program_table_sections(
         "delegate", {"model_level": bench, "layer_level": bench}
     )
     assert set(sections) == {"delegate-model", "delegate-layer"}
+    assert "No plot" not in sections["delegate-model"]
     assert (
         "| ResNet-18 |" in sections["delegate-model"]
         and "Command: `b`" in sections["delegate-model"]
