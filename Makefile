@@ -10,7 +10,7 @@ DELEGATE_SOURCES := $(wildcard tflite_delegate/native/*/*.cc tflite_delegate/nat
 BUILD_DELEGATE := $(PY) tools/build_delegate.py
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: demo test test-python test-native test-sanitizers lint data install bench bench-kernels bench-delegate bench-peers bazel-build clean
+.PHONY: install-tfmot demo test test-python test-native test-sanitizers lint data install bench bench-kernels bench-delegate bench-peers bazel-build clean
 
 install: $(INSTALL_STAMP)
 
@@ -21,6 +21,14 @@ $(PY):
 $(INSTALL_STAMP): $(PY) pyproject.toml setup.py $(DELEGATE_SOURCES)
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
+
+# tfmot, for the unstructured-pruning baseline of `scripts/reproduce.py --table=subp`. Its absl-py~=1.2
+# pin contradicts ours (absl-py>=2), so it goes in without its dependency pins, with the two
+# packages it imports that nothing else brings (dm-tree, six); it runs fine with absl 2.
+install-tfmot: install
+	$(PY) -m pip install --quiet --no-deps "tensorflow-model-optimization>=0.8,<0.9" "tf_keras>=2.16,<2.22"
+	$(PY) -m pip install --quiet "dm-tree>=0.1.8" "six>=1.16"
+	$(PY) -c "import tensorflow_model_optimization as tfmot; print('tfmot', tfmot.__version__)"
 
 # Full Fashion-MNIST from Debian's dataset-fashion-mnist, when we are root and apt works.
 # Never required: the loaders fall back to other places and the tests use the committed sample.

@@ -24,10 +24,9 @@ after every epoch; `--resume` continues from the last one with the same data ord
 end `final/model.keras` (a plain Keras 3 model of the zoo architecture holding the stripped
 weights, its outputs checked against the tf_keras model's) and `final/metrics.json`.
 
-Needs the `[tfmot]` extra. tfmot 0.8 declares `absl-py~=1.2`, which conflicts with this project's
-`absl-py>=2` in pip's resolver, so install it without its dependency pins (it runs fine with absl
-2): `pip install --no-deps 'tensorflow-model-optimization>=0.8,<0.9' 'tf_keras>=2.16,<2.22'
-dm-tree`. Importing tfmot sets TF_USE_LEGACY_KERAS=1 for the whole process, which makes
+Needs tfmot, which has no extra: tfmot 0.8 declares `absl-py~=1.2`, which conflicts with this
+project's `absl-py>=2` in pip's resolver, so `make install-tfmot` installs it without its
+dependency pins (it runs fine with absl 2), plus dm-tree and six. Importing tfmot sets TF_USE_LEGACY_KERAS=1 for the whole process, which makes
 `tf.keras` tf_keras; that is why this runs as its own program (scripts.reproduce starts it as a
 subprocess) and why the Keras 3 work here touches only `keras`, never `tf.keras`.
 
@@ -185,8 +184,8 @@ def import_tfmot():
         import tf_keras
     except ImportError as error:
         raise TfmotMissingError(
-            f"tfmot not installed ({error}); pip install --no-deps "
-            "'tensorflow-model-optimization>=0.8,<0.9' 'tf_keras>=2.16,<2.22' dm-tree"
+            f"tfmot not installed ({error}); run `make install-tfmot` (or pip install --no-deps "
+            "'tensorflow-model-optimization>=0.8,<0.9' 'tf_keras>=2.16,<2.22', then dm-tree six)"
         ) from error
     return tfmot, tf_keras
 

@@ -1,7 +1,10 @@
 // The thread pool and the parallelize layer: every index covered exactly once, the static
-// contiguous split, failures reported, the pool reusable.
+// contiguous split and the take-over of a delayed thread's tiles, failures reported, the pool
+// reusable.
 #include <atomic>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "test_harness.h"
@@ -135,6 +138,43 @@ TEST(EmptyRangesRunNothing) {
   EXPECT_TRUE(tflite_sparse::Parallelize2DTile(&pool, 5, 0, 2, 2,
                                                [&](int64_t, int64_t, int64_t, int64_t) { ++calls; }));
   EXPECT_EQ(calls, 0);
+}
+
+TEST(ADelayedThreadsTilesAreTakenOverByTheOthers) {
+  // The worker's first tile stalls (as a descheduled thread would) until every other tile is
+  // done; the calling thread must then run the worker's remaining tiles itself. With a purely
+  // static split it would stop after its own half and the stall would last the whole timeout.
+  ThreadPool pool(2);
+  constexpr int64_t kTiles = 64;
+  const std::thread::id caller = std::this_thread::get_id();
+  std::atomic<int64_t> done{0};
+  std::atomic<int64_t> by_caller{0};
+  std::atomic<bool> stalled{false};
+  std::atomic<bool> timed_out{false};
+  std::vector<std::atomic<int>> hits(kTiles);
+  EXPECT_TRUE(tflite_sparse::Parallelize1DTile(&pool, kTiles, 1, [&](int64_t start, int64_t) {
+    if (std::this_thread::get_id() == caller) {
+      ++by_caller;
+    } else if (!stalled.exchange(true)) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (done.load() < kTiles - 1) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          timed_out = true;
+          break;
+        }
+        std::this_thread::yield();
+      }
+    }
+    hits[start].fetch_add(1);
+    ++done;
+  }));
+  EXPECT_TRUE(!timed_out.load());
+  EXPECT_EQ(done.load(), kTiles);
+  int wrong = 0;
+  for (auto& hit : hits) wrong += hit.load() != 1;
+  EXPECT_EQ(wrong, 0);
+  // The worker ran at most the tile it stalled on (plus any it took before the caller started).
+  EXPECT_TRUE(by_caller.load() >= kTiles / 2);
 }
 
 }  // namespace

@@ -1,16 +1,22 @@
 // Parallel loops over 1-D and 2-D index ranges cut into tiles, on a ThreadPool (in the spirit of
 // pthreadpool's parallelize_1d_tile_1d / parallelize_2d_tile_2d).
 //
-// The split is static and contiguous: the tiles, numbered in row-major order (j fastest), are
-// cut into num_threads consecutive runs of equal count (thread t takes tiles
-// [T * t / n, T * (t + 1) / n)). Which thread computes a tile never changes what the tile
-// computes, so a function whose result depends only on its tile gives bitwise identical results
-// for any thread count. Each call is one pool job (one wake-up and one join); the functor is
-// called directly per tile, with no allocation and no std::function. A null pool runs every tile
-// on the calling thread (for work too small to pay for a wake-up).
+// The split starts static and contiguous: the tiles, numbered in row-major order (j fastest), are
+// cut into num_threads consecutive runs of equal count (thread t owns tiles
+// [T * t / n, T * (t + 1) / n)), so a thread walks weights and pixels in order. Each run has an
+// atomic cursor: a thread claims its own tiles one at a time from its cursor, and when its run is
+// exhausted it claims the remaining tiles of the other runs from their cursors. A thread that the
+// OS deschedules (2 cores shared with XNNPACK's spinning workers, other processes) therefore no
+// longer holds the whole job back: the others finish its tiles. Every tile is claimed exactly
+// once, and which thread computes a tile never changes what the tile computes, so a function
+// whose result depends only on its tile gives bitwise identical results for any thread count and
+// any schedule. Each call is one pool job (one wake-up and one join); the functor is called
+// directly per tile, with no allocation and no std::function. A null pool runs every tile on the
+// calling thread (for work too small to pay for a wake-up).
 #ifndef TFLITE_DELEGATE_THREADING_PARALLELIZE_H_
 #define TFLITE_DELEGATE_THREADING_PARALLELIZE_H_
 
+#include <atomic>
 #include <cstdint>
 
 #include "threading/thread_pool.h"
@@ -38,6 +44,15 @@ inline bool RunJob(ThreadPool* pool, ThreadPool::Task task, void* context) {
   return pool != nullptr ? pool->Run(task, context) : RunOnCallingThread(task, context);
 }
 
+// One run's cursor: the next unclaimed tile of the run. A cache line each, so that claiming from
+// one run never contends with claims from another.
+struct alignas(64) TileCursor {
+  std::atomic<int64_t> next{0};
+};
+
+// Jobs with more threads than this fall back to the plain static split (no cursors).
+constexpr int kMaxStealingThreads = 64;
+
 // Calls fn(i, j, count_i, count_j) for the tiles of [0, range_i) x [0, range_j); tiles are
 // ordered with j fastest, so a thread's run covers whole rows of j tiles where it can.
 template <class Function>
@@ -50,19 +65,47 @@ bool Parallelize2DTile(ThreadPool* pool, int64_t range_i, int64_t range_j, int64
     const Function* fn;
     int64_t range_i, range_j, tile_i, tile_j, tiles_j, tiles;
     int threads;
-  } context{&fn,    range_i, range_j, tile_i, tile_j, (range_j + tile_j - 1) / tile_j,
-            0,      pool ? pool->num_threads() : 1};
+    TileCursor* cursors;  // one per run, or null for the plain static split
+
+    void RunTile(int64_t t) const {
+      const int64_t i = t / tiles_j * tile_i;
+      const int64_t j = t % tiles_j * tile_j;
+      (*fn)(i, j, range_i - i < tile_i ? range_i - i : tile_i,
+            range_j - j < tile_j ? range_j - j : tile_j);
+    }
+  };
+  const int threads = pool ? pool->num_threads() : 1;
+  TileCursor cursors[kMaxStealingThreads];
+  Context context{&fn,     range_i, range_j, tile_i, tile_j, (range_j + tile_j - 1) / tile_j,
+                  0,       threads, nullptr};
   context.tiles = (range_i + tile_i - 1) / tile_i * context.tiles_j;
+  if (threads > 1 && threads <= kMaxStealingThreads) {
+    // Written before Run publishes the job (release), read by the workers after (acquire).
+    for (int run = 0; run < threads; ++run) {
+      cursors[run].next.store(FirstTileOfThread(context.tiles, run, threads),
+                              std::memory_order_relaxed);
+    }
+    context.cursors = cursors;
+  }
   return RunJob(
       pool,
       [](void* opaque, int thread) {
         const Context& c = *static_cast<const Context*>(opaque);
-        const int64_t end = FirstTileOfThread(c.tiles, thread + 1, c.threads);
-        for (int64_t t = FirstTileOfThread(c.tiles, thread, c.threads); t < end; ++t) {
-          const int64_t i = t / c.tiles_j * c.tile_i;
-          const int64_t j = t % c.tiles_j * c.tile_j;
-          (*c.fn)(i, j, c.range_i - i < c.tile_i ? c.range_i - i : c.tile_i,
-                  c.range_j - j < c.tile_j ? c.range_j - j : c.tile_j);
+        if (c.cursors == nullptr) {
+          const int64_t end = FirstTileOfThread(c.tiles, thread + 1, c.threads);
+          for (int64_t t = FirstTileOfThread(c.tiles, thread, c.threads); t < end; ++t) {
+            c.RunTile(t);
+          }
+          return;
+        }
+        // Own run first, then the others' leftovers, nearest run first.
+        for (int k = 0; k < c.threads; ++k) {
+          const int run = (thread + k) % c.threads;
+          const int64_t end = FirstTileOfThread(c.tiles, run + 1, c.threads);
+          for (int64_t t = c.cursors[run].next.fetch_add(1, std::memory_order_relaxed); t < end;
+               t = c.cursors[run].next.fetch_add(1, std::memory_order_relaxed)) {
+            c.RunTile(t);
+          }
         }
       },
       &context);
