@@ -150,3 +150,45 @@ def vary_filter_scales(
         sigma = np.sqrt(variance + bn.epsilon) * s
         bn.set_weights([gamma, beta, mean * s, sigma**2 - bn.epsilon])
     return model
+
+
+def multiple_channel_model(sequential: bool, head: str) -> keras.Model:
+    """conv1 (8 ch) -> BN -> ReLU -> [conv2 (no BN) -> ReLU ->] GAP/Flatten -> Dense; channel 7 of
+    conv1 is 0.1 x channel 2 with BN statistics that make its BN output exactly 0.6 x channel 2's."""
+    keras.utils.set_random_seed(1)
+    layers = [
+        L.Conv2D(8, 3, name="conv1"),
+        L.BatchNormalization(name="bn1"),
+        L.ReLU(name="relu1"),
+    ]
+    if head == "conv":
+        layers += [L.Conv2D(6, 3, name="conv2", activation="relu"), L.GlobalAveragePooling2D()]
+    else:
+        layers += [L.Flatten(name="flat")]
+    layers.append(L.Dense(4, name="classifier"))
+    if sequential:
+        model = keras.Sequential([keras.Input((9, 9, 3)), *layers])
+    else:
+        inputs = keras.Input((9, 9, 3))
+        x = inputs
+        for layer in layers:
+            x = layer(x)
+        model = keras.Model(inputs, x)
+    rng = np.random.default_rng(0)
+    kernel, bias = (w.astype(np.float64) for w in model.get_layer("conv1").get_weights())
+    kernel = rng.normal(size=kernel.shape)
+    bias = rng.normal(size=8)
+    kernel[..., 7] = 0.1 * kernel[..., 2]
+    bias[7] = 0.1 * bias[2]
+    gamma = rng.uniform(0.5, 1.5, 8)
+    beta = rng.normal(0, 0.3, 8)
+    mean = rng.normal(0, 0.3, 8)
+    variance = rng.uniform(0.5, 2.0, 8)
+    epsilon = model.get_layer("bn1").epsilon
+    sigma2 = np.sqrt(variance[2] + epsilon)
+    mean[7] = 0.1 * mean[2]
+    variance[7] = (0.1 * sigma2) ** 2 - epsilon
+    gamma[7], beta[7] = 0.6 * gamma[2], 0.6 * beta[2]
+    model.get_layer("conv1").set_weights([kernel, bias])
+    model.get_layer("bn1").set_weights([gamma, beta, mean, variance])
+    return model

@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 
 import dfcompress
-from tests.dfcompress.dfcompress_test_models import conv_net
-from tests.dfcompress.test_udfc import _multiple_channel_model
+from tests.dfcompress.dfcompress_test_models import conv_net, multiple_channel_model
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = REPOSITORY / "tests" / "fixtures" / "fashion-mnist-sample"
@@ -71,7 +70,7 @@ def _activations(model: keras.Model, names: list[str], x: np.ndarray) -> list[np
 
 
 def test_exact_multiple_is_rebuilt_by_udfc_and_neuron_merging():
-    model = _multiple_channel_model(sequential=False, head="conv")
+    model = multiple_channel_model(sequential=False, head="conv")
     x = np.random.default_rng(3).normal(size=(16, 9, 9, 3)).astype(np.float32)
     (row,) = dfcompress.reconstruction_errors(model, x, prune_ratio=1 / 8)
     assert (row.layer, row.kept, row.channels, row.weights_per_filter) == ("conv1", 7, 8, 27)
