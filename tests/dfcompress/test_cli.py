@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.dfcompress.script_runner import run_script
 from tflite_delegate.litert_compat import ops_details
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -24,18 +25,7 @@ SAMPLE_DIR = REPOSITORY / "tests" / "fixtures" / "fashion-mnist-sample"
 
 
 def run_cli(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    environment["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(REPOSITORY), environment.get("PYTHONPATH")])
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "scripts.compress", *arguments],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    return run_script("scripts.compress", *arguments, cwd=cwd)
 
 
 def error_lines(stderr: str) -> list[str]:

@@ -8,10 +8,8 @@ kept one; a layer whose filters are shorter than the number of kept channels).
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -20,6 +18,7 @@ import pytest
 
 import dfcompress
 from tests.dfcompress.dfcompress_test_models import conv_net, multiple_channel_model
+from tests.dfcompress.script_runner import run_script
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 SAMPLE_DIR = REPOSITORY / "tests" / "fixtures" / "fashion-mnist-sample"
@@ -123,18 +122,7 @@ def test_bad_arguments():
 
 
 def _run_script(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    environment["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(REPOSITORY), environment.get("PYTHONPATH")])
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "scripts.diagnose_pruning", *arguments],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_script("scripts.diagnose_pruning", *arguments, cwd=cwd, timeout=600)
 
 
 @pytest.mark.slow
