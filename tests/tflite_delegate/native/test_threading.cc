@@ -177,4 +177,63 @@ TEST(ADelayedThreadsTilesAreTakenOverByTheOthers) {
   EXPECT_TRUE(by_caller.load() >= kTiles / 2);
 }
 
+
+TEST(AStartedThreadsJobWaitsForWorkersInsideAndNeverRunsOneAfterItReturned) {
+  // Join::kStartedThreads: a worker inside the task when task 0 returns is waited for; a worker
+  // that wakes later must skip the job, never run it once Run has returned (its context is gone
+  // by then). Each job has its own context whose `open` flag the test clears after Run returns.
+  struct Job {
+    std::atomic<bool> open{true};
+    std::atomic<bool> worker_started{false};
+    std::atomic<bool> worker_finished{false};
+    std::atomic<int> late_calls{0};
+    bool hold_worker = false;
+  };
+  for (int threads = 2; threads <= 3; ++threads) {
+    ThreadPool pool(threads);
+    constexpr int kJobs = 400;
+    std::vector<Job> jobs(kJobs);
+    for (int k = 0; k < kJobs; ++k) {
+      Job& job = jobs[k];
+      // Every 50th job task 0 waits until a worker is inside, which then takes 20 ms.
+      job.hold_worker = k % 50 == 0;
+      const bool ok = pool.Run(
+          [](void* context, int index) {
+            Job& job = *static_cast<Job*>(context);
+            if (!job.open.load()) ++job.late_calls;
+            if (index == 0) {
+              if (job.hold_worker) {
+                const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+                while (!job.worker_started.load() && std::chrono::steady_clock::now() < deadline) {
+                  std::this_thread::yield();
+                }
+              }
+              return;
+            }
+            job.worker_started = true;
+            if (job.hold_worker) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            job.worker_finished = true;
+          },
+          &job, ThreadPool::Join::kStartedThreads);
+      EXPECT_TRUE(ok);
+      if (job.hold_worker) {
+        EXPECT_TRUE(job.worker_started.load());
+        EXPECT_TRUE(job.worker_finished.load()) << "job " << k << ": Run returned early";
+      }
+      job.open = false;
+    }
+    // A job in which every index must run, right after: the skipped workers take part again.
+    std::vector<std::atomic<int>> calls(threads);
+    EXPECT_TRUE(pool.Run(
+        [](void* context, int index) {
+          (*static_cast<std::vector<std::atomic<int>>*>(context))[index].fetch_add(1);
+        },
+        &calls));
+    for (int index = 0; index < threads; ++index) EXPECT_EQ(calls[index].load(), 1);
+    int late = 0;
+    for (Job& job : jobs) late += job.late_calls.load();
+    EXPECT_EQ(late, 0);
+  }
+}
+
 }  // namespace

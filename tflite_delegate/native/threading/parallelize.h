@@ -7,12 +7,14 @@
 // atomic cursor: a thread claims its own tiles one at a time from its cursor, and when its run is
 // exhausted it claims the remaining tiles of the other runs from their cursors. A thread that the
 // OS deschedules (2 cores shared with XNNPACK's spinning workers, other processes) therefore no
-// longer holds the whole job back: the others finish its tiles. Every tile is claimed exactly
-// once, and which thread computes a tile never changes what the tile computes, so a function
-// whose result depends only on its tile gives bitwise identical results for any thread count and
-// any schedule. Each call is one pool job (one wake-up and one join); the functor is called
-// directly per tile, with no allocation and no std::function. A null pool runs every tile on the
-// calling thread (for work too small to pay for a wake-up).
+// longer holds the whole job back: the others finish its tiles, and a worker that has not even
+// woken up when the calling thread runs out of tiles is not waited for (ThreadPool::Join::
+// kStartedThreads). Every tile is claimed exactly once, and which thread computes a tile never
+// changes what the tile computes, so a function whose result depends only on its tile gives
+// bitwise identical results for any thread count and any schedule. Each call is one pool job (one
+// wake-up and one join); the functor is called directly per tile, with no allocation and no
+// std::function. A null pool runs every tile on the calling thread (for work too small to pay
+// for a wake-up).
 #ifndef TFLITE_DELEGATE_THREADING_PARALLELIZE_H_
 #define TFLITE_DELEGATE_THREADING_PARALLELIZE_H_
 
@@ -40,8 +42,9 @@ inline bool RunOnCallingThread(ThreadPool::Task task, void* context) {
 }
 
 // Runs the job on `pool`, or on the calling thread when `pool` is null.
-inline bool RunJob(ThreadPool* pool, ThreadPool::Task task, void* context) {
-  return pool != nullptr ? pool->Run(task, context) : RunOnCallingThread(task, context);
+inline bool RunJob(ThreadPool* pool, ThreadPool::Task task, void* context,
+                   ThreadPool::Join join) {
+  return pool != nullptr ? pool->Run(task, context, join) : RunOnCallingThread(task, context);
 }
 
 // One run's cursor: the next unclaimed tile of the run. A cache line each, so that claiming from
@@ -108,7 +111,11 @@ bool Parallelize2DTile(ThreadPool* pool, int64_t range_i, int64_t range_j, int64
           }
         }
       },
-      &context);
+      // With cursors the calling thread alone would finish every tile, so a worker that wakes
+      // too late to help is not waited for.
+      &context,
+      context.cursors != nullptr ? ThreadPool::Join::kStartedThreads
+                                 : ThreadPool::Join::kEveryThread);
 }
 
 // Calls fn(start, count) for the tiles [start, start + count) of [0, range), count = tile except

@@ -9,6 +9,11 @@ namespace {
 // How long a worker polls for the next job, and the caller for the workers, before sleeping.
 constexpr int64_t kSpinNanoseconds = 50 * 1000;
 
+// Fields of ThreadPool::state_ (see thread_pool.h).
+constexpr int kGenerationShift = 32;
+constexpr uint64_t kClosed = uint64_t{1} << 31;
+constexpr uint64_t kInsideMask = kClosed - 1;
+
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -58,7 +63,7 @@ ThreadPool::~ThreadPool() {
   for (std::thread& worker : workers_) worker.join();
 }
 
-bool ThreadPool::Run(Task task, void* context) {
+bool ThreadPool::Run(Task task, void* context, Join join) {
   std::lock_guard<std::mutex> run_lock(run_mutex_);
   if (workers_.empty()) {
     try {
@@ -70,12 +75,14 @@ bool ThreadPool::Run(Task task, void* context) {
   }
   task_ = task;
   context_ = context;
+  join_ = join;
   failed_.store(false, std::memory_order_relaxed);
-  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  finished_.store(0, std::memory_order_relaxed);
   {
     // Under the mutex, so that a worker between its last poll and its wait cannot miss it.
     std::lock_guard<std::mutex> lock(mutex_);
-    generation_.fetch_add(1, std::memory_order_release);
+    const uint64_t generation = (state_.load(std::memory_order_relaxed) >> kGenerationShift) + 1;
+    state_.store(generation << kGenerationShift, std::memory_order_release);  // open, empty
   }
   wake_.notify_all();
   bool caller_failed = false;
@@ -84,10 +91,25 @@ bool ThreadPool::Run(Task task, void* context) {
   } catch (...) {
     caller_failed = true;
   }
-  const auto finished = [this] { return pending_.load(std::memory_order_acquire) == 0; };
-  if (!SpinUntil(finished)) {
+  const int workers = static_cast<int>(workers_.size());
+  const auto all_finished = [&] {
+    return finished_.load(std::memory_order_acquire) == workers;
+  };
+  const auto nobody_inside = [this] {
+    return (state_.load(std::memory_order_acquire) & kInsideMask) == 0;
+  };
+  if (join == Join::kStartedThreads) {
+    // From here on a waking worker skips this job; wait only for the ones already inside.
+    state_.fetch_or(kClosed, std::memory_order_acq_rel);
+  }
+  const bool done = join == Join::kEveryThread ? SpinUntil(all_finished) : SpinUntil(nobody_inside);
+  if (!done) {
     std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, finished);
+    if (join == Join::kEveryThread) {
+      done_.wait(lock, all_finished);
+    } else {
+      done_.wait(lock, nobody_inside);
+    }
   }
   task_ = nullptr;
   context_ = nullptr;
@@ -99,20 +121,42 @@ void ThreadPool::WorkerLoop(int index) {
   for (;;) {
     const auto has_news = [&] {
       return stopping_.load(std::memory_order_acquire) ||
-             generation_.load(std::memory_order_acquire) != seen_generation;
+             state_.load(std::memory_order_acquire) >> kGenerationShift != seen_generation;
     };
     if (!SpinUntil(has_news)) {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, has_news);
     }
     if (stopping_.load(std::memory_order_acquire)) return;
-    seen_generation = generation_.load(std::memory_order_acquire);
+    // Enter the job observed, unless it is closed already (or replaced: the next round sees it).
+    uint64_t state = state_.load(std::memory_order_acquire);
+    seen_generation = state >> kGenerationShift;
+    bool entered = false;
+    while ((state & kClosed) == 0 && state >> kGenerationShift == seen_generation) {
+      if (state_.compare_exchange_weak(state, state + 1, std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
+        entered = true;
+        break;
+      }
+    }
+    if (!entered) continue;
+    const Join join = join_;
     try {
       task_(context_, index);
     } catch (...) {
       failed_.store(true, std::memory_order_relaxed);
     }
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    // The counter the caller waits on is the last thing a worker touches in a job: once it
+    // changes, the caller may return and the next Run may reset everything else.
+    bool last;
+    if (join == Join::kEveryThread) {
+      last = finished_.fetch_add(1, std::memory_order_acq_rel) + 1 ==
+             static_cast<int>(workers_.size());
+    } else {
+      const uint64_t after = state_.fetch_sub(1, std::memory_order_acq_rel) - 1;
+      last = (after & kClosed) != 0 && (after & kInsideMask) == 0;
+    }
+    if (last) {
       // Under the mutex, so that a caller between its last poll and its wait cannot miss it.
       std::lock_guard<std::mutex> lock(mutex_);
       done_.notify_one();
