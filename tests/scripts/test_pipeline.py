@@ -67,6 +67,13 @@ def test_tiny_run_writes_the_whole_report(tiny_run):
     assert report["data"]["train_images"] == 256 and report["data"]["test_images"] == 1000
     assert not report["data"]["is_full"]
     assert "Not the full" in (out_dir / "summary.md").read_text()
+    # The default trains both models at once in two child processes; each reported its epochs.
+    training = report["training"]
+    assert training["side_by_side"] is True
+    for role in ("dense", "subp"):
+        assert len(training[role]["curves"]["test_accuracy"]) == 1
+    assert "dense epoch 1/1: train acc" in completed.stdout
+    assert "SUBP epoch 1/1: train acc" in completed.stdout
     # No partial folder is left next to the report.
     assert [path.name for path in out_dir.parent.iterdir() if path.name.startswith(".")] == []
 
@@ -166,6 +173,7 @@ def test_tiny_run_plots(tiny_run):
         ("--widths=48,64", "widths"),
         ("--block_n=24", "block_n"),
         ("--epochs=0", "epochs"),
+        ("--train_jobs=3", "train_jobs"),
         ("--optimizer=rmsprop", "optimizer"),
         ("--prune_end=0", "prune_end"),
         ("--dfmpc_low_bits=6", "dfmpc_low_bits"),
@@ -180,6 +188,26 @@ def test_bad_flag_gives_one_line_naming_it_and_writes_nothing(tmp_path, flag, na
     assert len(lines) == 1 and f"--{name}" in lines[0], completed.stderr
     assert completed.stdout == ""
     assert list(tmp_path.iterdir()) == []
+
+
+def test_one_after_the_other_trains_in_process(tmp_path):
+    """--train_jobs=1: no child processes; the same report, with side_by_side false."""
+    out_dir = tmp_path / "report"
+    completed = run_pipeline(
+        "--tiny",
+        "--train_jobs=1",
+        "--compress=false",
+        f"--data_dir={FASHION_MNIST_SAMPLE_DIR}",
+        f"--out_dir={out_dir}",
+        "--seed=3",
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads((out_dir / "report.json").read_text())
+    assert report["training"]["side_by_side"] is False
+    assert "one after the other" in completed.stdout
+    for role in ("dense", "subp"):
+        assert 0 <= report["training"][role]["test_accuracy"] <= 1
+    assert report["training"]["subp"]["layers"], "the SUBP model's sparse layers are reported"
 
 
 def test_existing_report_folder_is_refused_and_kept(tmp_path):

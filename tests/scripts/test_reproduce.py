@@ -89,6 +89,17 @@ def test_table_matches_the_run_files(tiny_table):
     out_dir, stdout = tiny_table
     results = results_by_name(out_dir)
     assert len(results) == 4 and stdout.count("new, ") == 4
+    # Two trainings at a time (the default --train_jobs=2), and every evaluation after all of
+    # them, so that no latency is measured while a training shares the cores.
+    lines = stdout.splitlines()
+    trainings = [k for k, line in enumerate(lines) if line.endswith(")") and ": training (" in line]
+    evaluations = [k for k, line in enumerate(lines) if "s evaluation; test accuracy" in line]
+    assert len(trainings) == 4 and len(evaluations) == 4
+    assert max(trainings) < min(evaluations)
+    assert all(
+        r["training_jobs"] == 2 and r["seconds"]["training_cpu_this_session"] > 0
+        for r in results.values()
+    )
     record = json.loads((out_dir / "subp.json").read_text())
     markdown = (out_dir / "subp.md").read_text()
     rows = {row["method"]: row for row in record["rows"]}
@@ -204,6 +215,7 @@ def test_second_invocation_reuses_resumes_and_writes_only_the_marked_section(tin
         (["--table=subp", "--methods=subp,magic"], "--methods"),
         (["--table=subp", "--criteria=l3"], "--criteria"),
         (["--table=subp", "--epochs=1"], "--epochs"),
+        (["--table=subp", "--train_jobs=3"], "--train_jobs"),
         (["--table=subp", "--dataset=cifar10"], "--dataset"),
         (["--table=subp", "--data_dir=/nonexistent/fashion"], "--data_dir"),
         (["--table=subp", "--write_docs", "--docs_file=/nonexistent.md"], "--docs_file"),
