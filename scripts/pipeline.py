@@ -721,10 +721,14 @@ def tflite_logits(interpreter, images: np.ndarray, batch: int = 500) -> np.ndarr
     return np.concatenate(outputs)
 
 
-def make_interpreter(path: Path, delegate: bool):
+def make_interpreter(path: Path, delegate: bool, threads: int | None = None):
+    """A LiteRT interpreter of `path` with `threads` (default --threads), with or without the
+    sparse delegate."""
     import tflite_delegate
 
-    return tflite_delegate.Interpreter(model_path=path, num_threads=FLAGS.threads, sparse=delegate)
+    return tflite_delegate.Interpreter(
+        model_path=path, num_threads=threads or FLAGS.threads, sparse=delegate
+    )
 
 
 def claims(interpreter) -> dict:
@@ -806,8 +810,8 @@ def time_interleaved(
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def prepared_interpreter(path: Path, delegate: bool, images: np.ndarray):
-    interpreter = make_interpreter(path, delegate)
+def prepared_interpreter(path: Path, delegate: bool, images: np.ndarray, threads: int):
+    interpreter = make_interpreter(path, delegate, threads)
     index = interpreter.get_input_details()[0]["index"]
     interpreter.resize_tensor_input(index, images.shape)
     interpreter.allocate_tensors()
@@ -816,26 +820,34 @@ def prepared_interpreter(path: Path, delegate: bool, images: np.ndarray):
 
 
 def measure_speed(data: dict, work: Path, console: Console) -> dict:
-    """Step 3a: batch-1 latency and batch-64 throughput of the trained models."""
+    """Step 3a: batch-1 latency and batch-64 throughput of the trained models at --threads,
+    and batch-1 latency at one thread too (key batch1_threads1) when --threads is more: on
+    2 cores this 11-MFLOP model gains little from a second thread, with or without the delegate,
+    and the two figures together say so."""
     console.step(
-        f"3/5 speed of the trained models, {FLAGS.threads} thread(s), {FLAGS.repeats} "
-        f"interleaved rounds (load average {os.getloadavg()[0]:.2f})"
+        f"3/5 speed of the trained models, {FLAGS.threads} thread(s)"
+        + (" (batch 1 also at 1 thread)" if FLAGS.threads != 1 else "")
+        + f", {FLAGS.repeats} interleaved rounds (load average {os.getloadavg()[0]:.2f})"
     )
     dense_path, subp_path = work / "models" / "dense.tflite", work / "models" / "subp.tflite"
     result: dict[str, Any] = {"threads": FLAGS.threads, "repeats": FLAGS.repeats}
-    for batch, invokes in ((1, FLAGS.invokes), (64, max(1, FLAGS.invokes // 5))):
+    runs = [(1, FLAGS.threads, "batch1"), (64, FLAGS.threads, "batch64")]
+    if FLAGS.threads != 1:
+        runs.append((1, 1, "batch1_threads1"))
+    for batch, threads, key in runs:
+        invokes = FLAGS.invokes if batch == 1 else max(1, FLAGS.invokes // 5)
         images = data["x_test"][:batch]
         if len(images) < batch:
             images = np.resize(images, (batch, *images.shape[1:]))
         interpreters = {
-            "dense_xnnpack": prepared_interpreter(dense_path, False, images),
-            "subp_xnnpack": prepared_interpreter(subp_path, False, images),
-            "subp_delegate": prepared_interpreter(subp_path, True, images),
+            "dense_xnnpack": prepared_interpreter(dense_path, False, images, threads),
+            "subp_xnnpack": prepared_interpreter(subp_path, False, images, threads),
+            "subp_delegate": prepared_interpreter(subp_path, True, images, threads),
         }
-        median_ms = time_interleaved(
-            interpreters, invokes, FLAGS.repeats, console, f"batch {batch}"
-        )
+        label = f"batch {batch}, {threads} thread{'s' if threads > 1 else ''}"
+        median_ms = time_interleaved(interpreters, invokes, FLAGS.repeats, console, label)
         entry = {
+            "threads": threads,
             "invokes_per_round": invokes,
             "median_ms": {name: round(value, 4) for name, value in median_ms.items()},
             "images_per_second": {
@@ -844,9 +856,9 @@ def measure_speed(data: dict, work: Path, console: Console) -> dict:
             "delegate_speedup": round(median_ms["subp_xnnpack"] / median_ms["subp_delegate"], 3),
             "speedup_over_dense": round(median_ms["dense_xnnpack"] / median_ms["subp_delegate"], 3),
         }
-        result[f"batch{batch}"] = entry
+        result[key] = entry
         console.progress(
-            f"batch {batch}: dense XNNPACK {median_ms['dense_xnnpack']:.3f} ms, SUBP XNNPACK "
+            f"{label}: dense XNNPACK {median_ms['dense_xnnpack']:.3f} ms, SUBP XNNPACK "
             f"{median_ms['subp_xnnpack']:.3f} ms, SUBP delegate {median_ms['subp_delegate']:.3f} "
             f"ms: delegate speedup {entry['delegate_speedup']:.2f}x",
             final=True,
@@ -1185,11 +1197,18 @@ def summary_lines(report: dict) -> list[str]:
         "| speed | dense XNNPACK | SUBP XNNPACK | SUBP delegate | delegate speedup |",
         "|---|---:|---:|---:|---:|",
     ]
-    for batch, unit in ((1, "ms"), (64, "img/s")):
-        entry = speed["trained"][f"batch{batch}"]
+    trained = speed["trained"]
+    for key, batch, unit in (
+        ("batch1", 1, "ms"),
+        ("batch64", 64, "img/s"),
+        ("batch1_threads1", 1, "ms"),
+    ):
+        if key not in trained:
+            continue
+        entry = trained[key]
         values = entry["median_ms"] if batch == 1 else entry["images_per_second"]
         lines.append(
-            f"| batch {batch} ({unit}) | {values['dense_xnnpack']:.4g} | "
+            f"| batch {batch}, {entry['threads']} thr ({unit}) | {values['dense_xnnpack']:.4g} | "
             f"{values['subp_xnnpack']:.4g} | {values['subp_delegate']:.4g} | "
             f"{entry['delegate_speedup']:.2f}x |"
         )

@@ -114,8 +114,11 @@ def test_tiny_run_times_every_variant(tiny_run):
     _, _, report = tiny_run
     trained = report["speed"]["trained"]
     assert "resnet50" not in report["speed"]  # --tiny turns it off
-    for batch in (1, 64):
-        entry = trained[f"batch{batch}"]
+    # --threads=2 (the default): batch 1 and 64 at 2 threads, and batch 1 at one thread too.
+    assert trained["batch1"]["threads"] == trained["batch64"]["threads"] == 2
+    assert trained["batch1_threads1"]["threads"] == 1
+    for key, batch in (("batch1", 1), ("batch64", 64), ("batch1_threads1", 1)):
+        entry = trained[key]
         medians = entry["median_ms"]
         assert set(medians) == {"dense_xnnpack", "subp_xnnpack", "subp_delegate"}
         assert all(value > 0 for value in medians.values())
@@ -151,6 +154,7 @@ def test_tiny_run_is_quiet_and_prints_the_table(tiny_run):
     assert not LOG_LINE.search(completed.stdout), completed.stdout
     assert not LOG_LINE.search(completed.stderr), completed.stderr
     assert "| SUBP 1x16 p=0.5 |" in completed.stdout and "delegate speedup" in completed.stdout
+    assert "| batch 1, 1 thr (ms) |" in completed.stdout
     assert str(out_dir) in completed.stdout
 
 
