@@ -810,7 +810,10 @@ def time_interleaved(
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def prepared_interpreter(path: Path, delegate: bool, images: np.ndarray, threads: int):
+def prepared_interpreter(
+    path: Path, delegate: bool, images: np.ndarray, threads: int | None = None
+):
+    """An interpreter of `path` (threads: default --threads) resized to `images` and holding them."""
     interpreter = make_interpreter(path, delegate, threads)
     index = interpreter.get_input_details()[0]["index"]
     interpreter.resize_tensor_input(index, images.shape)

@@ -47,12 +47,13 @@ sparsities = 15 configurations x 3 seeds = 45 runs of E epochs: about 2.2 hours 
 E = 2, so E = 2 is the most that fits the 3-hour budget (`--epochs` raises it; every run is kept,
 so a longer table can be built in several sittings). `--quick` (N=16, sparsity 0.5, SUBP BPAR,
 1xN, dense, tfmot: 4 configurations x 3 seeds) trains E = 2 epochs of 78 steps (a third of the
-training set each), about 12 x (2 x T / 3 / 1.4 + 25) s = 15-17 minutes on 2 idle cores: a check
-that every method runs and a first look, not a table to draw conclusions from.
+training set each), about 12 x (2 x T / 3 / 1.4 + 25) s = 15-17 minutes on 2 idle cores (17 min 6 s
+measured from nothing, docs/RESULTS.md): a check that every method runs and a first look, not a
+table to draw conclusions from.
 
 Examples:
   python -m scripts.reproduce --table=subp --quick --write_docs
-  python -m scripts.reproduce --table=subp                  # the full table, about 2.6 h
+  python -m scripts.reproduce --table=subp                  # the full table, about 2.2 h
   python -m scripts.reproduce --table=subp --dataset=mnist --out_dir=results/reproduce/subp_mnist
   python -m scripts.reproduce --table=delegate --write_docs
 """
@@ -469,14 +470,6 @@ def write_docs(path: Path, sections: dict[str, str]) -> None:
     for section, content in sections.items():
         text = replace_marked_section(text, section, content)
     write_text_atomically(path, text)
-
-
-def children_cpu_seconds() -> float:
-    """User + system CPU seconds of the finished child processes so far."""
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def load_average() -> str:
