@@ -2,17 +2,19 @@
 
 Steps (each one's results go to the report; details in docs/pipeline.md):
 
-1. Train a dense baseline and a SUBP 1xN model of the same VGG-style network (`--widths`) on
-   Fashion-MNIST: the full 60,000/10,000 set when a local copy exists (`cnn_zoo.datasets`), else
-   the committed 5,000/1,000 sample, said plainly. SUBP's cubic schedule advances
-   `--mask_updates_per_epoch` times per epoch and makes the mask final after `--prune_end` of the
-   training, so the network recovers for the rest of it.
+1. Train a dense baseline and a SUBP 1xN model of the same VGG-style network (`--widths`), side
+   by side in two one-thread child processes (`--train_jobs=2`), on Fashion-MNIST: the full
+   60,000/10,000 set when a local copy exists (`cnn_zoo.datasets`), else the committed 5,000/1,000
+   sample, said plainly. SUBP's cubic schedule advances `--mask_updates_per_epoch` times per epoch
+   and makes the mask final after `--prune_end` of the training, so the network recovers for the
+   rest of it.
 2. Strip the SUBP model, convert both models to float32 `.tflite`, and check that the TFLite test
    accuracy equals the Keras one, with the sparse delegate and with XNNPACK alone.
 3. Time batch-1 latency and batch-64 throughput of the SUBP model with and without the delegate
-   (and of the dense model with XNNPACK), all interpreters interleaved, medians of rounds; and a
-   model-level ResNet-50 row (224x224x3, 1x16 blocks, 66/128 block sparsity in every conv but the
-   first, batch 1; its `.tflite` is cached in `--cache_dir`).
+   (and of the dense model with XNNPACK) at --threads, and batch 1 at one thread too, all
+   interpreters interleaved, medians of rounds; and a model-level ResNet-50 row (224x224x3, 1x16
+   blocks, 66/128 block sparsity in every conv but the first, batch 1; its `.tflite` is cached in
+   `--cache_dir`).
 4. Compress the dense baseline with dfcompress UDFC and DF-MPC and the SUBP model with a
    zero-preserving symmetric quantizer; evaluate each; sizes at their bit widths and as float32
    and int8 `.tflite` files.
@@ -23,7 +25,7 @@ folder is never replaced unless `--overwrite` is given. TensorFlow's native log 
 `logs/native_stderr.log` in the report folder, not to the terminal.
 
 Examples:
-  python -m scripts.pipeline                              # the default demo, ~15 min on 2 cores
+  python -m scripts.pipeline                              # the default demo, ~13 min on 2 cores
   python -m scripts.pipeline --sparsity=0.75 --out_dir=results/pipeline_p75
   python -m scripts.pipeline --tiny --out_dir=/tmp/pipeline_tiny   # smoke test, under a minute
 """
