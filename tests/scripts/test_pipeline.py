@@ -214,6 +214,58 @@ def test_one_after_the_other_trains_in_process(tmp_path):
     assert report["training"]["subp"]["layers"], "the SUBP model's sparse layers are reported"
 
 
+def test_resnet50_row_reads_its_cache_and_times_both_engines(tmp_path):
+    """The model-level row's machinery (cache, interpreters at --threads, claims, output check,
+    timing) on a small stand-in written under ResNet-50's cache name: two 3x3 convs on a
+    224x224x3 input, the second with half of its 1x16 blocks zero. Building the real ResNet-50
+    takes a minute, so only `make demo` runs that part."""
+    import keras
+
+    import tflite_delegate
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((224, 224, 3))
+    x = keras.layers.Conv2D(32, 3, strides=4, padding="same", activation="relu")(inputs)
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="sparse")(x)
+    outputs = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    layer = model.get_layer("sparse")
+    kernel, bias = layer.get_weights()
+    blocks = kernel.reshape(3, 3, 32, 2, 16)  # (kh, kw, cin, output group, 16 channels)
+    blocks[:, :, ::2, :, :] = 0.0  # every other input channel: half the blocks of each group
+    layer.set_weights([blocks.reshape(kernel.shape), bias])
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    stem = f"resnet50_1x16_p{66 / 128:.6f}_seed3"
+    tflite_delegate.convert(model, cache / f"{stem}.tflite")
+    facts = {"sparse_conv2d_layers": 1, "gmacs_dense": 0.01, "gmacs_sparse": 0.007}
+    (cache / f"{stem}.json").write_text(json.dumps(facts))
+
+    out_dir = tmp_path / "report"
+    completed = run_pipeline(
+        "--tiny",
+        "--resnet50=true",
+        "--compress=false",
+        "--train_jobs=1",
+        f"--data_dir={FASHION_MNIST_SAMPLE_DIR}",
+        f"--out_dir={out_dir}",
+        f"--cache_dir={cache}",
+        "--seed=3",
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "ResNet-50 1x16: cached" in completed.stdout
+    row = json.loads((out_dir / "report.json").read_text())["speed"]["resnet50"]
+    assert row["gmacs_sparse"] == 0.007 and row["batch"] == 1
+    assert set(row["median_ms"]) == {"xnnpack", "delegate"}
+    assert all(value > 0 for value in row["median_ms"].values())
+    assert row["delegate_speedup"] == pytest.approx(
+        row["median_ms"]["xnnpack"] / row["median_ms"]["delegate"], rel=1e-2
+    )
+    assert row["claims"]["claimed"] == 1 and row["claims"]["conv2d_nodes"] == 2
+    assert row["relative_output_difference"] < 1e-4
+    assert "| ResNet-50 1x16 0.01G batch 1 (ms) |" in completed.stdout
+
+
 def test_existing_report_folder_is_refused_and_kept(tmp_path):
     out_dir = tmp_path / "report"
     out_dir.mkdir()
