@@ -617,8 +617,12 @@ def train_side_by_side(work: Path, console: Console) -> dict[str, dict]:
     return results
 
 
-def train_models(keras, data: dict, work: Path, console: Console) -> tuple[Any, Any, dict]:
-    """Step 1: the dense baseline and the SUBP model; returns (dense, stripped SUBP, report)."""
+def train_models(
+    keras, data: dict, work: Path, console: Console
+) -> tuple[Any, Any, dict, dict[str, np.ndarray]]:
+    """Step 1: the dense baseline and the SUBP model; returns (dense, stripped SUBP, report,
+    {"dense" | "subp": the Keras model's test-set logits}), the logits computed once here for
+    every later comparison."""
     import keras_subp
 
     updates_per_epoch, total_updates, end_update = subp_schedule(data)
@@ -638,14 +642,11 @@ def train_models(keras, data: dict, work: Path, console: Console) -> tuple[Any, 
     dense = keras.models.load_model(work / "models" / "dense.keras")
     stripped = keras.models.load_model(work / "models" / "subp_stripped.keras")
     dense_result = results["dense"]
-    subp_result = {
-        key: value
-        for key, value in results["subp"].items()
-        if key not in ("sparse_layers", "mask_history")
-    }
-    wrapped = results["subp"]["sparse_layers"]
-    dense_accuracy, _ = keras_accuracy(dense, data["x_test"], data["y_test"])
-    subp_accuracy, _ = keras_accuracy(stripped, data["x_test"], data["y_test"])
+    subp_result = dict(results["subp"])
+    wrapped = subp_result.pop("sparse_layers")
+    mask_history = subp_result.pop("mask_history")
+    dense_accuracy, dense_logits = keras_accuracy(dense, data["x_test"], data["y_test"])
+    subp_accuracy, subp_logits = keras_accuracy(stripped, data["x_test"], data["y_test"])
     layers = keras_subp.sparsity_report(stripped, n=FLAGS.block_n)
     flops = keras_subp.count_flops(stripped, n=FLAGS.block_n)
     dense_flops = keras_subp.count_flops(dense)
@@ -681,7 +682,7 @@ def train_models(keras, data: dict, work: Path, console: Console) -> tuple[Any, 
                 "final_from_epoch": round(end_update / updates_per_epoch, 2),
                 "recovery_epochs": round(FLAGS.epochs - end_update / updates_per_epoch, 2),
             },
-            "mask_history": results["subp"]["mask_history"],
+            "mask_history": mask_history,
             "sparse_layers": wrapped,
             "macs_per_image_actual": int(flops.actual),
             "layers": [
@@ -701,7 +702,7 @@ def train_models(keras, data: dict, work: Path, console: Console) -> tuple[Any, 
         },
         "accuracy_gap_points": round(100 * gap, 2),
     }
-    return dense, stripped, report
+    return dense, stripped, report, {"dense": dense_logits, "subp": subp_logits}
 
 
 # ----------------------------------------------------------------------------- 2. TFLite
@@ -749,9 +750,12 @@ def claims(interpreter) -> dict:
     }
 
 
-def convert_and_check(dense, stripped, data: dict, work: Path, console: Console) -> dict:
-    """Step 2: both models to float32 .tflite; TFLite accuracy against Keras, with and without
-    the delegate (the same predictions image by image, hence the same accuracy)."""
+def convert_and_check(
+    dense, stripped, keras_logits: dict, data: dict, work: Path, console: Console
+) -> dict:
+    """Step 2: both models to float32 .tflite; TFLite accuracy against Keras (`keras_logits`:
+    name -> the Keras model's test logits), with and without the delegate (the same predictions
+    image by image, hence the same accuracy)."""
     import tflite_delegate
 
     console.step("2/5 convert to .tflite and check TFLite accuracy against Keras")
@@ -759,7 +763,8 @@ def convert_and_check(dense, stripped, data: dict, work: Path, console: Console)
     result: dict[str, Any] = {}
     for name, model in (("dense", dense), ("subp", stripped)):
         path = tflite_delegate.convert(model, work / "models" / f"{name}.tflite")
-        keras_acc, keras_logits = keras_accuracy(model, x, y)
+        reference = keras_logits[name]
+        keras_acc = float(np.mean(reference.argmax(1) == y))
         entry: dict[str, Any] = {
             "tflite_file": f"models/{name}.tflite",
             "tflite_bytes": path.stat().st_size,
@@ -773,10 +778,8 @@ def convert_and_check(dense, stripped, data: dict, work: Path, console: Console)
             predictions = logits.argmax(1)
             entry[variant] = {
                 "test_accuracy": round(float(np.mean(predictions == y)), 4),
-                "predictions_differing_from_keras": int(
-                    np.sum(predictions != keras_logits.argmax(1))
-                ),
-                "max_abs_logit_difference": float(np.max(np.abs(logits - keras_logits))),
+                "predictions_differing_from_keras": int(np.sum(predictions != reference.argmax(1))),
+                "max_abs_logit_difference": float(np.max(np.abs(logits - reference))),
                 "accuracy_equals_keras": bool(np.mean(predictions == y) == keras_acc),
             }
             if variant == "delegate":
@@ -972,8 +975,11 @@ def block_zero_fraction(model, layer_names: list[str], n: int) -> float:
     return zero / total if total else 0.0
 
 
-def compress_models(dense, stripped, data: dict, training: dict, work: Path, console) -> dict:
-    """Step 4: UDFC and DF-MPC on the dense baseline, the zero-preserving quantizer on SUBP."""
+def compress_models(
+    dense, stripped, keras_logits: dict, data: dict, training: dict, work: Path, console
+) -> dict:
+    """Step 4: UDFC and DF-MPC on the dense baseline, the zero-preserving quantizer on SUBP;
+    the float32 rows take their accuracy from `keras_logits` (name -> test logits)."""
     try:
         import dfcompress
 
@@ -1027,7 +1033,10 @@ def compress_models(dense, stripped, data: dict, training: dict, work: Path, con
                 compressed, method_report = method(model)
                 layer_bits = method_report.layer_bits
             row["seconds"] = round(time.perf_counter() - start, 2)
-            accuracy, _ = keras_accuracy(compressed, x, y)
+            if method is None:
+                accuracy = float(np.mean(keras_logits[source].argmax(1) == y))
+            else:
+                accuracy, _ = keras_accuracy(compressed, x, y)
             row["test_accuracy"] = round(accuracy, 4)
             row["size_mb_at_bits"] = round(methods["model_size_mb"](compressed, layer_bits), 4)
             row["parameters"] = int(compressed.count_params())
@@ -1326,14 +1335,14 @@ def run(console: Console, work: Path) -> dict:
         "machine": {"cpus": os.cpu_count(), "load_start": round(os.getloadavg()[0], 2)},
         "data": facts,
     }
-    dense, stripped, report["training"] = train_models(keras, data, work, console)
-    report["conversion"] = convert_and_check(dense, stripped, data, work, console)
+    dense, stripped, report["training"], keras_logits = train_models(keras, data, work, console)
+    report["conversion"] = convert_and_check(dense, stripped, keras_logits, data, work, console)
     report["speed"] = {"trained": measure_speed(data, work, console)}
     if FLAGS.resnet50:
         report["speed"]["resnet50"] = measure_resnet50(keras, console)
     if FLAGS.compress:
         report["compression"] = compress_models(
-            dense, stripped, data, report["training"], work, console
+            dense, stripped, keras_logits, data, report["training"], work, console
         )
     console.step("5/5 report")
     report["seconds_total"] = round(time.perf_counter() - start, 1)

@@ -754,14 +754,14 @@ def run_subp_table(
             console(f"{label}: skipped, tfmot not installed")
         else:
             pending.append((label, spec, run_dir))
-    trained = train_pending(pending, settings, console)
+    outcomes = train_pending(pending, settings, console)
     # Evaluation (test accuracy, latency) only once no training shares the cores.
     failures = []
-    for label, spec, run_dir in pending:
-        if isinstance(trained[spec], RunFailed):
-            failures.append(trained[spec])
+    for (label, spec, run_dir), outcome in zip(pending, outcomes, strict=True):
+        if isinstance(outcome, RunFailed):
+            failures.append(outcome)
             continue
-        how, seconds, cpu_seconds = trained[spec]
+        how, seconds, cpu_seconds = outcome
         if data is None:
             data = load_dataset(spec.dataset.replace("_", "-"), settings.data_dir, False)
         started = time.perf_counter()
@@ -789,10 +789,11 @@ def run_subp_table(
 
 def train_pending(
     pending: list[tuple[str, RunSpec, Path]], settings: SubpSettings, console
-) -> dict:
+) -> list:
     """Train the pending runs, --train_jobs at a time (one TensorFlow thread each when more
-    than one); returns {spec: (how, wall seconds, CPU seconds) or the RunFailed}. A failed run
-    does not stop the others: what they trained is kept and evaluated."""
+    than one); returns, in the order of `pending`, (how, wall seconds, CPU seconds) or the
+    RunFailed of each. A failed run does not stop the others: what they trained is kept and
+    evaluated."""
     from concurrent.futures import ThreadPoolExecutor
 
     threads = 1 if settings.train_jobs > 1 else None
@@ -814,8 +815,7 @@ def train_pending(
 
     # The pool's threads only wait on the training processes.
     with ThreadPoolExecutor(max_workers=settings.train_jobs) as pool:
-        outcomes = list(pool.map(train_one, pending))
-    return {spec: outcome for (_, spec, _), outcome in zip(pending, outcomes, strict=True)}
+        return list(pool.map(train_one, pending))
 
 
 # ---------------------------------------------------------------------------------------------

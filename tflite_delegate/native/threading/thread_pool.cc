@@ -91,25 +91,19 @@ bool ThreadPool::Run(Task task, void* context, Join join) {
   } catch (...) {
     caller_failed = true;
   }
-  const int workers = static_cast<int>(workers_.size());
-  const auto all_finished = [&] {
-    return finished_.load(std::memory_order_acquire) == workers;
-  };
-  const auto nobody_inside = [this] {
-    return (state_.load(std::memory_order_acquire) & kInsideMask) == 0;
-  };
   if (join == Join::kStartedThreads) {
     // From here on a waking worker skips this job; wait only for the ones already inside.
     state_.fetch_or(kClosed, std::memory_order_acq_rel);
   }
-  const bool done = join == Join::kEveryThread ? SpinUntil(all_finished) : SpinUntil(nobody_inside);
-  if (!done) {
+  const int workers = static_cast<int>(workers_.size());
+  const auto finished = [&] {
+    return join == Join::kEveryThread
+               ? finished_.load(std::memory_order_acquire) == workers
+               : (state_.load(std::memory_order_acquire) & kInsideMask) == 0;
+  };
+  if (!SpinUntil(finished)) {
     std::unique_lock<std::mutex> lock(mutex_);
-    if (join == Join::kEveryThread) {
-      done_.wait(lock, all_finished);
-    } else {
-      done_.wait(lock, nobody_inside);
-    }
+    done_.wait(lock, finished);
   }
   task_ = nullptr;
   context_ = nullptr;
