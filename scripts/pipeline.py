@@ -2,12 +2,13 @@
 
 Steps (each one's results go to the report; details in docs/pipeline.md):
 
-1. Train a dense baseline and a SUBP 1xN model of the same VGG-style network (`--widths`), side
-   by side in two one-thread child processes (`--train_jobs=2`), on Fashion-MNIST: the full
-   60,000/10,000 set when a local copy exists (`cnn_zoo.datasets`), else the committed 5,000/1,000
-   sample, said plainly. SUBP's cubic schedule advances `--mask_updates_per_epoch` times per epoch
-   and makes the mask final after `--prune_end` of the training, so the network recovers for the
-   rest of it.
+1. Train a dense baseline and a SUBP 1xN model of the same VGG-style network (`--widths`), and a
+   SUBP model at each `--gap_sparsities` value (0.75: its accuracy gap only), side by side in
+   one-thread child processes (`--train_jobs=2`), on Fashion-MNIST: the full 60,000/10,000 set
+   when a local copy exists (`cnn_zoo.datasets`), else the committed 5,000/1,000 sample, said
+   plainly. SUBP's cubic schedule advances `--mask_updates_per_epoch` times per epoch and makes
+   the mask final after `--prune_end` of the training, so the network recovers for the rest of
+   it.
 2. Strip the SUBP model, convert both models to float32 `.tflite`, and check that the TFLite test
    accuracy equals the Keras one, with the sparse delegate and with XNNPACK alone.
 3. Time batch-1 latency and batch-64 throughput of the SUBP model with and without the delegate
@@ -33,6 +34,7 @@ Examples:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -92,9 +94,9 @@ def define_flags() -> None:
     flags.DEFINE_integer(
         "train_jobs",
         2,
-        "2: train the dense and the SUBP model at once, in two processes of one TensorFlow "
-        "thread each (on 2 cores about 1.4x the throughput of one two-thread training after "
-        "the other); 1: one after the other in this process.",
+        "2: train every model (dense, SUBP, one per --gap_sparsities) at once, each in its "
+        "own process of one TensorFlow thread (on 2 cores about 1.4x the throughput of "
+        "two-thread trainings one after the other); 1: one after the other in this process.",
     )
     flags.DEFINE_integer("batch_size", 128, "Training batch size.")
     flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adam"], "sgd (momentum 0.9) or adam (AdamW).")
@@ -109,6 +111,12 @@ def define_flags() -> None:
     flags.DEFINE_integer("test_images", 0, "Use only the first K test images (0: all).")
     flags.DEFINE_integer("block_n", 16, "N of the 1xN blocks (output channels per block).")
     flags.DEFINE_float("sparsity", 0.5, "Block sparsity p of every sparse layer, in [0, 1).")
+    flags.DEFINE_list(
+        "gap_sparsities",
+        ["0.75"],
+        "Further SUBP block sparsities, each trained alongside (same network, recipe and seed) "
+        "only for its test accuracy and gap to dense; empty for none.",
+    )
     flags.DEFINE_enum("criterion", "bpar", ["bpar", "l1", "l2"], "SUBP block importance criterion.")
     flags.DEFINE_float("prune_end", 0.4, "Fraction of training after which the mask is final.")
     flags.DEFINE_integer(
@@ -160,6 +168,11 @@ def define_flags() -> None:
     )
     flags.register_validator("train_jobs", lambda value: value in (1, 2), "must be 1 or 2")
     flags.register_validator("sparsity", lambda value: 0 <= value < 1, "must be in [0, 1)")
+    flags.register_validator(
+        "gap_sparsities",
+        lambda values: all(_is_float_in(v, 0, 1) for v in values),
+        "must list block sparsities in (0, 1)",
+    )
     flags.register_validator("resnet50_sparsity", lambda value: 0 <= value < 1, "must be in [0, 1)")
     flags.register_validator("prune_end", lambda value: 0 < value <= 1, "must be in (0, 1]")
     flags.register_validator("lr", lambda value: value is None or value > 0, "must be positive")
@@ -176,6 +189,14 @@ def define_flags() -> None:
     flags.register_validator("out_dir", lambda value: bool(value), "must not be empty")
 
 
+def _is_float_in(text: str, low: float, high: float) -> bool:
+    """Whether `text` parses as a float strictly between `low` and `high`."""
+    try:
+        return low < float(text) < high
+    except ValueError:
+        return False
+
+
 class FlagError(ValueError):
     """A flag value that cannot work; the message names the flag."""
 
@@ -186,6 +207,12 @@ def check_flags() -> None:
     if any(width % FLAGS.block_n for width in widths):
         raise FlagError(
             f"--block_n={FLAGS.block_n} must divide every width in --widths={','.join(FLAGS.widths)}"
+        )
+    gap_sparsities = [float(v) for v in FLAGS.gap_sparsities]
+    if FLAGS.sparsity in gap_sparsities or len(set(gap_sparsities)) < len(gap_sparsities):
+        raise FlagError(
+            f"--gap_sparsities={','.join(FLAGS.gap_sparsities)} must not repeat a value or "
+            f"--sparsity={FLAGS.sparsity:g}"
         )
     if FLAGS.dfmpc_low_bits >= FLAGS.dfmpc_high_bits:
         raise FlagError(
@@ -496,10 +523,15 @@ def train_dense_model(keras, data: dict, work: Path, show) -> dict:
     return result
 
 
-def train_subp_model(keras, data: dict, work: Path, show) -> dict:
-    """Train the SUBP model, strip it; saves models/subp_stripped.keras and returns its training
-    results with the wrapped layers' names and the mask history."""
+def train_subp_model(
+    keras, data: dict, work: Path, show, sparsity: float | None = None, role: str = "subp"
+) -> dict:
+    """Train a SUBP model at block sparsity `sparsity` (default --sparsity), strip it; saves
+    models/<role>_stripped.keras and returns its training results with the wrapped layers'
+    names and the mask history."""
     import keras_subp
+
+    sparsity = FLAGS.sparsity if sparsity is None else sparsity
 
     steps_per_epoch = math.ceil(len(data["x_train"]) / FLAGS.batch_size)
     updates_per_epoch, _, end_update = subp_schedule(data)
@@ -507,14 +539,15 @@ def train_subp_model(keras, data: dict, work: Path, show) -> dict:
     pruned = keras_subp.prune_subp(
         build_network(FLAGS.seed),
         n=FLAGS.block_n,
-        sparsity=FLAGS.sparsity,
+        sparsity=sparsity,
         schedule=keras_subp.schedules.Cubic(start_epoch=0, end_epoch=end_update),
         criterion=FLAGS.criterion,
         seed=FLAGS.seed,
     )
     masks = make_mask_callback(keras, steps_per_epoch, updates_per_epoch)
-    result = train(keras, pruned, data, "SUBP", show, callbacks=[masks])
-    keras_subp.strip_subp(pruned).save(work / "models" / "subp_stripped.keras")
+    label = "SUBP" if role == "subp" else f"SUBP p={sparsity:g}"
+    result = train(keras, pruned, data, label, show, callbacks=[masks])
+    keras_subp.strip_subp(pruned).save(work / "models" / f"{role}_stripped.keras")
     return {
         **result,
         "sparse_layers": [wrapper.layer.name for wrapper in keras_subp.subp_wrappers(pruned)],
@@ -522,7 +555,27 @@ def train_subp_model(keras, data: dict, work: Path, show) -> dict:
     }
 
 
-TRAINERS = {"dense": train_dense_model, "subp": train_subp_model}
+def gap_role(sparsity: str) -> str:
+    """The training role (and model file stem) of a --gap_sparsities value."""
+    return f"subp_p{float(sparsity):g}"
+
+
+def training_roles() -> list[str]:
+    """Every model step 1 trains: dense, subp, then one role per --gap_sparsities value."""
+    return ["dense", "subp", *(gap_role(value) for value in FLAGS.gap_sparsities)]
+
+
+def trainer(role: str):
+    """The function that trains `role` (see training_roles):
+    (keras, data, work, show) -> training results."""
+    if role == "dense":
+        return train_dense_model
+    if role == "subp":
+        return train_subp_model
+    for value in FLAGS.gap_sparsities:
+        if gap_role(value) == role:
+            return functools.partial(train_subp_model, sparsity=float(value), role=role)
+    raise ValueError(f"unknown training role {role!r}")
 
 
 def training_child(role: str, flag_values: dict, work: str, messages) -> None:
@@ -543,7 +596,7 @@ def training_child(role: str, flag_values: dict, work: str, messages) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
         data, _ = prepare_data()
-        result = TRAINERS[role](
+        result = trainer(role)(
             keras,
             data,
             Path(work),
@@ -555,7 +608,7 @@ def training_child(role: str, flag_values: dict, work: str, messages) -> None:
 
 
 def train_side_by_side(work: Path, console: Console) -> dict[str, dict]:
-    """Train the dense and the SUBP model at once in two child processes of one thread each;
+    """Train every model of training_roles() at once, each in a child process of one thread;
     returns {role: result}. A child's failure raises RuntimeError with its traceback."""
     import multiprocessing
     import queue
@@ -568,7 +621,7 @@ def train_side_by_side(work: Path, console: Console) -> dict[str, dict]:
         role: context.Process(
             target=training_child, args=(role, values, str(work), messages), name=f"train-{role}"
         )
-        for role in TRAINERS
+        for role in training_roles()
     }
     latest = {role: f"{role} starting" for role in children}
     results: dict[str, dict] = {}
@@ -620,24 +673,29 @@ def train_side_by_side(work: Path, console: Console) -> dict[str, dict]:
 def train_models(
     keras, data: dict, work: Path, console: Console
 ) -> tuple[Any, Any, dict, dict[str, np.ndarray]]:
-    """Step 1: the dense baseline and the SUBP model; returns (dense, stripped SUBP, report,
-    {"dense" | "subp": the Keras model's test-set logits}), the logits computed once here for
-    every later comparison."""
+    """Step 1: the dense baseline, the SUBP model and the --gap_sparsities SUBP models; returns
+    (dense, stripped SUBP, report, {"dense" | "subp": the Keras model's test-set logits}), the
+    logits computed once here for every later comparison. The --gap_sparsities models only give
+    their accuracy and gap to dense (report key "gap_models")."""
     import keras_subp
 
     updates_per_epoch, total_updates, end_update = subp_schedule(data)
     console.step(
         f"1/5 training the dense baseline and SUBP 1x{FLAGS.block_n} at {FLAGS.sparsity:.0%} "
         f"block sparsity ({FLAGS.criterion}; cubic schedule, mask final after {end_update} of "
-        f"{total_updates} updates): {FLAGS.epochs} epochs on {len(data['x_train']):,} images, "
+        f"{total_updates} updates)"
+        + "".join(f", and at {float(v):.0%}" for v in FLAGS.gap_sparsities)
+        + f": {FLAGS.epochs} epochs on {len(data['x_train']):,} images, "
         + ("side by side, one thread each" if FLAGS.train_jobs == 2 else "one after the other")
     )
     if FLAGS.train_jobs == 2:
         results = train_side_by_side(work, console)
     else:
         results = {
-            role: trainer(keras, data, work, lambda text, final: console.progress(text, final))
-            for role, trainer in TRAINERS.items()
+            role: trainer(role)(
+                keras, data, work, lambda text, final: console.progress(text, final)
+            )
+            for role in training_roles()
         }
     dense = keras.models.load_model(work / "models" / "dense.keras")
     stripped = keras.models.load_model(work / "models" / "subp_stripped.keras")
@@ -651,6 +709,22 @@ def train_models(
     flops = keras_subp.count_flops(stripped, n=FLAGS.block_n)
     dense_flops = keras_subp.count_flops(dense)
     gap = dense_accuracy - subp_accuracy
+    gap_models = []
+    for value in FLAGS.gap_sparsities:
+        role = gap_role(value)
+        model = keras.models.load_model(work / "models" / f"{role}_stripped.keras")
+        accuracy, _ = keras_accuracy(model, data["x_test"], data["y_test"])
+        gap_models.append(
+            {
+                "role": role,
+                "sparsity": float(value),
+                "test_accuracy": round(accuracy, 4),
+                "accuracy_gap_points": round(100 * (dense_accuracy - accuracy), 2),
+                "macs_per_image_actual": int(keras_subp.count_flops(model, n=FLAGS.block_n).actual),
+                "curves": results[role]["curves"],
+                "train_seconds": results[role]["train_seconds"],
+            }
+        )
     report = {
         "network": {
             "builder": "cnn_zoo.models.vgg_small",
@@ -701,6 +775,7 @@ def train_models(
             ],
         },
         "accuracy_gap_points": round(100 * gap, 2),
+        "gap_models": gap_models,
     }
     return dense, stripped, report, {"dense": dense_logits, "subp": subp_logits}
 
@@ -1093,10 +1168,16 @@ def write_plots(report: dict, work: Path) -> list[str]:
     training = report["training"]
 
     figure, axis = plt.subplots(figsize=(7, 4.2))
-    for key, style in (("dense", "-"), ("subp", "--")):
-        curves = training[key]["curves"]
+    curve_sets = [
+        ("dense", "-", training["dense"]["curves"]),
+        (f"SUBP 1x{FLAGS.block_n} p={FLAGS.sparsity:g}", "--", training["subp"]["curves"]),
+        *(
+            (f"SUBP 1x{FLAGS.block_n} p={row['sparsity']:g}", ":", row["curves"])
+            for row in training.get("gap_models", [])
+        ),
+    ]
+    for label, style, curves in curve_sets:
         epochs = np.arange(1, len(curves["test_accuracy"]) + 1)
-        label = "dense" if key == "dense" else f"SUBP 1x{FLAGS.block_n} p={FLAGS.sparsity:g}"
         axis.plot(epochs, curves["train_accuracy"], style, marker="o", label=f"{label} train")
         axis.plot(epochs, curves["test_accuracy"], style, marker="s", label=f"{label} test")
     final_epoch = training["subp"]["schedule"]["final_from_epoch"]
@@ -1205,8 +1286,18 @@ def summary_lines(report: dict) -> list[str]:
         f"{conversion['subp']['xnnpack']['test_accuracy']:.4f} | "
         f"{conversion['subp']['delegate']['test_accuracy']:.4f} | "
         f"{subp['macs_per_image_actual'] / 1e6:.1f} M |",
+        *(
+            f"| SUBP 1x{subp['block_n']} p={row['sparsity']:g} | {row['test_accuracy']:.4f} | "
+            f"- | - | {row['macs_per_image_actual'] / 1e6:.1f} M |"
+            for row in training.get("gap_models", [])
+        ),
         "",
         f"SUBP - dense test accuracy: {-gap:+.2f} points{acceptance_note(report)}",
+        *(
+            f"SUBP at p={row['sparsity']:g} - dense: {-row['accuracy_gap_points']:+.2f} points "
+            "(stated, no target)"
+            for row in training.get("gap_models", [])
+        ),
         "",
         "| speed | dense XNNPACK | SUBP XNNPACK | SUBP delegate | delegate speedup |",
         "|---|---:|---:|---:|---:|",

@@ -67,13 +67,14 @@ def test_tiny_run_writes_the_whole_report(tiny_run):
     assert report["data"]["train_images"] == 256 and report["data"]["test_images"] == 1000
     assert not report["data"]["is_full"]
     assert "Not the full" in (out_dir / "summary.md").read_text()
-    # The default trains both models at once in two child processes; each reported its epochs.
+    # The default trains every model at once, each in a child process; each reported its epochs.
     training = report["training"]
     assert training["side_by_side"] is True
     for role in ("dense", "subp"):
         assert len(training[role]["curves"]["test_accuracy"]) == 1
     assert "dense epoch 1/1: train acc" in completed.stdout
     assert "SUBP epoch 1/1: train acc" in completed.stdout
+    assert "SUBP p=0.75 epoch 1/1: train acc" in completed.stdout
     # No partial folder is left next to the report.
     assert [path.name for path in out_dir.parent.iterdir() if path.name.startswith(".")] == []
 
@@ -96,6 +97,25 @@ def test_tiny_run_has_exact_uniform_block_sparsity(tiny_run):
     history = subp["mask_history"]
     assert history[-1][1] == pytest.approx(subp["layers"][0]["block_sparsity"], abs=0.05)
     assert subp["schedule"]["recovery_epochs"] > 0
+
+
+def test_tiny_run_states_the_gap_of_the_further_sparsity(tiny_run):
+    """--gap_sparsities (default 0.75): a third model, same recipe, its accuracy and gap to
+    dense, checked here against the saved model itself."""
+    _, out_dir, report = tiny_run
+    training = report["training"]
+    (row,) = training["gap_models"]
+    assert row["role"] == "subp_p0.75" and row["sparsity"] == 0.75
+    model_path = out_dir / "models" / "subp_p0.75_stripped.keras"
+    assert model_path.is_file()
+    assert row["accuracy_gap_points"] == pytest.approx(
+        100 * (training["dense"]["test_accuracy"] - row["test_accuracy"]), abs=0.011
+    )
+    # Fewer kept blocks than the p=0.5 model: 75 % of each conv's blocks are zero.
+    assert row["macs_per_image_actual"] < training["subp"]["macs_per_image_actual"]
+    summary = (out_dir / "summary.md").read_text()
+    assert f"| SUBP 1x16 p=0.75 | {row['test_accuracy']:.4f} |" in summary
+    assert f"SUBP at p=0.75 - dense: {-row['accuracy_gap_points']:+.2f} points" in summary
 
 
 def test_tiny_run_tflite_matches_keras_with_and_without_delegate(tiny_run):
@@ -178,6 +198,8 @@ def test_tiny_run_plots(tiny_run):
         ("--block_n=24", "block_n"),
         ("--epochs=0", "epochs"),
         ("--train_jobs=3", "train_jobs"),
+        ("--gap_sparsities=0.75,1.2", "gap_sparsities"),
+        ("--gap_sparsities=0.5", "gap_sparsities"),  # the same as --sparsity
         ("--optimizer=rmsprop", "optimizer"),
         ("--prune_end=0", "prune_end"),
         ("--dfmpc_low_bits=6", "dfmpc_low_bits"),
@@ -212,6 +234,8 @@ def test_one_after_the_other_trains_in_process(tmp_path):
     for role in ("dense", "subp"):
         assert 0 <= report["training"][role]["test_accuracy"] <= 1
     assert report["training"]["subp"]["layers"], "the SUBP model's sparse layers are reported"
+    (gap_model,) = report["training"]["gap_models"]
+    assert gap_model["sparsity"] == 0.75 and 0 <= gap_model["test_accuracy"] <= 1
 
 
 def test_resnet50_row_reads_its_cache_and_times_both_engines(tmp_path):
