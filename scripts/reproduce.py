@@ -44,7 +44,9 @@ so a run costs about E x T / 1.4 of wall time, plus about 25 s alone for its eva
 start, final model, conversion, the TFLite test pass, latency: run after the trainings, on idle
 cores). The full table is 2 N x 2 sparsities x (SUBP BPAR + SUBP L1 + 1xN) + dense + tfmot at 2
 sparsities = 15 configurations x 3 seeds = 45 runs of E epochs: about 2.2 hours at the default
-E = 2, so E = 2 is the most that fits the 3-hour budget (`--epochs` raises it; every run is kept,
+E = 2 on the AVX2 VM these figures come from (56 minutes measured on an AVX-512 Zen 4 VM, where
+TensorFlow trains this network about twice as fast; docs/RESULTS.md), so E = 2 is the most that
+fits the 3-hour budget on the slower machine (`--epochs` raises it; every run is kept,
 so a longer table can be built in several sittings). `--quick` (N=16, sparsity 0.5, SUBP BPAR,
 1xN, dense, tfmot: 4 configurations x 3 seeds) trains E = 2 epochs of 78 steps (a third of the
 training set each), about 12 x (2 x T / 3 / 1.4 + 25) s = 15-17 minutes on 2 idle cores (17 min 6 s
@@ -53,7 +55,7 @@ table to draw conclusions from.
 
 Examples:
   python -m scripts.reproduce --table=subp --quick --write_docs
-  python -m scripts.reproduce --table=subp                  # the full table, about 2.2 h
+  python -m scripts.reproduce --table=subp                  # the full table, 1-2.2 h
   python -m scripts.reproduce --table=subp --dataset=mnist --out_dir=results/reproduce/subp_mnist
   python -m scripts.reproduce --table=delegate --write_docs
 """
