@@ -26,7 +26,7 @@ folder is never replaced unless `--overwrite` is given. TensorFlow's native log 
 `logs/native_stderr.log` in the report folder, not to the terminal.
 
 Examples:
-  python -m scripts.pipeline                              # the default demo, ~13 min on 2 cores
+  python -m scripts.pipeline                              # the default demo, 8-9 min on the 2-core Zen 4 VM
   python -m scripts.pipeline --sparsity=0.75 --out_dir=results/pipeline_p75
   python -m scripts.pipeline --tiny --out_dir=/tmp/pipeline_tiny   # smoke test, under a minute
 """
