@@ -560,22 +560,15 @@ def gap_role(sparsity: str) -> str:
     return f"subp_p{float(sparsity):g}"
 
 
-def training_roles() -> list[str]:
-    """Every model step 1 trains: dense, subp, then one role per --gap_sparsities value."""
-    return ["dense", "subp", *(gap_role(value) for value in FLAGS.gap_sparsities)]
-
-
-def trainer(role: str):
-    """The function that trains `role` (see training_roles):
-    (keras, data, work, show) -> training results."""
-    if role == "dense":
-        return train_dense_model
-    if role == "subp":
-        return train_subp_model
+def trainers() -> dict[str, Any]:
+    """Every model step 1 trains, in order: role -> its training function
+    (keras, data, work, show) -> training results; dense, subp, then one role per
+    --gap_sparsities value."""
+    roles: dict[str, Any] = {"dense": train_dense_model, "subp": train_subp_model}
     for value in FLAGS.gap_sparsities:
-        if gap_role(value) == role:
-            return functools.partial(train_subp_model, sparsity=float(value), role=role)
-    raise ValueError(f"unknown training role {role!r}")
+        role = gap_role(value)
+        roles[role] = functools.partial(train_subp_model, sparsity=float(value), role=role)
+    return roles
 
 
 def training_child(role: str, flag_values: dict, work: str, messages) -> None:
@@ -596,7 +589,7 @@ def training_child(role: str, flag_values: dict, work: str, messages) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
         data, _ = prepare_data()
-        result = trainer(role)(
+        result = trainers()[role](
             keras,
             data,
             Path(work),
@@ -608,7 +601,7 @@ def training_child(role: str, flag_values: dict, work: str, messages) -> None:
 
 
 def train_side_by_side(work: Path, console: Console) -> dict[str, dict]:
-    """Train every model of training_roles() at once, each in a child process of one thread;
+    """Train every model of trainers() at once, each in a child process of one thread;
     returns {role: result}. A child's failure raises RuntimeError with its traceback."""
     import multiprocessing
     import queue
@@ -621,7 +614,7 @@ def train_side_by_side(work: Path, console: Console) -> dict[str, dict]:
         role: context.Process(
             target=training_child, args=(role, values, str(work), messages), name=f"train-{role}"
         )
-        for role in training_roles()
+        for role in trainers()
     }
     latest = {role: f"{role} starting" for role in children}
     results: dict[str, dict] = {}
@@ -692,10 +685,8 @@ def train_models(
         results = train_side_by_side(work, console)
     else:
         results = {
-            role: trainer(role)(
-                keras, data, work, lambda text, final: console.progress(text, final)
-            )
-            for role in training_roles()
+            role: fit(keras, data, work, lambda text, final: console.progress(text, final))
+            for role, fit in trainers().items()
         }
     dense = keras.models.load_model(work / "models" / "dense.keras")
     stripped = keras.models.load_model(work / "models" / "subp_stripped.keras")
@@ -1173,7 +1164,7 @@ def write_plots(report: dict, work: Path) -> list[str]:
         (f"SUBP 1x{FLAGS.block_n} p={FLAGS.sparsity:g}", "--", training["subp"]["curves"]),
         *(
             (f"SUBP 1x{FLAGS.block_n} p={row['sparsity']:g}", ":", row["curves"])
-            for row in training.get("gap_models", [])
+            for row in training["gap_models"]
         ),
     ]
     for label, style, curves in curve_sets:
@@ -1289,14 +1280,14 @@ def summary_lines(report: dict) -> list[str]:
         *(
             f"| SUBP 1x{subp['block_n']} p={row['sparsity']:g} | {row['test_accuracy']:.4f} | "
             f"- | - | {row['macs_per_image_actual'] / 1e6:.1f} M |"
-            for row in training.get("gap_models", [])
+            for row in training["gap_models"]
         ),
         "",
         f"SUBP - dense test accuracy: {-gap:+.2f} points{acceptance_note(report)}",
         *(
             f"SUBP at p={row['sparsity']:g} - dense: {-row['accuracy_gap_points']:+.2f} points "
             "(stated, no target)"
-            for row in training.get("gap_models", [])
+            for row in training["gap_models"]
         ),
         "",
         "| speed | dense XNNPACK | SUBP XNNPACK | SUBP delegate | delegate speedup |",
