@@ -21,7 +21,7 @@ from tflite_delegate import litert_compat
 LIBRARY_NAME = "libtflite_sparse_delegate.so"
 LIBRARY_ENVIRONMENT_VARIABLE = "TFLITE_SPARSE_DELEGATE_LIBRARY"
 ISA_ENVIRONMENT_VARIABLE = "TFLITE_SPARSE_DELEGATE_ISA"
-OPTION_NAMES = ("num_threads", "min_sparsity", "block_n", "isa", "verbose")
+OPTION_NAMES = ("num_threads", "min_sparsity", "block_n", "isa", "fuse_add", "verbose")
 REPORT_FUNCTION = "tflite_sparse_delegate_report"
 LAST_ERROR_FUNCTION = "tflite_sparse_delegate_last_error"
 MICROKERNELS_FUNCTION = "tflite_sparse_delegate_microkernels"
@@ -44,6 +44,9 @@ class NodeDecision:
     `balance_ratio` is max/mean kept blocks per group (1.0 = balanced). These are None when the
     node was refused before its filter was analysed. `filter_shape` is (O, KH, KW, I); `isa` is
     the ISA the delegate runs and `microkernel` the registry name of the variant of a claimed node.
+    `fused_add_node` is the ADD node that a claimed conv runs in its epilogue (option fuse_add:
+    a residual ADD whose operand is this conv's output and nothing else's; the result is bitwise
+    that of the two nodes), else None.
     """
 
     node_index: int
@@ -61,6 +64,7 @@ class NodeDecision:
     kept_tap_vectors_max: int | None
     microkernel: str | None
     isa: str
+    fused_add_node: int | None = None
 
     # Names from before the block / tap-vector vocabulary; scripts/benchmark_delegate.py still
     # reads them. They count tap vectors, as they always did.
@@ -176,7 +180,10 @@ def load_delegate(**options: Any):
     N, from where each microkernel width was measured to beat XNNPACK: 0.3 for N >= 16, 0.55 for
     N = 8, 0.8 for N = 4, 0.9 for N = 2, 0.95 for N = 1), block_n ("auto" or a width of the microkernel registry:
     1/2/4/8/16/32), isa ("auto"/"avx512"/"avx2"/"generic"; default $TFLITE_SPARSE_DELEGATE_ISA or
-    auto), verbose (bool). Raises ValueError with the delegate's own reason (naming an unknown
+    auto), fuse_add (bool, default True: an ADD of two same-shape float tensors, one of them a
+    claimed conv's output read by nothing else, e.g. a ResNet block's shortcut ADD with its ReLU,
+    runs in that conv's epilogue instead of as its own XNNPACK node; bitwise the same result),
+    verbose (bool). Raises ValueError with the delegate's own reason (naming an unknown
     option, a bad value, or an ISA this CPU lacks). The same library also loads with
     `tf.lite.experimental.load_delegate(library_path(), options)`; pass string values there.
     """
@@ -295,6 +302,7 @@ def delegate_summary(delegate_or_interpreter: Any) -> DelegateSummary:
             kept_tap_vectors_max=node["kept_tap_vectors_max"],
             microkernel=node["microkernel"],
             isa=data["isa"],
+            fused_add_node=node.get("fused_add_node"),
         )
         for node in data["nodes"]
     ]

@@ -36,6 +36,7 @@ PARALLEL_JOBS = 2
 # Library sources (relative to SOURCE_DIR), by layer.
 PORTABLE_SOURCES = (
     "abi/plugin_entry.cc",
+    "claiming/add_fusion.cc",
     "claiming/claiming_policy.cc",
     "claiming/constant_weights.cc",
     "claiming/reason_code.cc",

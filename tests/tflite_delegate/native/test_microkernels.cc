@@ -1,6 +1,7 @@
 // Every registered microkernel against a scalar reference, on random problems: every tile size
 // from 1 to P pixels (short tiles run as sub-tiles), partial last groups, empty groups, group
-// sub-ranges and every width N of the registry. Channel-major variants read a random panel
+// sub-ranges, with and without a fused ADD (a residual added after the clamp, then clamped to
+// the ADD's range) and every width N of the registry. Channel-major variants read a random panel
 // (their pixel p of tap k is panel[tap_offsets[k] + p]); their panel builders are checked
 // against a scalar transposition. Variants the CPU cannot run are skipped and listed at the end
 // of the run.
@@ -37,7 +38,27 @@ struct Problem {
   std::vector<int64_t> pixel_offsets;   // channel-major: pixel p is column p of the panel
   float activation_min = 0.0f;
   float activation_max = 0.0f;
+  std::vector<float> residual;  // empty: no fused ADD; else laid out like the output
+  float residual_min = 0.0f;
+  float residual_max = 0.0f;
 };
+
+// A random activation range: none, RELU6 or RELU_N1_TO_1.
+void RandomRange(std::mt19937_64& rng, float* low, float* high) {
+  switch (native_test::UniformInt(rng, 0, 2)) {
+    case 0:
+      *low = std::numeric_limits<float>::lowest();
+      *high = std::numeric_limits<float>::max();
+      break;
+    case 1:
+      *low = 0.0f;
+      *high = 6.0f;
+      break;
+    default:
+      *low = -1.0f;
+      *high = 1.0f;
+  }
+}
 
 Problem MakeProblem(int block_n, int pixels, tflite_sparse::InputLayout layout,
                     std::mt19937_64& rng) {
@@ -84,19 +105,7 @@ Problem MakeProblem(int block_n, int pixels, tflite_sparse::InputLayout layout,
   for (int p = 0; p < pixels; ++p) {
     problem.pixel_offsets.push_back(panel ? p : native_test::UniformInt(rng, 0, 64 * pixels));
   }
-  switch (native_test::UniformInt(rng, 0, 2)) {
-    case 0:
-      problem.activation_min = std::numeric_limits<float>::lowest();
-      problem.activation_max = std::numeric_limits<float>::max();
-      break;
-    case 1:
-      problem.activation_min = 0.0f;
-      problem.activation_max = 6.0f;
-      break;
-    default:
-      problem.activation_min = -1.0f;
-      problem.activation_max = 1.0f;
-  }
+  RandomRange(rng, &problem.activation_min, &problem.activation_max);
   return problem;
 }
 
@@ -107,7 +116,7 @@ float Clamp(float value, float low, float high) {
 
 // The per-element arithmetic every variant must reproduce exactly: the bias, then one
 // multiply-add per kept tap vector in packed order; fused (one rounding, SIMD FMA) or not.
-float Reference(const Problem& problem, int pixel, int channel, bool fused) {
+float Reference(const Problem& problem, int pixel, int channel, int64_t stride, bool fused) {
   const int group = channel / problem.block_n;
   const int lane = channel % problem.block_n;
   float sum = problem.bias.data()[channel];
@@ -122,7 +131,10 @@ float Reference(const Problem& problem, int pixel, int channel, bool fused) {
       sum = sum + product;
     }
   }
-  return Clamp(sum, problem.activation_min, problem.activation_max);
+  const float convolved = Clamp(sum, problem.activation_min, problem.activation_max);
+  if (problem.residual.empty()) return convolved;
+  return Clamp(convolved + problem.residual[pixel * stride + channel], problem.residual_min,
+               problem.residual_max);
 }
 
 // Runs one variant on pixels [0, pixels) and groups [first, end); checks every element against
@@ -134,6 +146,13 @@ void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64
   const int end = native_test::UniformInt(rng, first + 1, problem.num_groups);
   const int64_t stride = problem.out_channels + native_test::UniformInt(rng, 0, 3);
   std::vector<float> output(static_cast<size_t>(stride * pixels), kSentinel);
+  if (native_test::UniformInt(rng, 0, 1)) {
+    // A fused ADD; past the last pixel's channels the residual ends, so a variant that reads
+    // beyond its real channels shows up under ASan.
+    problem.residual.resize(static_cast<size_t>(stride * (pixels - 1) + problem.out_channels));
+    for (float& value : problem.residual) value = native_test::UniformFloat(rng, -3.0f, 3.0f);
+    RandomRange(rng, &problem.residual_min, &problem.residual_max);
+  }
   SparseTileArgs args;
   args.input = problem.input.data();
   args.pixel_offsets = panel ? nullptr : problem.pixel_offsets.data();
@@ -149,6 +168,9 @@ void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64
   args.out_channels = problem.out_channels;
   args.activation_min = problem.activation_min;
   args.activation_max = problem.activation_max;
+  args.residual = problem.residual.empty() ? nullptr : problem.residual.data();
+  args.residual_min = problem.residual_min;
+  args.residual_max = problem.residual_max;
   variant.function(args);
   int unfused_mismatches = 0;
   int fused_mismatches = 0;
@@ -162,15 +184,16 @@ void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64
         stray_writes += std::memcmp(&got, &kSentinel, sizeof(float)) != 0;
         continue;
       }
-      const float unfused = Reference(problem, p, static_cast<int>(c), false);
-      const float fused = Reference(problem, p, static_cast<int>(c), true);
+      const float unfused = Reference(problem, p, static_cast<int>(c), stride, false);
+      const float fused = Reference(problem, p, static_cast<int>(c), stride, true);
       unfused_mismatches += std::memcmp(&got, &unfused, sizeof(float)) != 0;
       fused_mismatches += std::memcmp(&got, &fused, sizeof(float)) != 0;
     }
   }
   EXPECT_TRUE(unfused_mismatches == 0 || fused_mismatches == 0)
       << variant.name << " pixels=" << pixels << " groups [" << first << ", " << end
-      << ") of " << problem.num_groups << ", O=" << problem.out_channels << ": "
+      << ") of " << problem.num_groups << ", O=" << problem.out_channels
+      << (problem.residual.empty() ? "" : ", fused ADD") << ": "
       << unfused_mismatches << " elements differ from the unfused and " << fused_mismatches
       << " from the fused reference";
   EXPECT_EQ(stray_writes, 0) << variant.name << " wrote outside its groups or channels";

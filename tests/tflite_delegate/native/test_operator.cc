@@ -270,6 +270,65 @@ TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
   }
 }
 
+// A fused ADD (Run with a residual) equals the unfused convolution followed by TFLite's ADD with
+// its fused activation (sum, then clamp), bitwise, for every ISA, both layouts (1x1 stride-1
+// layers at N = 4 and 8 take the channel-major variant where the ISA has one) and 1-3 threads.
+TEST(FusedAddEqualsConvolutionThenAddBitwise) {
+  auto rng = native_test::Random(777);
+  for (int trial = 0; trial < 40; ++trial) {
+    Layer layer = RandomLayer(rng);
+    const bool pointwise = trial % 2 == 1;
+    if (pointwise) {
+      layer.block_n = native_test::UniformInt(rng, 0, 1) ? 4 : 8;
+      layer.shape.kernel_h = layer.shape.kernel_w = 1;
+      layer.params.stride_h = layer.params.stride_w = 1;
+      layer.filter.assign(static_cast<size_t>(layer.shape.out_channels) * layer.shape.in_channels,
+                          0.5f);
+    }
+    const int batch = native_test::UniformInt(rng, 1, 2);
+    // At least the largest dilated kernel (3 taps, dilation 2) for VALID padding.
+    const int in_h = native_test::UniformInt(rng, 5, 10);
+    const int in_w = native_test::UniformInt(rng, 5, 12);
+    std::vector<float> input(static_cast<size_t>(batch) * in_h * in_w * layer.shape.in_channels);
+    for (float& value : input) value = native_test::UniformFloat(rng, -1.0f, 1.0f);
+    const float low = native_test::UniformInt(rng, 0, 1) ? 0.0f : -3.4e38f;
+    const float high = native_test::UniformInt(rng, 0, 1) ? 6.0f : 3.4e38f;
+    for (tflite_sparse::Isa isa :
+         {tflite_sparse::Isa::kGeneric, tflite_sparse::Isa::kAvx2, tflite_sparse::Isa::kAvx512}) {
+      if (!tflite_sparse::IsaRegistered(isa) || !tflite_sparse::IsaSupportedByCpu(isa)) continue;
+      const tflite_sparse::MicrokernelVariant* panel =
+          pointwise ? tflite_sparse::FindMicrokernel(isa, layer.block_n,
+                                                     tflite_sparse::WeightType::kFloat32,
+                                                     tflite_sparse::InputLayout::kChannelMajor)
+                    : nullptr;
+      for (int threads = 1; threads <= 3; ++threads) {
+        auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(threads),
+                               panel);
+        op->set_min_parallel_flops(0);
+        std::string error;
+        EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
+        const ConvGeometry& g = op->geometry();
+        const size_t size = static_cast<size_t>(batch) * g.out_h * g.out_w * g.out_channels;
+        std::vector<float> residual(size);
+        for (float& value : residual) value = native_test::UniformFloat(rng, -4.0f, 4.0f);
+        std::vector<float> convolved(size);
+        EXPECT_TRUE(op->Run(input.data(), convolved.data()));
+        std::vector<float> expected(size);
+        for (size_t i = 0; i < size; ++i) {
+          const float sum = convolved[i] + residual[i];
+          expected[i] = std::fmin(std::fmax(sum, low), high);
+        }
+        op->set_residual_activation(low, high);
+        std::vector<float> fused(size, -777.0f);
+        EXPECT_TRUE(op->Run(input.data(), fused.data(), residual.data()));
+        EXPECT_TRUE(std::memcmp(fused.data(), expected.data(), size * sizeof(float)) == 0)
+            << op->variant().name << " trial " << trial << " threads " << threads
+            << ": fused ADD differs from convolution then ADD";
+      }
+    }
+  }
+}
+
 TEST(OperatorRefusesBadShapesAndHandlesAnEmptyBatch) {
   auto rng = native_test::Random(5);
   Layer layer = RandomLayer(rng);

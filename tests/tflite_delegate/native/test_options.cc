@@ -27,7 +27,7 @@ TEST(ValidOptionsAreParsed) {
   DelegateOptions options;
   std::string error;
   EXPECT_TRUE(Parse({{"num_threads", "3"}, {"min_sparsity", "0.25"}, {"block_n", "16"},
-                     {"isa", "generic"}, {"verbose", "True"}},
+                     {"isa", "generic"}, {"fuse_add", "0"}, {"verbose", "True"}},
                     &options, &error))
       << error;
   EXPECT_EQ(options.num_threads, 3);
@@ -35,7 +35,9 @@ TEST(ValidOptionsAreParsed) {
   EXPECT_EQ(options.block_n, 16);
   EXPECT_TRUE(options.isa == tflite_sparse::Isa::kGeneric);
   EXPECT_TRUE(options.verbose);
+  EXPECT_TRUE(!options.fuse_add);
   EXPECT_TRUE(Parse({{"block_n", "auto"}, {"isa", "auto"}}, &options, &error)) << error;
+  EXPECT_TRUE(options.fuse_add);  // the default
   EXPECT_EQ(options.block_n, 0);
   EXPECT_TRUE(options.isa == tflite_sparse::BestSupportedIsa());
 }
@@ -43,7 +45,7 @@ TEST(ValidOptionsAreParsed) {
 TEST(BadOptionsAreNamedInTheError) {
   const std::vector<std::pair<std::pair<std::string, std::string>, std::string>> cases = {
       {{"bogus", "1"}, "unknown option 'bogus' (known options: num_threads, min_sparsity, "
-                       "block_n, isa, verbose)"},
+                       "block_n, isa, fuse_add, verbose)"},
       {{"num_threads", "0"}, "option num_threads='0' is invalid: expected an integer in [1, 256]"},
       {{"num_threads", " 2"}, "option num_threads=' 2' is invalid"},
       {{"min_sparsity", "nan"}, "option min_sparsity='nan' is invalid: expected a number in [0, 1]"},
@@ -51,6 +53,7 @@ TEST(BadOptionsAreNamedInTheError) {
       {{"block_n", "64"}, "option block_n='64' is invalid"},
       {{"isa", "sse2"}, "option isa has invalid value 'sse2' (expected auto, "},
       {{"verbose", "perhaps"}, "option verbose='perhaps' is invalid"},
+      {{"fuse_add", "2"}, "option fuse_add='2' is invalid: expected 1, 0, true, false"},
   };
   for (const auto& [pair, expected] : cases) {
     DelegateOptions options;

@@ -84,6 +84,7 @@ enum { kTfLiteNoQuantization = 0 };
 
 // Builtin operator codes used by the claiming policy.
 enum {
+  kTfLiteBuiltinAdd = 0,
   kTfLiteBuiltinConv2d = 3,
   kTfLiteBuiltinDepthwiseConv2d = 4,
   kTfLiteBuiltinDequantize = 6,
@@ -203,6 +204,11 @@ typedef struct TfLiteDepthwiseConvParams {
   int dilation_height_factor;
 } TfLiteDepthwiseConvParams;
 
+typedef struct TfLiteAddParams {
+  TfLiteFusedActivation activation;
+  bool pot_scale_int16;
+} TfLiteAddParams;
+
 typedef void (*TfLiteUnusedContextFunction)(void);
 
 typedef struct TfLiteContext {
@@ -231,7 +237,12 @@ typedef struct TfLiteContext {
   TfLiteUnusedContextFunction RequestScratchBufferInArena;  // NULL
   TfLiteUnusedContextFunction GetScratchBuffer;           // NULL
   TfLiteUnusedContextFunction ResizeTensorExplicit;       // NULL
-  TfLiteUnusedContextFunction PreviewDelegatePartitioning;
+  // The partitions ReplaceNodeSubsetsWithDelegateKernels would make of these nodes, without
+  // changing the graph; the array is the context's, valid until its next call or replacement.
+  TfLiteStatus (*PreviewDelegatePartitioning)(struct TfLiteContext* context,
+                                              const TfLiteIntArray* nodes_to_replace,
+                                              TfLiteDelegateParams** partition_params_array,
+                                              int* num_partitions);
   TfLiteUnusedContextFunction GetTensor;                  // NULL
   TfLiteUnusedContextFunction GetEvalTensor;              // NULL
   TfLiteUnusedContextFunction GetModelMetadata;
@@ -303,6 +314,7 @@ static_assert(offsetof(TfLiteConvParams, activation) == 12, "TfLiteConvParams::a
 static_assert(offsetof(TfLiteConvParams, dilation_height_factor) == 20,
               "TfLiteConvParams::dilation_height_factor");
 static_assert(sizeof(TfLiteDepthwiseConvParams) == 28, "TfLiteDepthwiseConvParams size");
+static_assert(sizeof(TfLiteAddParams) == 8, "TfLiteAddParams size");
 
 static_assert(offsetof(TfLiteContext, GetExecutionPlan) == 8, "TfLiteContext::GetExecutionPlan");
 static_assert(offsetof(TfLiteContext, tensors) == 16, "TfLiteContext::tensors");
@@ -315,6 +327,8 @@ static_assert(offsetof(TfLiteContext, ReplaceNodeSubsetsWithDelegateKernels) == 
               "TfLiteContext::ReplaceNodeSubsetsWithDelegateKernels");
 static_assert(offsetof(TfLiteContext, recommended_num_threads) == 72,
               "TfLiteContext::recommended_num_threads");
+static_assert(offsetof(TfLiteContext, PreviewDelegatePartitioning) == 152,
+              "TfLiteContext::PreviewDelegatePartitioning");
 static_assert(offsetof(TfLiteContext, GetTensor) == 160, "TfLiteContext::GetTensor");
 static_assert(sizeof(TfLiteContext) == 200, "TfLiteContext size (Linux)");
 #endif

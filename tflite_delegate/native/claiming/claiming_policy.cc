@@ -30,31 +30,6 @@ const char* ActivationName(TfLiteFusedActivation activation) {
   return "UNKNOWN";
 }
 
-bool ActivationRange(TfLiteFusedActivation activation, float* low, float* high) {
-  constexpr float kLowest = std::numeric_limits<float>::lowest();
-  constexpr float kHighest = std::numeric_limits<float>::max();
-  switch (activation) {
-    case kTfLiteActNone:
-      *low = kLowest;
-      *high = kHighest;
-      return true;
-    case kTfLiteActRelu:
-      *low = 0.0f;
-      *high = kHighest;
-      return true;
-    case kTfLiteActReluN1To1:
-      *low = -1.0f;
-      *high = 1.0f;
-      return true;
-    case kTfLiteActRelu6:
-      *low = 0.0f;
-      *high = 6.0f;
-      return true;
-    default:
-      return false;
-  }
-}
-
 bool HasZeroDimension(const TfLiteTensor& tensor) {
   if (tensor.dims == nullptr) return false;
   for (int axis = 0; axis < tensor.dims->size; ++axis) {
@@ -291,6 +266,31 @@ bool Analyze(TfLiteContext* context, const TfLiteNode& node,
 }
 
 }  // namespace
+
+bool ActivationRange(TfLiteFusedActivation activation, float* low, float* high) {
+  constexpr float kLowest = std::numeric_limits<float>::lowest();
+  constexpr float kHighest = std::numeric_limits<float>::max();
+  switch (activation) {
+    case kTfLiteActNone:
+      *low = kLowest;
+      *high = kHighest;
+      return true;
+    case kTfLiteActRelu:
+      *low = 0.0f;
+      *high = kHighest;
+      return true;
+    case kTfLiteActReluN1To1:
+      *low = -1.0f;
+      *high = 1.0f;
+      return true;
+    case kTfLiteActRelu6:
+      *low = 0.0f;
+      *high = 6.0f;
+      return true;
+    default:
+      return false;
+  }
+}
 
 double DefaultMinSparsity(int block_n, InputLayout layout) {
   if (block_n >= 16) return 0.3;

@@ -51,6 +51,7 @@ struct NodeDecision {
   FilterShape filter;        // O, KH, KW, I (zeros when unknown)
   BlockPattern pattern;      // valid when has_pattern
   const char* microkernel = nullptr;  // registry name of the variant, when claimed
+  int fused_add_node = -1;  // the ADD node run in this conv's epilogue (add_fusion.h), or -1
 };
 
 // Everything an operator needs about one claimed node.
@@ -71,6 +72,10 @@ struct ConvLayerPlan {
 NodeDecision AnalyzeConvNode(TfLiteContext* context, int node_index, const TfLiteNode& node,
                              const DequantizeSources& dequantize_sources,
                              const ClaimingOptions& options, ConvLayerPlan* plan);
+
+// The clamp range of a fused activation TFLite's float kernels implement as a clamp (NONE,
+// RELU, RELU_N1_TO_1, RELU6); false for the others.
+bool ActivationRange(TfLiteFusedActivation activation, float* low, float* high);
 
 // Block widths the registry has for `isa`, for detection.
 std::vector<int> CandidateBlockWidths(Isa isa);

@@ -100,18 +100,28 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
     ConvLayerPlan plan;
     NodeDecision decision =
         AnalyzeConvNode(context, node_index, *node, dequantize_sources, claiming, &plan);
-    if (options_.verbose) {
-      // "claimed (<microkernel>)" or "<reason> [<reason_code>]".
-      std::fprintf(stderr, "tflite_sparse_delegate: CONV_2D node %d: %s %s%s%s\n", node_index,
-                   decision.reason.c_str(), decision.claimed ? "(" : "[",
-                   decision.claimed ? decision.microkernel : ReasonCodeName(decision.reason_code),
-                   decision.claimed ? ")" : "]");
-    }
     if (decision.claimed) {
       claimed.push_back(node_index);
       pending_plans_.emplace(node_index, std::move(plan));
     }
     decisions_.push_back(std::move(decision));
+  }
+  pending_adds_.clear();
+  if (options_.fuse_add) pending_adds_ = FindFusedAdds(context, execution_plan, pending_plans_);
+  for (NodeDecision& decision : decisions_) {
+    const auto add = pending_adds_.find(decision.node_index);
+    if (add != pending_adds_.end()) decision.fused_add_node = add->second.add_node;
+    if (options_.verbose) {
+      // "claimed (<microkernel>)[ + ADD node <k>]" or "<reason> [<reason_code>]".
+      std::fprintf(stderr, "tflite_sparse_delegate: CONV_2D node %d: %s %s%s%s",
+                   decision.node_index, decision.reason.c_str(), decision.claimed ? "(" : "[",
+                   decision.claimed ? decision.microkernel : ReasonCodeName(decision.reason_code),
+                   decision.claimed ? ")" : "]");
+      if (decision.fused_add_node >= 0) {
+        std::fprintf(stderr, " + ADD node %d", decision.fused_add_node);
+      }
+      std::fprintf(stderr, "\n");
+    }
   }
 
   TfLiteRegistration registration;
@@ -123,32 +133,51 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
   registration.custom_name = kKernelName;
   registration.version = 1;
 
-  // One partition per claimed node: no tensor is ever internal to a partition.
+  // One partition per claimed node, or per claimed node and its fused ADD: the only tensor ever
+  // internal to a partition is a fused conv's own output, which the kernel never materialises.
   TfLiteStatus status = kTfLiteOk;
   for (int node_index : claimed) {
-    auto* nodes = static_cast<TfLiteIntArray*>(std::malloc(sizeof(int) * 2));
+    auto* nodes = static_cast<TfLiteIntArray*>(std::malloc(sizeof(int) * 3));
     if (nodes == nullptr) throw std::bad_alloc();
-    nodes->size = 1;
+    const auto add = pending_adds_.find(node_index);
+    nodes->size = add != pending_adds_.end() ? 2 : 1;
     nodes->data[0] = node_index;
+    if (add != pending_adds_.end()) nodes->data[1] = add->second.add_node;
     status = context->ReplaceNodeSubsetsWithDelegateKernels(context, registration, nodes,
                                                             &delegate_);
     std::free(nodes);  // the runtime does not take ownership of the node list
     if (status != kTfLiteOk) break;
   }
   pending_plans_.clear();
+  pending_adds_.clear();
   return status;
 }
 
 void* SparseDelegate::CreateKernel(TfLiteContext* context, const TfLiteDelegateParams* params) {
   if (params == nullptr || params->nodes_to_replace == nullptr ||
-      params->nodes_to_replace->size != 1) {
-    context->ReportError(context, "tflite_sparse_delegate: expected one node per partition");
+      params->nodes_to_replace->size < 1 || params->nodes_to_replace->size > 2) {
+    context->ReportError(context,
+                         "tflite_sparse_delegate: expected a conv (and its ADD) per partition");
     return nullptr;
   }
-  const int node_index = params->nodes_to_replace->data[0];
-  const auto found = pending_plans_.find(node_index);
+  // The conv is the partition's node with a plan; a second node must be its fused ADD.
+  const TfLiteIntArray& nodes = *params->nodes_to_replace;
+  auto found = pending_plans_.find(nodes.data[0]);
+  if (found == pending_plans_.end() && nodes.size == 2) found = pending_plans_.find(nodes.data[1]);
   if (found == pending_plans_.end()) {
-    context->ReportError(context, "tflite_sparse_delegate: node %d was not analysed", node_index);
+    context->ReportError(context, "tflite_sparse_delegate: node %d was not analysed",
+                         nodes.data[0]);
+    return nullptr;
+  }
+  const int node_index = found->first;
+  const auto add = pending_adds_.find(node_index);
+  const FusedAdd* fused_add = add != pending_adds_.end() ? &add->second : nullptr;
+  const int expected_nodes = fused_add != nullptr ? 2 : 1;
+  if (nodes.size != expected_nodes ||
+      (fused_add != nullptr && nodes.data[0] != fused_add->add_node &&
+       nodes.data[1] != fused_add->add_node)) {
+    context->ReportError(context, "tflite_sparse_delegate: unexpected partition of node %d",
+                         node_index);
     return nullptr;
   }
   const ConvLayerPlan& plan = found->second;
@@ -160,7 +189,7 @@ void* SparseDelegate::CreateKernel(TfLiteContext* context, const TfLiteDelegateP
                          error.c_str());
     return nullptr;
   }
-  auto* kernel = new ConvNodeKernel(plan, std::move(packed), pool_);
+  auto* kernel = new ConvNodeKernel(plan, std::move(packed), pool_, fused_add);
   kernels_created_.fetch_add(1);
   return kernel;
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "abi/tflite_abi.h"
+#include "claiming/add_fusion.h"
 #include "claiming/claiming_policy.h"
 #include "delegate/options.h"
 #include "threading/thread_pool.h"
@@ -50,6 +51,7 @@ class SparseDelegate {
   int num_threads_ = 0;  // 0 until the first Prepare when the option is not given
   std::vector<NodeDecision> decisions_;
   std::map<int, ConvLayerPlan> pending_plans_;  // claimed nodes of the running Prepare
+  std::map<int, FusedAdd> pending_adds_;        // their fused ADDs, by conv node
   std::atomic<int> kernels_created_{0};
 };
 

@@ -11,7 +11,7 @@ const char kIsaEnvironmentVariable[] = "TFLITE_SPARSE_DELEGATE_ISA";
 
 namespace {
 
-const char kKnownOptions[] = "num_threads, min_sparsity, block_n, isa, verbose";
+const char kKnownOptions[] = "num_threads, min_sparsity, block_n, isa, fuse_add, verbose";
 
 // Strict integer parse: the whole string must be a base-10 integer (Python passes str(value)).
 bool ParseInteger(const std::string& text, long* value) {
@@ -133,8 +133,8 @@ bool ParseDelegateOptions(const char* const* keys, const char* const* values, si
     } else if (key == "isa") {
       if (!ResolveIsa(value, "option isa", &options->isa, error)) return false;
       isa_given = true;
-    } else if (key == "verbose") {
-      if (!ParseBoolean(value, &options->verbose)) {
+    } else if (key == "verbose" || key == "fuse_add") {
+      if (!ParseBoolean(value, key == "verbose" ? &options->verbose : &options->fuse_add)) {
         *error = quoted + " is invalid: expected 1, 0, true, false, True or False";
         return false;
       }

@@ -23,7 +23,8 @@ struct DelegateOptions {
   double min_sparsity = kMinSparsityPerBlockWidth;  // claim layers at least this tap-vector sparse
   int block_n = 0;                            // 0: detect per layer; else forced block width
   Isa isa = Isa::kGeneric;                    // resolved microkernel ISA (never "auto")
-  bool verbose = false;                       // print claiming decisions to stderr
+  bool fuse_add = true;   // run a claimed conv's residual ADD in its epilogue (add_fusion.h)
+  bool verbose = false;   // print claiming decisions to stderr
 };
 
 // The claiming part of the options.

@@ -68,6 +68,8 @@ std::string FormatReportJson(const char* isa, int num_threads, int kernels_creat
             (known ? std::to_string(pattern.kept_tap_vectors_min) : "null");
     json += ", \"kept_tap_vectors_max\": " +
             (known ? std::to_string(pattern.kept_tap_vectors_max) : "null");
+    json += ", \"fused_add_node\": " +
+            (decision.fused_add_node >= 0 ? std::to_string(decision.fused_add_node) : "null");
     json += "}";
   }
   return json + "]}";

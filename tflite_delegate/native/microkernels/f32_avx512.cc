@@ -22,6 +22,7 @@ struct Avx512Vector {  // 16 lanes
   static Reg Broadcast(const float* source) { return _mm512_set1_ps(*source); }
   static Reg Set(float value) { return _mm512_set1_ps(value); }
   static Reg MulAdd(Reg a, Reg b, Reg accumulator) { return _mm512_fmadd_ps(a, b, accumulator); }
+  static Reg Add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
   // max/min return their second operand when either is NaN: NaN inputs propagate. The
   // all-lanes masked forms avoid GCC 12's false -Wmaybe-uninitialized on _mm512_max_ps.
   static Reg Clamp(Reg value, Reg low, Reg high) {

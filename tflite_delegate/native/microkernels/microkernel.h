@@ -7,7 +7,15 @@
 //                           + sum_k weights[k][n] * input[pixel_offsets[p] + tap_offsets[k]])
 //
 // for every pixel p of the tile, every group g in [first_group, end_group), every lane n < N that
-// is a real output channel, and the kept tap vectors k of group g in packed order. The order of
+// is a real output channel, and the kept tap vectors k of group g in packed order. With a
+// residual (a fused ADD after the convolution, e.g. a ResNet block's shortcut) that value then
+// becomes
+//
+//   out[p, c] = clamp(out[p, c] + residual[p, c], residual_min, residual_max)
+//
+// which is exactly what storing the convolution's output and running TFLite's ADD with its fused
+// activation on it would compute (float addition is commutative), without the second pass over
+// memory. The order of
 // the sum is fixed by the packing, so every variant and every tile size gives each output
 // element the same arithmetic (bias first, then one multiply-add per kept tap vector): results do
 // not depend on how the operator tiles the work or splits it between threads.
@@ -86,6 +94,12 @@ struct SparseTileArgs {
   int out_channels;              // real output channels (the last group may be partial)
   float activation_min;
   float activation_max;
+  // Fused ADD: null, or the residual of the tile's first pixel, channel 0, laid out like the
+  // output (output_pixel_stride floats between pixels); added after the clamp above, then
+  // clamped to [residual_min, residual_max] (the ADD's fused activation).
+  const float* residual = nullptr;
+  float residual_min = 0.0f;
+  float residual_max = 0.0f;
 };
 
 using SparseTileFunction = void (*)(const SparseTileArgs& args);

@@ -25,6 +25,7 @@
 #define TFLITE_DELEGATE_MICROKERNELS_PIXEL_VECTOR_TEMPLATE_H_
 
 #include "microkernels/microkernel.h"
+#include "microkernels/sparse_tile_template.h"
 
 namespace tflite_sparse {
 namespace {
@@ -96,6 +97,19 @@ inline void PanelGroupPass(const SparseTileArgs& args, int group, int q0, int pi
       for (int p = 0; p < real; ++p) {
         float* destination = output + (v * kLanes + p) * stride;
         for (int n = 0; n < remaining_channels; ++n) destination[n] = lanes[n][p];
+      }
+    }
+  }
+  if (args.residual != nullptr) {
+    // Fused ADD: a second pass over the block just written (in L1), the pixel-major variants'
+    // arithmetic (clamped convolution + residual, clamped to the ADD's range).
+    const float* residual = args.residual + static_cast<int64_t>(group) * N + q0;
+    const int channels = remaining_channels < Q ? remaining_channels : Q;
+    for (int p = 0; p < pixels; ++p) {
+      for (int n = 0; n < channels; ++n) {
+        float& value = output[p * stride + n];
+        value = ScalarVector::Clamp(value + residual[p * stride + n], args.residual_min,
+                                    args.residual_max);
       }
     }
   }

@@ -31,6 +31,7 @@ struct ScalarVector {
   // Separate multiply and add (the microkernel files are built with -ffp-contract=off) so
   // results do not depend on whether the compiler fused them in one loop and not in another.
   static Reg MulAdd(Reg a, Reg b, Reg accumulator) { return accumulator + a * b; }
+  static Reg Add(Reg a, Reg b) { return a + b; }
   // Written so that NaN propagates, like TFLite's min(max(x, lo), hi).
   static Reg Clamp(Reg value, Reg low, Reg high) {
     const Reg above = value < low ? low : value;
@@ -75,13 +76,29 @@ inline void GroupTile(const SparseTileArgs& args, const float* const* origins, i
   const Reg low = V::Set(args.activation_min);
   const Reg high = V::Set(args.activation_max);
   const int remaining_channels = args.out_channels - group * kBlockN;
-  if (remaining_channels >= kBlockN) {
+  // The fused ADD's operand for this group, laid out like `output`.
+  const float* residual =
+      args.residual != nullptr ? args.residual + static_cast<int64_t>(group) * kBlockN : nullptr;
+  if (remaining_channels >= kBlockN && residual == nullptr) {
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p) {
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         V::Store(output + p * args.output_pixel_stride + r * V::kLanes,
                  V::Clamp(accumulators[p][r], low, high));
+      }
+    }
+  } else if (remaining_channels >= kBlockN) {
+    // Fused ADD: clamp, add the residual, clamp to the ADD's range; one pass over the output.
+    const Reg residual_low = V::Set(args.residual_min);
+    const Reg residual_high = V::Set(args.residual_max);
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const int64_t offset = p * args.output_pixel_stride + r * V::kLanes;
+        const Reg sum = V::Add(V::Clamp(accumulators[p][r], low, high), V::Load(residual + offset));
+        V::Store(output + offset, V::Clamp(sum, residual_low, residual_high));
       }
     }
   } else {
@@ -96,7 +113,15 @@ inline void GroupTile(const SparseTileArgs& args, const float* const* origins, i
         V::Store(lanes + r * V::kLanes, V::Clamp(accumulators[p][r], low, high));
       }
       float* destination = output + p * args.output_pixel_stride;
-      for (int lane = 0; lane < remaining_channels; ++lane) destination[lane] = lanes[lane];
+      if (residual == nullptr) {
+        for (int lane = 0; lane < remaining_channels; ++lane) destination[lane] = lanes[lane];
+      } else {
+        const float* addend = residual + p * args.output_pixel_stride;
+        for (int lane = 0; lane < remaining_channels; ++lane) {
+          destination[lane] = ScalarVector::Clamp(lanes[lane] + addend[lane], args.residual_min,
+                                                  args.residual_max);
+        }
+      }
     }
   }
 }

@@ -38,6 +38,8 @@ SparseConvOperator::SparseConvOperator(const ConvParameters& params, float activ
     : params_(params),
       activation_min_(activation_min),
       activation_max_(activation_max),
+      residual_min_(std::numeric_limits<float>::lowest()),
+      residual_max_(std::numeric_limits<float>::max()),
       packed_(std::move(packed)),
       variant_(variant),
       active_(variant),
@@ -194,7 +196,7 @@ void SparseConvOperator::PadRows(const float* input, int64_t first_row, int64_t 
   }
 }
 
-bool SparseConvOperator::Run(const float* input, float* output) {
+bool SparseConvOperator::Run(const float* input, float* output, const float* residual) {
   if (!prepared_) return false;
   if (geometry_.batch == 0) return true;
   const ConvGeometry& g = geometry_;
@@ -223,6 +225,9 @@ bool SparseConvOperator::Run(const float* input, float* output) {
   base.out_channels = g.out_channels;
   base.activation_min = activation_min_;
   base.activation_max = activation_max_;
+  base.residual = residual;
+  base.residual_min = residual_min_;
+  base.residual_max = residual_max_;
   const SparseTileFunction function = active_->function;
   const PanelTransposeFunction transpose = active_->transpose;
   const int channels = g.channels;
@@ -254,6 +259,7 @@ bool SparseConvOperator::Run(const float* input, float* output) {
         args.first_group = chunk_first_group[chunk];
         args.end_group = chunk_first_group[chunk + 1];
         args.output = base.output + pixel * base.output_pixel_stride;
+        if (residual != nullptr) args.residual = residual + pixel * base.output_pixel_stride;
         function(args);
       });
 }

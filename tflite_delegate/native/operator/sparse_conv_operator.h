@@ -46,8 +46,16 @@ class SparseConvOperator {
   const ConvGeometry& geometry() const { return geometry_; }
 
   // Convolves `input` (batch x in_h x in_w x channels floats) into `output` (batch x out_h x
-  // out_w x out_channels floats). False if not prepared or a worker failed.
-  bool Run(const float* input, float* output);
+  // out_w x out_channels floats). With a `residual` (shaped like the output) it also runs a
+  // fused ADD: output = clamp(conv + residual) to the range of set_residual_activation (see
+  // microkernel.h). False if not prepared or a worker failed.
+  bool Run(const float* input, float* output, const float* residual = nullptr);
+
+  // The fused ADD's activation range (default: none, the whole float range).
+  void set_residual_activation(float activation_min, float activation_max) {
+    residual_min_ = activation_min;
+    residual_max_ = activation_max;
+  }
 
   // Kept FLOPs per Run below which the calling thread runs the layer alone instead of waking
   // workers (default kDefaultMinParallelFlops: about 40 us of one core, the order of what waking
@@ -71,6 +79,8 @@ class SparseConvOperator {
   ConvParameters params_;
   float activation_min_;
   float activation_max_;
+  float residual_min_;
+  float residual_max_;
   PackedFilter packed_;
   const MicrokernelVariant* variant_;  // as constructed
   const MicrokernelVariant* active_;   // what Run calls for the prepared shape

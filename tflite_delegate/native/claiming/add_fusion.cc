@@ -1,0 +1,126 @@
+#include "claiming/add_fusion.h"
+
+#include <cstdlib>
+#include <new>
+
+namespace tflite_sparse {
+
+namespace {
+
+bool SameDims(const TfLiteIntArray* a, const TfLiteIntArray* b) {
+  if (a == nullptr || b == nullptr || a->size != b->size) return false;
+  for (int axis = 0; axis < a->size; ++axis) {
+    if (a->data[axis] != b->data[axis]) return false;
+  }
+  return true;
+}
+
+bool IsFloatTensor(const TfLiteContext& context, int tensor) {
+  return tensor >= 0 && static_cast<size_t>(tensor) < context.tensors_size &&
+         context.tensors[tensor].type == kTfLiteFloat32 && context.tensors[tensor].dims != nullptr;
+}
+
+// True if TFLite would make {conv_node, add_node} one partition whose only output is
+// `add_output`.
+bool OnePartitionWithOneOutput(TfLiteContext* context, int conv_node, int add_node,
+                               int add_output) {
+  if (context->PreviewDelegatePartitioning == nullptr) return false;
+  auto* nodes = static_cast<TfLiteIntArray*>(std::malloc(sizeof(int) * 3));
+  if (nodes == nullptr) throw std::bad_alloc();
+  nodes->size = 2;
+  nodes->data[0] = conv_node;
+  nodes->data[1] = add_node;
+  TfLiteDelegateParams* partitions = nullptr;
+  int count = 0;
+  const TfLiteStatus status =
+      context->PreviewDelegatePartitioning(context, nodes, &partitions, &count);
+  std::free(nodes);
+  if (status != kTfLiteOk || count != 1 || partitions == nullptr) return false;
+  const TfLiteDelegateParams& partition = partitions[0];
+  return partition.nodes_to_replace != nullptr && partition.nodes_to_replace->size == 2 &&
+         partition.output_tensors != nullptr && partition.output_tensors->size == 1 &&
+         partition.output_tensors->data[0] == add_output;
+}
+
+}  // namespace
+
+std::map<int, FusedAdd> FindFusedAdds(TfLiteContext* context,
+                                      const std::vector<int>& execution_plan,
+                                      const std::map<int, ConvLayerPlan>& claimed) {
+  // Position of every node in the plan, producer and number of reads of every tensor.
+  std::map<int, int> position;
+  std::map<int, int> producer;
+  std::map<int, int> reads;
+  for (size_t i = 0; i < execution_plan.size(); ++i) {
+    TfLiteNode* node = nullptr;
+    TfLiteRegistration* registration = nullptr;
+    if (context->GetNodeAndRegistration(context, execution_plan[i], &node, &registration) !=
+            kTfLiteOk ||
+        node == nullptr) {
+      return {};
+    }
+    position[execution_plan[i]] = static_cast<int>(i);
+    if (node->inputs != nullptr) {
+      for (int k = 0; k < node->inputs->size; ++k) ++reads[node->inputs->data[k]];
+    }
+    if (node->outputs != nullptr) {
+      for (int k = 0; k < node->outputs->size; ++k) {
+        producer[node->outputs->data[k]] = execution_plan[i];
+      }
+    }
+  }
+  const auto claimed_conv_of = [&](int tensor) {
+    const auto found = producer.find(tensor);
+    return found != producer.end() && claimed.count(found->second) ? found->second : -1;
+  };
+
+  std::map<int, FusedAdd> fused;
+  for (int add_node : execution_plan) {
+    TfLiteNode* node = nullptr;
+    TfLiteRegistration* registration = nullptr;
+    if (context->GetNodeAndRegistration(context, add_node, &node, &registration) != kTfLiteOk ||
+        node == nullptr || registration == nullptr ||
+        registration->builtin_code != kTfLiteBuiltinAdd || node->inputs == nullptr ||
+        node->inputs->size != 2 || node->outputs == nullptr || node->outputs->size != 1 ||
+        node->builtin_data == nullptr) {
+      continue;
+    }
+    const int a = node->inputs->data[0];
+    const int b = node->inputs->data[1];
+    const int output = node->outputs->data[0];
+    if (a == b || !IsFloatTensor(*context, a) || !IsFloatTensor(*context, b) ||
+        !IsFloatTensor(*context, output) ||
+        !SameDims(context->tensors[a].dims, context->tensors[b].dims) ||
+        !SameDims(context->tensors[a].dims, context->tensors[output].dims)) {
+      continue;  // broadcasting or another type: TFLite's kernel runs it
+    }
+    FusedAdd add;
+    add.add_node = add_node;
+    add.output_tensor = output;
+    const auto& params = *static_cast<const TfLiteAddParams*>(node->builtin_data);
+    if (!ActivationRange(params.activation, &add.activation_min, &add.activation_max)) continue;
+    // The operand from the later claimed conv whose output only this ADD reads.
+    int conv_node = -1;
+    for (const int operand : {a, b}) {
+      const int candidate = claimed_conv_of(operand);
+      if (candidate < 0 || reads[operand] != 1 || fused.count(candidate)) continue;
+      if (conv_node < 0 || position[candidate] > position[conv_node]) {
+        conv_node = candidate;
+        add.residual_tensor = operand == a ? b : a;
+      }
+    }
+    if (conv_node < 0) continue;
+    // The residual must exist before the conv runs: a graph input or constant, or the output of
+    // a node earlier in the plan.
+    const auto residual_producer = producer.find(add.residual_tensor);
+    if (residual_producer != producer.end() &&
+        position[residual_producer->second] > position[conv_node]) {
+      continue;
+    }
+    if (!OnePartitionWithOneOutput(context, conv_node, add_node, output)) continue;
+    fused.emplace(conv_node, add);
+  }
+  return fused;
+}
+
+}  // namespace tflite_sparse
