@@ -52,7 +52,7 @@ def test_default_threshold_depends_on_the_block_width(block_n, kept, claimed_by_
 @pytest.mark.parametrize(("kept", "sparsity"), [(4, 0.75), (8, 0.5)])
 def test_a_channel_major_layer_has_its_own_default_threshold(kept, sparsity):
     """A 1x1 stride-1 layer at N=4 runs the channel-major microkernel where the ISA has one
-    (AVX2); its default threshold is 0.75 (measured break-even) instead of the 0.8 of N=4."""
+    (AVX2, AVX-512); its default threshold is 0.75 (measured break-even) instead of N=4's 0.8."""
     import tflite_delegate
 
     weights = _uniform_1xn_filter(64, 16, 4, kept, seed=kept, kernel=1)

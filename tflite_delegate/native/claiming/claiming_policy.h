@@ -31,8 +31,10 @@ namespace tflite_sparse {
 // scalar. A layer that runs a channel-major variant (1x1 stride-1 at N = 4 with AVX2,
 // f32_1x4_p24_panel__avx2) has its own break-even: 0.75, where all nine 1x1 stride-1 shapes of
 // ResNet-50 ran 1.17-4.2x faster than XNNPACK in three runs on an AVX2-only Zen 4 VM (at 0.5 two
-// of them were slower, 0.64-0.91x; docs/RESULTS.md). Used when the min_sparsity option is not
-// given.
+// of them were slower, 0.64-0.91x; docs/RESULTS.md). The AVX-512 channel-major variant
+// (f32_1x4_p64_panel__avx512) has the same threshold: at 0.75 the nine shapes ran 1.45-2.60x
+// faster than XNNPACK, at 0.5 one of them (7x7 2048->512) ran at 0.90x (1 thread, Zen 4). Used
+// when the min_sparsity option is not given.
 double DefaultMinSparsity(int block_n, InputLayout layout = InputLayout::kPixelMajor);
 
 struct ClaimingOptions {

@@ -17,6 +17,7 @@
 
 #if defined(__x86_64__)
 #define TFLITE_SPARSE_X86_MICROKERNELS(X, C)  \
+  C(f32, kFloat32, 4, 64, avx512, kAvx512, 16) \
   X(f32, kFloat32, 32, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 16, 8, avx512, kAvx512)    \
   X(f32, kFloat32, 8, 8, avx512, kAvx512)     \
