@@ -140,6 +140,12 @@ def define_flags() -> None:
         None,
         "Delegate option min_sparsity; default: the delegate's own default.",
     )
+    flags.DEFINE_bool(
+        "fuse_add",
+        True,
+        "Delegate option fuse_add: run a claimed conv's residual ADD in its epilogue "
+        "(--nofuse_add: the ADDs stay XNNPACK nodes, for a before/after comparison).",
+    )
     flags.DEFINE_float(
         "peak_gflops_per_core",
         108.0,
@@ -199,6 +205,7 @@ class Settings:
     warmup: int
     min_sample_ms: float
     min_sparsity: float | None
+    fuse_add: bool
     peak_gflops_per_core: float
     tolerance: float
     seed: int
@@ -300,6 +307,7 @@ def validate_flags() -> Settings:
         warmup=FLAGS.warmup,
         min_sample_ms=FLAGS.min_sample_ms,
         min_sparsity=FLAGS.min_sparsity,
+        fuse_add=FLAGS.fuse_add,
         peak_gflops_per_core=FLAGS.peak_gflops_per_core,
         tolerance=FLAGS.tolerance,
         seed=FLAGS.seed,
@@ -691,13 +699,20 @@ def prepare_model(
 
 
 def make_interpreter(
-    engine: str, path: Path, threads: int, batch: int, min_sparsity: float | None
+    engine: str,
+    path: Path,
+    threads: int,
+    batch: int,
+    min_sparsity: float | None,
+    fuse_add: bool = True,
 ) -> Any:
     """Allocated interpreter: engine "delegate" (ours, XNNPACK for the rest) or "xnnpack"."""
     import tflite_delegate
 
     if engine == "delegate":
-        options = {} if min_sparsity is None else {"min_sparsity": min_sparsity}
+        options: dict[str, Any] = {"fuse_add": fuse_add}
+        if min_sparsity is not None:
+            options["min_sparsity"] = min_sparsity
         interpreter = tflite_delegate.Interpreter(model_path=path, num_threads=threads, **options)
     else:
         from ai_edge_litert.interpreter import Interpreter as LiteRtInterpreter
@@ -832,7 +847,9 @@ def measure_pair(
         outputs = {}
         for threads in settings.threads:
             for engine in ("delegate", "xnnpack"):
-                interpreter = make_interpreter(engine, path, threads, batch, settings.min_sparsity)
+                interpreter = make_interpreter(
+                    engine, path, threads, batch, settings.min_sparsity, settings.fuse_add
+                )
                 outputs[engine, threads] = run_once(interpreter, image)
                 interpreters[engine, threads] = interpreter
         samplers = {key: interpreter_sampler(value) for key, value in interpreters.items()}
