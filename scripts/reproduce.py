@@ -1245,13 +1245,22 @@ def program_table(values: flags.FlagValues, table: str, docs_path: Path | None, 
     reports, commands = {}, {}
     runs = PROGRAM_RUNS[table]
     for index, run in enumerate(runs, start=1):
-        folder = out_dir / "runs" / run.name
-        arguments = [run.program, *run.arguments, f"--{run.out_flag}={folder}"]
+        folder = (out_dir / "runs" / run.name).resolve()
+        # The programs run in the repository (run_program's cwd): a folder inside it is named
+        # relative to it, so the command printed above a table is the same on every clone.
+        shown = folder.relative_to(REPOSITORY) if folder.is_relative_to(REPOSITORY) else folder
+        arguments = [run.program, *run.arguments, f"--{run.out_flag}={shown}"]
         commands[run.name] = shlex.join(["python", "-m", *arguments])
+        # Runs recorded before the relative form named the folder absolutely; still theirs.
+        legacy = shlex.join(["python", "-m", *arguments[:-1], f"--{run.out_flag}={folder}"])
         result = folder / run.result_file
         recorded = folder / "reproduce_command.txt"
         label = f"[{index}/{len(runs)}] {run.name}"
-        if result.exists() and recorded.exists() and recorded.read_text() == commands[run.name]:
+        if (
+            result.exists()
+            and recorded.exists()
+            and recorded.read_text() in (commands[run.name], legacy)
+        ):
             console(f"{label}: reused {result}")
         else:
             if result.exists():

@@ -327,3 +327,50 @@ def test_program_tables_pick_their_sections():
         "| 16 | 0.5 |" in sections["delegate-layer"]
         and "per layer" not in sections["delegate-layer"]
     )
+
+
+def test_program_runs_name_a_folder_inside_the_repository_relative_to_it(tmp_path, monkeypatch):
+    """--table=delegate: a run folder inside the repository appears relative to it in the
+    commands (the programs run there), so a table's command reads the same on every clone; the
+    second invocation reuses both runs, also one recorded with the older absolute form; a folder
+    outside the repository stays absolute."""
+    module = reproduce_module()
+    repository = tmp_path / "repo"
+    repository.mkdir()
+    monkeypatch.setattr(module, "REPOSITORY", repository)
+    report = "# 1xN\n\nCommand: `b`\n\n## Models (224x224)\n\n| model |\n|---|\n| R |\n"
+    calls = []
+
+    def fake_run_program(arguments, log_path, environment=None):
+        calls.append(arguments)
+        folder = Path(arguments[-1].split("=", 1)[1])
+        folder = folder if folder.is_absolute() else repository / folder
+        (folder / "delegate_benchmark.md").write_text(report)
+        return 0.0
+
+    monkeypatch.setattr(module, "run_program", fake_run_program)
+
+    def table(out_dir: Path) -> dict:
+        values = module.define_flags(flags.FlagValues())
+        values(["reproduce", "--table=delegate", f"--out_dir={out_dir}"])
+        return module.program_table(values, "delegate", None, lambda message: None)
+
+    inside = repository / "results" / "d"
+    commands = table(inside)["commands"]
+    assert [call[-1] for call in calls] == [
+        "--out_dir=results/d/runs/model_level",
+        "--out_dir=results/d/runs/layer_level",
+    ]
+    assert all(str(repository) not in command for command in commands.values())
+    # A run recorded before the relative form: still reused, nothing rerun.
+    recorded = inside / "runs" / "model_level" / "reproduce_command.txt"
+    recorded.write_text(
+        commands["model_level"].replace(
+            "--out_dir=results/d", f"--out_dir={repository / 'results' / 'd'}"
+        )
+    )
+    table(inside)
+    assert len(calls) == 2
+    outside = tmp_path / "elsewhere"
+    table(outside)
+    assert calls[-1][-1] == f"--out_dir={outside.resolve() / 'runs' / 'layer_level'}"
