@@ -1,7 +1,10 @@
 // Every registered microkernel against a scalar reference, on random problems: every tile size
 // from 1 to P pixels (short tiles run as sub-tiles), partial last groups, empty groups, group
 // sub-ranges, with and without a fused ADD (a residual added after the clamp, then clamped to
-// the ADD's range) and every width N of the registry. Channel-major variants read a random panel
+// the ADD's range), pixel-major sums split in two calls at a random tap vector per group (the
+// input-channel blocking: the first stores partial sums, the second continues them, and the
+// result must be the one of a single call) and every width N of the registry.
+// Channel-major variants read a random panel
 // (their pixel p of tap k is panel[tap_offsets[k] + p]); their panel builders are checked
 // against a scalar transposition. Variants the CPU cannot run are skipped and listed at the end
 // of the run.
@@ -171,7 +174,24 @@ void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64
   args.residual = problem.residual.empty() ? nullptr : problem.residual.data();
   args.residual_min = problem.residual_min;
   args.residual_max = problem.residual_max;
-  variant.function(args);
+  const bool split = !panel && native_test::UniformInt(rng, 0, 1) == 1;
+  if (split) {
+    std::vector<int32_t> middle(static_cast<size_t>(problem.num_groups));
+    for (int g = 0; g < problem.num_groups; ++g) {
+      middle[g] = native_test::UniformInt(rng, problem.group_begin[g], problem.group_begin[g + 1]);
+    }
+    SparseTileArgs first_part = args;
+    first_part.group_end = middle.data();
+    first_part.store_partial = true;
+    variant.function(first_part);
+    SparseTileArgs second_part = args;
+    second_part.group_begin = middle.data();
+    second_part.group_end = problem.group_begin.data() + 1;
+    second_part.accumulate = true;
+    variant.function(second_part);
+  } else {
+    variant.function(args);
+  }
   int unfused_mismatches = 0;
   int fused_mismatches = 0;
   int stray_writes = 0;
@@ -193,7 +213,8 @@ void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64
   EXPECT_TRUE(unfused_mismatches == 0 || fused_mismatches == 0)
       << variant.name << " pixels=" << pixels << " groups [" << first << ", " << end
       << ") of " << problem.num_groups << ", O=" << problem.out_channels
-      << (problem.residual.empty() ? "" : ", fused ADD") << ": "
+      << (problem.residual.empty() ? "" : ", fused ADD") << (split ? ", split sums" : "")
+      << ": "
       << unfused_mismatches << " elements differ from the unfused and " << fused_mismatches
       << " from the fused reference";
   EXPECT_EQ(stray_writes, 0) << variant.name << " wrote outside its groups or channels";

@@ -329,6 +329,95 @@ TEST(FusedAddEqualsConvolutionThenAddBitwise) {
   }
 }
 
+// Sparse 1x1 layers with enough input channels that the operator computes them in blocks of
+// input channels (a tile's input above its L1 budget, few kept tap vectors): against the direct
+// convolution, bitwise across 1, 2 and 3 threads, with and without a fused ADD, partial last
+// groups and stride 2.
+TEST(ChannelBlockedOneByOneLayersMatchDirectConvolution) {
+  auto rng = native_test::Random(31337);
+  for (int trial = 0; trial < 6; ++trial) {
+    Layer layer = RandomLayer(rng);
+    layer.block_n = trial % 2 == 0 ? 16 : 8;
+    layer.shape.kernel_h = layer.shape.kernel_w = 1;
+    layer.shape.in_channels = native_test::UniformInt(rng, 520, 1300);
+    layer.shape.out_channels = native_test::UniformInt(rng, 9, 40);
+    layer.params.stride_h = layer.params.stride_w = native_test::UniformInt(rng, 1, 2);
+    layer.params.dilation_h = layer.params.dilation_w = 1;
+    const int64_t taps = layer.shape.in_channels;
+    layer.filter.assign(static_cast<size_t>(layer.shape.out_channels * taps), 0.0f);
+    const int groups = (layer.shape.out_channels + layer.block_n - 1) / layer.block_n;
+    for (int group = 0; group < groups; ++group) {
+      for (int64_t tap = 0; tap < taps; ++tap) {
+        if (native_test::UniformInt(rng, 0, 11) != 0) continue;  // ~92 % of the blocks pruned
+        for (int lane = 0; lane < layer.block_n; ++lane) {
+          const int channel = group * layer.block_n + lane;
+          if (channel < layer.shape.out_channels) {
+            layer.filter[channel * taps + tap] = native_test::UniformFloat(rng, -1.0f, 1.0f);
+          }
+        }
+      }
+    }
+    const int batch = native_test::UniformInt(rng, 1, 2);
+    const int in_h = native_test::UniformInt(rng, 2, 9);
+    const int in_w = native_test::UniformInt(rng, 2, 9);
+    std::vector<float> input(static_cast<size_t>(batch) * in_h * in_w * layer.shape.in_channels);
+    for (float& value : input) value = native_test::UniformFloat(rng, -1.0f, 1.0f);
+    for (tflite_sparse::Isa isa :
+         {tflite_sparse::Isa::kGeneric, tflite_sparse::Isa::kAvx2, tflite_sparse::Isa::kAvx512}) {
+      if (!tflite_sparse::IsaRegistered(isa) || !tflite_sparse::IsaSupportedByCpu(isa)) continue;
+      std::vector<float> first;
+      std::vector<float> residual;
+      for (int threads = 1; threads <= 3; ++threads) {
+        auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(threads),
+                               tflite_sparse::FindMicrokernel(isa, layer.block_n));
+        op->set_min_parallel_flops(0);
+        std::string error;
+        EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
+        const ConvGeometry& g = op->geometry();
+        const size_t size = static_cast<size_t>(batch) * g.out_h * g.out_w * g.out_channels;
+        if (residual.empty()) {
+          residual.resize(size);
+          for (float& value : residual) value = native_test::UniformFloat(rng, -2.0f, 2.0f);
+        }
+        std::vector<float> output(size, -777.0f);
+        EXPECT_TRUE(op->Run(input.data(), output.data()));
+        if (threads == 1) {
+          double worst = 0.0;
+          for (int n = 0; n < batch; ++n) {
+            for (int y = 0; y < g.out_h; ++y) {
+              for (int x = 0; x < g.out_w; ++x) {
+                for (int o = 0; o < g.out_channels; ++o) {
+                  const double want = Direct(layer, input, g, n, y, x, o);
+                  const double got = output[((static_cast<size_t>(n) * g.out_h + y) * g.out_w +
+                                             x) * g.out_channels + o];
+                  worst = std::fmax(worst, std::fabs(got - want));
+                }
+              }
+            }
+          }
+          EXPECT_TRUE(worst <= 1e-4) << tflite_sparse::IsaName(isa) << " trial " << trial
+                                     << " Cin " << layer.shape.in_channels << " max |diff| "
+                                     << worst;
+          first = output;
+        } else {
+          EXPECT_TRUE(std::memcmp(output.data(), first.data(), size * sizeof(float)) == 0)
+              << tflite_sparse::IsaName(isa) << " trial " << trial << ": " << threads
+              << " threads differ from 1";
+        }
+        // With a fused ADD: the blocked sums, then the residual, as conv then ADD.
+        std::vector<float> fused(size, -777.0f);
+        EXPECT_TRUE(op->Run(input.data(), fused.data(), residual.data()));
+        int mismatches = 0;
+        for (size_t i = 0; i < size; ++i) {
+          const float want = output[i] + residual[i];
+          mismatches += std::memcmp(&fused[i], &want, sizeof(float)) != 0;
+        }
+        EXPECT_EQ(mismatches, 0) << tflite_sparse::IsaName(isa) << " trial " << trial;
+      }
+    }
+  }
+}
+
 TEST(OperatorRefusesBadShapesAndHandlesAnEmptyBatch) {
   auto rng = native_test::Random(5);
   Layer layer = RandomLayer(rng);

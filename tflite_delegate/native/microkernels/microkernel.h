@@ -100,6 +100,15 @@ struct SparseTileArgs {
   const float* residual = nullptr;
   float residual_min = 0.0f;
   float residual_max = 0.0f;
+  // Input-channel blocking (pixel-major variants only; see SparseConvOperator): when group_end is
+  // not null, group g's tap vectors are [group_begin[g], group_end[g]) instead of up to
+  // group_begin[g + 1]. `accumulate` starts each sum from the value in `output` (the partial sum
+  // a previous call stored there) instead of the bias; `store_partial` stores the raw sums (no
+  // clamp, no residual) for the next call to continue. A sum split this way gets exactly the
+  // arithmetic of one call over all its tap vectors.
+  const int32_t* group_end = nullptr;
+  bool accumulate = false;
+  bool store_partial = false;
 };
 
 using SparseTileFunction = void (*)(const SparseTileArgs& args);

@@ -47,17 +47,42 @@ inline void GroupTile(const SparseTileArgs& args, const float* const* origins, i
   constexpr int kBlockN = V::kLanes * R;
   using Reg = typename V::Reg;
   const int32_t first = args.group_begin[group];
-  const int32_t count = args.group_begin[group + 1] - first;
+  const int32_t end =
+      args.group_end != nullptr ? args.group_end[group] : args.group_begin[group + 1];
+  const int32_t count = end - first;
   const float* weights = static_cast<const float*>(args.weights) +
                          static_cast<int64_t>(first) * kBlockN;
   const int32_t* taps = args.tap_offsets + first;
-  const float* bias = args.bias + static_cast<int64_t>(group) * kBlockN;
+  const int remaining_channels = args.out_channels - group * kBlockN;
+  const bool full = remaining_channels >= kBlockN;
   Reg accumulators[P][R];
+  if (!args.accumulate) {
+    const float* bias = args.bias + static_cast<int64_t>(group) * kBlockN;
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    const Reg value = V::Load(bias + r * V::kLanes);
+    for (int r = 0; r < R; ++r) {
+      const Reg value = V::Load(bias + r * V::kLanes);
 #pragma GCC unroll 16
-    for (int p = 0; p < P; ++p) accumulators[p][r] = value;
+      for (int p = 0; p < P; ++p) accumulators[p][r] = value;
+    }
+  } else if (full) {
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        accumulators[p][r] = V::Load(output + p * args.output_pixel_stride + r * V::kLanes);
+      }
+    }
+  } else {
+    // Partial last group: only its real channels exist in `output` (the rest of the lanes start
+    // at zero and are never stored).
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+      alignas(64) float lanes[kBlockN] = {};
+      const float* source = output + p * args.output_pixel_stride;
+      for (int lane = 0; lane < remaining_channels; ++lane) lanes[lane] = source[lane];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) accumulators[p][r] = V::Load(lanes + r * V::kLanes);
+    }
   }
   for (int32_t k = 0; k < count; ++k, weights += kBlockN) {
     const int32_t tap = taps[k];
@@ -73,13 +98,15 @@ inline void GroupTile(const SparseTileArgs& args, const float* const* origins, i
       }
     }
   }
-  const Reg low = V::Set(args.activation_min);
-  const Reg high = V::Set(args.activation_max);
-  const int remaining_channels = args.out_channels - group * kBlockN;
+  // A partial sum is stored as it is; the last call of a sum applies the epilogue.
+  const bool finish = !args.store_partial;
+  const Reg low = V::Set(finish ? args.activation_min : -__builtin_inff());
+  const Reg high = V::Set(finish ? args.activation_max : __builtin_inff());
   // The fused ADD's operand for this group, laid out like `output`.
-  const float* residual =
-      args.residual != nullptr ? args.residual + static_cast<int64_t>(group) * kBlockN : nullptr;
-  if (remaining_channels >= kBlockN && residual == nullptr) {
+  const float* residual = finish && args.residual != nullptr
+                              ? args.residual + static_cast<int64_t>(group) * kBlockN
+                              : nullptr;
+  if (full && residual == nullptr) {
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p) {
 #pragma GCC unroll 8
@@ -88,7 +115,7 @@ inline void GroupTile(const SparseTileArgs& args, const float* const* origins, i
                  V::Clamp(accumulators[p][r], low, high));
       }
     }
-  } else if (remaining_channels >= kBlockN) {
+  } else if (full) {
     // Fused ADD: clamp, add the residual, clamp to the ADD's range; one pass over the output.
     const Reg residual_low = V::Set(args.residual_min);
     const Reg residual_high = V::Set(args.residual_max);

@@ -74,6 +74,7 @@ class SparseConvOperator {
  private:
   void PadRows(const float* input, int64_t first_row, int64_t end_row);
   void PrepareIndirection();
+  void PrepareChannelBlocks();
   bool PreparePanel();
 
   ConvParameters params_;
@@ -99,6 +100,12 @@ class SparseConvOperator {
   // (chunk, tile) pairs in chunk-major order, split into one contiguous run per thread.
   std::vector<int64_t> tile_first_pixel_;   // num tiles + 1 boundaries over flattened pixels
   std::vector<int32_t> chunk_first_group_;  // num chunks + 1 boundaries over groups
+  // Input-channel blocks of a pixel-major 1x1 layer whose tile input (tile pixels x Cin floats)
+  // would not stay in L1 (see kInputTileBytes in the .cc): block b of group g is the kept tap
+  // vectors [block_bounds_[b * groups + g], block_bounds_[(b + 1) * groups + g]). Empty: one
+  // block.
+  std::vector<int32_t> block_bounds_;
+  int64_t channel_blocks_ = 1;
   int64_t min_parallel_flops_ = kDefaultMinParallelFlops;
   bool serial_ = false;  // too little work to wake a worker: the calling thread runs it all
 };
