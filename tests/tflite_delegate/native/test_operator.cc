@@ -341,6 +341,7 @@ TEST(ChannelBlockedOneByOneLayersMatchDirectConvolution) {
     layer.shape.kernel_h = layer.shape.kernel_w = 1;
     layer.shape.in_channels = native_test::UniformInt(rng, 520, 1300);
     layer.shape.out_channels = native_test::UniformInt(rng, 9, 40);
+    layer.bias.resize(static_cast<size_t>(layer.shape.out_channels), 0.25f);  // O floats
     layer.params.stride_h = layer.params.stride_w = native_test::UniformInt(rng, 1, 2);
     layer.params.dilation_h = layer.params.dilation_w = 1;
     const int64_t taps = layer.shape.in_channels;
