@@ -112,6 +112,46 @@ double Direct(const Layer& layer, const std::vector<float>& input, const ConvGeo
   return std::fmin(std::fmax(sum, static_cast<double>(layer.low)), static_cast<double>(layer.high));
 }
 
+// Largest |output - direct convolution| over an NHWC output of geometry g.
+double MaxErrorAgainstDirect(const Layer& layer, const std::vector<float>& input,
+                             const ConvGeometry& g, const std::vector<float>& output) {
+  double worst = 0.0;
+  for (int n = 0; n < g.batch; ++n) {
+    for (int y = 0; y < g.out_h; ++y) {
+      for (int x = 0; x < g.out_w; ++x) {
+        for (int o = 0; o < g.out_channels; ++o) {
+          const double want = Direct(layer, input, g, n, y, x, o);
+          const double got =
+              output[((static_cast<size_t>(n) * g.out_h + y) * g.out_w + x) * g.out_channels + o];
+          worst = std::fmax(worst, std::fabs(got - want));
+        }
+      }
+    }
+  }
+  return worst;
+}
+
+// A 1x1 filter (layer.shape O x 1 x 1 x I) with 1xN blocks: block (group, input channel) gets
+// random weights where keep(rng) says so, zeros elsewhere.
+template <class Keep>
+void FillOneByOneBlocks(Layer& layer, std::mt19937_64& rng, const Keep& keep) {
+  const int64_t taps = layer.shape.in_channels;
+  layer.filter.assign(static_cast<size_t>(layer.shape.out_channels * taps), 0.0f);
+  const int groups = (layer.shape.out_channels + layer.block_n - 1) / layer.block_n;
+  for (int group = 0; group < groups; ++group) {
+    for (int64_t tap = 0; tap < taps; ++tap) {
+      if (!keep(rng)) continue;
+      for (int lane = 0; lane < layer.block_n; ++lane) {
+        const int channel = group * layer.block_n + lane;
+        if (channel < layer.shape.out_channels) {
+          layer.filter[static_cast<size_t>(channel) * taps + tap] =
+              native_test::UniformFloat(rng, -1.0f, 1.0f);
+        }
+      }
+    }
+  }
+}
+
 TEST(OperatorMatchesDirectConvolutionAndIsBitwiseStableAcrossThreads) {
   auto rng = native_test::Random(2026);
   for (int trial = 0; trial < 60; ++trial) {
@@ -146,21 +186,7 @@ TEST(OperatorMatchesDirectConvolutionAndIsBitwiseStableAcrossThreads) {
         EXPECT_TRUE(op->Run(input.data(), output.data()));
         if (threads == 1) {
           first = output;
-          double worst = 0.0;
-          for (int n = 0; n < batch; ++n) {
-            for (int y = 0; y < g.out_h; ++y) {
-              for (int x = 0; x < g.out_w; ++x) {
-                for (int o = 0; o < g.out_channels; ++o) {
-                  const double want = Direct(layer, input, g, n, y, x, o);
-                  const double got =
-                      output[((static_cast<size_t>(n) * g.out_h + y) * g.out_w + x) *
-                                 g.out_channels +
-                             o];
-                  worst = std::fmax(worst, std::fabs(got - want));
-                }
-              }
-            }
-          }
+          const double worst = MaxErrorAgainstDirect(layer, input, g, output);
           EXPECT_TRUE(worst <= 1e-5) << tflite_sparse::IsaName(isa) << " trial " << trial
                                      << " max |diff| " << worst;
         } else {
@@ -190,21 +216,8 @@ TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
     layer.shape.in_channels = native_test::UniformInt(rng, 1, 40);
     layer.shape.out_channels = native_test::UniformInt(rng, 1, 40);
     layer.params.stride_h = layer.params.stride_w = 1;
-    layer.filter.assign(static_cast<size_t>(layer.shape.out_channels) * layer.shape.in_channels,
-                        0.0f);
-    const int groups = (layer.shape.out_channels + layer.block_n - 1) / layer.block_n;
-    for (int group = 0; group < groups; ++group) {
-      for (int ci = 0; ci < layer.shape.in_channels; ++ci) {
-        if (native_test::UniformInt(rng, 0, 2) == 0) continue;  // a pruned block
-        for (int lane = 0; lane < layer.block_n; ++lane) {
-          const int o = group * layer.block_n + lane;
-          if (o < layer.shape.out_channels) {
-            layer.filter[static_cast<size_t>(o) * layer.shape.in_channels + ci] =
-                native_test::UniformFloat(rng, -1.0f, 1.0f);
-          }
-        }
-      }
-    }
+    // A third of the blocks pruned.
+    FillOneByOneBlocks(layer, rng, [](auto& r) { return native_test::UniformInt(r, 0, 2) != 0; });
     layer.bias.resize(static_cast<size_t>(layer.shape.out_channels));
     const int batch = native_test::UniformInt(rng, 1, 3);
     const int in_h = native_test::UniformInt(rng, 1, 12);
@@ -223,21 +236,7 @@ TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
         const ConvGeometry& g = op->geometry();
         reference.resize(static_cast<size_t>(batch) * g.out_h * g.out_w * g.out_channels);
         EXPECT_TRUE(op->Run(input.data(), reference.data()));
-        double worst = 0.0;
-        for (int n = 0; n < batch; ++n) {
-          for (int y = 0; y < g.out_h; ++y) {
-            for (int x = 0; x < g.out_w; ++x) {
-              for (int o = 0; o < g.out_channels; ++o) {
-                const double want = Direct(layer, input, g, n, y, x, o);
-                const double got =
-                    reference[((static_cast<size_t>(n) * g.out_h + y) * g.out_w + x) *
-                                  g.out_channels +
-                              o];
-                worst = std::fmax(worst, std::fabs(got - want));
-              }
-            }
-          }
-        }
+        const double worst = MaxErrorAgainstDirect(layer, input, g, reference);
         EXPECT_TRUE(worst <= 1e-5) << tflite_sparse::IsaName(isa) << " trial " << trial
                                    << " max |diff| " << worst;
       }
@@ -344,20 +343,8 @@ TEST(ChannelBlockedOneByOneLayersMatchDirectConvolution) {
     layer.bias.resize(static_cast<size_t>(layer.shape.out_channels), 0.25f);  // O floats
     layer.params.stride_h = layer.params.stride_w = native_test::UniformInt(rng, 1, 2);
     layer.params.dilation_h = layer.params.dilation_w = 1;
-    const int64_t taps = layer.shape.in_channels;
-    layer.filter.assign(static_cast<size_t>(layer.shape.out_channels * taps), 0.0f);
-    const int groups = (layer.shape.out_channels + layer.block_n - 1) / layer.block_n;
-    for (int group = 0; group < groups; ++group) {
-      for (int64_t tap = 0; tap < taps; ++tap) {
-        if (native_test::UniformInt(rng, 0, 11) != 0) continue;  // ~92 % of the blocks pruned
-        for (int lane = 0; lane < layer.block_n; ++lane) {
-          const int channel = group * layer.block_n + lane;
-          if (channel < layer.shape.out_channels) {
-            layer.filter[channel * taps + tap] = native_test::UniformFloat(rng, -1.0f, 1.0f);
-          }
-        }
-      }
-    }
+    // ~92 % of the blocks pruned.
+    FillOneByOneBlocks(layer, rng, [](auto& r) { return native_test::UniformInt(r, 0, 11) == 0; });
     const int batch = native_test::UniformInt(rng, 1, 2);
     const int in_h = native_test::UniformInt(rng, 2, 9);
     const int in_w = native_test::UniformInt(rng, 2, 9);
@@ -383,19 +370,7 @@ TEST(ChannelBlockedOneByOneLayersMatchDirectConvolution) {
         std::vector<float> output(size, -777.0f);
         EXPECT_TRUE(op->Run(input.data(), output.data()));
         if (threads == 1) {
-          double worst = 0.0;
-          for (int n = 0; n < batch; ++n) {
-            for (int y = 0; y < g.out_h; ++y) {
-              for (int x = 0; x < g.out_w; ++x) {
-                for (int o = 0; o < g.out_channels; ++o) {
-                  const double want = Direct(layer, input, g, n, y, x, o);
-                  const double got = output[((static_cast<size_t>(n) * g.out_h + y) * g.out_w +
-                                             x) * g.out_channels + o];
-                  worst = std::fmax(worst, std::fabs(got - want));
-                }
-              }
-            }
-          }
+          const double worst = MaxErrorAgainstDirect(layer, input, g, output);
           EXPECT_TRUE(worst <= 1e-4) << tflite_sparse::IsaName(isa) << " trial " << trial
                                      << " Cin " << layer.shape.in_channels << " max |diff| "
                                      << worst;
