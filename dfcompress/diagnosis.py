@@ -25,7 +25,7 @@ from dfcompress.graph import Site, relu_kind
 from dfcompress.neuron_merging import merge_coefficients
 from dfcompress.selection import CRITERIA
 from dfcompress.session import CompressionSession
-from dfcompress.udfc import pruning_coefficients
+from dfcompress.udfc import OBJECTIVES, pruning_coefficients
 from dfcompress.validation import check_choice, check_non_negative, check_ratio
 
 
@@ -60,6 +60,8 @@ def reconstruction_errors(
     lamda: float = 0.85,
     threshold: float = 0.1,
     layers: Sequence[str] | None = None,
+    objective: str = "activation",
+    spatial_correlation: float = 0.9,
 ) -> list[LayerDiagnosis]:
     """Per prunable layer of `model` (or of `layers`), the errors described in the module docstring.
 
@@ -69,6 +71,7 @@ def reconstruction_errors(
       prune_ratio, criterion: which channels are pruned (the same as every pruning method).
       alpha1: UDFC's bias weight; lamda, threshold: Neuron Merging's partner choice.
       layers: restrict to these weight layers (names), as in `udfc`.
+      objective, spatial_correlation: where UDFC fits its combinations, as in `udfc`.
 
     Each layer is analysed on the original model (the layers before it unpruned), so a row shows
     that layer's own reconstruction quality.
@@ -76,6 +79,8 @@ def reconstruction_errors(
     prune_ratio = check_ratio(prune_ratio, "prune_ratio")
     check_choice(criterion, "criterion", CRITERIA)
     alpha1 = check_non_negative(alpha1, "alpha1")
+    check_choice(objective, "objective", OBJECTIVES)
+    spatial_correlation = check_ratio(spatial_correlation, "spatial_correlation", closed=True)
     if prune_ratio == 0:
         raise ValueError("prune_ratio is 0: nothing to diagnose")
     images = np.asarray(images)
@@ -92,7 +97,9 @@ def reconstruction_errors(
     for index, (name, (site, kept, pruned)) in enumerate(plan.items()):
         before = _pixels(outputs[2 * index])
         after = _pixels(outputs[2 * index + 1])
-        udfc = pruning_coefficients(session.editor, site, kept, pruned, alpha1)
+        udfc = pruning_coefficients(
+            session.editor, site, kept, pruned, alpha1, objective, spatial_correlation
+        )
         merged, _, _ = merge_coefficients(
             session.editor, site, kept, pruned, lamda, threshold, "algebraic"
         )

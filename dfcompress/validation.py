@@ -59,12 +59,14 @@ def check_bits_argument(bits, argument: str, minimum: int = 1, maximum: int = 16
     return int(bits)
 
 
-def check_ratio(value, argument: str) -> float:
+def check_ratio(value, argument: str, closed: bool = False) -> float:
+    """A number in [0, 1) ([0, 1] with `closed`)."""
+    interval = "[0, 1]" if closed else "[0, 1)"
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{argument} must be a number in [0, 1), got {type(value).__name__}")
+        raise TypeError(f"{argument} must be a number in {interval}, got {type(value).__name__}")
     value = float(value)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{argument} must be in [0, 1), got {value}")
+    if not (0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0):
+        raise ValueError(f"{argument} must be in {interval}, got {value}")
     return value
 
 

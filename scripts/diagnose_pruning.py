@@ -35,6 +35,12 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model_path", None, "Saved Keras model (.keras).")
 flags.DEFINE_float("prune_ratio", 0.3, "Fraction of channels pruned per layer, in (0, 1).")
 flags.DEFINE_enum("criterion", "l2", ("l1", "l2"), "Filter norm ranking channels.")
+flags.DEFINE_enum(
+    "objective",
+    "activation",
+    ("activation", "bn"),
+    "Where UDFC fits its combinations: after the activation (default) or at the BN output (paper).",
+)
 flags.DEFINE_enum("dataset", "fashion_mnist", tuple(DATASETS), "Test data.")
 flags.DEFINE_string("data_dir", None, "Directory with the dataset's four IDX files.")
 flags.DEFINE_integer("images", 1000, "Test images for the reconstruction errors.", lower_bound=1)
@@ -58,11 +64,21 @@ def _output_free(value: str | None) -> bool:
     return value is None or (not Path(value).exists() and Path(value).parent.is_dir())
 
 
-def diagnose(model, images, labels, prune_ratio: float, criterion: str, fit_images: int) -> str:
+def diagnose(
+    model,
+    images,
+    labels,
+    prune_ratio: float,
+    criterion: str,
+    fit_images: int,
+    objective: str = "activation",
+) -> str:
     """The markdown table described in the module docstring."""
     import dfcompress
 
-    rows = dfcompress.reconstruction_errors(model, images[:fit_images], prune_ratio, criterion)
+    rows = dfcompress.reconstruction_errors(
+        model, images[:fit_images], prune_ratio, criterion, objective=objective
+    )
 
     def accuracies(layers) -> list[float]:
         return [
@@ -70,13 +86,16 @@ def diagnose(model, images, labels, prune_ratio: float, criterion: str, fit_imag
             for method in (
                 dfcompress.prune_channels,
                 dfcompress.neuron_merging,
-                lambda m, r, c, layers: dfcompress.udfc(m, r, None, c, layers=layers),
+                lambda m, r, c, layers: dfcompress.udfc(
+                    m, r, None, c, layers=layers, objective=objective
+                ),
             )
         ]
 
     lines = [
         f"Float model accuracy: {100 * accuracy(model, images, labels):.2f} % on {len(labels)} "
-        f"test images; pruning ratio {prune_ratio}, criterion {criterion}; reconstruction errors "
+        f"test images; pruning ratio {prune_ratio}, criterion {criterion}, UDFC objective "
+        f"{objective}; reconstruction errors "
         f"on {min(fit_images, len(images))} images (after the activation; 1.00 = as bad as "
         "dropping the channel).",
         "",
@@ -113,7 +132,15 @@ def run() -> str:
         raise CommandError(f"--model_path: cannot load {FLAGS.model_path}: {error}") from error
     print(f"test data: {source}")
     try:
-        table = diagnose(model, images, labels, FLAGS.prune_ratio, FLAGS.criterion, FLAGS.images)
+        table = diagnose(
+            model,
+            images,
+            labels,
+            FLAGS.prune_ratio,
+            FLAGS.criterion,
+            FLAGS.images,
+            FLAGS.objective,
+        )
     except ValueError as error:
         raise CommandError(f"--model_path: {error}") from error
     command = "python -m scripts.diagnose_pruning " + " ".join(sys.argv[1:])

@@ -127,6 +127,30 @@ def plant_redundant_channels(
     return model
 
 
+def match_bn_statistics_to(model: keras.Model, x: np.ndarray) -> keras.Model:
+    """Re-parameterise every BatchNormalization (in place) so that its moving mean and variance are
+    the statistics of its input on `x`, with gamma and beta changed so that the model computes
+    exactly the same function (gamma' / sigma' = gamma / sigma, beta' - gamma' mu' / sigma' = beta -
+    gamma mu / sigma). A trained network's statistics describe its data; random ones do not, and
+    UDFC's activation objective reads them. The paper's objective (BN-folded filters and effective
+    biases) is unchanged by this."""
+    bns = [layer for layer in model.layers if isinstance(layer, L.BatchNormalization)]
+    inputs = keras.Model(model.inputs, [bn.input for bn in bns]).predict(x, verbose=0)
+    inputs = inputs if isinstance(inputs, list) else [inputs]
+    for bn, z in zip(bns, inputs, strict=True):
+        z = np.asarray(z, dtype=np.float64).reshape(-1, z.shape[-1])
+        gamma, beta, mean, variance = (w.astype(np.float64) for w in bn.get_weights())
+        sigma = np.sqrt(variance + bn.epsilon)
+        new_mean, new_variance = z.mean(axis=0), z.var(axis=0)
+        new_sigma = np.sqrt(new_variance + bn.epsilon)
+        new_gamma = gamma * new_sigma / sigma
+        new_beta = beta + gamma * (new_mean - mean) / sigma
+        bn.set_weights(
+            [w.astype(np.float32) for w in (new_gamma, new_beta, new_mean, new_variance)]
+        )
+    return model
+
+
 def relative_error(model: keras.Model, reference: np.ndarray, x: np.ndarray) -> float:
     output = np.asarray(model(x, training=False))
     return float(np.linalg.norm(output - reference) / np.linalg.norm(reference))

@@ -104,10 +104,13 @@ def test_errors_match_an_independent_computation():
 
 
 def test_short_filters_give_an_exact_fit_before_the_activation():
-    """kept >= D: UDFC's weight-level fit is exact, so the BN outputs are rebuilt exactly."""
+    """kept >= D: the paper objective's weight-level fit is exact, so the BN outputs are rebuilt
+    exactly (and not after the ReLU: mixed-sign coefficients)."""
     model = conv_net(2, widths=(16, 8, 8), input_shape=(8, 8, 1))  # conv0: D = 9, keeps 11
     x = np.random.default_rng(5).normal(size=(10, 8, 8, 1)).astype(np.float32)
-    (row,) = dfcompress.reconstruction_errors(model, x, prune_ratio=0.3, layers=["conv0"])
+    (row,) = dfcompress.reconstruction_errors(
+        model, x, prune_ratio=0.3, layers=["conv0"], objective="bn"
+    )
     assert row.kept == 11 and row.weights_per_filter == 9
     assert row.udfc_error_before_activation < 1e-4
 

@@ -4,11 +4,9 @@ Trains `cnn_zoo.models.resnet_small` for 3 epochs on the 5,000 training images (
 compares test accuracy on the 1,000 test images at 30 % pruning with the default l2 criterion, and
 DF-MPC MP2/6 against direct MP2/6 quantization with the same per-layer bits.
 
-UDFC against Neuron Merging is printed, not asserted: with Keras 3.15 / TensorFlow 2.21 this model
-gives UDFC 58.3 % against Neuron Merging's 60.3 % (plain pruning 26.0 %); an earlier run of the
-same test with older packages had UDFC ahead. The ordering depends on the trained weights, not on a
-margin we can promise; docs/compression.md ("Where these results disagree with the papers") shows
-why, layer by layer.
+UDFC runs with its default objective (combinations fitted after the activation). With the paper's
+objective (`objective="bn"`) Neuron Merging wins on most such models; docs/compression.md has both,
+on this model and five others (seeds 1-4, and vgg_small), and why.
 """
 
 import keras
@@ -42,21 +40,25 @@ def trained(fashion_mnist_sample):
     return model, accuracy
 
 
-def test_udfc_beats_plain_pruning_at_30_percent(trained):
+def test_udfc_beats_plain_pruning_and_neuron_merging_at_30_percent(trained):
     model, accuracy = trained
     float_accuracy = accuracy(model)
     udfc_model, report = dfcompress.udfc(model, prune_ratio=0.3, weight_bits=6)
+    paper_model, _ = dfcompress.udfc(model, prune_ratio=0.3, weight_bits=6, objective="bn")
     pruned, _ = dfcompress.prune_channels(model, 0.3)
     merged, _ = dfcompress.neuron_merging(model, 0.3)
     scores = {
         "float": float_accuracy,
         "udfc": accuracy(udfc_model),
+        "udfc_paper_objective": accuracy(paper_model),
         "prune": accuracy(pruned),
         "nm": accuracy(merged),
     }
     print("\nFashion-MNIST sample, resnet_small, 30 % l2:", scores)
     assert float_accuracy > 0.7
-    # Compensation recovers most of what plain pruning loses (measured 58.3 % against 26.0 %).
+    # Measured: UDFC 67.4 %, Neuron Merging 58.8 %, plain pruning 44.4 % (float 80.0 %); UDFC
+    # quantizes to 6 bits on top, the other two keep float32 weights.
+    assert scores["udfc"] > scores["nm"] + 0.03
     assert scores["udfc"] > scores["prune"] + 0.15
     assert report.size_mb_after < report.size_mb_before * 6 / 32
 

@@ -7,6 +7,7 @@ import pytest
 import dfcompress
 from tests.dfcompress.dfcompress_test_models import (
     conv_net,
+    match_bn_statistics_to,
     multiple_channel_model,
     plant_redundant_channels,
     relative_error,
@@ -16,13 +17,16 @@ from tests.dfcompress.dfcompress_test_models import (
 L = keras.layers
 
 
+@pytest.mark.parametrize("objective", ["activation", "bn"])
 @pytest.mark.parametrize("sequential", [False, True])
 @pytest.mark.parametrize("head", ["conv", "flatten"])
-def test_redundant_channel_is_rebuilt_exactly_and_removed(sequential, head):
+def test_redundant_channel_is_rebuilt_exactly_and_removed(sequential, head, objective):
     model = multiple_channel_model(sequential, head)
     x = np.random.default_rng(2).normal(size=(8, 9, 9, 3)).astype(np.float32)
     reference = np.asarray(model(x))
-    compressed, report = dfcompress.udfc(model, prune_ratio=1 / 8, weight_bits=None)
+    compressed, report = dfcompress.udfc(
+        model, prune_ratio=1 / 8, weight_bits=None, objective=objective
+    )
     assert compressed.get_layer("conv1").kernel.shape == (3, 3, 3, 7)
     assert compressed.get_layer("bn1").gamma.shape == (7,)
     np.testing.assert_array_equal(
@@ -34,6 +38,7 @@ def test_redundant_channel_is_rebuilt_exactly_and_removed(sequential, head):
     assert relative_error(plain, reference, x) > 1e-3  # the channel mattered
     assert [layer.name for layer in compressed.layers] == [layer.name for layer in model.layers]
     assert report.layers[0].channels_after == 7 and report.layers[0].channels_before == 8
+    assert report.settings["objective"] == objective
 
 
 def test_channel_counts_weights_and_layer_bits():
@@ -59,10 +64,12 @@ def test_quantization_only_scale_lowers_error():
     assert relative_error(compensated, reference, x) < relative_error(direct, reference, x)
 
 
-def test_compensation_beats_plain_pruning_on_random_bn_networks():
+@pytest.mark.parametrize("objective", ["activation", "bn"])
+def test_compensation_beats_plain_pruning_on_random_bn_networks(objective):
     """Random BN networks whose pruned channels are noisy positive combinations of two kept ones
-    (the method's premise). On networks with i.i.d. random filters the least-squares combination
-    does not help (no channel is predictable from the others), so none is claimed here."""
+    (the method's premise), with BN statistics that describe the data (`match_bn_statistics_to`:
+    the same function, re-parameterised). On networks with i.i.d. random filters the least-squares
+    combination does not help (no channel is predictable from the others), so none is claimed."""
     wins = []
     for seed in range(10):
         rng = np.random.default_rng(seed)
@@ -72,7 +79,11 @@ def test_compensation_beats_plain_pruning_on_random_bn_networks():
         plant_redundant_channels(model, rng)
         x = rng.normal(size=(16, 10, 10, 3)).astype(np.float32)
         reference = np.asarray(model(x))
-        udfc_model, _ = dfcompress.udfc(model, prune_ratio=0.3, weight_bits=None)
+        match_bn_statistics_to(model, x)
+        np.testing.assert_allclose(np.asarray(model(x)), reference, rtol=1e-3, atol=1e-4)
+        udfc_model, _ = dfcompress.udfc(
+            model, prune_ratio=0.3, weight_bits=None, objective=objective
+        )
         plain, _ = dfcompress.prune_channels(model, prune_ratio=0.3)
         wins.append(relative_error(udfc_model, reference, x) < relative_error(plain, reference, x))
     assert sum(wins) >= 9, wins
