@@ -206,10 +206,14 @@ def udfc_table(model, images, labels, ratios: list[float], bits: int) -> dict:
             paper, _ = dfcompress.udfc(
                 model, prune_ratio=ratio, weight_bits=bits, criterion=criterion, objective="bn"
             )
+            float_udfc, _ = dfcompress.udfc(
+                model, prune_ratio=ratio, weight_bits=None, criterion=criterion
+            )
             row[f"prune_{criterion}"] = 100 * accuracy(pruned, images, labels)
             row[f"nm_{criterion}"] = 100 * accuracy(merged, images, labels)
             row[f"udfc_{criterion}"] = 100 * accuracy(compressed, images, labels)
             row[f"udfc_bn_{criterion}"] = 100 * accuracy(paper, images, labels)
+            row[f"udfc_fp32_{criterion}"] = 100 * accuracy(float_udfc, images, labels)
             row["size_mb_pruned_fp32"] = prune_report.size_mb_after
             row["size_mb_udfc"] = udfc_report.size_mb_after
             row["udfc_seconds"] = udfc_report.seconds
@@ -329,17 +333,18 @@ def markdown(results: dict) -> str:
             "parameters. Accuracy in % on the test set, l2 / l1 criterion. Prune and NM keep "
             "float32 weights; UDFC quantizes every kernel to the W-bit shown. UDFC: the default "
             'objective (combinations fitted after the activation); paper obj.: `objective="bn"`, '
-            "the paper's Eq. 12. Ave-Im: mean over the criteria minus Prune's mean. Size: MiB, "
-            "kernels at their bits.",
+            "the paper's Eq. 12; UDFC 32-bit: the default objective, pruning only "
+            "(`weight_bits=None`), float32 weights like Prune and NM. Ave-Im: mean over the "
+            "criteria minus Prune's mean. Size: MiB, kernels at their bits.",
             "",
-            "| P-R | Prune | NM | UDFC | UDFC paper obj. | Ave-Im NM / UDFC | UDFC W-bit "
-            "| Size MiB (32-bit / UDFC) |",
-            "|---|---|---|---|---|---|---|---|",
+            "| P-R | Prune | NM | UDFC | UDFC paper obj. | UDFC 32-bit | Ave-Im NM / UDFC "
+            "| UDFC W-bit | Size MiB (32-bit / UDFC) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for row in model["udfc_table"]["rows"]:
             lines.append(
                 f"| {100 * row['prune_ratio']:.0f}% | {_pair(row, 'prune')} | {_pair(row, 'nm')} | "
-                f"{_pair(row, 'udfc')} | {_pair(row, 'udfc_bn')} | "
+                f"{_pair(row, 'udfc')} | {_pair(row, 'udfc_bn')} | {_pair(row, 'udfc_fp32')} | "
                 f"{row['ave_im_nm']:.2f} / {row['ave_im_udfc']:.2f} | "
                 f"{row['udfc_bits']} | {row['size_mb_pruned_fp32']:.3f} / {row['size_mb_udfc']:.3f} |"
             )
