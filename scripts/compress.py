@@ -7,7 +7,8 @@ used: the test split only measures the result.
 
 Methods (--method):
   udfc   channel pruning (--prune_ratio, --criterion) + quantization (--weight_bits, --quantizer;
-         --weight_bits=0 prunes only), both compensated in closed form
+         --weight_bits=0 prunes only), both compensated in closed form; --objective=bn fits the
+         pruning compensation at the BN output as the paper does (default: after the activation)
   dfmpc  mixed precision: low-bit layers (--low_bits) compensated by the next high-bit layer
          (--high_bits)
   nm     Neuron Merging baseline: pruning with one merge partner per pruned channel
@@ -57,6 +58,12 @@ flags.DEFINE_integer("low_bits", 2, "dfmpc: bits of the low-precision layers (2 
 flags.DEFINE_integer("high_bits", 6, "dfmpc: bits of the compensating high-precision layers.")
 flags.DEFINE_integer("bits", 6, "quant: bits of every conv/dense kernel.")
 flags.DEFINE_enum("criterion", "l2", ("l1", "l2"), "udfc/nm/prune: filter norm ranking channels.")
+flags.DEFINE_enum(
+    "objective",
+    "activation",
+    ("activation", "bn"),
+    "udfc: fit each pruned channel's combination after the activation, or at the BN output (paper).",
+)
 flags.DEFINE_string(
     "quantizer", "dorefa", "udfc/quant: weight quantizer (a name of dfcompress.QUANTIZER_NAMES)."
 )
@@ -185,6 +192,7 @@ def compress(model):
             weight_bits=FLAGS.weight_bits or None,
             criterion=FLAGS.criterion,
             quantizer=FLAGS.quantizer,
+            objective=FLAGS.objective,
         )
     if method == "dfmpc":
         return dfcompress.dfmpc(model, low_bits=FLAGS.low_bits, high_bits=FLAGS.high_bits)

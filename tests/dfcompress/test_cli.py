@@ -66,6 +66,7 @@ BAD_FLAGS = [
     (["--high_bits=0"], "--high_bits"),
     (["--bits=six"], "--bits"),
     (["--criterion=l3"], "--criterion"),
+    (["--objective=relu"], "--objective"),
     (["--dataset=cifar10"], "--dataset"),
     (["--data_dir=/no/such/folder"], "--data_dir"),
     (["--model_path=/no/such/model.keras"], "--model_path"),
@@ -194,6 +195,7 @@ def test_compress_end_to_end_on_the_sample(trained_model, tmp_path):
     before = float(re.search(r"before: accuracy ([0-9.]+) on 1000 test images", out)[1])
     after = float(re.search(r"after:  accuracy ([0-9.]+)", out)[1])
     assert "udfc(prune_ratio=0.3, weight_bits=6" in out and "pruned" in out
+    assert "objective='activation'" in out
 
     original = keras.models.load_model(model_path, compile=False)
     compressed = keras.models.load_model(tmp_path / "vgg_udfc.keras", compile=False)
