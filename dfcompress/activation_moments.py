@@ -86,21 +86,17 @@ def activation_mean(mean: np.ndarray, std: np.ndarray, activation: str) -> np.nd
 
 def _pieces(mean: float, std: float, activation: str) -> list[tuple[float, float, float, float]]:
     """(z_low, z_high, offset, slope) for each piece of z -> f(mean + std z) on [-R, R] that is not
-    identically 0: f = offset + slope * z there."""
+    identically 0, f = ReLU or ReLU6: f = offset + slope * z there."""
     if std <= 0:
         value = float(activation_mean(np.array(mean), np.array(0.0), activation))
         return [(-_RANGE, _RANGE, value, 0.0)] if value != 0.0 else []
-    zero = -mean / std
+    top = (6.0 - mean) / std if activation == "relu6" else np.inf
     pieces = []
-    if activation == "identity":
-        pieces.append((-_RANGE, _RANGE, mean, std))
-    else:
-        top = (6.0 - mean) / std if activation == "relu6" else np.inf
-        low, high = max(zero, -_RANGE), min(top, _RANGE)
-        if low < high:
-            pieces.append((low, high, mean, std))
-        if activation == "relu6" and max(top, -_RANGE) < _RANGE:
-            pieces.append((max(top, -_RANGE), _RANGE, 6.0, 0.0))
+    low, high = max(-mean / std, -_RANGE), min(top, _RANGE)
+    if low < high:
+        pieces.append((low, high, mean, std))
+    if activation == "relu6" and max(top, -_RANGE) < _RANGE:
+        pieces.append((max(top, -_RANGE), _RANGE, 6.0, 0.0))
     return pieces
 
 

