@@ -100,7 +100,10 @@ def udfc(
     Returns:
       (compressed model, report); the report lists per-layer bits, channels kept, coefficient
       statistics and skipped places with reasons. Raises ValueError when prune_ratio > 0 and no layer
-      can be pruned.
+      can be pruned. A pruned layer's statistics: coef_abs_mean (mean |s_i|) and residual_rel, the
+      mean over pruned channels of ||R_j - sum_i s_i R_i|| / ||R_j|| for the BN-folded filters R
+      (what objective "bn" minimises; "activation" trades it for the error after the activation);
+      a quantized layer's: the min / mean / max of its scales s~.
     """
     prune_ratio = check_ratio(prune_ratio, "prune_ratio")
     if weight_bits is not None:
