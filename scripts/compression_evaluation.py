@@ -1,4 +1,5 @@
-"""What the dfcompress command-line programs share: the test split they evaluate on, and accuracy.
+"""What the dfcompress command-line programs share: the test split they evaluate on, accuracy, and
+the main function and --output handling of the programs that print a markdown report.
 
 The training data is never used: compression is data-free, and the test split only measures the
 result.
@@ -6,6 +7,8 @@ result.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +53,36 @@ def accuracy(model, images: np.ndarray, labels: np.ndarray) -> float:
     """Top-1 accuracy of the model's outputs (logits or probabilities) on the images."""
     outputs = model.predict(images, batch_size=500, verbose=0)
     return float(np.mean(np.argmax(outputs, axis=-1) == labels))
+
+
+OUTPUT_TAKEN = "exists already (choose another path) or its folder does not exist"
+
+
+def output_is_free(value: str | None) -> bool:
+    """The --output check: no output, or a path that does not exist yet in an existing folder."""
+    return value is None or (not Path(value).exists() and Path(value).parent.is_dir())
+
+
+def finish_report(text: str, output: str | None) -> str:
+    """Write the report `text` to `output` when one is given (never replacing: the flag's
+    validator refused an existing path) and return the text."""
+    if output:
+        Path(output).write_text(text)
+    return text
+
+
+def run_report_program(argv: list[str], run: Callable[[], str]) -> None:
+    """The absl `main` of a program that prints a markdown report made by `run`: no positional
+    arguments; absl warnings silenced (each method's model is new, so Keras retraces predict and
+    absl logs a warning every time); a CommandError ends it with one line "error: ..." on stderr
+    and exit status 1."""
+    from absl import app, logging
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.ERROR)
+    try:
+        print(run())
+    except CommandError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)

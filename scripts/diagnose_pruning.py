@@ -22,13 +22,17 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 from scripts.compression_evaluation import (  # noqa: E402
     DATASETS,
+    OUTPUT_TAKEN,
     CommandError,
     accuracy,
+    finish_report,
     load_test_data,
+    output_is_free,
+    run_report_program,
 )
 
 FLAGS = flags.FLAGS
@@ -59,9 +63,7 @@ def _model_exists(value: str | None) -> bool:
     return value is None or Path(value).is_file()
 
 
-@flags.validator("output", "exists already (choose another path) or its folder does not exist")
-def _output_free(value: str | None) -> bool:
-    return value is None or (not Path(value).exists() and Path(value).parent.is_dir())
+flags.register_validator("output", output_is_free, OUTPUT_TAKEN)
 
 
 def diagnose(
@@ -145,21 +147,11 @@ def run() -> str:
         raise CommandError(f"--model_path: {error}") from error
     command = "python -m scripts.diagnose_pruning " + " ".join(sys.argv[1:])
     text = f"`{command}`\n\n{table}\n"
-    if FLAGS.output:
-        Path(FLAGS.output).write_text(text)
-    return text
+    return finish_report(text, FLAGS.output)
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    # Each method's model is new, so Keras retraces predict and absl logs a warning every time.
-    logging.set_verbosity(logging.ERROR)
-    try:
-        print(run())
-    except CommandError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_report_program(argv, run)
 
 
 if __name__ == "__main__":

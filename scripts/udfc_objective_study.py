@@ -24,9 +24,17 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 
-from scripts.compression_evaluation import SAMPLE_DIR, CommandError, accuracy  # noqa: E402
+from scripts.compression_evaluation import (  # noqa: E402
+    OUTPUT_TAKEN,
+    SAMPLE_DIR,
+    CommandError,
+    accuracy,
+    finish_report,
+    output_is_free,
+    run_report_program,
+)
 
 MODELS = ("resnet", "vgg")
 FLAGS = flags.FLAGS
@@ -64,9 +72,7 @@ def _bits_in_range(value: int) -> bool:
     return value == 0 or 2 <= value <= 16
 
 
-@flags.validator("output", "exists already (choose another path) or its folder does not exist")
-def _output_free(value: str | None) -> bool:
-    return value is None or (not Path(value).exists() and Path(value).parent.is_dir())
+flags.register_validator("output", output_is_free, OUTPUT_TAKEN)
 
 
 def study(data, models: list[str], seeds: list[int], ratios: list[float], epochs: int, bits):
@@ -162,20 +168,11 @@ def run() -> str:
     )
     command = "python -m scripts.udfc_objective_study " + " ".join(sys.argv[1:])
     text = markdown(rows, summary, source, command, bits) + "\n"
-    if FLAGS.output:
-        Path(FLAGS.output).write_text(text)
-    return text
+    return finish_report(text, FLAGS.output)
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.ERROR)
-    try:
-        print(run())
-    except CommandError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_report_program(argv, run)
 
 
 if __name__ == "__main__":
