@@ -1,9 +1,12 @@
 // The thread pool and the parallelize layer: every index covered exactly once, the static
 // contiguous split and the take-over of a delayed thread's tiles, failures reported, the pool
 // reusable.
+#include <pthread.h>
+
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -30,6 +33,21 @@ TEST(RunCallsEveryThreadIndexOnce) {
       for (int index = 0; index < threads; ++index) EXPECT_EQ(calls[index].load(), 1);
     }
   }
+}
+
+TEST(WorkersAreNamedByTheirIndex) {
+  // top -H and perf show the name: it tells our workers from XNNPACK's and the interpreter's.
+  ThreadPool pool(3);
+  std::vector<std::string> names(3);
+  EXPECT_TRUE(pool.Run(
+      [](void* context, int index) {
+        char name[16] = {};
+        pthread_getname_np(pthread_self(), name, sizeof(name));
+        (*static_cast<std::vector<std::string>*>(context))[index] = name;
+      },
+      &names));
+  EXPECT_TRUE(names[1] == "tfl-sparse-1");
+  EXPECT_TRUE(names[2] == "tfl-sparse-2");
 }
 
 TEST(Parallelize1DTileCoversTheRangeOnceInContiguousRuns) {
