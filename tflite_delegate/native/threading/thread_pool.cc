@@ -3,7 +3,7 @@
 #include <pthread.h>
 
 #include <chrono>
-#include <string>
+#include <cstdio>
 
 namespace tflite_sparse {
 
@@ -114,9 +114,11 @@ bool ThreadPool::Run(Task task, void* context, Join join) {
 }
 
 void ThreadPool::WorkerLoop(int index) {
-  // Named so that top -H and perf tell our workers from XNNPACK's (at most 15 characters).
-  const std::string name = "tfl-sparse-" + std::to_string(index);
-  pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+  // Named so that top -H and perf tell our workers from XNNPACK's (at most 15 characters; no
+  // allocation, so nothing here can throw on a worker thread).
+  char name[16];
+  std::snprintf(name, sizeof(name), "tfl-sparse-%d", index);
+  pthread_setname_np(pthread_self(), name);
   uint64_t seen_generation = 0;
   for (;;) {
     const auto has_news = [&] {

@@ -13,6 +13,7 @@
 // workers already inside. On 2 cores shared with XNNPACK's polling workers, a worker of ours
 // can stay descheduled for a whole scheduler time slice (milliseconds); waiting for it would
 // cost far more than the layer itself.
+// Workers are named tfl-sparse-1, tfl-sparse-2, ... (top -H, perf sched).
 // Work is described by a plain function pointer and a context pointer, so starting a job
 // allocates nothing; parallelize.h builds the tiled loops on top of it.
 #ifndef TFLITE_DELEGATE_THREADING_THREAD_POOL_H_
