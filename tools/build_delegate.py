@@ -56,7 +56,7 @@ PORTABLE_SOURCES = (
 # Extra flags per ISA translation unit (x86-64 only).
 X86_MICROKERNEL_SOURCES = {
     "microkernels/f32_avx2.cc": ("-mavx2", "-mfma"),
-    "microkernels/f32_avx512.cc": ("-mavx512f", "-mavx2", "-mfma"),
+    "microkernels/f32_avx512.cc": ("-mavx512f", "-mavx512vl", "-mavx2", "-mfma"),
 }
 # Microkernels keep multiply and add separate where they are written separately, so every output
 # element gets the same arithmetic whichever tile or thread computes it.

@@ -403,7 +403,7 @@ def test_unsupported_forced_isa_raises_value_error_naming_it():
     assert "avx512" not in result["isas"] and "generic" in result["isas"]
     assert result["error"] == (
         "tflite_sparse_delegate: option isa requests 'avx512' but this CPU lacks "
-        "AVX-512F/AVX2/FMA; use isa=auto or generic"
+        "AVX-512F/VL/AVX2/FMA; use isa=auto or generic"
     )
     assert result["auto"] == result["isas"][0]
 

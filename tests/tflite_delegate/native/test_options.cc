@@ -110,7 +110,7 @@ TEST(IsaEnvironmentVariableAndMissingCpuFeatures) {
   cpu_without.Set("avx512");
   EXPECT_TRUE(!Parse({{"isa", "avx512"}}, &options, &error));
   EXPECT_EQ(error, std::string("option isa requests 'avx512' but this CPU lacks "
-                               "AVX-512F/AVX2/FMA; use isa=auto or generic"));
+                               "AVX-512F/VL/AVX2/FMA; use isa=auto or generic"));
   EXPECT_TRUE(Parse({{"isa", "auto"}}, &options, &error)) << error;
   EXPECT_TRUE(options.isa != tflite_sparse::Isa::kAvx512);
 #endif

@@ -66,7 +66,7 @@ bool ParseIsaName(const std::string& text, Isa* isa) {
 const char* IsaRequirement(Isa isa) {
   switch (isa) {
     case Isa::kAvx512:
-      return "AVX-512F/AVX2/FMA";
+      return "AVX-512F/VL/AVX2/FMA";
     case Isa::kAvx2:
       return "AVX2/FMA";
     case Isa::kGeneric:
@@ -79,11 +79,14 @@ bool IsaSupportedByCpu(Isa isa) {
   if (isa == Isa::kGeneric) return true;
   if (IsaMaskedByEnvironment(isa)) return false;
 #if defined(__x86_64__)
-  // The AVX-512 file also uses 256- and 128-bit FMA for narrow groups, so it needs AVX2 and FMA
-  // as well (every AVX-512F CPU has them).
+  // The AVX-512 file also uses 256- and 128-bit FMA for narrow groups, EVEX-encoded (AVX-512VL)
+  // so that they take their input as an embedded broadcast, and AVX2 and FMA (every AVX-512VL CPU
+  // has all of these: Skylake-SP and later, Zen 4 and later).
   const bool avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if (isa == Isa::kAvx2) return avx2_fma;
-  if (isa == Isa::kAvx512) return avx2_fma && __builtin_cpu_supports("avx512f");
+  if (isa == Isa::kAvx512) {
+    return avx2_fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+  }
 #endif
   return false;
 }

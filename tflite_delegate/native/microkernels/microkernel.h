@@ -181,7 +181,7 @@ const char* InputLayoutName(InputLayout layout);
 // Parses "generic"/"avx2"/"avx512" (exact, lower case); false for anything else.
 bool ParseIsaName(const std::string& text, Isa* isa);
 
-// What the CPU lacks to run `isa`, e.g. "AVX-512F/AVX2/FMA" (for error messages).
+// What the CPU lacks to run `isa`, e.g. "AVX-512F/VL/AVX2/FMA" (for error messages).
 const char* IsaRequirement(Isa isa);
 
 // The fastest ISA that is registered and that the CPU supports.
