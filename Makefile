@@ -10,7 +10,7 @@ DELEGATE_SOURCES := $(wildcard tflite_delegate/native/*/*.cc tflite_delegate/nat
 BUILD_DELEGATE := $(PY) tools/build_delegate.py
 FASHION_MNIST_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: install-tfmot demo test test-python test-native test-sanitizers lint data install bench bench-kernels bench-delegate bench-peers bazel-build clean
+.PHONY: install-tfmot demo test test-python test-native test-sanitizers lint data install bench bench-kernels bench-ceilings bench-delegate bench-peers bazel-build clean
 
 install: $(INSTALL_STAMP)
 
@@ -119,6 +119,15 @@ BENCH_FLAGS ?=
 bench-kernels: install
 	$(BUILD_DELEGATE) --bench $(BENCH_KERNELS) --build-temp build/native
 	$(BENCH_KERNELS) $(BENCH_FLAGS)
+
+# What one core issues of each FMA form the microkernels use (benchmarks/ceilings/fma_ceilings.c):
+# the ceiling of each microkernel family. Argument: milliseconds per sample, e.g.
+# make bench-ceilings BENCH_FLAGS=500.
+FMA_CEILINGS := build/native/fma_ceilings
+bench-ceilings:
+	@mkdir -p build/native
+	$(CC) -O2 -Wall -Wextra -Werror benchmarks/ceilings/fma_ceilings.c -o $(FMA_CEILINGS)
+	$(FMA_CEILINGS) $(BENCH_FLAGS)
 
 # Self-contained Bazel build of the delegate (needs Debian's bazel-bootstrap; see README).
 bazel-build: install

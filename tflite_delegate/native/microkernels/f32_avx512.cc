@@ -1,10 +1,9 @@
 // AVX-512 float32 microkernels (built with -mavx512f -mavx512vl -mavx2 -mfma; registered for
 // Isa::kAvx512, run only if the CPU has all four). Narrow groups (N = 8, 4) use 256/128-bit FMA,
-// EVEX-encoded thanks to AVX-512VL so that they too take their input as an embedded broadcast:
-// with VEX encoding each such FMA needs a separate vbroadcastss, and on Zen 4 the 1x8 and 1x4
-// variants ran 13-15 % slower per FLOP that way (bench_kernels microkernel table, relative to
-// 1x16; a 16-chain loop of 256-bit FMAs: 86-92 GFLOP/s with embedded broadcasts, 70 with
-// separate ones). Tiles are
+// EVEX-encoded thanks to AVX-512VL so that they too take their input as an embedded broadcast
+// (VEX encoding needs a separate vbroadcastss per FMA). On Zen 4 that made the 1x8 variant 1.10x
+// faster and the 1x4 one 1.07x (geometric means over ResNet-50's 57 single-conv layer rows,
+// benchmark_delegate, old and new library alternating; docs/RESULTS.md). Tiles are
 // 8 pixels: each FMA takes its input straight from memory as an embedded broadcast at
 // [pixel origin + tap offset], so the 8 origins must stay in general-purpose registers (with the
 // tap offset, the weight and tap pointers and the loop bound, that is all 16); a larger tile
