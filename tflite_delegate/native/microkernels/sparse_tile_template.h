@@ -84,6 +84,11 @@ inline void GroupTile(const SparseTileArgs& args, const float* const* origins, i
       for (int r = 0; r < R; ++r) accumulators[p][r] = V::Load(lanes + r * V::kLanes);
     }
   }
+  // Two kept tap vectors per loop iteration: half the loop control and pointer updates per
+  // FMA, which counts where the tap lists are short (high sparsity) or the FMAs narrow (N = 8,
+  // 4). Measured on ResNet-50's 57 single-conv layer rows, 1 thread, two alternating pairs of
+  // runs: geometric-mean speedup 1.03x for N = 16, 1.02-1.05x for N = 8, 1.04x for N = 4.
+#pragma GCC unroll 2
   for (int32_t k = 0; k < count; ++k, weights += kBlockN) {
     const int32_t tap = taps[k];
     Reg weight[R];
