@@ -4,7 +4,7 @@ microkernel width against XNNPACK), and an explicit min_sparsity replaces it for
 import numpy as np
 import pytest
 
-from tests.tflite_delegate.delegate_test_support import delegate_interpreter
+from tests.tflite_delegate.delegate_test_support import available_isas, delegate_interpreter
 from tflite_delegate.flatbuffer_models import ConvSpec, build_conv_model
 
 
@@ -20,29 +20,39 @@ def _uniform_1xn_filter(
     return weights
 
 
+@pytest.mark.parametrize("isa", available_isas())
 @pytest.mark.parametrize(
-    ("block_n", "kept", "claimed_by_default"),
+    ("block_n", "kept", "claimed_with_avx512", "claimed_otherwise"),
     [
-        (16, 10, True),  # 0.375 >= 0.3
-        (16, 12, False),  # 0.25 < 0.3
-        (8, 7, True),  # 0.5625 >= 0.55
-        (8, 8, False),  # 0.5 < 0.55: a 1x8 layer at 50 % would run slower than XNNPACK
-        (4, 3, True),  # 0.8125 >= 0.8
-        (4, 8, False),  # 0.5 < 0.8: a 1x4 layer at 50 % ran at 0.63x XNNPACK's speed
+        (16, 10, True, True),  # 0.375 >= 0.3
+        (16, 12, False, False),  # 0.25 < 0.3
+        (8, 7, True, True),  # 0.5625 >= 0.55
+        # 0.5: every 1x8 layer measured at 50 % beat XNNPACK with the AVX-512 microkernels
+        # (threshold 0.5); AVX2 and generic keep 0.55
+        (8, 8, True, False),
+        (4, 3, True, True),  # 0.8125 >= 0.8
+        (4, 8, False, False),  # 0.5 < 0.8: a 1x4 layer at 50 % ran at 0.63x XNNPACK's speed
     ],
 )
-def test_default_threshold_depends_on_the_block_width(block_n, kept, claimed_by_default):
+def test_default_threshold_depends_on_the_block_width_and_isa(
+    isa, block_n, kept, claimed_with_avx512, claimed_otherwise
+):
     import tflite_delegate
 
+    threshold = {16: 0.3, 8: 0.5 if isa == "avx512" else 0.55, 4: 0.8}[block_n]
+    expected = claimed_with_avx512 if isa == "avx512" else claimed_otherwise
     weights = _uniform_1xn_filter(32, 16, block_n, kept, seed=block_n * 100 + kept)
     content = build_conv_model((1, 8, 8, 16), [ConvSpec(weights, None)])
-    _, delegate = delegate_interpreter(content, block_n=block_n)
+    _, delegate = delegate_interpreter(content, block_n=block_n, isa=isa)
     (decision,) = tflite_delegate.delegation_report(delegate)
     assert decision.block_n == block_n
-    assert decision.claimed == claimed_by_default
-    if not claimed_by_default:
+    assert decision.claimed == expected
+    if not expected:
         assert decision.reason_code == "below_min_sparsity"
-        assert f"(the default for N={block_n})" in decision.reason
+        assert (
+            f"below min_sparsity {threshold:.2f} (the default for N={block_n} with {isa})"
+            in decision.reason
+        )
     # An explicit threshold applies to every width.
     _, delegate = delegate_interpreter(content, block_n=block_n, min_sparsity=0.0)
     (decision,) = tflite_delegate.delegation_report(delegate)
@@ -71,4 +81,7 @@ def test_a_channel_major_layer_has_its_own_default_threshold(kept, sparsity):
         assert decision.reason_code == "below_min_sparsity"
         suffix = ", channel-major" if channel_major else ""
         threshold = "0.75" if channel_major else "0.80"
-        assert f"below min_sparsity {threshold} (the default for N=4{suffix})" in decision.reason
+        isa = tflite_delegate.supported_isas()[0]  # the delegate's default: the best one
+        assert f"below min_sparsity {threshold} (the default for N=4{suffix} with {isa})" in (
+            decision.reason
+        )

@@ -206,7 +206,7 @@ bool ApplyPolicy(const ClaimingOptions& options, ConvLayerPlan* plan, Refusal* r
   const InputLayout layout = variant != nullptr ? variant->layout : InputLayout::kPixelMajor;
   const bool per_width = options.min_sparsity < 0;
   const double min_sparsity =
-      per_width ? DefaultMinSparsity(pattern.block_n, layout) : options.min_sparsity;
+      per_width ? DefaultMinSparsity(pattern.block_n, layout, options.isa) : options.min_sparsity;
   // Tolerance: sparsities such as 1 - 64/128 are exact, but thresholds given in decimal are not.
   if (pattern.tap_vector_sparsity < min_sparsity - 1e-9) {
     return refusal->Refuse(
@@ -215,7 +215,7 @@ bool ApplyPolicy(const ClaimingOptions& options, ConvLayerPlan* plan, Refusal* r
             " below min_sparsity " + FormatTwoDecimals(min_sparsity) +
             (per_width ? " (the default for N=" + std::to_string(pattern.block_n) +
                              (layout == InputLayout::kChannelMajor ? ", channel-major" : "") +
-                             ")"
+                             " with " + IsaName(options.isa) + ")"
                        : ""));
   }
   // Packed weights are indexed with 32 bits (see PackFilter).
@@ -292,9 +292,9 @@ bool ActivationRange(TfLiteFusedActivation activation, float* low, float* high) 
   }
 }
 
-double DefaultMinSparsity(int block_n, InputLayout layout) {
+double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa) {
   if (block_n >= 16) return 0.3;
-  if (block_n >= 8) return 0.55;
+  if (block_n >= 8) return isa == Isa::kAvx512 ? 0.5 : 0.55;
   if (block_n >= 4) return layout == InputLayout::kChannelMajor ? 0.75 : 0.8;
   if (block_n >= 2) return 0.9;
   return 0.95;

@@ -27,15 +27,19 @@ namespace tflite_sparse {
 // with XNNPACK's dense kernels, with a margin. Measured on AVX-512 (Zen 4) over ResNet-50's conv
 // shapes (scripts/benchmark_delegate.py): against XNNPACK the 1x16 and 1x32 microkernels reach
 // 0.76-1.2 of the ideal speedup 1 / (1 - s), the 1x8 ones (256-bit) 0.33-0.64 and the 1x4 ones
-// (128-bit) 0.16-0.37, i.e. a 1x4 layer at 50 % runs at 0.63x. Below N = 4 the microkernels are
-// scalar. A layer that runs a channel-major variant (1x1 stride-1 at N = 4 with AVX2,
+// (128-bit) 0.16-0.37, i.e. a 1x4 layer at 50 % runs at 0.63x. Since the AVX-512 1x8 variant
+// takes its input as embedded broadcasts (AVX-512VL) and runs two tap vectors per loop iteration,
+// every 1x8 layer of ResNet-18, ResNet-50 and MobileNetV1 at 50 % ran 1.08-1.4x faster than
+// XNNPACK at 1 thread (four runs, Zen 4), so N = 8 starts at 0.5 with AVX-512 and keeps 0.55
+// elsewhere (the AVX2 1x8 variant was not measured at 50 % on a machine without AVX-512). Below
+// N = 4 the microkernels are scalar. A layer that runs a channel-major variant (1x1 stride-1 at N = 4 with AVX2,
 // f32_1x4_p24_panel__avx2) has its own break-even: 0.75, where all nine 1x1 stride-1 shapes of
 // ResNet-50 ran 1.17-4.2x faster than XNNPACK in three runs on an AVX2-only Zen 4 VM (at 0.5 two
 // of them were slower, 0.64-0.91x; docs/RESULTS.md). The AVX-512 channel-major variant
 // (f32_1x4_p64_panel__avx512) has the same threshold: at 0.75 the nine shapes ran 1.45-2.60x
 // faster than XNNPACK, at 0.5 one of them (7x7 2048->512) ran at 0.90x (1 thread, Zen 4). Used
 // when the min_sparsity option is not given.
-double DefaultMinSparsity(int block_n, InputLayout layout = InputLayout::kPixelMajor);
+double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa);
 
 struct ClaimingOptions {
   // Claim layers whose tap-vector sparsity is at least this; negative: DefaultMinSparsity(N).
