@@ -32,17 +32,18 @@ namespace tflite_sparse {
 // every 1x8 layer of ResNet-18, ResNet-50 and MobileNetV1 at 50 % ran 1.08-1.4x faster than
 // XNNPACK at 1 thread (four runs, Zen 4), so N = 8 starts at 0.5 with AVX-512 and keeps 0.55
 // elsewhere (the AVX2 1x8 variant was not measured at 50 % on a machine without AVX-512). Below
-// N = 4 the microkernels are scalar. A layer that runs a channel-major variant (1x1 stride-1 at N = 4 with AVX2,
-// f32_1x4_p24_panel__avx2) has its own break-even: 0.75, where all nine 1x1 stride-1 shapes of
-// ResNet-50 ran 1.17-4.2x faster than XNNPACK in three runs on an AVX2-only Zen 4 VM (at 0.5 two
-// of them were slower, 0.64-0.91x; docs/RESULTS.md). The AVX-512 channel-major variant
+// N = 4 the microkernels are scalar. A layer that runs a channel-major variant (1x1 stride-1 at
+// N = 4 with AVX2, f32_1x4_p24_panel__avx2) has its own break-even: 0.75, where all nine 1x1
+// stride-1 shapes of ResNet-50 ran 1.17-4.2x faster than XNNPACK in three runs on an AVX2-only
+// Zen 4 VM (at 0.5 two of them were slower, 0.64-0.91x; docs/RESULTS.md). The AVX-512 channel-major variant
 // (f32_1x4_p64_panel__avx512) has the same threshold: at 0.75 the nine shapes ran 1.45-2.60x
 // faster than XNNPACK, at 0.5 one of them (7x7 2048->512) ran at 0.90x (1 thread, Zen 4). Used
 // when the min_sparsity option is not given.
 double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa);
 
 struct ClaimingOptions {
-  // Claim layers whose tap-vector sparsity is at least this; negative: DefaultMinSparsity(N).
+  // Claim layers whose tap-vector sparsity is at least this; negative: DefaultMinSparsity(N,
+  // layout, isa).
   double min_sparsity = -1.0;
   int block_n = 0;            // 0: detect per layer among the registry's widths; else forced
   Isa isa = Isa::kGeneric;    // the microkernel ISA the delegate runs
