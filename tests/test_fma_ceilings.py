@@ -16,13 +16,19 @@ import pytest
 SOURCE = Path(__file__).resolve().parents[1] / "benchmarks" / "ceilings" / "fma_ceilings.c"
 
 
-@pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64 instruction forms")
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
-def test_fma_ceilings_runs_every_supported_row(tmp_path):
-    binary = tmp_path / "fma_ceilings"
+@pytest.fixture(scope="module")
+def binary(tmp_path_factory) -> Path:
+    """The program, compiled once with the flags of `make bench-ceilings`."""
+    if platform.machine() != "x86_64" or shutil.which("gcc") is None:
+        pytest.skip("x86-64 instruction forms, built with gcc")
+    path = tmp_path_factory.mktemp("ceilings") / "fma_ceilings"
     subprocess.run(
-        ["gcc", "-O2", "-Wall", "-Wextra", "-Werror", str(SOURCE), "-o", str(binary)], check=True
+        ["gcc", "-O2", "-Wall", "-Wextra", "-Werror", str(SOURCE), "-o", str(path)], check=True
     )
+    return path
+
+
+def test_fma_ceilings_runs_every_supported_row(binary):
     output = subprocess.run([str(binary), "2"], capture_output=True, text=True, check=True).stdout
     fma_table, memory_table = output.strip().split("\n\n")
     rows = [line for line in fma_table.splitlines() if "---" not in line]
@@ -42,10 +48,6 @@ def test_fma_ceilings_runs_every_supported_row(tmp_path):
         assert float(cells[2]) > 0 and float(cells[3]) > 0, memory_row
 
 
-def test_fma_ceilings_rejects_a_bad_sample_length(tmp_path):
-    if platform.machine() != "x86_64" or shutil.which("gcc") is None:
-        pytest.skip("x86-64 with gcc only")
-    binary = tmp_path / "fma_ceilings"
-    subprocess.run(["gcc", "-O2", str(SOURCE), "-o", str(binary)], check=True)
+def test_fma_ceilings_rejects_a_bad_sample_length(binary):
     result = subprocess.run([str(binary), "-5"], capture_output=True, text=True)
     assert result.returncode == 2 and "milliseconds per sample" in result.stderr

@@ -30,16 +30,13 @@
 #include <stdlib.h>
 #include <time.h>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
 #if !defined(__x86_64__)
 int main(void) {
   puts("fma_ceilings: x86-64 only");
   return 0;
 }
 #else
+#include <immintrin.h>
 
 static double Now(void) {
   struct timespec t;
