@@ -1,6 +1,6 @@
 """Speed of the 1xN sparse CONV_2D delegate against dense XNNPACK, layer by layer and per model.
 
-Two levels, measured in one run:
+Three levels, any of them measured in one run:
 
 - **layer**: single-convolution float32 models (Conv2D + bias + ReLU, batch 1) with every distinct
   conv shape that ResNet-18, ResNet-50 and MobileNetV1 have at 224x224 input (the stem, the
@@ -14,6 +14,12 @@ Two levels, measured in one run:
   1x16 masks in the SUBP paper's configurations (blocks pruned per 128 input channels: ResNet-18 60,
   ResNet-50 66 ("2.0G") and 98.5 ("1.0G"), MobileNetV1 69). The first conv, the depthwise convs
   and the classifier stay dense.
+- **stem** (only with `--levels=stem`): dense single-conv models over few input channels (RGB
+  stems, patchify stems, `STEM_SHAPES`), batch sizes `--batches`: the shapes behind the
+  delegate's one per-shape claiming rule, which claims such convs at any sparsity where its
+  kernel beats XNNPACK's dense one (AVX-512, at least 64 outputs, at most 256 KiB of weights,
+  20 MFLOP per image). Rows the rule leaves to XNNPACK measure it against itself unless
+  `--min_sparsity=0` makes the delegate claim them too.
 
 Every row compares two interpreters on the same `.tflite` (the same sparse weights): the
 delegate (`tflite_delegate.Interpreter`) and plain LiteRT, whose XNNPACK runs the zeros as dense
@@ -62,7 +68,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 NETS = ("resnet18", "resnet50", "mobilenet_v1")
-LEVELS = ("layer", "model")
+LEVELS = ("layer", "model", "stem")
 DELEGATE_BLOCK_NS = (1, 2, 4, 8, 16, 32)
 IMAGE_SHAPE = (224, 224, 3)
 NUM_CLASSES = 1000
@@ -114,7 +120,12 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
     """Define this script's absl flags (only when it runs as the program: importing the module
     for its helpers, as scripts.benchmark_peers does, defines none)."""
-    flags.DEFINE_list("levels", list(LEVELS), f"What to measure: any of {LEVELS}.")
+    flags.DEFINE_list(
+        "levels",
+        ["layer", "model"],
+        f"What to measure: any of {LEVELS} (stem: dense convs over few input channels, the "
+        "shapes behind the delegate's per-shape claiming rule; not run by default).",
+    )
     flags.DEFINE_list("nets", list(NETS), f"Networks (layer shapes and models) from {NETS}.")
     flags.DEFINE_list("block_n", ["4", "8", "16", "32"], "Layer level: block lengths N.")
     flags.DEFINE_list(
@@ -123,13 +134,15 @@ def define_flags() -> None:
     flags.DEFINE_list("threads", ["1", "2"], "Thread counts (both engines run at each).")
     flags.DEFINE_list("widths", [], "Layer level: output widths to keep (e.g. 56,28); empty: all.")
     flags.DEFINE_list("kernels", [], "Layer level: kernel sizes to keep (1, 3); empty: all.")
-    flags.DEFINE_integer("max_layers", 0, "Layer level: at most this many shapes (0: all).")
+    flags.DEFINE_integer(
+        "max_layers", 0, "Layer and stem levels: at most this many shapes each (0: all)."
+    )
     flags.DEFINE_list(
         "model_configs",
         list(MODEL_CONFIGS),
         f"Model level configurations from {list(MODEL_CONFIGS)}.",
     )
-    flags.DEFINE_list("batches", ["1", "8"], "Model level: batch sizes.")
+    flags.DEFINE_list("batches", ["1", "8"], "Model and stem levels: batch sizes.")
     flags.DEFINE_integer("repeats", 15, "Interleaved rounds: timed samples per interpreter.")
     flags.DEFINE_integer("warmup", 2, "Untimed invokes per interpreter before timing.")
     flags.DEFINE_float(
@@ -273,9 +286,9 @@ def validate_flags() -> Settings:
         raise app.UsageError("the layer level needs at least one --block_n and one --sparsity")
     if not threads:
         raise app.UsageError("--threads is empty")
+    if ("model" in levels or "stem" in levels) and not batches:
+        raise app.UsageError("the model and stem levels need at least one --batches value")
     if "model" in levels:
-        if not batches:
-            raise app.UsageError("the model level needs at least one --batches value")
         if not any(MODEL_CONFIGS[name].net in nets for name in configs):
             raise app.UsageError(
                 f"no --model_configs {list(configs)} belongs to --nets {list(nets)}"
@@ -424,6 +437,25 @@ class ConvShape:
     def flops(self) -> int:
         """Dense FLOPs of the conv (2 x multiply-adds), batch 1."""
         return 2 * self.out_size**2 * self.cout * self.kernel**2 * self.cin
+
+
+# Stem level: dense convolutions over few input channels at 224x224 input (ConvShape(out width,
+# Cin, Cout, kernel, stride)): the shapes behind the delegate's one per-shape claiming rule
+# (DenseFewChannelConvPays in tflite_delegate/native/claiming/claiming_policy.h), first those it
+# claims by default with AVX-512, then the nearest ones it leaves to XNNPACK and why
+# (--min_sparsity=0 claims them all, to see what the rule avoids).
+STEM_SHAPES = (
+    ConvShape(112, 3, 64, 7, 2),  # the ResNet stem
+    ConvShape(224, 3, 64, 3, 1),  # VGG's first conv
+    ConvShape(112, 3, 64, 3, 2),
+    ConvShape(56, 3, 96, 4, 4),  # a patchify stem (ConvNeXt)
+    ConvShape(28, 3, 256, 8, 8),
+    ConvShape(112, 1, 64, 7, 2),  # one input channel
+    ConvShape(112, 3, 32, 3, 2),  # MobileNet's stem: O = 32 < 64
+    ConvShape(112, 3, 16, 3, 2),  # O = 16
+    ConvShape(14, 3, 768, 16, 16),  # a ViT patch embedding: 2.4 MB of weights > 256 KiB
+    ConvShape(32, 3, 64, 3, 1),  # 32x32 input: 3.5 MFLOP < 20
+)
 
 
 @dataclass
@@ -971,11 +1003,63 @@ def run_layer_level(settings: Settings, plan: list[tuple]) -> list[dict]:
     return rows
 
 
+def prepare_stem_models(settings: Settings) -> list[tuple[ConvShape, Path]]:
+    """Convert (or find cached) the stem level's dense single-conv models."""
+    shapes = STEM_SHAPES[: settings.max_layers] if settings.max_layers else STEM_SHAPES
+    plan = []
+    for shape in shapes:
+        # Dense: no block pruned (the 1x16 of the cache name only names the mask's layout).
+        path, _ = prepare_layer_model(
+            settings.out_dir, settings.seed, shape, 16, 0.0, settings.rebuild
+        )
+        plan.append((shape, path))
+    return plan
+
+
+def run_stem_level(settings: Settings, plan: list[tuple[ConvShape, Path]]) -> list[dict]:
+    """Time every dense stem model with both engines; one row per (shape, batch, threads)."""
+    rows = []
+    for index, (shape, path) in enumerate(plan, start=1):
+        input_shape = (shape.in_size, shape.in_size, shape.cin)
+        measured = measure_pair(
+            path, input_shape, settings.batches, settings, [shape.in_size, shape.cin, shape.cout]
+        )
+        group = []
+        for batch in settings.batches:
+            for threads in settings.threads:
+                row = {
+                    "level": "stem",
+                    "layer": shape.key,
+                    "conv": shape.describe(),
+                    "in_width": shape.in_size,
+                    "out_width": shape.out_size,
+                    "cin": shape.cin,
+                    "cout": shape.cout,
+                    "kernel": shape.kernel,
+                    "stride": shape.stride,
+                    "block_n": None,
+                    "filter_bytes": 4 * shape.cout * shape.kernel**2 * shape.cin,
+                    "batch": batch,
+                    "threads": threads,
+                    "dense_flops": shape.flops(),
+                    "kept_flops": shape.flops(),
+                    "tflite": str(path),
+                    **measured[batch, threads],
+                }
+                group.append(_complete_row(row, shape.flops(), shape.flops(), settings, batch))
+        _add_scaling(group, ["layer", "batch"])
+        rows.extend(group)
+        for row in group:
+            print(_progress_line(f"[{index}/{len(plan)}] stem {row['conv']} @{shape.in_size}", row))
+    return rows
+
+
 def _progress_line(label: str, row: dict) -> str:
     scaling = f" 2/1 {row['scaling']:.2f}x" if row.get("scaling") else ""
     claims = row["claims"]
+    blocks = f"1x{row['block_n']} s={row.get('sparsity', 0):.3g}" if row["block_n"] else "dense"
     return (
-        f"{label} 1x{row['block_n']} s={row.get('sparsity', 0):.3g} {row['threads']}T "
+        f"{label} {blocks} {row['threads']}T "
         f"b{row.get('batch', 1)}: delegate {row['delegate_ms']:.3f} ms, XNNPACK "
         f"{row['xnnpack_ms']:.3f} ms, {row['speedup']:.2f}x (ideal {row['ideal_speedup']:.2f}, "
         f"eff {row['efficiency']:.2f}){scaling}, claimed {claims['claimed']}/"
@@ -1182,6 +1266,31 @@ def model_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def stem_table(rows: list[dict]) -> list[str]:
+    """Markdown lines: one row per (stem shape, batch, threads), then what was not claimed."""
+    lines = [
+        "| conv | input | batch | thr | delegate ms | XNNPACK ms | speedup | GFLOP/s | % peak "
+        "| 2/1 | claimed | microkernel | agree |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+    ]
+    not_claimed = {}
+    for row in rows:
+        lines.append(
+            f"| {row['conv']} | {row['in_width']} | {row['batch']} | {row['threads']} | "
+            f"{row['delegate_ms']:.3f} | {row['xnnpack_ms']:.3f} | {row['speedup']:.2f}x | "
+            f"{row['kept_gflops']:.1f} | {row['percent_of_peak']:.0f} | "
+            f"{_format(row['scaling'], 2, 'x')} | {_claim_cell(row)} | "
+            f"{', '.join(row['claims'].get('microkernels', {}))} | "
+            f"{'yes' if row['agree'] else 'NO'} |"
+        )
+        for reason in row["claims"]["not_claimed"]:
+            not_claimed.setdefault(f"{row['conv']} @{row['in_width']}", reason)
+    if not_claimed:
+        lines += ["", "Not claimed, by reason:"]
+        lines += [f"- {conv}: {reason}" for conv, reason in not_claimed.items()]
+    return lines
+
+
 def write_plot(
     path: Path, rows: list[dict], load_start: Sequence[float], load_end: Sequence[float]
 ) -> str | None:
@@ -1286,6 +1395,13 @@ def markdown_report(record: dict) -> str:
             "",
             *layer_table(record["layer_rows"]),
         ]
+    if record.get("stem_rows"):
+        lines += [
+            "",
+            "## Dense convs over few input channels (stem level)",
+            "",
+            *stem_table(record["stem_rows"]),
+        ]
     if record["plot"]:
         lines += ["", f"![speedup against sparsity]({Path(record['plot']).name})"]
     elif record["plot_skipped"]:
@@ -1335,20 +1451,23 @@ def main(argv: Sequence[str]) -> int:
     start = time.perf_counter()
     layer_plan = prepare_layer_models(settings, sources) if sources else []
     model_plan = prepare_models(settings) if "model" in settings.levels else []
+    stem_plan = prepare_stem_models(settings) if "stem" in settings.levels else []
     conversion_s = time.perf_counter() - start
     print(f"models ready in {conversion_s:.1f} s", flush=True)
     if FLAGS.convert_only:
-        print(f"--convert_only: {len(layer_plan) + len(model_plan)} models in {settings.out_dir}")
+        count = len(layer_plan) + len(model_plan) + len(stem_plan)
+        print(f"--convert_only: {count} models in {settings.out_dir}")
         return 0
 
     start = time.perf_counter()
     model_rows = run_model_level(settings, model_plan) if model_plan else []
     layer_rows = run_layer_level(settings, layer_plan) if layer_plan else []
+    stem_rows = run_stem_level(settings, stem_plan) if stem_plan else []
     timing_s = time.perf_counter() - start
     load_end = load_average()
     load_end_line = print_load("at end", load_end)
 
-    rows = model_rows + layer_rows
+    rows = model_rows + layer_rows + stem_rows
     isas = sorted({row["claims"]["isa"] for row in rows if row["claims"]["isa"]})
     record = {
         "command": command,
@@ -1368,6 +1487,7 @@ def main(argv: Sequence[str]) -> int:
         "model_rows": model_rows,
         "layer_rows": layer_rows,
         "layer_summary": efficiency_summary(layer_rows),
+        "stem_rows": stem_rows,
         "spread": {
             "median": statistics.median(row["spread"] for row in rows),
             "max": max(row["spread"] for row in rows),
@@ -1395,7 +1515,8 @@ def main(argv: Sequence[str]) -> int:
             print(
                 f"ERROR: outputs disagree ({row['agreement']['relative']:.2e} > "
                 f"{settings.tolerance:g}): {row.get('label') or row.get('conv')} "
-                f"1x{row['block_n']} threads {row['threads']} ({row['tflite']})",
+                f"{'1x' + str(row['block_n']) if row['block_n'] else 'dense'} threads "
+                f"{row['threads']} ({row['tflite']})",
                 file=sys.stderr,
             )
         return 1

@@ -42,6 +42,7 @@ def run_benchmark(*flags: str, timeout: float = 300) -> subprocess.CompletedProc
             "no --model_configs ['resnet50_2.0G'] belongs to --nets ['resnet18']",
         ),
         (["--batches=0", "--levels=model"], "--batches values must be >= 1"),
+        (["--batches=", "--levels=stem"], "need at least one --batches value"),
         (["--out_dir=README.md"], "exists and is not a directory"),
     ],
 )
@@ -180,6 +181,57 @@ def test_quick_run_writes_consistent_results_and_reuses_its_cache(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert os.stat(row["tflite"]).st_mtime_ns == modified
     assert json.loads((tmp_path / "delegate_benchmark.json").read_text())["layer_rows"]
+
+
+def test_stem_level_times_dense_few_channel_convs_and_reports_the_claim(tmp_path):
+    import tflite_delegate
+
+    completed = run_benchmark(
+        "--levels=stem",
+        "--max_layers=1",
+        "--batches=1",
+        "--threads=1",
+        "--repeats=1",
+        "--warmup=0",
+        "--min_sample_ms=0",
+        f"--out_dir={tmp_path}",
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    record = json.loads((tmp_path / "delegate_benchmark.json").read_text())
+    assert record["layer_rows"] == [] and record["model_rows"] == []
+    (row,) = record["stem_rows"]
+    # The first STEM_SHAPES entry: the ResNet stem, 7x7 stride 2 over 3 channels to 64.
+    assert (row["conv"], row["in_width"], row["out_width"], row["batch"]) == (
+        "7x7 s2 3->64",
+        224,
+        112,
+        1,
+    )
+    flops = 2 * 112 * 112 * 64 * 7 * 7 * 3
+    assert row["dense_flops"] == row["kept_flops"] == flops
+    assert row["filter_bytes"] == 4 * 64 * 7 * 7 * 3
+    assert row["kept_gflops"] == pytest.approx(flops / (row["delegate_ms"] * 1e6))
+    assert row["speedup"] == pytest.approx(row["xnnpack_ms"] / row["delegate_ms"])
+    # Claimed by default only where the rule holds: with AVX-512 (the delegate's default ISA).
+    claimed = tflite_delegate.supported_isas()[0] == "avx512"
+    assert row["claims"]["claimed"] == int(claimed) and row["claims"]["conv_nodes"] == 1
+    assert row["agree"]
+    markdown = (tmp_path / "delegate_benchmark.md").read_text()
+    assert "## Dense convs over few input channels (stem level)" in markdown
+    assert "| 7x7 s2 3->64 | 224 | 1 | 1 |" in markdown
+    if not claimed:
+        assert "Not claimed, by reason:" in markdown and "below min_sparsity" in markdown
+    # The model is dense: its (64, 7, 7, 3) filter has no zero.
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=row["tflite"])
+    interpreter.allocate_tensors()
+    (weights,) = [
+        interpreter.get_tensor(detail["index"])
+        for detail in interpreter.get_tensor_details()
+        if tuple(detail["shape"]) == (64, 7, 7, 3)
+    ]
+    assert np.count_nonzero(weights) == weights.size
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,18 @@
 """The default claiming threshold depends on the block width N (the measured break-even of each
-microkernel width against XNNPACK), and an explicit min_sparsity replaces it for every width."""
+microkernel width against XNNPACK) and, for dense convolutions over few input channels, on the
+shape; an explicit min_sparsity replaces it for every width and shape."""
 
 import numpy as np
 import pytest
 
-from tests.tflite_delegate.delegate_test_support import available_isas, delegate_interpreter
+from tests.tflite_delegate.delegate_test_support import (
+    assert_outputs_close,
+    available_isas,
+    delegate_interpreter,
+    model_inputs,
+    reference_interpreter,
+    run,
+)
 from tflite_delegate.flatbuffer_models import ConvSpec, build_conv_model
 
 
@@ -85,3 +93,52 @@ def test_a_channel_major_layer_has_its_own_default_threshold(kept, sparsity):
         assert f"below min_sparsity {threshold} (the default for N=4{suffix} with {isa})" in (
             decision.reason
         )
+
+
+# (input H, W, I), (O, K, stride), claimed by default with AVX-512: DenseFewChannelConvPays
+# (claiming_policy.h) claims dense convolutions over at most 4 input channels on AVX-512 when
+# N = 32 holds, O >= 64, the filter is at most 256 KiB and the conv does at least 20 MFLOP.
+DENSE_FEW_CHANNEL_CASES = [
+    ((112, 112, 3), (64, 7, 2), True),  # the ResNet stem at 112 input: 59 MFLOP
+    ((96, 96, 3), (64, 3, 1), True),  # 31.9 MFLOP
+    ((125, 50, 1), (64, 5, 1), True),  # exactly 20 MFLOP
+    ((124, 50, 1), (64, 5, 1), False),  # 19.8 MFLOP: too small
+    ((224, 224, 4), (64, 16, 16), True),  # a 4x16x16x64 filter: exactly 256 KiB
+    ((224, 224, 4), (96, 16, 16), False),  # 384 KiB of weights
+    ((112, 112, 3), (32, 7, 2), False),  # O = 32: one group per tile
+    ((112, 112, 3), (80, 7, 2), True),  # N = 32 with a partial last group
+    ((112, 112, 3), (48, 7, 2), False),  # O = 48 < 64
+    ((112, 112, 5), (64, 7, 2), False),  # I = 5
+]
+
+
+@pytest.mark.parametrize("isa", available_isas())
+@pytest.mark.parametrize(("input_hwc", "conv", "claimed_with_avx512"), DENSE_FEW_CHANNEL_CASES)
+def test_dense_convs_over_few_input_channels_are_claimed_where_they_pay(
+    isa, input_hwc, conv, claimed_with_avx512
+):
+    import tflite_delegate
+
+    out_channels, kernel, stride = conv
+    rng = np.random.default_rng(sum(input_hwc) + out_channels + kernel)
+    weights = rng.normal(0.0, 0.1, (out_channels, kernel, kernel, input_hwc[2])).astype(np.float32)
+    bias = rng.normal(0.0, 0.1, out_channels).astype(np.float32)
+    spec = ConvSpec(weights, bias, stride=(stride, stride), activation="RELU")
+    content = build_conv_model((1, *input_hwc), [spec])
+    interpreter, delegate = delegate_interpreter(content, isa=isa)
+    (decision,) = tflite_delegate.delegation_report(delegate)
+    assert decision.tap_vector_sparsity == 0.0
+    expected = claimed_with_avx512 and isa == "avx512"
+    assert decision.claimed == expected, decision.reason
+    if expected:
+        assert decision.block_n == 32 and decision.microkernel == "f32_1x32_p8__avx512"
+        inputs = model_inputs(interpreter, batch=1, seed=3)
+        assert_outputs_close(run(interpreter, inputs), run(reference_interpreter(content), inputs))
+    else:
+        assert decision.reason_code == "below_min_sparsity"
+        default_n = decision.block_n
+        assert f"(the default for N={default_n} with {isa})" in decision.reason
+    # An explicit threshold replaces the rule.
+    _, delegate = delegate_interpreter(content, isa=isa, min_sparsity=0.3)
+    (decision,) = tflite_delegate.delegation_report(delegate)
+    assert not decision.claimed and decision.reason_code == "below_min_sparsity"

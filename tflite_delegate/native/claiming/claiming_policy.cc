@@ -192,7 +192,8 @@ BlockPattern AnalyzePattern(const ConvLayerPlan& plan, const ClaimingOptions& op
 }
 
 // Step 8: worth claiming, indexable with 32 bits, and a microkernel exists.
-bool ApplyPolicy(const ClaimingOptions& options, ConvLayerPlan* plan, Refusal* refusal) {
+bool ApplyPolicy(const ClaimingOptions& options, int64_t output_pixels_per_image,
+                 ConvLayerPlan* plan, Refusal* refusal) {
   const BlockPattern& pattern = plan->pattern;
   // The variant for this shape class: channel-major (pixel-vector) where the registry has one
   // that fits and enough kept work shares each input value (today: 1x1 stride-1 convolutions at
@@ -205,8 +206,13 @@ bool ApplyPolicy(const ClaimingOptions& options, ConvLayerPlan* plan, Refusal* r
                              plan->filter_shape.in_channels));
   const InputLayout layout = variant != nullptr ? variant->layout : InputLayout::kPixelMajor;
   const bool per_width = options.min_sparsity < 0;
-  const double min_sparsity =
-      per_width ? DefaultMinSparsity(pattern.block_n, layout, options.isa) : options.min_sparsity;
+  double min_sparsity = options.min_sparsity;
+  if (per_width) {
+    min_sparsity = DenseFewChannelConvPays(plan->filter_shape, pattern.block_n,
+                                           output_pixels_per_image, options.isa)
+                       ? 0.0
+                       : DefaultMinSparsity(pattern.block_n, layout, options.isa);
+  }
   // Tolerance: sparsities such as 1 - 64/128 are exact, but thresholds given in decimal are not.
   if (pattern.tap_vector_sparsity < min_sparsity - 1e-9) {
     return refusal->Refuse(
@@ -259,7 +265,9 @@ bool Analyze(TfLiteContext* context, const TfLiteNode& node,
   plan->pattern = AnalyzePattern(*plan, options);
   decision->has_pattern = true;
   decision->pattern = plan->pattern;
-  if (!ApplyPolicy(options, plan, refusal)) return false;
+  const int64_t output_pixels_per_image =
+      static_cast<int64_t>(output.dims->data[1]) * output.dims->data[2];
+  if (!ApplyPolicy(options, output_pixels_per_image, plan, refusal)) return false;
   plan->input_tensor = tensors.input;
   plan->output_tensor = tensors.output;
   return true;
@@ -298,6 +306,16 @@ double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa) {
   if (block_n >= 4) return layout == InputLayout::kChannelMajor ? 0.75 : 0.8;
   if (block_n >= 2) return 0.9;
   return 0.95;
+}
+
+bool DenseFewChannelConvPays(const FilterShape& filter, int block_n,
+                             int64_t output_pixels_per_image, Isa isa) {
+  const int64_t filter_floats = filter.out_channels * filter.TapsPerChannel();
+  return isa == Isa::kAvx512 && filter.in_channels >= 1 &&
+         filter.in_channels <= kFewInputChannels && block_n == 32 &&
+         filter.out_channels >= kDenseFewChannelMinOutChannels &&
+         filter_floats * static_cast<int64_t>(sizeof(float)) <= kDenseFewChannelMaxFilterBytes &&
+         2 * output_pixels_per_image * filter_floats >= kDenseFewChannelMinFlops;
 }
 
 std::vector<int> CandidateBlockWidths(Isa isa) {
