@@ -54,7 +54,10 @@ def _format_decision(decision) -> str:
     if decision is None:
         return "not seen by the delegate"
     if decision.claimed:
-        return f"claimed (N={decision.block_n}, {decision.isa}, {decision.microkernel})"
+        note = (
+            "; dense, few input channels" if decision.reason.startswith("claimed: a dense") else ""
+        )
+        return f"claimed (N={decision.block_n}, {decision.isa}, {decision.microkernel}{note})"
     return f"no [{decision.reason_code}]: {decision.reason}"
 
 

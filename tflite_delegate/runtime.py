@@ -36,7 +36,9 @@ class NodeDecision:
     """The delegate's decision about one CONV_2D node of the most recent delegate Prepare.
 
     `reason_code` is a stable snake_case code ("claimed", "grouped_convolution",
-    "below_min_sparsity", ...) and `reason` the human-readable message. A *block* is N output
+    "below_min_sparsity", ...) and `reason` the human-readable message ("claimed", or for a dense
+    conv over few input channels claimed below the default threshold, such as an RGB stem,
+    "claimed: a dense conv over few input channels, ..."). A *block* is N output
     channels x one input channel x the whole KH x KW window; a *tap vector* is the N weights of
     one group at one filter tap, the unit the delegate stores and skips. `block_sparsity` and
     `tap_vector_sparsity` are fractions in [0, 1]; `kept_blocks_min`/`max` and

@@ -132,13 +132,18 @@ def test_dense_convs_over_few_input_channels_are_claimed_where_they_pay(
     assert decision.claimed == expected, decision.reason
     if expected:
         assert decision.block_n == 32 and decision.microkernel == "f32_1x32_p8__avx512"
+        assert decision.reason_code == "claimed"
+        assert decision.reason.startswith("claimed: a dense conv over few input channels")
         inputs = model_inputs(interpreter, batch=1, seed=3)
         assert_outputs_close(run(interpreter, inputs), run(reference_interpreter(content), inputs))
     else:
         assert decision.reason_code == "below_min_sparsity"
         default_n = decision.block_n
         assert f"(the default for N={default_n} with {isa})" in decision.reason
-    # An explicit threshold replaces the rule.
+    # An explicit threshold replaces the rule; claimed through it, the reason is the plain one.
     _, delegate = delegate_interpreter(content, isa=isa, min_sparsity=0.3)
     (decision,) = tflite_delegate.delegation_report(delegate)
     assert not decision.claimed and decision.reason_code == "below_min_sparsity"
+    _, delegate = delegate_interpreter(content, isa=isa, min_sparsity=0.0)
+    (decision,) = tflite_delegate.delegation_report(delegate)
+    assert decision.claimed and decision.reason == "claimed"

@@ -6,10 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.tflite_delegate.delegate_keras_models import converted_small_model
+from tests.tflite_delegate.delegate_test_support import available_isas
 from tflite_delegate.block_pattern import block_pattern
+from tflite_delegate.flatbuffer_models import ConvSpec, build_conv_model
 from tflite_delegate.inspect_model import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, main
 from tflite_delegate.tflite_model import ModelReadError, read_conv_layers
 
@@ -120,3 +123,16 @@ def test_command_line_entry_point(tmp_path):
         timeout=120,
     )
     assert missing.returncode == EXIT_BAD_INPUT and "not found" in missing.stderr
+
+
+@pytest.mark.skipif("avx512" not in available_isas(), reason="needs AVX-512")
+def test_a_stem_claimed_by_the_few_channel_rule_is_marked(tmp_path, capsys):
+    weights = np.random.default_rng(0).normal(0.0, 0.1, (64, 7, 7, 3)).astype(np.float32)
+    path = tmp_path / "stem.tflite"
+    path.write_bytes(build_conv_model((1, 112, 112, 3), [ConvSpec(weights, None, stride=(2, 2))]))
+    assert main([str(path), "--isa", "avx512"]) == 0
+    (line,) = _rows(capsys.readouterr().out).values()
+    assert "claimed (N=32, avx512, f32_1x32_p8__avx512; dense, few input channels)" in line
+    assert main([str(path), "--isa", "avx512", "--min-sparsity", "0"]) == 0
+    (line,) = _rows(capsys.readouterr().out).values()
+    assert "claimed (N=32, avx512, f32_1x32_p8__avx512)" in line

@@ -206,13 +206,14 @@ bool ApplyPolicy(const ClaimingOptions& options, int64_t output_pixels_per_image
                              plan->filter_shape.in_channels));
   const InputLayout layout = variant != nullptr ? variant->layout : InputLayout::kPixelMajor;
   const bool per_width = options.min_sparsity < 0;
-  double min_sparsity = options.min_sparsity;
-  if (per_width) {
-    min_sparsity = DenseFewChannelConvPays(plan->filter_shape, pattern.block_n,
-                                           output_pixels_per_image, options.isa)
-                       ? 0.0
-                       : DefaultMinSparsity(pattern.block_n, layout, options.isa);
-  }
+  const double default_min_sparsity = DefaultMinSparsity(pattern.block_n, layout, options.isa);
+  const bool few_channel_rule =
+      per_width && DenseFewChannelConvPays(plan->filter_shape, pattern.block_n,
+                                           output_pixels_per_image, options.isa);
+  const double min_sparsity =
+      few_channel_rule ? 0.0 : per_width ? default_min_sparsity : options.min_sparsity;
+  plan->dense_few_channel =
+      few_channel_rule && pattern.tap_vector_sparsity < default_min_sparsity - 1e-9;
   // Tolerance: sparsities such as 1 - 64/128 are exact, but thresholds given in decimal are not.
   if (pattern.tap_vector_sparsity < min_sparsity - 1e-9) {
     return refusal->Refuse(
@@ -342,7 +343,7 @@ NodeDecision AnalyzeConvNode(TfLiteContext* context, int node_index, const TfLit
       Analyze(context, node, dequantize_sources, options, &decision, plan, &refusal);
   if (decision.claimed) {
     decision.reason_code = ReasonCode::kClaimed;
-    decision.reason = "claimed";
+    decision.reason = plan->dense_few_channel ? kClaimedDenseFewChannelReason : "claimed";
     decision.microkernel = plan->microkernel->name;
   } else {
     decision.reason_code = refusal.code;

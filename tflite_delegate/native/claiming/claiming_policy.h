@@ -88,7 +88,7 @@ struct NodeDecision {
   int node_index = -1;
   bool claimed = false;
   ReasonCode reason_code = ReasonCode::kClaimed;
-  std::string reason;        // "claimed" or why not
+  std::string reason;        // "claimed" (kClaimedDenseFewChannelReason) or why not
   bool has_pattern = false;  // the pattern statistics below were computed
   FilterShape filter;        // O, KH, KW, I (zeros when unknown)
   BlockPattern pattern;      // valid when has_pattern
@@ -108,7 +108,13 @@ struct ConvLayerPlan {
   std::vector<float> bias;    // O floats, empty when the node has no bias
   BlockPattern pattern;
   const MicrokernelVariant* microkernel = nullptr;
+  // Claimed only because of DenseFewChannelConvPays (below DefaultMinSparsity).
+  bool dense_few_channel = false;
 };
+
+// NodeDecision::reason of a node claimed only because of DenseFewChannelConvPays.
+inline constexpr char kClaimedDenseFewChannelReason[] =
+    "claimed: a dense conv over few input channels, faster than XNNPACK even dense";
 
 // Decides about one CONV_2D node. Returns the decision; fills `plan` when claimed.
 NodeDecision AnalyzeConvNode(TfLiteContext* context, int node_index, const TfLiteNode& node,
