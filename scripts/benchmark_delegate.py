@@ -143,6 +143,13 @@ def define_flags() -> None:
         f"Model level configurations from {list(MODEL_CONFIGS)}.",
     )
     flags.DEFINE_list("batches", ["1", "8"], "Model and stem levels: batch sizes.")
+    flags.DEFINE_list(
+        "stem_shapes",
+        [],
+        "Stem level: dense convs to time instead of STEM_SHAPES, each "
+        "INPUT_WIDTH:CIN:COUT:KERNEL:STRIDE (square, 'same' padding; the width a multiple of the "
+        "stride), e.g. 224:3:64:7:2 for the ResNet stem.",
+    )
     flags.DEFINE_integer("repeats", 15, "Interleaved rounds: timed samples per interpreter.")
     flags.DEFINE_integer("warmup", 2, "Untimed invokes per interpreter before timing.")
     flags.DEFINE_float(
@@ -214,6 +221,7 @@ class Settings:
     max_layers: int
     model_configs: tuple[str, ...]
     batches: tuple[int, ...]
+    stem_shapes: tuple[ConvShape, ...]
     repeats: int
     warmup: int
     min_sample_ms: float
@@ -264,6 +272,21 @@ def parse_sparsities(values: Sequence[str]) -> tuple[float, ...]:
     return sparsities
 
 
+def parse_stem_shape(text: str) -> ConvShape:
+    """'INPUT_WIDTH:CIN:COUT:KERNEL:STRIDE' -> ConvShape; raises app.UsageError naming the entry."""
+    parts = text.strip().split(":")
+    try:
+        width, cin, cout, kernel, stride = (int(part) for part in parts)
+    except ValueError:
+        width = cin = cout = kernel = stride = 0
+    if min(width, cin, cout, kernel, stride) < 1 or width % stride:
+        raise app.UsageError(
+            f"--stem_shapes entry {text!r} is not INPUT_WIDTH:CIN:COUT:KERNEL:STRIDE (positive "
+            "integers, the width a multiple of the stride)"
+        )
+    return ConvShape(out_size=width // stride, cin=cin, cout=cout, kernel=kernel, stride=stride)
+
+
 def validate_flags() -> Settings:
     """Check every flag and return them typed; raises app.UsageError naming the bad flag."""
     levels = _choices("levels", FLAGS.levels, LEVELS)
@@ -281,6 +304,7 @@ def validate_flags() -> Settings:
     widths = _integers("widths", FLAGS.widths, 1)
     kernels = _integers("kernels", FLAGS.kernels, 1)
     batches = _integers("batches", FLAGS.batches, 1)
+    stem_shapes = tuple(dict.fromkeys(parse_stem_shape(text) for text in FLAGS.stem_shapes))
     configs = _choices("model_configs", FLAGS.model_configs, MODEL_CONFIGS)
     if "layer" in levels and (not block_ns or not sparsities):
         raise app.UsageError("the layer level needs at least one --block_n and one --sparsity")
@@ -316,6 +340,7 @@ def validate_flags() -> Settings:
         max_layers=FLAGS.max_layers,
         model_configs=tuple(name for name in configs if MODEL_CONFIGS[name].net in nets),
         batches=batches,
+        stem_shapes=stem_shapes or STEM_SHAPES,
         repeats=FLAGS.repeats,
         warmup=FLAGS.warmup,
         min_sample_ms=FLAGS.min_sample_ms,
@@ -1005,12 +1030,15 @@ def run_layer_level(settings: Settings, plan: list[tuple]) -> list[dict]:
 
 def prepare_stem_models(settings: Settings) -> list[tuple[ConvShape, Path]]:
     """Convert (or find cached) the stem level's dense single-conv models."""
-    shapes = STEM_SHAPES[: settings.max_layers] if settings.max_layers else STEM_SHAPES
+    shapes = settings.stem_shapes
+    if settings.max_layers:
+        shapes = shapes[: settings.max_layers]
     plan = []
     for shape in shapes:
-        # Dense: no block pruned (the 1x16 of the cache name only names the mask's layout).
+        # Dense: no block pruned (the 1xN of the cache name only names the mask's layout).
+        block_n = next(n for n in (16, 8, 4, 2, 1) if shape.cout % n == 0)
         path, _ = prepare_layer_model(
-            settings.out_dir, settings.seed, shape, 16, 0.0, settings.rebuild
+            settings.out_dir, settings.seed, shape, block_n, 0.0, settings.rebuild
         )
         plan.append((shape, path))
     return plan

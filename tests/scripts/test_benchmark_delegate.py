@@ -43,6 +43,8 @@ def run_benchmark(*flags: str, timeout: float = 300) -> subprocess.CompletedProc
         ),
         (["--batches=0", "--levels=model"], "--batches values must be >= 1"),
         (["--batches=", "--levels=stem"], "need at least one --batches value"),
+        (["--levels=stem", "--stem_shapes=224:3:64:7:3"], "is not INPUT_WIDTH:CIN:COUT:KERNEL"),
+        (["--levels=stem", "--stem_shapes=224:3:64:7"], "is not INPUT_WIDTH:CIN:COUT:KERNEL"),
         (["--out_dir=README.md"], "exists and is not a directory"),
     ],
 )
@@ -232,6 +234,32 @@ def test_stem_level_times_dense_few_channel_convs_and_reports_the_claim(tmp_path
         if tuple(detail["shape"]) == (64, 7, 7, 3)
     ]
     assert np.count_nonzero(weights) == weights.size
+
+
+def test_stem_level_takes_shapes_from_the_command_line(tmp_path):
+    completed = run_benchmark(
+        "--levels=stem",
+        "--stem_shapes=32:3:24:3:1",
+        "--batches=2",
+        "--threads=1",
+        "--repeats=1",
+        "--warmup=0",
+        "--min_sample_ms=0",
+        f"--out_dir={tmp_path}",
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    (row,) = json.loads((tmp_path / "delegate_benchmark.json").read_text())["stem_rows"]
+    assert (row["conv"], row["in_width"], row["out_width"], row["batch"]) == (
+        "3x3 3->24",
+        32,
+        32,
+        2,
+    )
+    assert row["dense_flops"] == 2 * 32 * 32 * 24 * 3 * 3 * 3
+    # O = 24 < 64: left to XNNPACK by the few-input-channel rule, whatever the ISA.
+    assert row["claims"]["claimed"] == 0
+    assert any("below min_sparsity" in reason for reason in row["claims"]["not_claimed"])
+    assert row["agree"]
 
 
 @pytest.mark.parametrize(

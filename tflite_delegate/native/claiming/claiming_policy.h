@@ -46,22 +46,24 @@ double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa);
 // with the default threshold it is claimed whatever its sparsity (threshold 0). XNNPACK's
 // dense kernels spend each filter tap's inner loop on only I = 3 input channels; the pixel-major
 // 1x32 microkernel treats every (ky, kx, ci) as one tap vector of a long list instead. Measured
-// with AVX-512 on Zen 4 (single-conv models, 224x224 input unless said, XNNPACK time / delegate
-// time at 1 / 2 threads, medians of 11 interleaved samples, two to four runs each, docs/RESULTS.md
-// "Dense convolutions over few input channels"): 7x7 stride 2 3->64 (the ResNet stem) 1.26-1.34x
-// / 1.19-1.56x at batch 1, 1.23x / 1.34x at batch 8 (at 112 and 256 input 1.21-1.38x at either
-// thread count); 3x3 stride 1 3->64 1.46-1.99x / 1.58-1.93x; 3x3 stride 2 3->64 1.13-1.15x /
-// 1.03-1.11x; 4x4 stride 4 3->96 (patchify) 1.20-1.24x / 1.19-1.24x; 8x8 stride 8 3->256
-// 1.23-1.27x / 1.25-1.29x. The limits, each from a measured loss or break-even:
+// with AVX-512 on Zen 4: single-conv models, 224x224 input unless said, XNNPACK time / delegate
+// time at 1 / 2 threads, medians of 11 interleaved samples, the ranges over two to five runs of
+// `python -m scripts.benchmark_delegate --levels=stem` (its STEM_SHAPES, or --stem_shapes; with
+// --min_sparsity=0 for the shapes the rule leaves out) and of earlier runs of the same kind
+// (docs/RESULTS.md, "Dense convolutions over few input channels"): 7x7 stride 2 3->64 (the ResNet
+// stem) 1.26-1.55x / 1.19-1.56x at batch 1, 1.23-1.39x / 1.20-1.34x at batch 8; 3x3 stride 1 3->64
+// 1.46-1.99x / 1.48-1.93x; 3x3 stride 2 3->64 1.09-1.15x / 1.03-1.11x; 4x4 stride 4 3->96
+// (patchify) 1.18-1.24x / 1.16-1.24x; 8x8 stride 8 3->256 1.23-1.28x / 1.25-1.29x. The limits,
+// each from a measured loss or break-even:
 // - AVX-512 only: the AVX2 1x32 variant ran the 3->32 stem at 0.69-0.78x and the ResNet stem at
 //   0.93x with 2 threads;
-// - I <= kFewInputChannels (4): with O = 64, I = 1, 2 and 4 ran at 1.15-2.21x (7x7 stride 2,
-//   3x3 stride 1 and 2, 5x5 stride 2); I = 8 and 16 were measured with O = 32 only (1.03-1.07x,
-//   1.08-1.25x), too little to go further;
-// - N = 32 detected (any O > 16 when dense; the last group may be partial: O = 72, 80 and 96
-//   ran at 1.20-1.34x) and O >= 64, at least two groups per tile: O = 32 ran at 0.96-1.28x
-//   (MobileNet's 3x3 stride-2 stem, also at 299 input), I = 1 and O = 32 at 0.57-0.99x, O = 48
-//   at 0.96-1.01x, O = 24 at 1.01-1.54x, O = 16 (N = 16) at 0.80-0.92x;
+// - I <= kFewInputChannels (4): with O = 64, I = 1, 2 and 4 ran at 1.14-2.21x (7x7 stride 2,
+//   3x3 stride 1 and 2, 5x5 stride 2); I = 8 and 16 were measured with O = 32 only (0.92-1.07x,
+//   1.03-1.25x), too little to go further;
+// - N = 32 detected (any dense O > 16; the last group may be partial: O = 72, 80 and 96 ran at
+//   1.20-1.42x) and O >= 64, at least two groups per tile: O = 32 ran at 0.96-1.28x (MobileNet's
+//   3x3 stride-2 stem, also at 299 input), I = 1 and O = 32 at 0.57-0.99x, O = 48 at 0.96-1.01x,
+//   O = 24 at 1.01-1.54x, O = 16 (N = 16) at 0.74-1.01x;
 // - a dense filter of at most kDenseFewChannelMaxFilterBytes (256 KiB, the operator's weight
 //   budget per group chunk): a 16x16 stride-16 3->768 patch embedding (2.4 MB of weights) ran
 //   at 1.25-1.48x at batch 1 but 0.84-0.93x at batch 8 (1 thread);
