@@ -15,10 +15,10 @@ Three levels, any of them measured in one run:
   ResNet-50 66 ("2.0G") and 98.5 ("1.0G"), MobileNetV1 69). The first conv, the depthwise convs
   and the classifier stay dense.
 - **stem** (only with `--levels=stem`): dense single-conv models over few input channels (RGB
-  stems, patchify stems, `STEM_SHAPES`), batch sizes `--batches`: the shapes behind the
-  delegate's one per-shape claiming rule, which claims such convs at any sparsity where its
-  kernel beats XNNPACK's dense one (AVX-512, at least 64 outputs, at most 256 KiB of weights,
-  20 MFLOP per image). Rows the rule leaves to XNNPACK measure it against itself unless
+  stems, patchify stems: `STEM_SHAPES`, or `--stem_shapes`), batch sizes `--batches`: the shapes
+  behind the delegate's one per-shape claiming rule, which claims such convs at any sparsity
+  where its kernel beats XNNPACK's dense one (AVX-512, at least 64 outputs, at most 256 KiB of
+  weights, 20 MFLOP per image). Rows the rule leaves to XNNPACK measure it against itself unless
   `--min_sparsity=0` makes the delegate claim them too.
 
 Every row compares two interpreters on the same `.tflite` (the same sparse weights): the
