@@ -185,19 +185,14 @@ def test_quick_run_writes_consistent_results_and_reuses_its_cache(tmp_path):
     assert json.loads((tmp_path / "delegate_benchmark.json").read_text())["layer_rows"]
 
 
+# A stem-level run as short as it gets: one sample of one invoke per interpreter, 1 thread.
+STEM_FLAGS = ("--levels=stem", "--threads=1", "--repeats=1", "--warmup=0", "--min_sample_ms=0")
+
+
 def test_stem_level_times_dense_few_channel_convs_and_reports_the_claim(tmp_path):
     import tflite_delegate
 
-    completed = run_benchmark(
-        "--levels=stem",
-        "--max_layers=1",
-        "--batches=1",
-        "--threads=1",
-        "--repeats=1",
-        "--warmup=0",
-        "--min_sample_ms=0",
-        f"--out_dir={tmp_path}",
-    )
+    completed = run_benchmark(*STEM_FLAGS, "--max_layers=1", "--batches=1", f"--out_dir={tmp_path}")
     assert completed.returncode == 0, completed.stderr[-3000:]
     record = json.loads((tmp_path / "delegate_benchmark.json").read_text())
     assert record["layer_rows"] == [] and record["model_rows"] == []
@@ -238,14 +233,7 @@ def test_stem_level_times_dense_few_channel_convs_and_reports_the_claim(tmp_path
 
 def test_stem_level_takes_shapes_from_the_command_line(tmp_path):
     completed = run_benchmark(
-        "--levels=stem",
-        "--stem_shapes=32:3:24:3:1",
-        "--batches=2",
-        "--threads=1",
-        "--repeats=1",
-        "--warmup=0",
-        "--min_sample_ms=0",
-        f"--out_dir={tmp_path}",
+        *STEM_FLAGS, "--stem_shapes=32:3:24:3:1", "--batches=2", f"--out_dir={tmp_path}"
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     (row,) = json.loads((tmp_path / "delegate_benchmark.json").read_text())["stem_rows"]
