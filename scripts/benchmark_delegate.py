@@ -954,6 +954,22 @@ def _complete_row(
     return row
 
 
+def _batch_thread_rows(facts: dict, measured: dict, settings: Settings) -> list[dict]:
+    """One completed row per (batch, threads) of `measured` (measure_pair's result): `facts`
+    (with "dense_flops" and "kept_flops" per image) plus that pair's latencies and claims."""
+    return [
+        _complete_row(
+            {**facts, "batch": batch, "threads": threads, **measured[batch, threads]},
+            facts["dense_flops"],
+            facts["kept_flops"],
+            settings,
+            batch,
+        )
+        for batch in settings.batches
+        for threads in settings.threads
+    ]
+
+
 def _add_scaling(rows: list[dict], group_keys: Sequence[str]) -> None:
     """`scaling` = delegate ms at 1 thread / at this row's threads (same row group), also dense."""
     one_thread = {tuple(row[key] for key in group_keys): row for row in rows if row["threads"] == 1}
@@ -1052,29 +1068,23 @@ def run_stem_level(settings: Settings, plan: list[tuple[ConvShape, Path]]) -> li
         measured = measure_pair(
             path, input_shape, settings.batches, settings, [shape.in_size, shape.cin, shape.cout]
         )
-        group = []
-        for batch in settings.batches:
-            for threads in settings.threads:
-                row = {
-                    "level": "stem",
-                    "layer": shape.key,
-                    "conv": shape.describe(),
-                    "in_width": shape.in_size,
-                    "out_width": shape.out_size,
-                    "cin": shape.cin,
-                    "cout": shape.cout,
-                    "kernel": shape.kernel,
-                    "stride": shape.stride,
-                    "block_n": None,
-                    "filter_bytes": 4 * shape.cout * shape.kernel**2 * shape.cin,
-                    "batch": batch,
-                    "threads": threads,
-                    "dense_flops": shape.flops(),
-                    "kept_flops": shape.flops(),
-                    "tflite": str(path),
-                    **measured[batch, threads],
-                }
-                group.append(_complete_row(row, shape.flops(), shape.flops(), settings, batch))
+        facts = {
+            "level": "stem",
+            "layer": shape.key,
+            "conv": shape.describe(),
+            "in_width": shape.in_size,
+            "out_width": shape.out_size,
+            "cin": shape.cin,
+            "cout": shape.cout,
+            "kernel": shape.kernel,
+            "stride": shape.stride,
+            "block_n": None,
+            "filter_bytes": 4 * shape.cout * shape.kernel**2 * shape.cin,
+            "dense_flops": shape.flops(),
+            "kept_flops": shape.flops(),
+            "tflite": str(path),
+        }
+        group = _batch_thread_rows(facts, measured, settings)
         _add_scaling(group, ["layer", "batch"])
         rows.extend(group)
         for row in group:
@@ -1112,27 +1122,19 @@ def run_model_level(settings: Settings, plan: list[tuple[ModelConfig, Path, dict
         measured = measure_pair(
             path, IMAGE_SHAPE, settings.batches, settings, [zlib.crc32(config.name.encode())]
         )
-        group = []
-        for batch in settings.batches:
-            for threads in settings.threads:
-                row = {
-                    "level": "model",
-                    "config": config.name,
-                    "label": config.label,
-                    "net": config.net,
-                    "block_n": config.block_n,
-                    "sparsity": config.sparsity,
-                    "batch": batch,
-                    "threads": threads,
-                    "dense_flops": facts["dense_flops"],
-                    "kept_flops": facts["kept_flops"],
-                    "masked_convs": facts["masked_convs"],
-                    "tflite": str(path),
-                    **measured[batch, threads],
-                }
-                group.append(
-                    _complete_row(row, facts["dense_flops"], facts["kept_flops"], settings, batch)
-                )
+        row_facts = {
+            "level": "model",
+            "config": config.name,
+            "label": config.label,
+            "net": config.net,
+            "block_n": config.block_n,
+            "sparsity": config.sparsity,
+            "dense_flops": facts["dense_flops"],
+            "kept_flops": facts["kept_flops"],
+            "masked_convs": facts["masked_convs"],
+            "tflite": str(path),
+        }
+        group = _batch_thread_rows(row_facts, measured, settings)
         _add_scaling(group, ["config", "batch"])
         rows.extend(group)
         for row in group:
