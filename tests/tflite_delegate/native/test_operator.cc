@@ -394,6 +394,34 @@ TEST(ChannelBlockedOneByOneLayersMatchDirectConvolution) {
   }
 }
 
+TEST(LayersBelowMinParallelFlopsRunOnTheCallingThread) {
+  // A dense 1x1 16->16 layer in one group of 16: 2 x 16 x 16 = 512 kept FLOPs per output pixel,
+  // so 1953 pixels (999,936 FLOPs) fall below the default 1 MFLOP and 1954 (1,000,448) do not.
+  Layer layer;
+  layer.shape.out_channels = 16;
+  layer.shape.kernel_h = 1;
+  layer.shape.kernel_w = 1;
+  layer.shape.in_channels = 16;
+  layer.block_n = 16;
+  layer.filter.assign(16 * 16, 0.5f);
+  layer.bias.assign(16, 0.0f);
+  EXPECT_EQ(tflite_sparse::SparseConvOperator::kDefaultMinParallelFlops, 1000 * 1000);
+  for (int threads : {1, 2}) {
+    for (int width : {1953, 1954}) {
+      auto op = MakeOperator(layer, tflite_sparse::Isa::kGeneric,
+                             std::make_shared<tflite_sparse::ThreadPool>(threads));
+      EXPECT_TRUE(op != nullptr);
+      if (op == nullptr) return;
+      std::string error;
+      EXPECT_TRUE(op->Prepare(1, 1, width, 16, &error)) << error;
+      EXPECT_EQ(op->splits_between_threads(), threads == 2 && width == 1954);
+      op->set_min_parallel_flops(0);
+      EXPECT_TRUE(op->Prepare(1, 1, width, 16, &error)) << error;
+      EXPECT_EQ(op->splits_between_threads(), threads == 2);
+    }
+  }
+}
+
 TEST(OperatorRefusesBadShapesAndHandlesAnEmptyBatch) {
   auto rng = native_test::Random(5);
   Layer layer = RandomLayer(rng);

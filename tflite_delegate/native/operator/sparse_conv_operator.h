@@ -58,14 +58,23 @@ class SparseConvOperator {
   }
 
   // Kept FLOPs per Run below which the calling thread runs the layer alone instead of waking
-  // workers (default kDefaultMinParallelFlops: about 40 us of one core, the order of what waking
-  // and joining a worker costs on a virtual machine); applies from the next Prepare. The C++
-  // tests set 0 so that their small layers still exercise the split between threads.
-  static constexpr int64_t kDefaultMinParallelFlops = 4 * 1000 * 1000;
+  // workers; applies from the next Prepare. The default, kDefaultMinParallelFlops, is about 10 us
+  // of one core: below it, handing half the tiles to a worker costs about what it saves. Above
+  // it a split costs the calling thread little even when the worker sleeps (the work-stealing
+  // join does not wait for a worker that has not started: threading/parallelize.h), and a
+  // worker still polling from the previous conv takes half. Measured on ResNet-50's single-conv
+  // layers at 90 % 1x16 block sparsity, 2 threads (docs/RESULTS.md): with the former 4 MFLOP,
+  // 56x56 1x1 64->64 (2.8 MFLOP kept) ran alone, 2-over-1-thread scaling 0.94-0.97x; with 1
+  // MFLOP it splits, 1.83x. The C++ tests set 0 so that their small layers still exercise the
+  // split between threads.
+  static constexpr int64_t kDefaultMinParallelFlops = 1000 * 1000;
   void set_min_parallel_flops(int64_t flops) {
     min_parallel_flops_ = flops;
     prepared_ = false;
   }
+  // After Prepare: whether Run hands tiles to the pool's workers (false with one thread or
+  // below min_parallel_flops).
+  bool splits_between_threads() const { return !serial_; }
 
   // The variant Run uses: the constructor's, or its pixel-major fallback (see the top).
   const MicrokernelVariant& variant() const { return *active_; }
