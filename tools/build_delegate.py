@@ -40,6 +40,7 @@ PORTABLE_SOURCES = (
     "claiming/claiming_policy.cc",
     "claiming/constant_weights.cc",
     "claiming/reason_code.cc",
+    "common/cache_size.cc",
     "common/conv_geometry.cc",
     "delegate/conv_node_kernel.cc",
     "delegate/delegate.cc",

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/aligned_buffer.h"
 #include "operator/sparse_conv_operator.h"
 #include "packing/block_pattern.h"
 #include "packing/packing.h"
@@ -389,6 +390,85 @@ TEST(ChannelBlockedOneByOneLayersMatchDirectConvolution) {
           mismatches += std::memcmp(&fused[i], &want, sizeof(float)) != 0;
         }
         EXPECT_EQ(mismatches, 0) << tflite_sparse::IsaName(isa) << " trial " << trial;
+      }
+    }
+  }
+}
+
+// Outputs written with non-temporal stores (the operator's choice for outputs larger than half
+// the L3; forced here with a threshold of 0) equal plain stores bitwise, with and without a fused
+// ADD, for 1 to 3 threads and every ISA; and the operator streams only where every stored line
+// is whole.
+TEST(StreamedOutputsEqualPlainStoresBitwise) {
+  auto rng = native_test::Random(4242);
+  EXPECT_TRUE(tflite_sparse::SparseConvOperator::StreamingOutputBytes() > 0);
+  for (int trial = 0; trial < 40; ++trial) {
+    Layer layer = RandomLayer(rng);
+    const int widths[] = {8, 16, 32};
+    layer.block_n = widths[trial % 3];
+    // Whole groups and 16-float pixel rows in most trials; every fifth trial breaks one.
+    const int groups = native_test::UniformInt(rng, 1, 4);
+    layer.shape.out_channels = trial % 5 == 4 ? groups * layer.block_n + 8 : groups * 32;
+    const int64_t taps = layer.shape.TapsPerChannel();
+    layer.filter.assign(static_cast<size_t>(layer.shape.out_channels * taps), 0.0f);
+    for (int64_t tap = 0; tap < taps; ++tap) {
+      if (native_test::UniformInt(rng, 0, 1) == 0) continue;
+      for (int channel = 0; channel < layer.shape.out_channels; ++channel) {
+        layer.filter[channel * taps + tap] = native_test::UniformFloat(rng, -1.0f, 1.0f);
+      }
+    }
+    layer.bias.assign(static_cast<size_t>(layer.shape.out_channels), 0.25f);
+    const int batch = native_test::UniformInt(rng, 1, 2);
+    const int in_h = native_test::UniformInt(rng, 5, 10);
+    const int in_w = native_test::UniformInt(rng, 5, 12);
+    std::vector<float> input(static_cast<size_t>(batch) * in_h * in_w * layer.shape.in_channels);
+    for (float& value : input) value = native_test::UniformFloat(rng, -1.0f, 1.0f);
+    for (tflite_sparse::Isa isa :
+         {tflite_sparse::Isa::kGeneric, tflite_sparse::Isa::kAvx2, tflite_sparse::Isa::kAvx512}) {
+      if (!tflite_sparse::IsaRegistered(isa) || !tflite_sparse::IsaSupportedByCpu(isa)) continue;
+      for (int threads = 1; threads <= 3; ++threads) {
+        auto plain = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(threads));
+        auto streamed =
+            MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(threads));
+        EXPECT_TRUE(plain != nullptr && streamed != nullptr);
+        if (plain == nullptr || streamed == nullptr) return;
+        plain->set_min_parallel_flops(0);
+        streamed->set_min_parallel_flops(0);
+        streamed->set_streaming_output_bytes(0);
+        std::string error;
+        EXPECT_TRUE(plain->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
+        EXPECT_TRUE(streamed->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error))
+            << error;
+        EXPECT_TRUE(!plain->streams_output());
+        const bool whole_lines = layer.block_n >= 16 && layer.shape.out_channels % 16 == 0 &&
+                                 layer.shape.out_channels % layer.block_n == 0;
+        EXPECT_EQ(streamed->streams_output(), whole_lines);
+        const ConvGeometry& g = plain->geometry();
+        const size_t size = static_cast<size_t>(batch) * g.out_h * g.out_w * g.out_channels;
+        std::vector<float> residual(size);
+        for (float& value : residual) value = native_test::UniformFloat(rng, -4.0f, 4.0f);
+        tflite_sparse::AlignedBuffer expected, actual;  // 64-byte aligned, as streaming needs
+        expected.ResizeZeroed(size);
+        actual.ResizeZeroed(size);
+        const float* const addends[] = {nullptr, residual.data()};
+        for (const float* add : addends) {
+          plain->set_residual_activation(0.0f, 6.0f);
+          streamed->set_residual_activation(0.0f, 6.0f);
+          EXPECT_TRUE(plain->Run(input.data(), expected.data(), add));
+          EXPECT_TRUE(streamed->Run(input.data(), actual.data(), add));
+          EXPECT_TRUE(std::memcmp(actual.data(), expected.data(), size * sizeof(float)) == 0)
+              << streamed->variant().name << " trial " << trial << " threads " << threads
+              << (add ? " with" : " without") << " a fused ADD: streamed output differs";
+        }
+        // A misaligned output is written with plain stores, still the same values.
+        if (size > 1) {
+          tflite_sparse::AlignedBuffer shifted;
+          shifted.ResizeZeroed(size + 1);
+          EXPECT_TRUE(streamed->Run(input.data(), shifted.data() + 1));
+          EXPECT_TRUE(plain->Run(input.data(), expected.data()));
+          EXPECT_TRUE(std::memcmp(shifted.data() + 1, expected.data(), size * sizeof(float)) == 0)
+              << streamed->variant().name << " trial " << trial << ": misaligned output differs";
+        }
       }
     }
   }

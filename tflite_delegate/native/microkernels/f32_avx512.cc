@@ -35,6 +35,8 @@ struct Avx512Vector {  // 16 lanes
     return _mm512_maskz_min_ps(kAllLanes, high, _mm512_maskz_max_ps(kAllLanes, low, value));
   }
   static void Store(float* destination, Reg value) { _mm512_storeu_ps(destination, value); }
+  // Non-temporal; `destination` 64-byte aligned.
+  static void Stream(float* destination, Reg value) { _mm512_stream_ps(destination, value); }
 };
 
 // The channel-major microkernels' vector: 16 pixels of one channel.

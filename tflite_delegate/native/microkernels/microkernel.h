@@ -109,6 +109,13 @@ struct SparseTileArgs {
   const int32_t* group_end = nullptr;
   bool accumulate = false;
   bool store_partial = false;
+  // Write the finished outputs of full groups with non-temporal (streaming) stores, which skip
+  // reading each output line into the caches first (SparseConvOperator sets it for outputs too
+  // large for the last-level cache to keep). Only for N x 4 bytes a multiple of 64, `output`
+  // 64-byte aligned and output_pixel_stride a multiple of 16 floats, so that every streamed
+  // store fills whole 64-byte lines; the caller issues a store fence after the call. The stored
+  // values are the same.
+  bool stream_output = false;
 };
 
 using SparseTileFunction = void (*)(const SparseTileArgs& args);

@@ -38,7 +38,51 @@ struct ScalarVector {
     return above > high ? high : above;
   }
   static void Store(float* destination, Reg value) { *destination = value; }
+  // The portable path has no non-temporal store: a plain one.
+  static void Stream(float* destination, Reg value) { *destination = value; }
 };
+
+// Stores one finished register of a full group: streamed (non-temporal) or plain.
+template <class V, bool kStream>
+inline void PutOutput(float* destination, typename V::Reg value) {
+  if constexpr (kStream) {
+    V::Stream(destination, value);
+  } else {
+    V::Store(destination, value);
+  }
+}
+
+// The epilogue of a full group's P x R accumulators: clamp, and with a fused ADD add the
+// residual and clamp to the ADD's range; one store per register.
+template <class V, int R, int P, bool kStream>
+inline void StoreFullGroup(const SparseTileArgs& args, const typename V::Reg (&accumulators)[P][R],
+                           typename V::Reg low, typename V::Reg high, const float* residual,
+                           float* output) {
+  using Reg = typename V::Reg;
+  if (residual == nullptr) {
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        PutOutput<V, kStream>(output + p * args.output_pixel_stride + r * V::kLanes,
+                              V::Clamp(accumulators[p][r], low, high));
+      }
+    }
+    return;
+  }
+  // Fused ADD: clamp, add the residual, clamp to the ADD's range; one pass over the output.
+  const Reg residual_low = V::Set(args.residual_min);
+  const Reg residual_high = V::Set(args.residual_max);
+#pragma GCC unroll 16
+  for (int p = 0; p < P; ++p) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const int64_t offset = p * args.output_pixel_stride + r * V::kLanes;
+      const Reg sum = V::Add(V::Clamp(accumulators[p][r], low, high), V::Load(residual + offset));
+      PutOutput<V, kStream>(output + offset, V::Clamp(sum, residual_low, residual_high));
+    }
+  }
+}
 
 // One group of N output channels for P pixels whose receptive-field origins are `origins`.
 template <class V, int R, int P>
@@ -111,28 +155,10 @@ inline void GroupTile(const SparseTileArgs& args, const float* const* origins, i
   const float* residual = finish && args.residual != nullptr
                               ? args.residual + static_cast<int64_t>(group) * kBlockN
                               : nullptr;
-  if (full && residual == nullptr) {
-#pragma GCC unroll 16
-    for (int p = 0; p < P; ++p) {
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) {
-        V::Store(output + p * args.output_pixel_stride + r * V::kLanes,
-                 V::Clamp(accumulators[p][r], low, high));
-      }
-    }
+  if (full && finish && args.stream_output) {
+    StoreFullGroup<V, R, P, true>(args, accumulators, low, high, residual, output);
   } else if (full) {
-    // Fused ADD: clamp, add the residual, clamp to the ADD's range; one pass over the output.
-    const Reg residual_low = V::Set(args.residual_min);
-    const Reg residual_high = V::Set(args.residual_max);
-#pragma GCC unroll 16
-    for (int p = 0; p < P; ++p) {
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) {
-        const int64_t offset = p * args.output_pixel_stride + r * V::kLanes;
-        const Reg sum = V::Add(V::Clamp(accumulators[p][r], low, high), V::Load(residual + offset));
-        V::Store(output + offset, V::Clamp(sum, residual_low, residual_high));
-      }
-    }
+    StoreFullGroup<V, R, P, false>(args, accumulators, low, high, residual, output);
   } else {
     // Partial last group: only the first remaining_channels lanes exist in the output tensor.
     // Fully unrolled so the accumulators stay in registers (a rolled loop over p makes GCC keep

@@ -26,6 +26,8 @@ struct Avx256Vector {  // 8 lanes
     return _mm256_min_ps(high, _mm256_max_ps(low, value));
   }
   static void Store(float* destination, Reg value) { _mm256_storeu_ps(destination, value); }
+  // Non-temporal; `destination` 32-byte aligned.
+  static void Stream(float* destination, Reg value) { _mm256_stream_ps(destination, value); }
 };
 
 struct Avx128Vector {  // 4 lanes, VEX-encoded
@@ -38,6 +40,8 @@ struct Avx128Vector {  // 4 lanes, VEX-encoded
   static Reg Add(Reg a, Reg b) { return _mm_add_ps(a, b); }
   static Reg Clamp(Reg value, Reg low, Reg high) { return _mm_min_ps(high, _mm_max_ps(low, value)); }
   static void Store(float* destination, Reg value) { _mm_storeu_ps(destination, value); }
+  // Non-temporal; `destination` 16-byte aligned.
+  static void Stream(float* destination, Reg value) { _mm_stream_ps(destination, value); }
 };
 
 }  // namespace

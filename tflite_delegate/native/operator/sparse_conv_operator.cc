@@ -5,6 +5,11 @@
 #include <limits>
 #include <utility>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "common/cache_size.h"
 #include "threading/parallelize.h"
 
 namespace tflite_sparse {
@@ -37,6 +42,13 @@ constexpr double kBlockingMaxKeptFraction = 0.15;
 // channels) when the microkernel reads it, and no full-size transposed copy of the input goes
 // through memory: a whole-image panel (tried first) cost more than the convolution itself on
 // 56x56x256 inputs, every panel line missing cache on its first write.
+// Orders this thread's non-temporal stores before its later stores (the pool's join).
+inline void StoreFence() {
+#if defined(__x86_64__)
+  _mm_sfence();
+#endif
+}
+
 float* TilePanel(size_t floats) {
   thread_local AlignedBuffer panel;
   if (panel.size() < floats) panel.ResizeZeroed(floats);
@@ -58,6 +70,12 @@ SparseConvOperator::SparseConvOperator(const ConvParameters& params, float activ
       variant_(variant),
       active_(variant),
       pool_(std::move(pool)) {}
+
+int64_t SparseConvOperator::StreamingOutputBytes() {
+  // Half the L3; 16 MiB (half of a Zen 4 CCD's 32 MiB) if the OS does not say.
+  const int64_t l3 = L3CacheBytes();
+  return l3 > 0 ? l3 / 2 : int64_t{16} << 20;
+}
 
 bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
                                  std::string* error) {
@@ -126,6 +144,17 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   }
   const int64_t tiles = static_cast<int64_t>(tile_first_pixel_.size()) - 1;
   PrepareChannelBlocks();
+  const int64_t output_bytes = static_cast<int64_t>(g.batch) * g.out_h * g.out_w *
+                               g.out_channels * static_cast<int64_t>(sizeof(float));
+#if defined(__x86_64__)
+  stream_output_ = output_bytes >= streaming_output_bytes_ &&
+                   active_->layout == InputLayout::kPixelMajor &&
+                   packed_.block_n * sizeof(float) % 64 == 0 && g.out_channels % 16 == 0 &&
+                   channel_blocks_ == 1;
+#else
+  stream_output_ = false;  // no non-temporal stores in the portable build
+  (void)output_bytes;
+#endif
   // Group chunks of nearly equal cost; a group's cost is its kept tap vectors plus one for the
   // bias, activation and stores, so that empty groups still count.
   const int64_t groups = packed_.num_groups;
@@ -276,6 +305,8 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
   base.residual = residual;
   base.residual_min = residual_min_;
   base.residual_max = residual_max_;
+  const bool stream = stream_output_ && reinterpret_cast<uintptr_t>(output) % 64 == 0;
+  base.stream_output = stream;
   const SparseTileFunction function = active_->function;
   const PanelTransposeFunction transpose = active_->transpose;
   const int channels = g.channels;
@@ -313,6 +344,8 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
         if (residual != nullptr) args.residual = residual + pixel * base.output_pixel_stride;
         if (blocks == 1) {
           function(args);
+          // Streamed stores are weakly ordered: fence them before the join publishes the output.
+          if (stream) StoreFence();
           return;
         }
         // Input-channel blocks: partial sums wait in the output tile between the calls.

@@ -76,6 +76,24 @@ class SparseConvOperator {
   // below min_parallel_flops).
   bool splits_between_threads() const { return !serial_; }
 
+  // Output bytes per Run from which Run writes the output with non-temporal stores
+  // (SparseTileArgs::stream_output): such an output, with the input it is computed from, does
+  // not fit in the last-level cache, so reading each output line into the caches before
+  // overwriting it (what a plain store does) only adds memory traffic, and the next layer reads
+  // it from memory either way. Default StreamingOutputBytes(): half the L3 cache
+  // (common/cache_size.h), 16 MiB when the OS does not report one. Applies from the next
+  // Prepare; the C++ tests set 0 to stream small layers.
+  static int64_t StreamingOutputBytes();
+  void set_streaming_output_bytes(int64_t bytes) {
+    streaming_output_bytes_ = bytes;
+    prepared_ = false;
+  }
+  // After Prepare: whether Run streams the output (when the output pointer is 64-byte aligned).
+  // Needs a pixel-major variant with N x 4 bytes a multiple of 64 and out_channels a multiple of
+  // 16 (every stored line whole), no partial last group and no input-channel blocks (whose
+  // partial sums are re-read from the output).
+  bool streams_output() const { return stream_output_; }
+
   // The variant Run uses: the constructor's, or its pixel-major fallback (see the top).
   const MicrokernelVariant& variant() const { return *active_; }
   const PackedFilter& packed() const { return packed_; }
@@ -116,6 +134,8 @@ class SparseConvOperator {
   std::vector<int32_t> block_bounds_;
   int64_t channel_blocks_ = 1;
   int64_t min_parallel_flops_ = kDefaultMinParallelFlops;
+  int64_t streaming_output_bytes_ = StreamingOutputBytes();
+  bool stream_output_ = false;
   bool serial_ = false;  // too little work to wake a worker: the calling thread runs it all
 };
 
