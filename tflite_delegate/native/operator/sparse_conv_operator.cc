@@ -36,12 +36,6 @@ constexpr int64_t kInputTileBytes = 16 * 1024;
 // 75 % (same run, alternating builds), so blocks are used from this kept fraction of tap vectors
 // down.
 constexpr double kBlockingMaxKeptFraction = 0.15;
-// The calling thread's panel for one tile of a channel-major variant: reused by every call on
-// this thread (grown when a layer needs more), freed when the thread ends. A tile's panel is
-// transposed right before its microkernel call, so it is in L1 (or L2 for thousands of input
-// channels) when the microkernel reads it, and no full-size transposed copy of the input goes
-// through memory: a whole-image panel (tried first) cost more than the convolution itself on
-// 56x56x256 inputs, every panel line missing cache on its first write.
 // Orders this thread's non-temporal stores before its later stores (the pool's join).
 inline void StoreFence() {
 #if defined(__x86_64__)
@@ -49,6 +43,12 @@ inline void StoreFence() {
 #endif
 }
 
+// The calling thread's panel for one tile of a channel-major variant: reused by every call on
+// this thread (grown when a layer needs more), freed when the thread ends. A tile's panel is
+// transposed right before its microkernel call, so it is in L1 (or L2 for thousands of input
+// channels) when the microkernel reads it, and no full-size transposed copy of the input goes
+// through memory: a whole-image panel (tried first) cost more than the convolution itself on
+// 56x56x256 inputs, every panel line missing cache on its first write.
 float* TilePanel(size_t floats) {
   thread_local AlignedBuffer panel;
   if (panel.size() < floats) panel.ResizeZeroed(floats);

@@ -90,8 +90,9 @@ class SparseConvOperator {
   }
   // After Prepare: whether Run streams the output (when the output pointer is 64-byte aligned).
   // Needs a pixel-major variant with N x 4 bytes a multiple of 64 and out_channels a multiple of
-  // 16 (every stored line whole), no partial last group and no input-channel blocks (whose
-  // partial sums are re-read from the output).
+  // 16, so that every streamed store fills whole lines (a partial last group, then itself whole
+  // lines, keeps plain stores), and no input-channel blocks (whose partial sums are re-read from
+  // the output).
   bool streams_output() const { return stream_output_; }
 
   // The variant Run uses: the constructor's, or its pixel-major fallback (see the top).
