@@ -64,9 +64,9 @@ class SparseConvOperator {
   // join does not wait for a worker that has not started: threading/parallelize.h), and a
   // worker still polling from the previous conv takes half. Measured on ResNet-50's single-conv
   // layers at 90 % 1x16 block sparsity, 2 threads (docs/RESULTS.md): with the former 4 MFLOP,
-  // 56x56 1x1 64->64 (2.8 MFLOP kept) ran alone, 2-over-1-thread scaling 0.94-0.97x; with 1
-  // MFLOP it splits, 1.83x. The C++ tests set 0 so that their small layers still exercise the
-  // split between threads.
+  // 56x56 1x1 64->64 (2.8 MFLOP kept) ran alone, 2-over-1-thread scaling 0.85-1.03x in four
+  // runs; with 1 MFLOP it splits, 1.04-1.80x. The C++ tests set 0 so that their small layers
+  // still exercise the split between threads.
   static constexpr int64_t kDefaultMinParallelFlops = 1000 * 1000;
   void set_min_parallel_flops(int64_t flops) {
     min_parallel_flops_ = flops;
