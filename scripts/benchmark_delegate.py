@@ -1092,10 +1092,17 @@ def run_stem_level(settings: Settings, plan: list[tuple[ConvShape, Path]]) -> li
     return rows
 
 
+def _blocks_label(row: dict) -> str:
+    """'1xN' for a row with block-sparse weights, 'dense' for a stem row (block_n None)."""
+    return f"1x{row['block_n']}" if row["block_n"] else "dense"
+
+
 def _progress_line(label: str, row: dict) -> str:
     scaling = f" 2/1 {row['scaling']:.2f}x" if row.get("scaling") else ""
     claims = row["claims"]
-    blocks = f"1x{row['block_n']} s={row.get('sparsity', 0):.3g}" if row["block_n"] else "dense"
+    blocks = _blocks_label(row)
+    if row["block_n"]:
+        blocks += f" s={row.get('sparsity', 0):.3g}"
     return (
         f"{label} {blocks} {row['threads']}T "
         f"b{row.get('batch', 1)}: delegate {row['delegate_ms']:.3f} ms, XNNPACK "
@@ -1545,7 +1552,7 @@ def main(argv: Sequence[str]) -> int:
             print(
                 f"ERROR: outputs disagree ({row['agreement']['relative']:.2e} > "
                 f"{settings.tolerance:g}): {row.get('label') or row.get('conv')} "
-                f"{'1x' + str(row['block_n']) if row['block_n'] else 'dense'} threads "
+                f"{_blocks_label(row)} threads "
                 f"{row['threads']} ({row['tflite']})",
                 file=sys.stderr,
             )

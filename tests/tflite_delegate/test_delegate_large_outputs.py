@@ -51,6 +51,8 @@ def _half_pruned_1x16(out_channels: int, in_channels: int, seed: int) -> np.ndar
 
 @pytest.mark.parametrize("isa", available_isas())
 def test_a_streamed_output_feeds_the_next_conv_unchanged(isa):
+    import tflite_delegate
+
     threshold = _streaming_threshold_bytes()
     if threshold > 64 << 20:
         pytest.skip(f"streaming starts at {threshold >> 20} MiB outputs here: too large a test")
@@ -70,8 +72,6 @@ def test_a_streamed_output_feeds_the_next_conv_unchanged(isa):
     outputs = {}
     for threads in (1, 2):
         interpreter, delegate = delegate_interpreter(content, isa=isa, num_threads=threads)
-        import tflite_delegate
-
         assert all(decision.claimed for decision in tflite_delegate.delegation_report(delegate))
         outputs[threads] = run(interpreter, inputs)
         assert_outputs_close(outputs[threads], expected, f"{isa}, {threads} thread(s)")

@@ -144,16 +144,15 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   }
   const int64_t tiles = static_cast<int64_t>(tile_first_pixel_.size()) - 1;
   PrepareChannelBlocks();
+#if defined(__x86_64__)
   const int64_t output_bytes = static_cast<int64_t>(g.batch) * g.out_h * g.out_w *
                                g.out_channels * static_cast<int64_t>(sizeof(float));
-#if defined(__x86_64__)
   stream_output_ = output_bytes >= streaming_output_bytes_ &&
                    active_->layout == InputLayout::kPixelMajor &&
                    packed_.block_n * sizeof(float) % 64 == 0 && g.out_channels % 16 == 0 &&
                    channel_blocks_ == 1;
 #else
   stream_output_ = false;  // no non-temporal stores in the portable build
-  (void)output_bytes;
 #endif
   // Group chunks of nearly equal cost; a group's cost is its kept tap vectors plus one for the
   // bias, activation and stores, so that empty groups still count.
