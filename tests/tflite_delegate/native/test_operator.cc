@@ -503,6 +503,38 @@ TEST(LayersBelowMinParallelFlopsRunOnTheCallingThread) {
   }
 }
 
+TEST(FewTilesAreSplitIntoJustEnoughGroupChunks) {
+  // A dense 1x1 16->64 layer: 4 groups of 16, 4 KiB of weights (one chunk by the cache budget).
+  // With 2 threads every thread needs 8 work items (tiles x chunks): 16 or more tiles keep the
+  // groups in one chunk, 7 tiles need 3 chunks, 1 tile all 4 groups in chunks of their own.
+  Layer layer;
+  layer.shape.out_channels = 64;
+  layer.shape.kernel_h = 1;
+  layer.shape.kernel_w = 1;
+  layer.shape.in_channels = 16;
+  layer.block_n = 16;
+  layer.filter.assign(64 * 16, 0.25f);
+  layer.bias.assign(64, 0.0f);
+  for (int threads : {1, 2}) {
+    auto op = MakeOperator(layer, tflite_sparse::Isa::kGeneric,
+                           std::make_shared<tflite_sparse::ThreadPool>(threads));
+    EXPECT_TRUE(op != nullptr);
+    if (op == nullptr) return;
+    op->set_min_parallel_flops(0);
+    const int tile = op->variant().tile_pixels;
+    const struct {
+      int tiles, chunks_at_2_threads;
+    } cases[] = {{16, 1}, {40, 1}, {15, 2}, {7, 3}, {2, 4}, {1, 4}};
+    for (const auto& c : cases) {
+      std::string error;
+      EXPECT_TRUE(op->Prepare(1, 1, c.tiles * tile, 16, &error)) << error;
+      EXPECT_EQ(op->pixel_tiles(), c.tiles);
+      EXPECT_EQ(op->group_chunks(), threads == 2 ? c.chunks_at_2_threads : 1)
+          << c.tiles << " tiles, " << threads << " threads";
+    }
+  }
+}
+
 TEST(OperatorRefusesBadShapesAndHandlesAnEmptyBatch) {
   auto rng = native_test::Random(5);
   Layer layer = RandomLayer(rng);

@@ -19,10 +19,13 @@ namespace {
 // Packed weights of one group chunk should stay in the core's private L2 while the chunk sweeps
 // every pixel tile: a quarter of a 1 MiB L2 leaves room for the tiles' input rows.
 constexpr int64_t kChunkWeightBytes = 256 * 1024;
-// Below this many pixel tiles per thread, groups are cut into more chunks so that every thread
-// gets whole groups (balanced for any image size: a 7x7 image has only 7 tiles of 7 pixels).
-constexpr int64_t kMinTilesPerThread = 16;
-constexpr int64_t kChunksPerThread = 4;
+// Below this many work items per thread, groups are cut into just enough more chunks to reach it,
+// so that the work-stealing split stays balanced for any image size (a 7x7 image has only 7 tiles
+// of 7 pixels: 3 chunks). Each further chunk re-reads the tile's input rows once more and adds
+// calls per tile: cutting every 7x7 and 14x14 layer into 4 chunks per thread, as before
+// 2026-12-03, made ResNet-50's 14x14 1x16 layers at 90 % block sparsity up to 1.4x slower at 2
+// threads than this rule, and it changed the others by less than the noise (docs/RESULTS.md).
+constexpr int64_t kMinItemsPerThread = 8;
 // A pixel-major tile reads, for every kept tap vector of every group, one input value of each of
 // its pixels: the tile's input rows are re-read once per group. Above this many bytes (pixels x
 // input channels x 4; Zen 4's L1D holds 32 KiB, shared with the streaming weights) a 1x1 layer
@@ -162,8 +165,8 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   const int64_t weight_bytes = kept * packed_.block_n * static_cast<int64_t>(sizeof(float));
   int64_t chunks = (weight_bytes + kChunkWeightBytes - 1) / kChunkWeightBytes;
   serial_ = threads == 1 || 2 * pixels * kept * packed_.block_n < min_parallel_flops_;
-  if (!serial_ && tiles < kMinTilesPerThread * threads && chunks < kChunksPerThread * threads) {
-    chunks = kChunksPerThread * threads;
+  if (!serial_ && tiles > 0 && chunks * tiles < kMinItemsPerThread * threads) {
+    chunks = (kMinItemsPerThread * threads + tiles - 1) / tiles;
   }
   if (chunks > groups) chunks = groups;
   if (chunks < 1) chunks = 1;

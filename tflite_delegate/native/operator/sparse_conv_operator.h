@@ -75,6 +75,9 @@ class SparseConvOperator {
   // After Prepare: whether Run hands tiles to the pool's workers (false with one thread or
   // below min_parallel_flops).
   bool splits_between_threads() const { return !serial_; }
+  // After Prepare: the work decomposition (see tile_first_pixel_ and chunk_first_group_ below).
+  int64_t pixel_tiles() const { return static_cast<int64_t>(tile_first_pixel_.size()) - 1; }
+  int64_t group_chunks() const { return static_cast<int64_t>(chunk_first_group_.size()) - 1; }
 
   // Output bytes per Run from which Run writes the output with non-temporal stores
   // (SparseTileArgs::stream_output): such an output, with the input it is computed from, does
