@@ -475,17 +475,23 @@ TEST(StreamedOutputsEqualPlainStoresBitwise) {
   }
 }
 
+// A dense 1x1 layer in 1x16 blocks (every weight 0.5, zero bias): its kept work is exact.
+Layer DenseOneByOneLayer(int in_channels, int out_channels) {
+  Layer layer;
+  layer.shape.out_channels = out_channels;
+  layer.shape.kernel_h = 1;
+  layer.shape.kernel_w = 1;
+  layer.shape.in_channels = in_channels;
+  layer.block_n = 16;
+  layer.filter.assign(static_cast<size_t>(out_channels) * in_channels, 0.5f);
+  layer.bias.assign(static_cast<size_t>(out_channels), 0.0f);
+  return layer;
+}
+
 TEST(LayersBelowMinParallelFlopsRunOnTheCallingThread) {
   // A dense 1x1 16->16 layer in one group of 16: 2 x 16 x 16 = 512 kept FLOPs per output pixel,
   // so 1953 pixels (999,936 FLOPs) fall below the default 1 MFLOP and 1954 (1,000,448) do not.
-  Layer layer;
-  layer.shape.out_channels = 16;
-  layer.shape.kernel_h = 1;
-  layer.shape.kernel_w = 1;
-  layer.shape.in_channels = 16;
-  layer.block_n = 16;
-  layer.filter.assign(16 * 16, 0.5f);
-  layer.bias.assign(16, 0.0f);
+  const Layer layer = DenseOneByOneLayer(16, 16);
   EXPECT_EQ(tflite_sparse::SparseConvOperator::kDefaultMinParallelFlops, 1000 * 1000);
   for (int threads : {1, 2}) {
     for (int width : {1953, 1954}) {
@@ -507,14 +513,7 @@ TEST(FewTilesAreSplitIntoJustEnoughGroupChunks) {
   // A dense 1x1 16->64 layer: 4 groups of 16, 4 KiB of weights (one chunk by the cache budget).
   // With 2 threads every thread needs 8 work items (tiles x chunks): 16 or more tiles keep the
   // groups in one chunk, 7 tiles need 3 chunks, 1 tile all 4 groups in chunks of their own.
-  Layer layer;
-  layer.shape.out_channels = 64;
-  layer.shape.kernel_h = 1;
-  layer.shape.kernel_w = 1;
-  layer.shape.in_channels = 16;
-  layer.block_n = 16;
-  layer.filter.assign(64 * 16, 0.25f);
-  layer.bias.assign(64, 0.0f);
+  const Layer layer = DenseOneByOneLayer(16, 64);
   for (int threads : {1, 2}) {
     auto op = MakeOperator(layer, tflite_sparse::Isa::kGeneric,
                            std::make_shared<tflite_sparse::ThreadPool>(threads));
