@@ -19,12 +19,13 @@ namespace {
 // Packed weights of one group chunk should stay in the core's private L2 while the chunk sweeps
 // every pixel tile: a quarter of a 1 MiB L2 leaves room for the tiles' input rows.
 constexpr int64_t kChunkWeightBytes = 256 * 1024;
-// Below this many work items per thread, groups are cut into just enough more chunks to reach it,
-// so that the work-stealing split stays balanced for any image size (a 7x7 image has only 7 tiles
-// of 7 pixels: 3 chunks). Each further chunk re-reads the tile's input rows once more and adds
-// calls per tile: cutting every 7x7 and 14x14 layer into 4 chunks per thread, as before
-// 2026-12-03, made ResNet-50's 14x14 1x16 layers at 90 % block sparsity up to 1.4x slower at 2
-// threads than this rule, and it changed the others by less than the noise (docs/RESULTS.md).
+// Below this many work items per thread, groups are cut into just enough more chunks to reach
+// it, so that the work-stealing split stays balanced for any image size (a 7x7 image has only 7
+// tiles of 7 pixels: 3 chunks at 2 threads). Each further chunk re-reads the tile's input rows
+// once more and adds calls per tile: cutting every 7x7 and 14x14 layer into 4 chunks per thread,
+// as before 2026-12-03, made ResNet-50's 14x14 1x16 layers at 90 % block sparsity up to 1.4x
+// slower at 2 threads than this rule, and it changed the others by less than the noise
+// (docs/RESULTS.md).
 constexpr int64_t kMinItemsPerThread = 8;
 // A pixel-major tile reads, for every kept tap vector of every group, one input value of each of
 // its pixels: the tile's input rows are re-read once per group. Above this many bytes (pixels x
