@@ -66,6 +66,26 @@ Layer RandomLayer(std::mt19937_64& rng) {
   return layer;
 }
 
+// An NHWC input of batch x height x width x the layer's input channels, uniform in [-1, 1].
+std::vector<float> RandomInput(std::mt19937_64& rng, const Layer& layer, int batch, int height,
+                               int width) {
+  std::vector<float> input(static_cast<size_t>(batch) * height * width * layer.shape.in_channels);
+  for (float& value : input) value = native_test::UniformFloat(rng, -1.0f, 1.0f);
+  return input;
+}
+
+// The ISAs this build registers and this CPU runs, generic first.
+std::vector<tflite_sparse::Isa> RunnableIsas() {
+  std::vector<tflite_sparse::Isa> isas;
+  for (tflite_sparse::Isa isa :
+       {tflite_sparse::Isa::kGeneric, tflite_sparse::Isa::kAvx2, tflite_sparse::Isa::kAvx512}) {
+    if (tflite_sparse::IsaRegistered(isa) && tflite_sparse::IsaSupportedByCpu(isa)) {
+      isas.push_back(isa);
+    }
+  }
+  return isas;
+}
+
 // The operator with the variant the delegate would choose for this shape class
 // (SelectMicrokernel), or with `forced` when given.
 std::unique_ptr<tflite_sparse::SparseConvOperator> MakeOperator(
@@ -166,11 +186,8 @@ TEST(OperatorMatchesDirectConvolutionAndIsBitwiseStableAcrossThreads) {
                           : 1;
     const int in_h = native_test::UniformInt(rng, min_h, min_h + 9);
     const int in_w = native_test::UniformInt(rng, min_w, min_w + 11);
-    std::vector<float> input(static_cast<size_t>(batch) * in_h * in_w * layer.shape.in_channels);
-    for (float& value : input) value = native_test::UniformFloat(rng, -1.0f, 1.0f);
-    for (tflite_sparse::Isa isa :
-         {tflite_sparse::Isa::kGeneric, tflite_sparse::Isa::kAvx2, tflite_sparse::Isa::kAvx512}) {
-      if (!tflite_sparse::IsaRegistered(isa) || !tflite_sparse::IsaSupportedByCpu(isa)) continue;
+    const std::vector<float> input = RandomInput(rng, layer, batch, in_h, in_w);
+    for (tflite_sparse::Isa isa : RunnableIsas()) {
       std::vector<float> first;
       for (int threads = 1; threads <= 3; ++threads) {
         auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(threads));
@@ -223,11 +240,8 @@ TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
     const int batch = native_test::UniformInt(rng, 1, 3);
     const int in_h = native_test::UniformInt(rng, 1, 12);
     const int in_w = native_test::UniformInt(rng, 1, 12);
-    std::vector<float> input(static_cast<size_t>(batch) * in_h * in_w * layer.shape.in_channels);
-    for (float& value : input) value = native_test::UniformFloat(rng, -1.0f, 1.0f);
-    for (tflite_sparse::Isa isa :
-         {tflite_sparse::Isa::kGeneric, tflite_sparse::Isa::kAvx2, tflite_sparse::Isa::kAvx512}) {
-      if (!tflite_sparse::IsaRegistered(isa) || !tflite_sparse::IsaSupportedByCpu(isa)) continue;
+    const std::vector<float> input = RandomInput(rng, layer, batch, in_h, in_w);
+    for (tflite_sparse::Isa isa : RunnableIsas()) {
       std::vector<float> reference;  // pixel-major, 1 thread
       {
         auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(1),
@@ -289,13 +303,10 @@ TEST(FusedAddEqualsConvolutionThenAddBitwise) {
     // At least the largest dilated kernel (3 taps, dilation 2) for VALID padding.
     const int in_h = native_test::UniformInt(rng, 5, 10);
     const int in_w = native_test::UniformInt(rng, 5, 12);
-    std::vector<float> input(static_cast<size_t>(batch) * in_h * in_w * layer.shape.in_channels);
-    for (float& value : input) value = native_test::UniformFloat(rng, -1.0f, 1.0f);
+    const std::vector<float> input = RandomInput(rng, layer, batch, in_h, in_w);
     const float low = native_test::UniformInt(rng, 0, 1) ? 0.0f : -3.4e38f;
     const float high = native_test::UniformInt(rng, 0, 1) ? 6.0f : 3.4e38f;
-    for (tflite_sparse::Isa isa :
-         {tflite_sparse::Isa::kGeneric, tflite_sparse::Isa::kAvx2, tflite_sparse::Isa::kAvx512}) {
-      if (!tflite_sparse::IsaRegistered(isa) || !tflite_sparse::IsaSupportedByCpu(isa)) continue;
+    for (tflite_sparse::Isa isa : RunnableIsas()) {
       const tflite_sparse::MicrokernelVariant* panel =
           pointwise ? tflite_sparse::FindMicrokernel(isa, layer.block_n,
                                                      tflite_sparse::WeightType::kFloat32,
@@ -349,11 +360,8 @@ TEST(ChannelBlockedOneByOneLayersMatchDirectConvolution) {
     const int batch = native_test::UniformInt(rng, 1, 2);
     const int in_h = native_test::UniformInt(rng, 2, 9);
     const int in_w = native_test::UniformInt(rng, 2, 9);
-    std::vector<float> input(static_cast<size_t>(batch) * in_h * in_w * layer.shape.in_channels);
-    for (float& value : input) value = native_test::UniformFloat(rng, -1.0f, 1.0f);
-    for (tflite_sparse::Isa isa :
-         {tflite_sparse::Isa::kGeneric, tflite_sparse::Isa::kAvx2, tflite_sparse::Isa::kAvx512}) {
-      if (!tflite_sparse::IsaRegistered(isa) || !tflite_sparse::IsaSupportedByCpu(isa)) continue;
+    const std::vector<float> input = RandomInput(rng, layer, batch, in_h, in_w);
+    for (tflite_sparse::Isa isa : RunnableIsas()) {
       std::vector<float> first;
       std::vector<float> residual;
       for (int threads = 1; threads <= 3; ++threads) {
@@ -423,11 +431,8 @@ TEST(StreamedOutputsEqualPlainStoresBitwise) {
     const int batch = native_test::UniformInt(rng, 1, 2);
     const int in_h = native_test::UniformInt(rng, 5, 10);
     const int in_w = native_test::UniformInt(rng, 5, 12);
-    std::vector<float> input(static_cast<size_t>(batch) * in_h * in_w * layer.shape.in_channels);
-    for (float& value : input) value = native_test::UniformFloat(rng, -1.0f, 1.0f);
-    for (tflite_sparse::Isa isa :
-         {tflite_sparse::Isa::kGeneric, tflite_sparse::Isa::kAvx2, tflite_sparse::Isa::kAvx512}) {
-      if (!tflite_sparse::IsaRegistered(isa) || !tflite_sparse::IsaSupportedByCpu(isa)) continue;
+    const std::vector<float> input = RandomInput(rng, layer, batch, in_h, in_w);
+    for (tflite_sparse::Isa isa : RunnableIsas()) {
       for (int threads = 1; threads <= 3; ++threads) {
         auto plain = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(threads));
         auto streamed =
