@@ -21,7 +21,15 @@ from tflite_delegate import litert_compat
 LIBRARY_NAME = "libtflite_sparse_delegate.so"
 LIBRARY_ENVIRONMENT_VARIABLE = "TFLITE_SPARSE_DELEGATE_LIBRARY"
 ISA_ENVIRONMENT_VARIABLE = "TFLITE_SPARSE_DELEGATE_ISA"
-OPTION_NAMES = ("num_threads", "min_sparsity", "block_n", "isa", "fuse_add", "verbose")
+OPTION_NAMES = (
+    "num_threads",
+    "min_sparsity",
+    "block_n",
+    "isa",
+    "fuse_add",
+    "verbose",
+    "per_image_bytes",
+)
 REPORT_FUNCTION = "tflite_sparse_delegate_report"
 LAST_ERROR_FUNCTION = "tflite_sparse_delegate_last_error"
 MICROKERNELS_FUNCTION = "tflite_sparse_delegate_microkernels"
@@ -185,7 +193,10 @@ def load_delegate(**options: Any):
     auto), fuse_add (bool, default True: an ADD of two same-shape float tensors, one of them a
     claimed conv's output read by nothing else, e.g. a ResNet block's shortcut ADD with its ReLU,
     runs in that conv's epilogue instead of as its own XNNPACK node; bitwise the same result),
-    verbose (bool). Raises ValueError with the delegate's own reason (naming an unknown
+    verbose (bool), per_image_bytes ("auto", "off" or an int >= 0; default "auto", a quarter of
+    the L3 cache: at batch > 1 a run of claimed convs goes image by image, up to the last
+    reader of its last intermediate tensor of at least this many bytes over the batch, so that
+    each image's activations stay cached between convs; bitwise the same result). Raises ValueError with the delegate's own reason (naming an unknown
     option, a bad value, or an ISA this CPU lacks). The same library also loads with
     `tf.lite.experimental.load_delegate(library_path(), options)`; pass string values there.
     """

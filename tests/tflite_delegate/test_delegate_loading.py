@@ -364,6 +364,8 @@ def test_verbose_prints_decisions(models, capfd):
         ({"bogus": 1}, "unknown option 'bogus'"),
         ({"block_n": 3}, "option block_n='3' is invalid: expected auto, 1, 2, 4, 8, 16 or 32"),
         ({"min_sparsity": "x"}, "option min_sparsity='x' is invalid"),
+        ({"per_image_bytes": -1}, "option per_image_bytes='-1' is invalid: expected auto, off"),
+        ({"per_image_bytes": "1.5"}, "option per_image_bytes='1.5' is invalid"),
     ],
 )
 def test_bad_options_raise_value_error_with_the_delegates_reason(options, expected):

@@ -27,9 +27,11 @@ TEST(ValidOptionsAreParsed) {
   DelegateOptions options;
   std::string error;
   EXPECT_TRUE(Parse({{"num_threads", "3"}, {"min_sparsity", "0.25"}, {"block_n", "16"},
-                     {"isa", "generic"}, {"fuse_add", "0"}, {"verbose", "True"}},
+                     {"isa", "generic"}, {"fuse_add", "0"}, {"verbose", "True"},
+                     {"per_image_bytes", "4194304"}},
                     &options, &error))
       << error;
+  EXPECT_EQ(options.per_image_bytes, 4194304);
   EXPECT_EQ(options.num_threads, 3);
   EXPECT_EQ(options.min_sparsity, 0.25);
   EXPECT_EQ(options.block_n, 16);
@@ -40,12 +42,19 @@ TEST(ValidOptionsAreParsed) {
   EXPECT_TRUE(options.fuse_add);  // the default
   EXPECT_EQ(options.block_n, 0);
   EXPECT_TRUE(options.isa == tflite_sparse::BestSupportedIsa());
+  EXPECT_EQ(options.per_image_bytes, tflite_sparse::kPerImageBytesAuto);  // the default
+  EXPECT_TRUE(Parse({{"per_image_bytes", "off"}}, &options, &error)) << error;
+  EXPECT_EQ(options.per_image_bytes, tflite_sparse::kPerImageBytesOff);
+  EXPECT_TRUE(Parse({{"per_image_bytes", "0"}}, &options, &error)) << error;
+  EXPECT_EQ(options.per_image_bytes, 0);
+  EXPECT_TRUE(Parse({{"per_image_bytes", "auto"}}, &options, &error)) << error;
+  EXPECT_EQ(options.per_image_bytes, tflite_sparse::kPerImageBytesAuto);
 }
 
 TEST(BadOptionsAreNamedInTheError) {
   const std::vector<std::pair<std::pair<std::string, std::string>, std::string>> cases = {
       {{"bogus", "1"}, "unknown option 'bogus' (known options: num_threads, min_sparsity, "
-                       "block_n, isa, fuse_add, verbose)"},
+                       "block_n, isa, fuse_add, verbose, per_image_bytes)"},
       {{"num_threads", "0"}, "option num_threads='0' is invalid: expected an integer in [1, 256]"},
       {{"num_threads", " 2"}, "option num_threads=' 2' is invalid"},
       {{"min_sparsity", "nan"}, "option min_sparsity='nan' is invalid: expected a number in [0, 1]"},
@@ -54,6 +63,9 @@ TEST(BadOptionsAreNamedInTheError) {
       {{"isa", "sse2"}, "option isa has invalid value 'sse2' (expected auto, "},
       {{"verbose", "perhaps"}, "option verbose='perhaps' is invalid"},
       {{"fuse_add", "2"}, "option fuse_add='2' is invalid: expected 1, 0, true, false"},
+      {{"per_image_bytes", "-1"},
+       "option per_image_bytes='-1' is invalid: expected auto, off or a number of bytes >= 0"},
+      {{"per_image_bytes", "8M"}, "option per_image_bytes='8M' is invalid"},
   };
   for (const auto& [pair, expected] : cases) {
     DelegateOptions options;

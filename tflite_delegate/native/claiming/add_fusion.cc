@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <new>
+#include <set>
 
 namespace tflite_sparse {
 
@@ -42,7 +43,90 @@ bool OnePartitionWithOneOutput(TfLiteContext* context, int conv_node, int add_no
          partition.output_tensors->data[0] == add_output;
 }
 
+// TFLite's partitions of `nodes` replaced in one request: the partition of every node and the
+// output tensors of every partition, or false when the runtime cannot preview them.
+bool PreviewPartitions(TfLiteContext* context, const std::vector<int>& nodes,
+                       std::map<int, int>* partition_of,
+                       std::vector<std::set<int>>* partition_outputs) {
+  if (context->PreviewDelegatePartitioning == nullptr) return false;
+  auto* array = static_cast<TfLiteIntArray*>(std::malloc(sizeof(int) * (nodes.size() + 1)));
+  if (array == nullptr) throw std::bad_alloc();
+  array->size = static_cast<int>(nodes.size());
+  for (size_t k = 0; k < nodes.size(); ++k) array->data[k] = nodes[k];
+  TfLiteDelegateParams* partitions = nullptr;
+  int count = 0;
+  const TfLiteStatus status =
+      context->PreviewDelegatePartitioning(context, array, &partitions, &count);
+  std::free(array);
+  if (status != kTfLiteOk || (count > 0 && partitions == nullptr)) return false;
+  partition_of->clear();
+  partition_outputs->assign(count, {});
+  for (int p = 0; p < count; ++p) {
+    const TfLiteIntArray* members = partitions[p].nodes_to_replace;
+    for (int k = 0; members != nullptr && k < members->size; ++k) {
+      (*partition_of)[members->data[k]] = p;
+    }
+    const TfLiteIntArray* outputs = partitions[p].output_tensors;
+    for (int k = 0; outputs != nullptr && k < outputs->size; ++k) {
+      (*partition_outputs)[p].insert(outputs->data[k]);
+    }
+  }
+  return true;
+}
+
 }  // namespace
+
+void SplitFusionsByPartition(TfLiteContext* context, const std::map<int, ConvLayerPlan>& claimed,
+                             std::map<int, FusedAdd>* together, std::map<int, FusedAdd>* alone) {
+  alone->clear();
+  // Each round moves a pair to its alternative conv (at most once per pair) or to `alone`.
+  for (size_t round = 0; !together->empty() && round <= 2 * claimed.size(); ++round) {
+    std::vector<int> nodes;
+    for (const auto& [conv_node, plan] : claimed) {
+      if (!alone->count(conv_node)) nodes.push_back(conv_node);
+    }
+    for (const auto& [conv_node, add] : *together) nodes.push_back(add.add_node);
+    std::map<int, int> partition_of;
+    std::vector<std::set<int>> outputs;
+    if (!PreviewPartitions(context, nodes, &partition_of, &outputs)) break;
+    const auto partition = [&](int node) {
+      const auto found = partition_of.find(node);
+      return found == partition_of.end() ? -1 : found->second;
+    };
+    std::map<int, FusedAdd> kept;
+    bool changed = false;
+    for (const auto& [conv_node, add] : *together) {
+      const int add_partition = partition(add.add_node);
+      const int own_output = claimed.at(conv_node).output_tensor;
+      if (add_partition >= 0 && partition(conv_node) == add_partition &&
+          !outputs[add_partition].count(own_output)) {
+        kept.emplace(conv_node, add);
+        continue;
+      }
+      changed = true;
+      const int other = add.alternative_conv;
+      if (other >= 0 && !together->count(other) && !kept.count(other) && !alone->count(other) &&
+          partition(other) == add_partition && partition(conv_node) >= 0) {
+        // The former conv runs in another partition, before the ADD's: its output is ready.
+        FusedAdd moved = add;
+        moved.residual_tensor = own_output;
+        moved.alternative_conv = -1;
+        kept.emplace(other, moved);
+      } else {
+        alone->emplace(conv_node, add);
+      }
+    }
+    together->swap(kept);
+    if (!changed) return;
+  }
+  // No preview, or no fixed point: every remaining pair on its own.
+  alone->insert(together->begin(), together->end());
+  together->clear();
+}
+
+bool FusionFitsOnePartition(TfLiteContext* context, int conv_node, const FusedAdd& add) {
+  return OnePartitionWithOneOutput(context, conv_node, add.add_node, add.output_tensor);
+}
 
 std::map<int, FusedAdd> FindFusedAdds(TfLiteContext* context,
                                       const std::vector<int>& execution_plan,
@@ -105,8 +189,11 @@ std::map<int, FusedAdd> FindFusedAdds(TfLiteContext* context,
       const int candidate = claimed_conv_of(operand);
       if (candidate < 0 || reads[operand] != 1 || fused.count(candidate)) continue;
       if (conv_node < 0 || position[candidate] > position[conv_node]) {
+        add.alternative_conv = conv_node;
         conv_node = candidate;
         add.residual_tensor = operand == a ? b : a;
+      } else {
+        add.alternative_conv = candidate;
       }
     }
     if (conv_node < 0) continue;

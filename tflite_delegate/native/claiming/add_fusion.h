@@ -32,6 +32,11 @@ struct FusedAdd {
   int output_tensor = -1;    // the ADD's output: the fused kernel's output
   float activation_min = 0.0f;
   float activation_max = 0.0f;
+  // The claimed conv producing the other operand (read by this ADD only), or -1: the ADD moves
+  // to it when TFLite puts this conv in an earlier partition than the ADD (a ResNet projection
+  // block's shortcut conv, which only needs the block's input); its residual is then this
+  // conv's own output, `residual_tensor` the operand it produces.
+  int alternative_conv = -1;
 };
 
 // The ADD to fuse into each claimed conv that has one, keyed by conv node index. `claimed` maps
@@ -39,6 +44,20 @@ struct FusedAdd {
 std::map<int, FusedAdd> FindFusedAdds(TfLiteContext* context,
                                       const std::vector<int>& execution_plan,
                                       const std::map<int, ConvLayerPlan>& claimed);
+
+// Splits `fused` (FindFusedAdds checked each pair alone) for one request that replaces `claimed`
+// and the ADDs of `together`: `together` keeps the pairs TFLite puts in one partition with the
+// conv's own output internal to it; a pair that is split moves to the ADD's alternative_conv when
+// that conv shares the ADD's partition, and otherwise goes to `alone` (its conv then leaves the
+// one request, to be replaced with its ADD afterwards in a request of its own: an after_shared
+// conv whose ADD waits for a TFLite node the conv itself does not need). Repeats until the
+// preview no longer changes anything. Without PreviewDelegatePartitioning every pair is `alone`.
+void SplitFusionsByPartition(TfLiteContext* context, const std::map<int, ConvLayerPlan>& claimed,
+                             std::map<int, FusedAdd>* together, std::map<int, FusedAdd>* alone);
+
+// True if TFLite, on the graph as it is now, would make {conv_node, its ADD} one partition whose
+// only output is the ADD's.
+bool FusionFitsOnePartition(TfLiteContext* context, int conv_node, const FusedAdd& add);
 
 }  // namespace tflite_sparse
 

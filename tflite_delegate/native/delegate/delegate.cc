@@ -5,10 +5,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <limits>
+#include <memory>
+#include <set>
 #include <new>
 #include <utility>
 
-#include "delegate/conv_node_kernel.h"
+#include "delegate/partition_kernel.h"
 #include "delegate/report_json.h"
 #include "packing/packing.h"
 
@@ -107,7 +110,45 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
     decisions_.push_back(std::move(decision));
   }
   pending_adds_.clear();
-  if (options_.fuse_add) pending_adds_ = FindFusedAdds(context, execution_plan, pending_plans_);
+  std::map<int, FusedAdd> alone;  // fused ADDs whose conv is replaced on its own (add_fusion.h)
+  if (options_.fuse_add) {
+    pending_adds_ = FindFusedAdds(context, execution_plan, pending_plans_);
+    SplitFusionsByPartition(context, pending_plans_, &pending_adds_, &alone);
+  }
+  pending_positions_.clear();
+  for (size_t i = 0; i < execution_plan.size(); ++i) {
+    pending_positions_[execution_plan[i]] = static_cast<int>(i);
+  }
+
+  TfLiteRegistration registration;
+  std::memset(&registration, 0, sizeof(registration));
+  registration.init = &SparseDelegate::InitKernel;
+  registration.free = &SparseDelegate::FreeKernel;
+  registration.prepare = &SparseDelegate::PrepareKernel;
+  registration.invoke = &SparseDelegate::InvokeKernel;
+  registration.custom_name = kKernelName;
+  registration.version = 1;
+
+  // Every claimed conv and fused ADD in one request: TFLite cuts them into partitions, each a
+  // connected run of claimed nodes with no other node between them (a ResNet's whole body when
+  // every conv is claimed), and one PartitionKernel runs each. Then each conv of `alone` with
+  // its ADD, or alone when the graph as it now is would split them.
+  std::vector<int> together;
+  for (int node_index : claimed) {
+    if (!alone.count(node_index)) together.push_back(node_index);
+  }
+  for (const auto& [conv_node, add] : pending_adds_) together.push_back(add.add_node);
+  TfLiteStatus status = ReplaceNodes(context, registration, together);
+  for (const auto& [conv_node, add] : alone) {
+    if (status != kTfLiteOk) break;
+    if (FusionFitsOnePartition(context, conv_node, add)) {
+      pending_adds_.emplace(conv_node, add);
+      status = ReplaceNodes(context, registration, {conv_node, add.add_node});
+    } else {
+      status = ReplaceNodes(context, registration, {conv_node});
+    }
+  }
+
   for (NodeDecision& decision : decisions_) {
     const auto add = pending_adds_.find(decision.node_index);
     if (add != pending_adds_.end()) decision.fused_add_node = add->second.add_node;
@@ -123,75 +164,100 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
       std::fprintf(stderr, "\n");
     }
   }
-
-  TfLiteRegistration registration;
-  std::memset(&registration, 0, sizeof(registration));
-  registration.init = &SparseDelegate::InitKernel;
-  registration.free = &SparseDelegate::FreeKernel;
-  registration.prepare = &SparseDelegate::PrepareKernel;
-  registration.invoke = &SparseDelegate::InvokeKernel;
-  registration.custom_name = kKernelName;
-  registration.version = 1;
-
-  // One partition per claimed node, or per claimed node and its fused ADD: the only tensor ever
-  // internal to a partition is a fused conv's own output, which the kernel never materialises.
-  TfLiteStatus status = kTfLiteOk;
-  for (int node_index : claimed) {
-    auto* nodes = static_cast<TfLiteIntArray*>(std::malloc(sizeof(int) * 3));
-    if (nodes == nullptr) throw std::bad_alloc();
-    const auto add = pending_adds_.find(node_index);
-    nodes->size = add != pending_adds_.end() ? 2 : 1;
-    nodes->data[0] = node_index;
-    if (add != pending_adds_.end()) nodes->data[1] = add->second.add_node;
-    status = context->ReplaceNodeSubsetsWithDelegateKernels(context, registration, nodes,
-                                                            &delegate_);
-    std::free(nodes);  // the runtime does not take ownership of the node list
-    if (status != kTfLiteOk) break;
-  }
   pending_plans_.clear();
   pending_adds_.clear();
+  pending_positions_.clear();
+  return status;
+}
+
+TfLiteStatus SparseDelegate::ReplaceNodes(TfLiteContext* context,
+                                          const TfLiteRegistration& registration,
+                                          std::vector<int> nodes) {
+  if (nodes.empty()) return kTfLiteOk;
+  std::sort(nodes.begin(), nodes.end(),
+            [&](int a, int b) { return pending_positions_[a] < pending_positions_[b]; });
+  auto* array = static_cast<TfLiteIntArray*>(std::malloc(sizeof(int) * (nodes.size() + 1)));
+  if (array == nullptr) throw std::bad_alloc();
+  array->size = static_cast<int>(nodes.size());
+  std::copy(nodes.begin(), nodes.end(), array->data);
+  const TfLiteStatus status =
+      context->ReplaceNodeSubsetsWithDelegateKernels(context, registration, array, &delegate_);
+  std::free(array);  // the runtime does not take ownership of the node list
   return status;
 }
 
 void* SparseDelegate::CreateKernel(TfLiteContext* context, const TfLiteDelegateParams* params) {
   if (params == nullptr || params->nodes_to_replace == nullptr ||
-      params->nodes_to_replace->size < 1 || params->nodes_to_replace->size > 2) {
-    context->ReportError(context,
-                         "tflite_sparse_delegate: expected a conv (and its ADD) per partition");
+      params->nodes_to_replace->size < 1 || params->input_tensors == nullptr ||
+      params->output_tensors == nullptr) {
+    context->ReportError(context, "tflite_sparse_delegate: empty partition");
     return nullptr;
   }
-  // The conv is the partition's node with a plan; a second node must be its fused ADD.
+  // The partition's convs in execution order; each fused ADD must come with its conv.
   const TfLiteIntArray& nodes = *params->nodes_to_replace;
-  auto found = pending_plans_.find(nodes.data[0]);
-  if (found == pending_plans_.end() && nodes.size == 2) found = pending_plans_.find(nodes.data[1]);
-  if (found == pending_plans_.end()) {
+  std::vector<int> convs;
+  std::set<int> adds;
+  for (int k = 0; k < nodes.size; ++k) {
+    const int node = nodes.data[k];
+    if (pending_plans_.count(node)) {
+      convs.push_back(node);
+    } else {
+      adds.insert(node);
+    }
+  }
+  std::sort(convs.begin(), convs.end(),
+            [&](int a, int b) { return pending_positions_[a] < pending_positions_[b]; });
+  for (const int conv : convs) {
+    const auto add = pending_adds_.find(conv);
+    if (add != pending_adds_.end() && adds.erase(add->second.add_node) != 1) {
+      context->ReportError(context,
+                           "tflite_sparse_delegate: node %d and its fused ADD %d are in different "
+                           "partitions",
+                           conv, add->second.add_node);
+      return nullptr;
+    }
+  }
+  if (!adds.empty()) {
     context->ReportError(context, "tflite_sparse_delegate: node %d was not analysed",
-                         nodes.data[0]);
+                         *adds.begin());
     return nullptr;
   }
-  const int node_index = found->first;
-  const auto add = pending_adds_.find(node_index);
-  const FusedAdd* fused_add = add != pending_adds_.end() ? &add->second : nullptr;
-  const int expected_nodes = fused_add != nullptr ? 2 : 1;
-  if (nodes.size != expected_nodes ||
-      (fused_add != nullptr && nodes.data[0] != fused_add->add_node &&
-       nodes.data[1] != fused_add->add_node)) {
-    context->ReportError(context, "tflite_sparse_delegate: unexpected partition of node %d",
-                         node_index);
-    return nullptr;
+  std::set<int> external(params->input_tensors->data,
+                         params->input_tensors->data + params->input_tensors->size);
+  external.insert(params->output_tensors->data,
+                  params->output_tensors->data + params->output_tensors->size);
+  const int64_t large_tensor_bytes =
+      options_.per_image_bytes == kPerImageBytesAuto  ? DefaultLargeTensorBytes()
+      : options_.per_image_bytes == kPerImageBytesOff ? std::numeric_limits<int64_t>::max()
+                                                      : options_.per_image_bytes;
+  auto kernel = std::make_unique<PartitionKernel>(std::move(external), pool_, large_tensor_bytes,
+                                                  options_.verbose);
+  std::set<int> available(kernel->external().begin(), kernel->external().end());
+  for (const int conv : convs) {
+    const ConvLayerPlan& plan = pending_plans_.at(conv);
+    const auto add = pending_adds_.find(conv);
+    const FusedAdd* fused_add = add != pending_adds_.end() ? &add->second : nullptr;
+    // A step reads only the partition's inputs and the outputs of earlier steps.
+    if (!available.count(plan.input_tensor) ||
+        (fused_add != nullptr && !available.count(fused_add->residual_tensor))) {
+      context->ReportError(context,
+                           "tflite_sparse_delegate: node %d reads a tensor its partition has not "
+                           "computed yet",
+                           conv);
+      return nullptr;
+    }
+    PackedFilter packed;
+    std::string error;
+    const float* bias = plan.bias.empty() ? nullptr : plan.bias.data();
+    if (!PackFilter(plan.filter.data(), bias, plan.filter_shape, plan.pattern, &packed, &error)) {
+      context->ReportError(context, "tflite_sparse_delegate: node %d: %s", conv, error.c_str());
+      return nullptr;
+    }
+    kernel->AddStep(plan, std::move(packed), fused_add);
+    available.insert(fused_add != nullptr ? fused_add->output_tensor : plan.output_tensor);
+    kernels_created_.fetch_add(1);
   }
-  const ConvLayerPlan& plan = found->second;
-  PackedFilter packed;
-  std::string error;
-  const float* bias = plan.bias.empty() ? nullptr : plan.bias.data();
-  if (!PackFilter(plan.filter.data(), bias, plan.filter_shape, plan.pattern, &packed, &error)) {
-    context->ReportError(context, "tflite_sparse_delegate: node %d: %s", node_index,
-                         error.c_str());
-    return nullptr;
-  }
-  auto* kernel = new ConvNodeKernel(plan, std::move(packed), pool_, fused_add);
-  kernels_created_.fetch_add(1);
-  return kernel;
+  return kernel.release();
 }
 
 void* SparseDelegate::InitKernel(TfLiteContext* context, const char* buffer, size_t) {
@@ -207,12 +273,12 @@ void* SparseDelegate::InitKernel(TfLiteContext* context, const char* buffer, siz
 }
 
 void SparseDelegate::FreeKernel(TfLiteContext*, void* buffer) {
-  delete static_cast<ConvNodeKernel*>(buffer);  // destructor does not throw
+  delete static_cast<PartitionKernel*>(buffer);  // destructor does not throw
 }
 
 TfLiteStatus SparseDelegate::PrepareKernel(TfLiteContext* context, TfLiteNode* node) {
   try {
-    auto* kernel = static_cast<ConvNodeKernel*>(node->user_data);
+    auto* kernel = static_cast<PartitionKernel*>(node->user_data);
     if (kernel == nullptr) {
       context->ReportError(context, "tflite_sparse_delegate: kernel was not created");
       return kTfLiteError;
@@ -226,7 +292,7 @@ TfLiteStatus SparseDelegate::PrepareKernel(TfLiteContext* context, TfLiteNode* n
 
 TfLiteStatus SparseDelegate::InvokeKernel(TfLiteContext* context, TfLiteNode* node) {
   try {
-    auto* kernel = static_cast<ConvNodeKernel*>(node->user_data);
+    auto* kernel = static_cast<PartitionKernel*>(node->user_data);
     if (kernel == nullptr) return kTfLiteError;
     return kernel->Invoke(context);
   } catch (...) {

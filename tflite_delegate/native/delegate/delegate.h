@@ -41,6 +41,9 @@ class SparseDelegate {
   static TfLiteStatus InvokeKernel(TfLiteContext* context, TfLiteNode* node);
 
   TfLiteStatus Prepare(TfLiteContext* context);
+  // Hands `nodes` to TFLite in one request (ReplaceNodeSubsetsWithDelegateKernels).
+  TfLiteStatus ReplaceNodes(TfLiteContext* context, const TfLiteRegistration& registration,
+                            std::vector<int> nodes);
   // Called by the runtime from inside Prepare (mutex_ is already held by this thread).
   void* CreateKernel(TfLiteContext* context, const TfLiteDelegateParams* params);
 
@@ -52,6 +55,7 @@ class SparseDelegate {
   std::vector<NodeDecision> decisions_;
   std::map<int, ConvLayerPlan> pending_plans_;  // claimed nodes of the running Prepare
   std::map<int, FusedAdd> pending_adds_;        // their fused ADDs, by conv node
+  std::map<int, int> pending_positions_;        // execution-plan position of every node
   std::atomic<int> kernels_created_{0};
 };
 

@@ -11,7 +11,7 @@ const char kIsaEnvironmentVariable[] = "TFLITE_SPARSE_DELEGATE_ISA";
 
 namespace {
 
-const char kKnownOptions[] = "num_threads, min_sparsity, block_n, isa, fuse_add, verbose";
+const char kKnownOptions[] = "num_threads, min_sparsity, block_n, isa, fuse_add, verbose, per_image_bytes";
 
 // Strict integer parse: the whole string must be a base-10 integer (Python passes str(value)).
 bool ParseInteger(const std::string& text, long* value) {
@@ -136,6 +136,18 @@ bool ParseDelegateOptions(const char* const* keys, const char* const* values, si
     } else if (key == "verbose" || key == "fuse_add") {
       if (!ParseBoolean(value, key == "verbose" ? &options->verbose : &options->fuse_add)) {
         *error = quoted + " is invalid: expected 1, 0, true, false, True or False";
+        return false;
+      }
+    } else if (key == "per_image_bytes") {
+      long bytes = 0;
+      if (value == "auto") {
+        options->per_image_bytes = kPerImageBytesAuto;
+      } else if (value == "off") {
+        options->per_image_bytes = kPerImageBytesOff;
+      } else if (ParseInteger(value, &bytes) && bytes >= 0) {
+        options->per_image_bytes = bytes;
+      } else {
+        *error = quoted + " is invalid: expected auto, off or a number of bytes >= 0";
         return false;
       }
     } else {

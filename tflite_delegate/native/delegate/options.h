@@ -3,6 +3,7 @@
 #define TFLITE_DELEGATE_DELEGATE_OPTIONS_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "claiming/claiming_policy.h"
@@ -17,6 +18,10 @@ extern const char kIsaEnvironmentVariable[];
 // (DefaultMinSparsity in claiming/claiming_policy.h).
 constexpr double kMinSparsityPerBlockWidth = -1.0;
 constexpr int kMaxThreads = 256;
+// per_image_bytes when the option is not given or is "auto": DefaultLargeTensorBytes()
+// (delegate/partition_schedule.h); "off" never runs steps image by image.
+constexpr int64_t kPerImageBytesAuto = -1;
+constexpr int64_t kPerImageBytesOff = -2;
 
 struct DelegateOptions {
   int num_threads = 0;  // 0: use the interpreter's recommended_num_threads
@@ -25,6 +30,9 @@ struct DelegateOptions {
   Isa isa = Isa::kGeneric;                    // resolved microkernel ISA (never "auto")
   bool fuse_add = true;   // run a claimed conv's residual ADD in its epilogue (add_fusion.h)
   bool verbose = false;   // print claiming decisions to stderr
+  // At batch > 1, a partition runs its steps image by image up to the last reader of its last
+  // internal tensor of at least this many bytes over the batch (partition_schedule.h).
+  int64_t per_image_bytes = kPerImageBytesAuto;
 };
 
 // The claiming part of the options.

@@ -10,7 +10,7 @@
 // stride-1 convolutions) tiles are whole pixel vectors, and each work item first transposes its
 // tile's pixels into a small per-thread channel-major panel (then calls the microkernel on it). If the panel cannot be used for a shape (offsets beyond
 // 32 bits, or a convolution the layout does not support) the operator runs the pixel-major
-// variant of the same ISA, N and weight type instead. The operator knows nothing of TFLite (delegate/conv_node_kernel.h adapts
+// variant of the same ISA, N and weight type instead. The operator knows nothing of TFLite (delegate/partition_kernel.h runs
 // it), so the C++ tests and the microbenchmark drive it directly.
 #ifndef TFLITE_DELEGATE_OPERATOR_SPARSE_CONV_OPERATOR_H_
 #define TFLITE_DELEGATE_OPERATOR_SPARSE_CONV_OPERATOR_H_

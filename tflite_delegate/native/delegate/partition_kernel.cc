@@ -1,0 +1,194 @@
+#include "delegate/partition_kernel.h"
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <utility>
+
+namespace tflite_sparse {
+
+namespace {
+
+using Shape = std::array<int, 4>;  // NHWC
+
+bool FloatNhwc(const TfLiteTensor& tensor, Shape* shape) {
+  if (tensor.type != kTfLiteFloat32 || tensor.dims == nullptr || tensor.dims->size != 4) {
+    return false;
+  }
+  for (int axis = 0; axis < 4; ++axis) (*shape)[axis] = tensor.dims->data[axis];
+  return true;
+}
+
+}  // namespace
+
+PartitionKernel::PartitionKernel(std::set<int> external, std::shared_ptr<ThreadPool> pool,
+                                 int64_t large_tensor_bytes, bool verbose)
+    : external_(std::move(external)),
+      pool_(std::move(pool)),
+      large_tensor_bytes_(large_tensor_bytes),
+      verbose_(verbose) {}
+
+void PartitionKernel::AddStep(const ConvLayerPlan& plan, PackedFilter packed,
+                              const FusedAdd* fused_add) {
+  Step step;
+  step.tensors.input = plan.input_tensor;
+  step.tensors.residual = fused_add != nullptr ? fused_add->residual_tensor : -1;
+  step.tensors.output = fused_add != nullptr ? fused_add->output_tensor : plan.output_tensor;
+  step.op = std::make_unique<SparseConvOperator>(plan.params, plan.activation_min,
+                                                 plan.activation_max, std::move(packed),
+                                                 plan.microkernel, pool_);
+  if (fused_add != nullptr) {
+    step.op->set_residual_activation(fused_add->activation_min, fused_add->activation_max);
+  }
+  steps_.push_back(std::move(step));
+  prepared_ = false;
+}
+
+TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
+  prepared_ = false;
+  // Shapes of the internal tensors, known once their step is prepared.
+  std::map<int, Shape> internal_shapes;
+  const auto shape_of = [&](int tensor, Shape* shape) {
+    if (external_.count(tensor)) return FloatNhwc(context->tensors[tensor], shape);
+    const auto found = internal_shapes.find(tensor);
+    if (found == internal_shapes.end()) return false;
+    *shape = found->second;
+    return true;
+  };
+  image_floats_.clear();
+  const auto note_image_floats = [&](int tensor, const Shape& shape) {
+    image_floats_[tensor] = static_cast<int64_t>(shape[1]) * shape[2] * shape[3];
+  };
+  batch_ = -1;
+  bool same_batch = true;
+  for (Step& step : steps_) {
+    Shape input;
+    if (!shape_of(step.tensors.input, &input)) {
+      context->ReportError(context, "tflite_sparse_delegate: conv input must be float32 NHWC");
+      return kTfLiteError;
+    }
+    std::string error;
+    // The whole batch first; steps that turn out to run image by image are prepared again.
+    if (!step.op->Prepare(input[0], input[1], input[2], input[3], &error)) {
+      context->ReportError(context, "tflite_sparse_delegate: %s", error.c_str());
+      return kTfLiteError;
+    }
+    if (batch_ < 0) batch_ = input[0];
+    same_batch = same_batch && input[0] == batch_;
+    const ConvGeometry& geometry = step.op->geometry();
+    const Shape output = {geometry.batch, geometry.out_h, geometry.out_w, geometry.out_channels};
+    note_image_floats(step.tensors.input, input);
+    note_image_floats(step.tensors.output, output);
+    if (step.tensors.residual >= 0) {
+      // Checked at claim time for the static shapes; inputs resized since may disagree.
+      Shape residual;
+      if (!shape_of(step.tensors.residual, &residual) || residual != output) {
+        context->ReportError(context,
+                             "tflite_sparse_delegate: the ADD fused into a conv needs both "
+                             "operands of shape [%d, %d, %d, %d] (load the delegate with "
+                             "fuse_add=0 to run a broadcasting ADD)",
+                             output[0], output[1], output[2], output[3]);
+        return kTfLiteError;
+      }
+      note_image_floats(step.tensors.residual, residual);
+    }
+    if (!external_.count(step.tensors.output)) {
+      internal_shapes[step.tensors.output] = output;
+      continue;
+    }
+    TfLiteTensor& tensor = context->tensors[step.tensors.output];
+    Shape current;
+    if (!FloatNhwc(tensor, &current) || current != output) {
+      if (tensor.type != kTfLiteFloat32) {
+        context->ReportError(context, "tflite_sparse_delegate: conv output must be float32");
+        return kTfLiteError;
+      }
+      // ResizeTensor takes ownership of the array and frees it with free().
+      auto* dims = static_cast<TfLiteIntArray*>(std::malloc(sizeof(int) * 5));
+      if (dims == nullptr) return kTfLiteError;
+      dims->size = 4;
+      for (int axis = 0; axis < 4; ++axis) dims->data[axis] = output[axis];
+      if (context->ResizeTensor(context, &tensor, dims) != kTfLiteOk) return kTfLiteError;
+    }
+  }
+
+  std::vector<StepTensors> tensors;
+  for (const Step& step : steps_) tensors.push_back(step.tensors);
+  std::map<int, int64_t> image_bytes;
+  for (const auto& [tensor, floats] : image_floats_) {
+    image_bytes[tensor] = floats * static_cast<int64_t>(sizeof(float));
+  }
+  schedule_ = SchedulePartition(tensors, external_, image_bytes, batch_, same_batch,
+                                large_tensor_bytes_);
+  per_image_scratch_.ResizeZeroed(
+      static_cast<size_t>(schedule_.per_image_scratch_bytes / sizeof(float)));
+  batch_scratch_.ResizeZeroed(static_cast<size_t>(schedule_.batch_scratch_bytes / sizeof(float)));
+  for (int index = 0; index < schedule_.per_image_steps; ++index) {
+    const ConvGeometry& geometry = steps_[index].op->geometry();
+    std::string error;
+    if (!steps_[index].op->Prepare(1, geometry.in_h, geometry.in_w, geometry.channels, &error)) {
+      context->ReportError(context, "tflite_sparse_delegate: %s", error.c_str());
+      return kTfLiteError;
+    }
+  }
+  if (verbose_) {
+    std::fprintf(stderr,
+                 "tflite_sparse_delegate: partition of %zu conv(s) at batch %d: %d run image by "
+                 "image, scratch %lld + %lld bytes\n",
+                 steps_.size(), batch_, schedule_.per_image_steps,
+                 static_cast<long long>(schedule_.per_image_scratch_bytes),
+                 static_cast<long long>(schedule_.batch_scratch_bytes));
+  }
+  prepared_ = true;
+  return kTfLiteOk;
+}
+
+float* PartitionKernel::TensorData(TfLiteContext* context, int tensor, int image) {
+  const int64_t image_offset = image < 0 ? 0 : image * image_floats_[tensor];
+  if (external_.count(tensor)) {
+    float* data = context->tensors[tensor].data.f;
+    return data == nullptr ? nullptr : data + image_offset;
+  }
+  const ScratchPlacement& placement = schedule_.internal.at(tensor);
+  float* base = placement.per_image ? per_image_scratch_.data() : batch_scratch_.data();
+  if (base == nullptr) return nullptr;
+  base += placement.offset / static_cast<int64_t>(sizeof(float));
+  return placement.per_image ? base : base + image_offset;
+}
+
+TfLiteStatus PartitionKernel::Invoke(TfLiteContext* context) {
+  if (!prepared_) {
+    context->ReportError(context, "tflite_sparse_delegate: invoke before prepare");
+    return kTfLiteError;
+  }
+  const auto run_step = [&](Step& step, int image) {
+    const StepTensors& tensors = step.tensors;
+    const float* input = TensorData(context, tensors.input, image);
+    float* output = TensorData(context, tensors.output, image);
+    const float* residual = tensors.residual >= 0 ? TensorData(context, tensors.residual, image)
+                                                  : nullptr;
+    if (step.op->geometry().batch != 0 &&
+        (input == nullptr || output == nullptr || (tensors.residual >= 0 && residual == nullptr))) {
+      context->ReportError(context, "tflite_sparse_delegate: conv tensors have no data");
+      return false;
+    }
+    if (!step.op->Run(input, output, residual)) {
+      context->ReportError(context, "tflite_sparse_delegate: a worker failed");
+      return false;
+    }
+    return true;
+  };
+  const int per_image_steps = schedule_.per_image_steps;
+  for (int image = 0; per_image_steps > 0 && image < batch_; ++image) {
+    for (int index = 0; index < per_image_steps; ++index) {
+      if (!run_step(steps_[index], image)) return kTfLiteError;
+    }
+  }
+  for (size_t index = per_image_steps; index < steps_.size(); ++index) {
+    if (!run_step(steps_[index], -1)) return kTfLiteError;
+  }
+  return kTfLiteOk;
+}
+
+}  // namespace tflite_sparse

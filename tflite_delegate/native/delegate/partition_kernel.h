@@ -1,0 +1,71 @@
+// The TFLite kernel of one partition: a run of claimed CONV_2D nodes (each with the ADD fused into
+// it, if any: claiming/add_fusion.h) that TFLite replaced by one delegate node. Each conv is a
+// step running the sparse CONV_2D operator (operator/sparse_conv_operator.h); the partition
+// prepares them in order from its input shapes, resizes its output tensors, keeps the tensors
+// only it sees in its own scratch and runs the steps on the schedule of
+// delegate/partition_schedule.h (a prefix image by image at batch > 1). Errors go through the
+// TfLiteContext.
+#ifndef TFLITE_DELEGATE_DELEGATE_PARTITION_KERNEL_H_
+#define TFLITE_DELEGATE_DELEGATE_PARTITION_KERNEL_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "abi/tflite_abi.h"
+#include "claiming/add_fusion.h"
+#include "claiming/claiming_policy.h"
+#include "common/aligned_buffer.h"
+#include "delegate/partition_schedule.h"
+#include "operator/sparse_conv_operator.h"
+
+namespace tflite_sparse {
+
+class PartitionKernel {
+ public:
+  // `external`: the partition's input and output tensors (TFLite's memory); steps are added in
+  // execution order. `large_tensor_bytes`: see SchedulePartition. `verbose`: Prepare prints the
+  // schedule to stderr.
+  PartitionKernel(std::set<int> external, std::shared_ptr<ThreadPool> pool,
+                  int64_t large_tensor_bytes, bool verbose);
+
+  // Adds the step of one claimed conv (`fused_add`: the ADD it also runs, or null).
+  void AddStep(const ConvLayerPlan& plan, PackedFilter packed, const FusedAdd* fused_add);
+
+  // Prepares every step for the current input shapes, plans the scratch and resizes the output
+  // tensors (only when their shape changes).
+  TfLiteStatus Prepare(TfLiteContext* context);
+  TfLiteStatus Invoke(TfLiteContext* context);
+
+  const std::set<int>& external() const { return external_; }
+  // After Prepare: steps run image by image (see partition_schedule.h).
+  int per_image_steps() const { return schedule_.per_image_steps; }
+  int steps() const { return static_cast<int>(steps_.size()); }
+
+ private:
+  struct Step {
+    StepTensors tensors;
+    FilterShape filter;
+    std::unique_ptr<SparseConvOperator> op;
+  };
+  // Data of `tensor` for `image` (-1: the whole batch), or null when it has none.
+  float* TensorData(TfLiteContext* context, int tensor, int image);
+
+  std::set<int> external_;
+  std::shared_ptr<ThreadPool> pool_;
+  std::vector<Step> steps_;
+  int64_t large_tensor_bytes_;
+  bool verbose_;
+  bool prepared_ = false;
+  int batch_ = 0;
+  std::map<int, int64_t> image_floats_;  // every step tensor's floats per image
+  PartitionSchedule schedule_;
+  AlignedBuffer per_image_scratch_;
+  AlignedBuffer batch_scratch_;
+};
+
+}  // namespace tflite_sparse
+
+#endif  // TFLITE_DELEGATE_DELEGATE_PARTITION_KERNEL_H_
