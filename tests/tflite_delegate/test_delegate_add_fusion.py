@@ -10,11 +10,7 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from tests.tflite_delegate.delegate_keras_models import (
-    _SESSION_DIRECTORY,
-    apply_block_masks,
-    converted_zoo_model,
-)
+from tests.tflite_delegate.delegate_keras_models import converted_zoo_model, masked_tflite
 from tests.tflite_delegate.delegate_test_support import (
     assert_outputs_close,
     delegate_interpreter,
@@ -89,8 +85,6 @@ def _residual_cases_model() -> bytes:
     """
     import keras
 
-    import tflite_delegate
-
     keras.utils.set_random_seed(11)
     conv = keras.layers.Conv2D
     inputs = keras.Input((10, 9, 16), name="image")
@@ -110,10 +104,7 @@ def _residual_cases_model() -> bytes:
     pooled = keras.layers.Lambda(lambda t: keras.ops.mean(t, axis=(1, 2), keepdims=True))(x)
     x = conv(32, 1, name="broadcast_conv")(x) + pooled
     model = keras.Model(inputs, [x, tapped], name="residual_cases")
-    apply_block_masks(model, block_n=16, sparsity=0.5, seed=12, skip=())
-    path = _SESSION_DIRECTORY / "residual_cases.tflite"
-    tflite_delegate.convert(model, path)
-    return path.read_bytes()
+    return masked_tflite(model, seed=12)
 
 
 def test_only_adds_that_cannot_change_anything_are_fused():

@@ -13,11 +13,7 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from tests.tflite_delegate.delegate_keras_models import (
-    _SESSION_DIRECTORY,
-    apply_block_masks,
-    converted_zoo_model,
-)
+from tests.tflite_delegate.delegate_keras_models import converted_zoo_model, masked_tflite
 from tests.tflite_delegate.delegate_test_support import (
     assert_bitwise_equal,
     assert_outputs_close,
@@ -44,8 +40,6 @@ def _projection_after_pad_model() -> bytes:
     block's ADD can then only run in the epilogue of the main path's second conv."""
     import keras
 
-    import tflite_delegate
-
     keras.utils.set_random_seed(3)
     conv = keras.layers.Conv2D
     inputs = keras.Input((12, 10, 16), name="image")
@@ -59,10 +53,7 @@ def _projection_after_pad_model() -> bytes:
     y = conv(32, 3, padding="same", name="identity_2")(y)
     x = keras.layers.ReLU()(keras.layers.Add()([y, x]))
     model = keras.Model(inputs, x, name="projection_after_pad")
-    apply_block_masks(model, block_n=16, sparsity=0.5, seed=4, skip=())
-    path = _SESSION_DIRECTORY / "projection_after_pad.tflite"
-    tflite_delegate.convert(model, path)
-    return path.read_bytes()
+    return masked_tflite(model, seed=4)
 
 
 def test_a_run_of_claimed_convs_is_one_delegate_node():

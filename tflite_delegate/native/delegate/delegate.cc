@@ -7,8 +7,8 @@
 #include <exception>
 #include <limits>
 #include <memory>
-#include <set>
 #include <new>
+#include <set>
 #include <utility>
 
 #include "delegate/partition_kernel.h"
@@ -255,8 +255,8 @@ void* SparseDelegate::CreateKernel(TfLiteContext* context, const TfLiteDelegateP
     }
     kernel->AddStep(plan, std::move(packed), fused_add);
     available.insert(fused_add != nullptr ? fused_add->output_tensor : plan.output_tensor);
-    kernels_created_.fetch_add(1);
   }
+  kernels_created_.fetch_add(static_cast<int>(convs.size()));
   return kernel.release();
 }
 
