@@ -129,6 +129,7 @@ def test_filter_computed_at_run_time_by_a_tf_function():
         ({"block_n": 3}, "block_n"),
         ({"isa": "sse2"}, "isa"),
         ({"verbose": "perhaps"}, "verbose"),
+        ({"per_image_bytes": "lots"}, "per_image_bytes"),
     ],
 )
 def test_malformed_options_raise_value_error_naming_them(options, named):
@@ -203,9 +204,25 @@ def test_zero_sized_tensors_do_not_crash():
             report["zero_filter_decision"] = decision(delegate)
         except (ValueError, RuntimeError) as error:
             report["zero_filter_decision"] = ["error", str(error)[:300]]
+        # (d) two chained convs, one partition with an internal tensor: batch 0, then 3 image
+        # by image
+        second = rng.normal(0, 0.3, (8, 1, 1, 8)).astype(np.float32)
+        content = build_conv_model(
+            (1, 7, 6, 4), [ConvSpec(weights, None), ConvSpec(second, None, source=0)])
+        interpreter, delegate = delegate_interpreter(content, min_sparsity=0.0, per_image_bytes=0)
+        report["chain_batch0"] = outcome(
+            lambda: run(interpreter, [np.zeros((0, 7, 6, 4), np.float32)]))
+        report["chain_batch0_reference"] = outcome(
+            lambda: run(reference_interpreter(content), [np.zeros((0, 7, 6, 4), np.float32)]))
+        report["chain_batch3"] = outcome(lambda: run(interpreter, model_inputs(interpreter, 3, 2)))
+        report["chain_batch3_reference"] = outcome(
+            lambda: run(reference_interpreter(content), model_inputs(interpreter, 3, 2)))
         print(json.dumps(report))
         """
     )
+    assert results["chain_batch0"][0] == results["chain_batch0_reference"][0]
+    assert results["chain_batch3"][0] == "ok"
+    assert np.allclose(results["chain_batch3"][1], results["chain_batch3_reference"][1], atol=1e-5)
     assert results["first_decision"][0] is True
     # Whatever the reference does with an empty batch, the delegate does the same, without crash.
     assert results["batch0"][0] == results["batch0_reference"][0]
