@@ -114,12 +114,15 @@ class Microkernel:
 @dataclass(frozen=True)
 class DelegateSummary:
     """Delegate-wide facts: kernel variant, threads (0 before the first Prepare when the option
-    was not given), kernels created so far (one per claimed node per delegation), and the nodes."""
+    was not given), kernels created so far (one per claimed conv per delegation), partitions
+    created so far (one delegate node per connected run of claimed convs; 0 from libraries
+    older than the field), and the nodes."""
 
     isa: str
     num_threads: int
     kernels_created: int
     nodes: list[NodeDecision]
+    partitions_created: int = 0
 
 
 def library_path() -> str:
@@ -324,6 +327,7 @@ def delegate_summary(delegate_or_interpreter: Any) -> DelegateSummary:
         num_threads=data["num_threads"],
         kernels_created=data["kernels_created"],
         nodes=nodes,
+        partitions_created=data.get("partitions_created", 0),
     )
 
 

@@ -70,6 +70,7 @@ def test_a_run_of_claimed_convs_is_one_delegate_node():
     assert names.count("DELEGATE") == 2
     summary = tflite_delegate.delegate_summary(delegate)
     assert summary.kernels_created == 6  # one per claimed conv, whatever the partitions
+    assert summary.partitions_created == 2
 
 
 def test_an_add_whose_later_conv_runs_earlier_moves_to_the_other_conv():

@@ -257,6 +257,7 @@ void* SparseDelegate::CreateKernel(TfLiteContext* context, const TfLiteDelegateP
     available.insert(fused_add != nullptr ? fused_add->output_tensor : plan.output_tensor);
   }
   kernels_created_.fetch_add(static_cast<int>(convs.size()));
+  partitions_created_.fetch_add(1);
   return kernel.release();
 }
 
@@ -304,6 +305,7 @@ TfLiteStatus SparseDelegate::InvokeKernel(TfLiteContext* context, TfLiteNode* no
 std::string SparseDelegate::ReportJson() {
   std::lock_guard<std::mutex> lock(mutex_);
   return FormatReportJson(IsaName(options_.isa), num_threads_, kernels_created_.load(),
+                          partitions_created_.load(),
                           decisions_);
 }
 

@@ -1,5 +1,5 @@
 // The delegate object: options, the thread pool, the claiming pass of delegate Prepare, creation
-// of the node kernels (packing + operator), and the JSON report of the most recent Prepare.
+// of the partition kernels (packing + operators), and the JSON report of the most recent Prepare.
 #ifndef TFLITE_DELEGATE_DELEGATE_DELEGATE_H_
 #define TFLITE_DELEGATE_DELEGATE_DELEGATE_H_
 
@@ -29,7 +29,8 @@ class SparseDelegate {
   // The SparseDelegate behind `delegate`, or nullptr if it is not one of ours.
   static SparseDelegate* FromTfLiteDelegate(const TfLiteDelegate* delegate);
 
-  // JSON description: isa, num_threads, kernels_created and the decision for every CONV_2D node
+  // JSON description: isa, num_threads, kernels_created, partitions_created and the decision for
+  // every CONV_2D node
   // of the most recent Prepare.
   std::string ReportJson();
 
@@ -56,7 +57,8 @@ class SparseDelegate {
   std::map<int, ConvLayerPlan> pending_plans_;  // claimed nodes of the running Prepare
   std::map<int, FusedAdd> pending_adds_;        // their fused ADDs, by conv node
   std::map<int, int> pending_positions_;        // execution-plan position of every node
-  std::atomic<int> kernels_created_{0};
+  std::atomic<int> kernels_created_{0};     // claimed convs built into kernels
+  std::atomic<int> partitions_created_{0};  // delegate nodes (partitions) built
 };
 
 }  // namespace tflite_sparse

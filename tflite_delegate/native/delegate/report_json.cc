@@ -35,10 +35,11 @@ const char* JsonBool(bool value) { return value ? "true" : "false"; }
 }  // namespace
 
 std::string FormatReportJson(const char* isa, int num_threads, int kernels_created,
-                             const std::vector<NodeDecision>& decisions) {
+                             int partitions_created, const std::vector<NodeDecision>& decisions) {
   std::string json = "{\"isa\": " + JsonString(isa) +
                      ", \"num_threads\": " + std::to_string(num_threads) +
                      ", \"kernels_created\": " + std::to_string(kernels_created) +
+                     ", \"partitions_created\": " + std::to_string(partitions_created) +
                      ", \"nodes\": [";
   for (size_t i = 0; i < decisions.size(); ++i) {
     const NodeDecision& decision = decisions[i];
