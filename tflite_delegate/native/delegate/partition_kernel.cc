@@ -145,7 +145,7 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
 }
 
 float* PartitionKernel::TensorData(TfLiteContext* context, int tensor, int image) {
-  const int64_t image_offset = image < 0 ? 0 : image * image_floats_[tensor];
+  const int64_t image_offset = image < 0 ? 0 : image * image_floats_.at(tensor);
   if (external_.count(tensor)) {
     float* data = context->tensors[tensor].data.f;
     return data == nullptr ? nullptr : data + image_offset;

@@ -40,14 +40,10 @@ class PartitionKernel {
   TfLiteStatus Invoke(TfLiteContext* context);
 
   const std::set<int>& external() const { return external_; }
-  // After Prepare: steps run image by image (see partition_schedule.h).
-  int per_image_steps() const { return schedule_.per_image_steps; }
-  int steps() const { return static_cast<int>(steps_.size()); }
 
  private:
   struct Step {
     StepTensors tensors;
-    FilterShape filter;
     std::unique_ptr<SparseConvOperator> op;
   };
   // Data of `tensor` for `image` (-1: the whole batch), or null when it has none.
