@@ -199,8 +199,9 @@ def load_delegate(**options: Any):
     verbose (bool), per_image_bytes ("auto", "off" or an int >= 0; default "auto", a quarter of
     the L3 cache: at batch > 1 a run of claimed convs goes image by image, up to the last
     reader of its last intermediate tensor of at least this many bytes over the batch, so that
-    each image's activations stay cached between convs; bitwise the same result). Raises ValueError with the delegate's own reason (naming an unknown
-    option, a bad value, or an ISA this CPU lacks). The same library also loads with
+    each image's activations stay cached between convs; bitwise the same result). Raises
+    ValueError with the delegate's own reason (naming an unknown option, a bad value, or an ISA
+    this CPU lacks). The same library also loads with
     `tf.lite.experimental.load_delegate(library_path(), options)`; pass string values there.
     """
     from ai_edge_litert.interpreter import load_delegate as litert_load_delegate

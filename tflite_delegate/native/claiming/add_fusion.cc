@@ -1,8 +1,8 @@
 #include "claiming/add_fusion.h"
 
-#include <cstdlib>
-#include <new>
 #include <set>
+
+#include "abi/int_array.h"
 
 namespace tflite_sparse {
 
@@ -21,57 +21,44 @@ bool IsFloatTensor(const TfLiteContext& context, int tensor) {
          context.tensors[tensor].type == kTfLiteFloat32 && context.tensors[tensor].dims != nullptr;
 }
 
+// One partition of a preview: its nodes and its output tensors.
+struct PreviewedPartition {
+  std::set<int> nodes;
+  std::set<int> outputs;
+};
+
+// TFLite's partitions of `nodes` replaced in one request, in the runtime's order, or false when
+// the runtime cannot preview them.
+bool PreviewPartitions(TfLiteContext* context, const std::vector<int>& nodes,
+                       std::vector<PreviewedPartition>* previewed) {
+  if (context->PreviewDelegatePartitioning == nullptr) return false;
+  const IntArray array = MakeIntArray(nodes);
+  TfLiteDelegateParams* partitions = nullptr;
+  int count = 0;
+  if (context->PreviewDelegatePartitioning(context, array.get(), &partitions, &count) !=
+          kTfLiteOk ||
+      (count > 0 && partitions == nullptr)) {
+    return false;
+  }
+  const auto members = [](const TfLiteIntArray* list) {
+    return list == nullptr ? std::set<int>() : std::set<int>(list->data, list->data + list->size);
+  };
+  previewed->clear();
+  for (int p = 0; p < count; ++p) {
+    previewed->push_back({members(partitions[p].nodes_to_replace),
+                          members(partitions[p].output_tensors)});
+  }
+  return true;
+}
+
 // True if TFLite would make {conv_node, add_node} one partition whose only output is
 // `add_output`.
 bool OnePartitionWithOneOutput(TfLiteContext* context, int conv_node, int add_node,
                                int add_output) {
-  if (context->PreviewDelegatePartitioning == nullptr) return false;
-  auto* nodes = static_cast<TfLiteIntArray*>(std::malloc(sizeof(int) * 3));
-  if (nodes == nullptr) throw std::bad_alloc();
-  nodes->size = 2;
-  nodes->data[0] = conv_node;
-  nodes->data[1] = add_node;
-  TfLiteDelegateParams* partitions = nullptr;
-  int count = 0;
-  const TfLiteStatus status =
-      context->PreviewDelegatePartitioning(context, nodes, &partitions, &count);
-  std::free(nodes);
-  if (status != kTfLiteOk || count != 1 || partitions == nullptr) return false;
-  const TfLiteDelegateParams& partition = partitions[0];
-  return partition.nodes_to_replace != nullptr && partition.nodes_to_replace->size == 2 &&
-         partition.output_tensors != nullptr && partition.output_tensors->size == 1 &&
-         partition.output_tensors->data[0] == add_output;
-}
-
-// TFLite's partitions of `nodes` replaced in one request: the partition of every node and the
-// output tensors of every partition, or false when the runtime cannot preview them.
-bool PreviewPartitions(TfLiteContext* context, const std::vector<int>& nodes,
-                       std::map<int, int>* partition_of,
-                       std::vector<std::set<int>>* partition_outputs) {
-  if (context->PreviewDelegatePartitioning == nullptr) return false;
-  auto* array = static_cast<TfLiteIntArray*>(std::malloc(sizeof(int) * (nodes.size() + 1)));
-  if (array == nullptr) throw std::bad_alloc();
-  array->size = static_cast<int>(nodes.size());
-  for (size_t k = 0; k < nodes.size(); ++k) array->data[k] = nodes[k];
-  TfLiteDelegateParams* partitions = nullptr;
-  int count = 0;
-  const TfLiteStatus status =
-      context->PreviewDelegatePartitioning(context, array, &partitions, &count);
-  std::free(array);
-  if (status != kTfLiteOk || (count > 0 && partitions == nullptr)) return false;
-  partition_of->clear();
-  partition_outputs->assign(count, {});
-  for (int p = 0; p < count; ++p) {
-    const TfLiteIntArray* members = partitions[p].nodes_to_replace;
-    for (int k = 0; members != nullptr && k < members->size; ++k) {
-      (*partition_of)[members->data[k]] = p;
-    }
-    const TfLiteIntArray* outputs = partitions[p].output_tensors;
-    for (int k = 0; outputs != nullptr && k < outputs->size; ++k) {
-      (*partition_outputs)[p].insert(outputs->data[k]);
-    }
-  }
-  return true;
+  std::vector<PreviewedPartition> partitions;
+  return PreviewPartitions(context, {conv_node, add_node}, &partitions) &&
+         partitions.size() == 1 && partitions[0].nodes.size() == 2 &&
+         partitions[0].outputs == std::set<int>{add_output};
 }
 
 }  // namespace
@@ -86,9 +73,12 @@ void SplitFusionsByPartition(TfLiteContext* context, const std::map<int, ConvLay
       if (!alone->count(conv_node)) nodes.push_back(conv_node);
     }
     for (const auto& [conv_node, add] : *together) nodes.push_back(add.add_node);
+    std::vector<PreviewedPartition> partitions;
+    if (!PreviewPartitions(context, nodes, &partitions)) break;
     std::map<int, int> partition_of;
-    std::vector<std::set<int>> outputs;
-    if (!PreviewPartitions(context, nodes, &partition_of, &outputs)) break;
+    for (size_t p = 0; p < partitions.size(); ++p) {
+      for (const int node : partitions[p].nodes) partition_of[node] = static_cast<int>(p);
+    }
     const auto partition = [&](int node) {
       const auto found = partition_of.find(node);
       return found == partition_of.end() ? -1 : found->second;
@@ -99,7 +89,7 @@ void SplitFusionsByPartition(TfLiteContext* context, const std::map<int, ConvLay
       const int add_partition = partition(add.add_node);
       const int own_output = claimed.at(conv_node).output_tensor;
       if (add_partition >= 0 && partition(conv_node) == add_partition &&
-          !outputs[add_partition].count(own_output)) {
+          !partitions[add_partition].outputs.count(own_output)) {
         kept.emplace(conv_node, add);
         continue;
       }

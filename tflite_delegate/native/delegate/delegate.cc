@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <limits>
@@ -11,6 +10,7 @@
 #include <set>
 #include <utility>
 
+#include "abi/int_array.h"
 #include "delegate/partition_kernel.h"
 #include "delegate/report_json.h"
 #include "packing/packing.h"
@@ -176,14 +176,9 @@ TfLiteStatus SparseDelegate::ReplaceNodes(TfLiteContext* context,
   if (nodes.empty()) return kTfLiteOk;
   std::sort(nodes.begin(), nodes.end(),
             [&](int a, int b) { return pending_positions_[a] < pending_positions_[b]; });
-  auto* array = static_cast<TfLiteIntArray*>(std::malloc(sizeof(int) * (nodes.size() + 1)));
-  if (array == nullptr) throw std::bad_alloc();
-  array->size = static_cast<int>(nodes.size());
-  std::copy(nodes.begin(), nodes.end(), array->data);
-  const TfLiteStatus status =
-      context->ReplaceNodeSubsetsWithDelegateKernels(context, registration, array, &delegate_);
-  std::free(array);  // the runtime does not take ownership of the node list
-  return status;
+  const IntArray array = MakeIntArray(nodes);  // the runtime copies the node list
+  return context->ReplaceNodeSubsetsWithDelegateKernels(context, registration, array.get(),
+                                                        &delegate_);
 }
 
 void* SparseDelegate::CreateKernel(TfLiteContext* context, const TfLiteDelegateParams* params) {

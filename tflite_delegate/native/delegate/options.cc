@@ -11,7 +11,8 @@ const char kIsaEnvironmentVariable[] = "TFLITE_SPARSE_DELEGATE_ISA";
 
 namespace {
 
-const char kKnownOptions[] = "num_threads, min_sparsity, block_n, isa, fuse_add, verbose, per_image_bytes";
+const char kKnownOptions[] =
+    "num_threads, min_sparsity, block_n, isa, fuse_add, verbose, per_image_bytes";
 
 // Strict integer parse: the whole string must be a base-10 integer (Python passes str(value)).
 bool ParseInteger(const std::string& text, long* value) {

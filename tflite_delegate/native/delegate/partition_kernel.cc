@@ -2,9 +2,10 @@
 
 #include <array>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <utility>
+
+#include "abi/int_array.h"
 
 namespace tflite_sparse {
 
@@ -56,9 +57,9 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
     *shape = found->second;
     return true;
   };
-  image_floats_.clear();
+  std::map<int, int64_t> image_floats;  // every step tensor's floats per image
   const auto note_image_floats = [&](int tensor, const Shape& shape) {
-    image_floats_[tensor] = static_cast<int64_t>(shape[1]) * shape[2] * shape[3];
+    image_floats[tensor] = static_cast<int64_t>(shape[1]) * shape[2] * shape[3];
   };
   batch_ = -1;
   bool same_batch = true;
@@ -105,10 +106,7 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
         return kTfLiteError;
       }
       // ResizeTensor takes ownership of the array and frees it with free().
-      auto* dims = static_cast<TfLiteIntArray*>(std::malloc(sizeof(int) * 5));
-      if (dims == nullptr) return kTfLiteError;
-      dims->size = 4;
-      for (int axis = 0; axis < 4; ++axis) dims->data[axis] = output[axis];
+      TfLiteIntArray* dims = MakeIntArray({output.begin(), output.end()}).release();
       if (context->ResizeTensor(context, &tensor, dims) != kTfLiteOk) return kTfLiteError;
     }
   }
@@ -116,7 +114,7 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
   std::vector<StepTensors> tensors;
   for (const Step& step : steps_) tensors.push_back(step.tensors);
   std::map<int, int64_t> image_bytes;
-  for (const auto& [tensor, floats] : image_floats_) {
+  for (const auto& [tensor, floats] : image_floats) {
     image_bytes[tensor] = floats * static_cast<int64_t>(sizeof(float));
   }
   schedule_ = SchedulePartition(tensors, external_, image_bytes, batch_, same_batch,
@@ -124,6 +122,24 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
   per_image_scratch_.ResizeZeroed(
       static_cast<size_t>(schedule_.per_image_scratch_bytes / sizeof(float)));
   batch_scratch_.ResizeZeroed(static_cast<size_t>(schedule_.batch_scratch_bytes / sizeof(float)));
+  const auto resolve = [&](int tensor) {
+    TensorRef ref;
+    ref.tensor = tensor;
+    if (tensor < 0) return ref;
+    ref.image_floats = image_floats.at(tensor);
+    ref.external = external_.count(tensor) > 0;
+    if (!ref.external) {
+      const ScratchPlacement& placement = schedule_.internal.at(tensor);
+      ref.per_image = placement.per_image;
+      ref.scratch_offset = placement.offset / static_cast<int64_t>(sizeof(float));
+    }
+    return ref;
+  };
+  for (Step& step : steps_) {
+    step.input = resolve(step.tensors.input);
+    step.residual = resolve(step.tensors.residual);
+    step.output = resolve(step.tensors.output);
+  }
   for (int index = 0; index < schedule_.per_image_steps; ++index) {
     const ConvGeometry& geometry = steps_[index].op->geometry();
     std::string error;
@@ -144,17 +160,14 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
   return kTfLiteOk;
 }
 
-float* PartitionKernel::TensorData(TfLiteContext* context, int tensor, int image) {
-  const int64_t image_offset = image < 0 ? 0 : image * image_floats_.at(tensor);
-  if (external_.count(tensor)) {
-    float* data = context->tensors[tensor].data.f;
-    return data == nullptr ? nullptr : data + image_offset;
-  }
-  const ScratchPlacement& placement = schedule_.internal.at(tensor);
-  float* base = placement.per_image ? per_image_scratch_.data() : batch_scratch_.data();
+float* PartitionKernel::Data(TfLiteContext* context, const TensorRef& ref, int image) {
+  if (ref.tensor < 0) return nullptr;
+  float* base = ref.external        ? context->tensors[ref.tensor].data.f
+                : ref.per_image     ? per_image_scratch_.data()
+                                    : batch_scratch_.data();
   if (base == nullptr) return nullptr;
-  base += placement.offset / static_cast<int64_t>(sizeof(float));
-  return placement.per_image ? base : base + image_offset;
+  base += ref.scratch_offset;
+  return image < 0 || ref.per_image ? base : base + image * ref.image_floats;
 }
 
 TfLiteStatus PartitionKernel::Invoke(TfLiteContext* context) {
@@ -163,13 +176,12 @@ TfLiteStatus PartitionKernel::Invoke(TfLiteContext* context) {
     return kTfLiteError;
   }
   const auto run_step = [&](Step& step, int image) {
-    const StepTensors& tensors = step.tensors;
-    const float* input = TensorData(context, tensors.input, image);
-    float* output = TensorData(context, tensors.output, image);
-    const float* residual = tensors.residual >= 0 ? TensorData(context, tensors.residual, image)
-                                                  : nullptr;
+    const float* input = Data(context, step.input, image);
+    float* output = Data(context, step.output, image);
+    const float* residual = Data(context, step.residual, image);
     if (step.op->geometry().batch != 0 &&
-        (input == nullptr || output == nullptr || (tensors.residual >= 0 && residual == nullptr))) {
+        (input == nullptr || output == nullptr ||
+         (step.residual.tensor >= 0 && residual == nullptr))) {
       context->ReportError(context, "tflite_sparse_delegate: conv tensors have no data");
       return false;
     }

@@ -42,12 +42,23 @@ class PartitionKernel {
   const std::set<int>& external() const { return external_; }
 
  private:
+  // Where a step's tensor lives, resolved by Prepare so that Invoke needs no lookups.
+  struct TensorRef {
+    int tensor = -1;              // -1: none (a step without a residual)
+    bool external = false;        // TFLite's memory: context->tensors[tensor].data.f
+    bool per_image = false;       // the per-image scratch: the same floats for every image
+    int64_t scratch_offset = 0;   // floats into its scratch (internal tensors)
+    int64_t image_floats = 0;     // floats per image
+  };
   struct Step {
     StepTensors tensors;
+    TensorRef input;
+    TensorRef residual;
+    TensorRef output;
     std::unique_ptr<SparseConvOperator> op;
   };
-  // Data of `tensor` for `image` (-1: the whole batch), or null when it has none.
-  float* TensorData(TfLiteContext* context, int tensor, int image);
+  // Data of `ref` for `image` (-1: the whole batch), or null when it has none.
+  float* Data(TfLiteContext* context, const TensorRef& ref, int image);
 
   std::set<int> external_;
   std::shared_ptr<ThreadPool> pool_;
@@ -56,7 +67,6 @@ class PartitionKernel {
   bool verbose_;
   bool prepared_ = false;
   int batch_ = 0;
-  std::map<int, int64_t> image_floats_;  // every step tensor's floats per image
   PartitionSchedule schedule_;
   AlignedBuffer per_image_scratch_;
   AlignedBuffer batch_scratch_;

@@ -13,54 +13,52 @@ int64_t AlignUp(int64_t bytes) {
   return (bytes + kScratchAlignment - 1) / kScratchAlignment * kScratchAlignment;
 }
 
-// Offsets for tensors with live intervals over step indices (inclusive: a step's output never
-// shares bytes with its inputs), the way TFLite's own arena planner places tensors: largest
-// first, each in the smallest gap left by the tensors already placed whose lifetimes overlap
-// its own, else after the last of them.
-class ScratchArena {
- public:
-  struct Tensor {
-    int id;
-    int64_t bytes;
-    int first_step;
-    int last_step;
-  };
-
-  // Places `tensors` and returns the arena's size in bytes; writes offsets into `placements`.
-  static int64_t Place(std::vector<Tensor> tensors, bool per_image,
-                       std::map<int, ScratchPlacement>* placements) {
-    std::stable_sort(tensors.begin(), tensors.end(), [](const Tensor& a, const Tensor& b) {
-      return a.bytes != b.bytes ? a.bytes > b.bytes : a.first_step < b.first_step;
-    });
-    std::vector<std::pair<int64_t, const Tensor*>> placed;  // (offset, tensor)
-    int64_t size = 0;
-    for (const Tensor& tensor : tensors) {
-      std::vector<std::pair<int64_t, int64_t>> taken;  // byte ranges of overlapping lifetimes
-      for (const auto& [offset, other] : placed) {
-        if (other->last_step >= tensor.first_step && tensor.last_step >= other->first_step) {
-          taken.emplace_back(offset, offset + other->bytes);
-        }
-      }
-      std::sort(taken.begin(), taken.end());
-      int64_t best = -1;
-      int64_t best_gap = 0;
-      int64_t cursor = 0;
-      for (const auto& [begin, end] : taken) {
-        const int64_t gap = begin - cursor;
-        if (gap >= tensor.bytes && (best < 0 || gap < best_gap)) {
-          best = cursor;
-          best_gap = gap;
-        }
-        cursor = std::max(cursor, end);
-      }
-      const int64_t offset = best >= 0 ? best : cursor;
-      placed.emplace_back(offset, &tensor);
-      size = std::max(size, offset + tensor.bytes);
-      (*placements)[tensor.id] = ScratchPlacement{per_image, offset};
-    }
-    return size;
-  }
+// An internal tensor, live over steps [first_step, last_step] (inclusive: a step's output never
+// shares bytes with its inputs).
+struct LiveTensor {
+  int id;
+  int64_t bytes;
+  int first_step;
+  int last_step;
 };
+
+// Places `tensors` in one scratch the way TFLite's own arena planner places tensors: largest
+// first, each in the smallest gap left by the tensors already placed whose lifetimes overlap its
+// own, else after the last of them. Returns the scratch's size in bytes; writes offsets into
+// `placements`.
+int64_t PlaceByLiveness(std::vector<LiveTensor> tensors, bool per_image,
+                        std::map<int, ScratchPlacement>* placements) {
+  std::stable_sort(tensors.begin(), tensors.end(), [](const LiveTensor& a, const LiveTensor& b) {
+    return a.bytes != b.bytes ? a.bytes > b.bytes : a.first_step < b.first_step;
+  });
+  std::vector<std::pair<int64_t, const LiveTensor*>> placed;  // (offset, tensor)
+  int64_t size = 0;
+  for (const LiveTensor& tensor : tensors) {
+    std::vector<std::pair<int64_t, int64_t>> taken;  // byte ranges of overlapping lifetimes
+    for (const auto& [offset, other] : placed) {
+      if (other->last_step >= tensor.first_step && tensor.last_step >= other->first_step) {
+        taken.emplace_back(offset, offset + other->bytes);
+      }
+    }
+    std::sort(taken.begin(), taken.end());
+    int64_t best = -1;
+    int64_t best_gap = 0;
+    int64_t cursor = 0;
+    for (const auto& [begin, end] : taken) {
+      const int64_t gap = begin - cursor;
+      if (gap >= tensor.bytes && (best < 0 || gap < best_gap)) {
+        best = cursor;
+        best_gap = gap;
+      }
+      cursor = std::max(cursor, end);
+    }
+    const int64_t offset = best >= 0 ? best : cursor;
+    placed.emplace_back(offset, &tensor);
+    size = std::max(size, offset + tensor.bytes);
+    (*placements)[tensor.id] = ScratchPlacement{per_image, offset};
+  }
+  return size;
+}
 
 }  // namespace
 
@@ -92,8 +90,8 @@ PartitionSchedule SchedulePartition(const std::vector<StepTensors>& steps,
     }
   }
   const int prefix = schedule.per_image_steps;
-  std::vector<ScratchArena::Tensor> per_image;
-  std::vector<ScratchArena::Tensor> whole_batch;
+  std::vector<LiveTensor> per_image;
+  std::vector<LiveTensor> whole_batch;
   for (const auto& [tensor, steps_live] : interval) {
     const auto [first, last] = steps_live;
     if (last < prefix) {
@@ -104,8 +102,8 @@ PartitionSchedule SchedulePartition(const std::vector<StepTensors>& steps,
       whole_batch.push_back({tensor, AlignUp(bytes_of(tensor) * std::max(batch, 0)), first, last});
     }
   }
-  schedule.per_image_scratch_bytes = ScratchArena::Place(per_image, true, &schedule.internal);
-  schedule.batch_scratch_bytes = ScratchArena::Place(whole_batch, false, &schedule.internal);
+  schedule.per_image_scratch_bytes = PlaceByLiveness(per_image, true, &schedule.internal);
+  schedule.batch_scratch_bytes = PlaceByLiveness(whole_batch, false, &schedule.internal);
   return schedule;
 }
 
