@@ -55,7 +55,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -168,10 +168,11 @@ def define_flags() -> None:
     )
     flags.DEFINE_float(
         "peak_gflops_per_core",
-        108.0,
-        "fp32 FMA peak per core, GFLOP/s (for the % of peak column). The default is this machine "
-        "class's (AMD Zen 4 at 3.36 GHz: one 512-bit FMA per cycle, 32 FLOP/cycle; measured "
-        "108-112 GFLOP/s with 16 independent AVX-512 FMA chains).",
+        None,
+        "fp32 FMA peak per core, GFLOP/s (for the % of peak column). Default: measured at the "
+        "start of the run (scripts/fma_peak.py: benchmarks/ceilings/fma_ceilings.c compiled with "
+        "$CC or cc, the fastest FMA form it finds), since the same model name covers cores of "
+        "very different peaks (AMD Zen 4: about 115, Zen 5: about 230).",
     )
     flags.DEFINE_float(
         "tolerance", 1e-4, "Largest accepted max|delegate - xnnpack| / max|xnnpack| of a row."
@@ -227,7 +228,7 @@ class Settings:
     min_sample_ms: float
     min_sparsity: float | None
     fuse_add: bool
-    peak_gflops_per_core: float
+    peak_gflops_per_core: float | None  # None until measured (resolve_peak)
     tolerance: float
     seed: int
     out_dir: Path
@@ -323,7 +324,9 @@ def validate_flags() -> Settings:
         raise app.UsageError("--repeats must be >= 1, --warmup and --min_sample_ms >= 0")
     if FLAGS.min_sparsity is not None and not 0 <= FLAGS.min_sparsity <= 1:
         raise app.UsageError(f"--min_sparsity must be in [0, 1], got {FLAGS.min_sparsity}")
-    if FLAGS.peak_gflops_per_core <= 0 or FLAGS.tolerance <= 0:
+    if (
+        FLAGS.peak_gflops_per_core is not None and FLAGS.peak_gflops_per_core <= 0
+    ) or FLAGS.tolerance <= 0:
         raise app.UsageError("--peak_gflops_per_core and --tolerance must be > 0")
     default_dir = "results/delegate_benchmark" + ("_quick" if FLAGS.quick else "")
     out_dir = Path(FLAGS.out_dir or default_dir)
@@ -1166,26 +1169,79 @@ def print_load(when: str, values: Sequence[float]) -> str:
     return line
 
 
+def cache_sizes() -> str:
+    """CPU 0's data and unified caches as "L1d 48K, L2 1024K, L3 32768K" (sysfs), or "caches ?"."""
+    parts = []
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            kind = (index / "type").read_text().strip()
+            level = (index / "level").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        if kind != "Instruction":
+            parts.append(f"L{level}{'d' if kind == 'Data' else ''} {size}")
+    return ", ".join(parts) or "caches ?"
+
+
+def resolve_peak(settings: Settings) -> tuple[Settings, str]:
+    """Settings with the per-core FMA peak filled in, and where it came from (for the header).
+
+    --peak_gflops_per_core wins; otherwise scripts/fma_peak.py measures it, and a failure there
+    (no C compiler) is a usage error that says to give the flag.
+    """
+    if settings.peak_gflops_per_core is not None:
+        return settings, "given by --peak_gflops_per_core"
+    from scripts.fma_peak import measure_fma_peak
+
+    try:
+        peak = measure_fma_peak()
+    except (RuntimeError, ValueError) as error:
+        raise app.UsageError(
+            f"cannot measure the FMA peak ({error}); give --peak_gflops_per_core"
+        ) from None
+    measured = replace(settings, peak_gflops_per_core=peak.gflops_per_core)
+    return measured, f"measured at the start of the run: {peak.form}"
+
+
 def environment() -> dict:
     """Versions and machine facts for the results header."""
     import ai_edge_litert
     import numpy as np
 
     cpu = platform.processor() or "?"
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "cpu family", "model", "stepping"):
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    cpu = fields.get("model name", cpu)
+    # A VM's model name ("AMD EPYC") hides the core generation; family and model tell it.
+    cpu_id = (
+        f"family {fields['cpu family']} model {fields['model']} stepping {fields.get('stepping', '?')}"
+        if "cpu family" in fields and "model" in fields
+        else "family ?"
+    )
     return {
         "cpu": cpu,
+        "cpu_id": cpu_id,
+        "caches": cache_sizes(),
         "cpus_visible": os.cpu_count(),
         "python": platform.python_version(),
         "ai_edge_litert": getattr(ai_edge_litert, "__version__", "?"),
         "numpy": np.__version__,
     }
+
+
+def machine_text(env: dict) -> str:
+    """The results header's machine: model name, family/model and caches, CPUs visible."""
+    return (
+        f"{env['cpu']} ({env.get('cpu_id', 'family ?')}; {env.get('caches', 'caches ?')}), "
+        f"{env['cpus_visible']} CPUs visible"
+    )
 
 
 def _format(value, digits: int = 2, suffix: str = "") -> str:
@@ -1404,7 +1460,7 @@ def markdown_report(record: dict) -> str:
         "",
         f"Command: `{record['command']}`",
         "",
-        f"{record['created_utc']}; {env['cpu']}, {env['cpus_visible']} CPUs visible; "
+        f"{record['created_utc']}; {machine_text(env)}; "
         f"ai_edge_litert {env['ai_edge_litert']}, numpy {env['numpy']}; delegate ISA "
         f"{record['delegate_isa']}.",
         f"{record['load_start_line']}  ",
@@ -1414,7 +1470,8 @@ def markdown_report(record: dict) -> str:
         f"the mean of invokes lasting >= {record['settings']['min_sample_ms']} ms); speedup = "
         "XNNPACK ms / delegate ms on the same .tflite; ideal = dense FLOPs / kept FLOPs; eff. = "
         "speedup / ideal; GFLOP/s on the kept work, % of "
-        f"{record['settings']['peak_gflops_per_core']:g} GFLOP/s x threads; 2/1 = delegate ms at "
+        f"{record['settings']['peak_gflops_per_core']:.1f} GFLOP/s x threads (fp32 FMA peak per "
+        f"core: {record['peak_source']}); 2/1 = delegate ms at "
         "1 thread / at 2 threads; claimed = CONV_2D nodes claimed / all (detected block length).",
         "",
         f"Noise: (max - min) / median of a row's samples (the larger of both engines) is "
@@ -1485,6 +1542,8 @@ def main(argv: Sequence[str]) -> int:
         raise app.UsageError("--list_shapes needs the layer level")
 
     settings.out_dir.mkdir(parents=True, exist_ok=True)
+    settings, peak_source = resolve_peak(settings)
+    print(f"fp32 FMA peak: {settings.peak_gflops_per_core:.1f} GFLOP/s per core ({peak_source})")
     start = time.perf_counter()
     layer_plan = prepare_layer_models(settings, sources) if sources else []
     model_plan = prepare_models(settings) if "model" in settings.levels else []
@@ -1511,6 +1570,7 @@ def main(argv: Sequence[str]) -> int:
         "created_utc": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "environment": environment(),
         "delegate_isa": ",".join(isas) or "?",
+        "peak_source": peak_source,
         "settings": {
             key: (str(value) if isinstance(value, Path) else value)
             for key, value in asdict(settings).items()

@@ -543,7 +543,7 @@ def markdown_report(record: dict) -> str:
         "",
         f"Command: `{record['command']}`",
         "",
-        f"{record['created_utc']}; {env['cpu']}, {env['cpus_visible']} CPUs visible; "
+        f"{record['created_utc']}; {bench.machine_text(env)}; "
         f"ai_edge_litert {env['ai_edge_litert']}; "
         + ", ".join(f"{name} {version}" for name, version in record["versions"].items())
         + ".",

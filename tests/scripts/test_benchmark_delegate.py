@@ -46,6 +46,7 @@ def run_benchmark(*flags: str, timeout: float = 300) -> subprocess.CompletedProc
         (["--levels=stem", "--stem_shapes=224:3:64:7:3"], "is not INPUT_WIDTH:CIN:COUT:KERNEL"),
         (["--levels=stem", "--stem_shapes=224:3:64:7"], "is not INPUT_WIDTH:CIN:COUT:KERNEL"),
         (["--out_dir=README.md"], "exists and is not a directory"),
+        (["--peak_gflops_per_core=0"], "--peak_gflops_per_core and --tolerance must be > 0"),
     ],
 )
 def test_bad_flags_are_rejected_with_a_message_naming_them(flags, message):
@@ -130,6 +131,10 @@ def test_quick_run_writes_consistent_results_and_reuses_its_cache(tmp_path):
     assert "load average at start" in markdown and "| N | s | thr | width 7 |" in markdown
     assert record["model_rows"] == []
     assert len(record["load_average_start"]) == 3
+    # The FMA peak is measured where the benchmark runs, and the header names the machine.
+    assert record["peak_source"].startswith("measured at the start of the run")
+    assert f"(fp32 FMA peak per core: {record['peak_source']})" in markdown
+    assert record["environment"]["cpu_id"] in markdown
 
     (row,) = record["layer_rows"]
     assert (row["conv"], row["out_width"], row["block_n"], row["threads"]) == (
@@ -143,6 +148,8 @@ def test_quick_run_writes_consistent_results_and_reuses_its_cache(tmp_path):
     assert row["speedup"] == pytest.approx(row["xnnpack_ms"] / row["delegate_ms"])
     assert row["efficiency"] == pytest.approx(row["speedup"] / 4.0)
     assert row["kept_gflops"] == pytest.approx(2 * 49 * 1024 * 128 / (row["delegate_ms"] * 1e6))
+    peak = record["settings"]["peak_gflops_per_core"]
+    assert row["percent_of_peak"] == pytest.approx(100 * row["kept_gflops"] / peak)
     assert row["claims"]["claimed"] == row["claims"]["conv_nodes"] == 1
     assert row["claims"]["claimed_block_n"] == {"1x16": 1}
     assert row["agree"] and row["agreement"]["relative"] <= 1e-4
