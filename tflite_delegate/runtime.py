@@ -189,9 +189,12 @@ def load_delegate(**options: Any):
 
     Options: num_threads (int >= 1; default: the interpreter's num_threads), min_sparsity (float
     in [0, 1]: a conv is claimed when at least this fraction of its tap vectors is all zero, which
-    equals its block sparsity when whole blocks were pruned, as SUBP does; default per block width
-    N, from where each microkernel width was measured to beat XNNPACK: 0.3 for N >= 16, 0.5 for
-    N = 8 with AVX-512 (0.55 otherwise), 0.8 for N = 4, 0.9 for N = 2, 0.95 for N = 1), block_n ("auto" or a width of the microkernel registry:
+    equals its block sparsity when whole blocks were pruned, as SUBP does; default per ISA and
+    block width N, from where each microkernel width was measured to beat XNNPACK: with AVX-512
+    0.3 for N >= 32, 0.45 for N = 16, 0.75 for N = 8, 0.9 for N = 4; with AVX2 and generic 0.3
+    for N >= 16, 0.55 for N = 8, 0.8 for N = 4; with any ISA 0.98 for N = 2 and 1.0 for N = 1,
+    i.e. never unless the filter is all zero),
+    block_n ("auto" or a width of the microkernel registry:
     1/2/4/8/16/32), isa ("auto"/"avx512"/"avx2"/"generic"; default $TFLITE_SPARSE_DELEGATE_ISA or
     auto), fuse_add (bool, default True: an ADD of two same-shape float tensors, one of them a
     claimed conv's output read by nothing else, e.g. a ResNet block's shortcut ADD with its ReLU,

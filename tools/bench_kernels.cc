@@ -20,7 +20,7 @@
 // table only.
 //
 // --layout: "auto" runs each shape with the variant the delegate selects (SelectMicrokernel: by
-// shape class and kept work per input value, so channel-major for 1x1 stride-1 convolutions
+// shape class and kept work per input and output value, so channel-major for 1x1 stride-1 convolutions
 // where the ISA has one for N and the filter keeps enough work); "pixel_major" forces the
 // pixel-major variant; "both" times the selected variant and the pixel-major one interleaved in
 // the same repeats (two extra columns: the pixel-major sparse kept-work GFLOP/s and
@@ -249,7 +249,9 @@ void BenchOperators(const Flags& flags, Isa isa) {
       return tflite_sparse::SelectMicrokernel(
           isa, flags.block_n, s.kernel, s.kernel, s.stride, s.stride,
           tflite_sparse::KeptFlopsPerInputValue(pattern.kept_tap_vectors, flags.block_n,
-                                                s.in_channels));
+                                                s.in_channels),
+          tflite_sparse::KeptFlopsPerOutputValue(pattern.kept_tap_vectors, flags.block_n,
+                                                 s.out_channels));
     };
     const tflite_sparse::MicrokernelVariant* variant = select(sparse);
     const tflite_sparse::MicrokernelVariant* dense_variant = select(dense);

@@ -32,14 +32,24 @@ def _uniform_1xn_filter(
 @pytest.mark.parametrize(
     ("block_n", "kept", "claimed_with_avx512", "claimed_otherwise"),
     [
-        (16, 10, True, True),  # 0.375 >= 0.3
+        # AVX-512 thresholds are Zen 5's break-evens (XNNPACK's dense kernels use both 512-bit
+        # FMA pipes there, our 1x8 and 1x4 microkernels only 256 and 128 bits): 0.45 for N = 16,
+        # 0.75 for N = 8, 0.9 for N = 4; AVX2 and generic keep 0.3, 0.55 and 0.8.
+        (16, 8, True, True),  # 0.5
+        (16, 10, False, True),  # 0.375: >= 0.3, < 0.45
         (16, 12, False, False),  # 0.25 < 0.3
-        (8, 7, True, True),  # 0.5625 >= 0.55
-        # 0.5: every 1x8 layer measured at 50 % beat XNNPACK with the AVX-512 microkernels
-        # (threshold 0.5); AVX2 and generic keep 0.55
-        (8, 8, True, False),
-        (4, 3, True, True),  # 0.8125 >= 0.8
-        (4, 8, False, False),  # 0.5 < 0.8: a 1x4 layer at 50 % ran at 0.63x XNNPACK's speed
+        (8, 4, True, True),  # 0.75
+        (8, 7, False, True),  # 0.5625: >= 0.55, < 0.75 (1x8 layers at 50 % ran 0.71-0.90x on Zen 5)
+        (8, 8, False, False),  # 0.5 < 0.55
+        (4, 1, True, True),  # 0.9375
+        (4, 2, False, True),  # 0.875: >= 0.8, < 0.9
+        (4, 3, False, True),  # 0.8125
+        (4, 8, False, False),  # 0.5: a 1x4 layer at 50 % ran at 0.63x XNNPACK's speed (Zen 4)
+        # Scalar code with every ISA: N = 2 from 0.98, N = 1 only for an all-zero filter.
+        (2, 0, True, True),  # 1.0
+        (2, 1, False, False),  # 0.9375 < 0.98
+        (1, 0, True, True),  # 1.0
+        (1, 1, False, False),  # 0.9375: N = 1 ran 0.34x at 98.5 % on Zen 5
     ],
 )
 def test_default_threshold_depends_on_the_block_width_and_isa(
@@ -47,7 +57,8 @@ def test_default_threshold_depends_on_the_block_width_and_isa(
 ):
     import tflite_delegate
 
-    threshold = {16: 0.3, 8: 0.5 if isa == "avx512" else 0.55, 4: 0.8}[block_n]
+    thresholds = {"avx512": {16: 0.45, 8: 0.75, 4: 0.9}}.get(isa, {16: 0.3, 8: 0.55, 4: 0.8})
+    threshold = {**thresholds, 2: 0.98, 1: 1.0}[block_n]
     expected = claimed_with_avx512 if isa == "avx512" else claimed_otherwise
     weights = _uniform_1xn_filter(32, 16, block_n, kept, seed=block_n * 100 + kept)
     content = build_conv_model((1, 8, 8, 16), [ConvSpec(weights, None)])
@@ -67,42 +78,61 @@ def test_default_threshold_depends_on_the_block_width_and_isa(
     assert decision.claimed
 
 
-@pytest.mark.parametrize(("kept", "sparsity"), [(4, 0.75), (8, 0.5)])
-def test_a_channel_major_layer_has_its_own_default_threshold(kept, sparsity):
-    """A 1x1 stride-1 layer at N=4 runs the channel-major microkernel where the ISA has one
-    (AVX2, AVX-512); its default threshold is 0.75 (measured break-even) instead of N=4's 0.8."""
+# A 1x1 layer at N = 4: (I, O, kept tap vectors per group of 4), the layout the delegate picks and
+# the default threshold, per ISA. The channel-major variant needs 32 kept FLOPs per input value
+# (2 x O x (1 - s)) with both ISAs, and with AVX-512 also 64 per output value (2 x I x (1 - s));
+# its threshold is 0.75 with AVX2 and N = 4's 0.9 with AVX-512. Generic has no channel-major row.
+CHANNEL_MAJOR_CASES = {
+    "avx2": [
+        ((16, 64, 4), "channel_major", True, None),  # s = 0.75
+        ((16, 64, 8), "channel_major", False, "0.75 (the default for N=4, channel-major"),  # 0.5
+    ],
+    "avx512": [
+        ((512, 256, 48), "channel_major", True, None),  # 0.906: 48 per input, 96 per output
+        ((64, 128, 4), "pixel_major", True, None),  # 0.9375: 8 per output value
+        ((512, 256, 64), "channel_major", False, "0.90 (the default for N=4, channel-major"),
+        ((64, 128, 8), "pixel_major", False, "0.90 (the default for N=4 with"),  # 0.875
+    ],
+    "generic": [
+        ((16, 64, 3), "pixel_major", True, None),  # 0.8125
+        ((16, 64, 4), "pixel_major", False, "0.80 (the default for N=4 with"),  # 0.75
+    ],
+}
+
+
+@pytest.mark.parametrize("isa", available_isas())
+def test_a_channel_major_layer_is_picked_by_its_work_per_value_and_has_its_own_threshold(isa):
     import tflite_delegate
 
-    weights = _uniform_1xn_filter(64, 16, 4, kept, seed=kept, kernel=1)
-    content = build_conv_model((1, 8, 8, 16), [ConvSpec(weights, None)])
-    _, delegate = delegate_interpreter(content, block_n=4, min_sparsity=0.0)
-    (forced,) = tflite_delegate.delegation_report(delegate)
     layouts = {kernel.name: kernel.layout for kernel in tflite_delegate.microkernels()}
-    channel_major = layouts[forced.microkernel] == "channel_major"
-    _, delegate = delegate_interpreter(content, block_n=4)
-    (decision,) = tflite_delegate.delegation_report(delegate)
-    assert decision.tap_vector_sparsity == pytest.approx(sparsity)
-    assert decision.claimed == (channel_major and sparsity >= 0.75)
-    if decision.claimed:
-        assert decision.microkernel == forced.microkernel
-    else:
-        assert decision.reason_code == "below_min_sparsity"
-        suffix = ", channel-major" if channel_major else ""
-        threshold = "0.75" if channel_major else "0.80"
-        isa = tflite_delegate.supported_isas()[0]  # the delegate's default: the best one
-        assert f"below min_sparsity {threshold} (the default for N=4{suffix} with {isa})" in (
-            decision.reason
-        )
+    for (in_channels, out_channels, kept), layout, claimed, reason in CHANNEL_MAJOR_CASES[isa]:
+        weights = _uniform_1xn_filter(out_channels, in_channels, 4, kept, seed=kept, kernel=1)
+        content = build_conv_model((1, 8, 8, in_channels), [ConvSpec(weights, None)])
+        _, delegate = delegate_interpreter(content, block_n=4, isa=isa, min_sparsity=0.0)
+        (forced,) = tflite_delegate.delegation_report(delegate)
+        assert layouts[forced.microkernel] == layout, (in_channels, out_channels, kept)
+        _, delegate = delegate_interpreter(content, block_n=4, isa=isa)
+        (decision,) = tflite_delegate.delegation_report(delegate)
+        assert decision.tap_vector_sparsity == pytest.approx(1 - kept / in_channels)
+        assert decision.claimed == claimed, decision.reason
+        if claimed:
+            assert decision.microkernel == forced.microkernel
+        else:
+            assert decision.reason_code == "below_min_sparsity"
+            assert f"below min_sparsity {reason}" in decision.reason, decision.reason
 
 
 # (input H, W, I), (O, K, stride), claimed by default with AVX-512: DenseFewChannelConvPays
 # (claiming_policy.h) claims dense convolutions over at most 4 input channels on AVX-512 when
-# N = 32 holds, O >= 64, the filter is at most 256 KiB and the conv does at least 20 MFLOP.
+# N = 32 holds, O >= 64, the filter is at most 256 KiB, has at least 49 taps per output channel
+# (KH x KW x I) and the conv does at least 20 MFLOP.
 DENSE_FEW_CHANNEL_CASES = [
-    ((112, 112, 3), (64, 7, 2), True),  # the ResNet stem at 112 input: 59 MFLOP
-    ((96, 96, 3), (64, 3, 1), True),  # 31.9 MFLOP
-    ((125, 50, 1), (64, 5, 1), True),  # exactly 20 MFLOP
-    ((124, 50, 1), (64, 5, 1), False),  # 19.8 MFLOP: too small
+    ((112, 112, 3), (64, 7, 2), True),  # the ResNet stem at 112 input: 59 MFLOP, 147 taps
+    ((224, 224, 1), (64, 7, 2), True),  # exactly 49 taps
+    ((224, 224, 3), (96, 4, 4), False),  # 48 taps (4x4 patches of 3 channels), 28.9 MFLOP
+    ((96, 96, 3), (64, 3, 1), False),  # 27 taps: 3x3 3->64 ran at 0.72-0.89x on Zen 5
+    ((125, 25, 2), (64, 5, 1), True),  # 50 taps, exactly 20 MFLOP
+    ((124, 25, 2), (64, 5, 1), False),  # 19.8 MFLOP: too small
     ((224, 224, 4), (64, 16, 16), True),  # a 4x16x16x64 filter: exactly 256 KiB
     ((224, 224, 4), (96, 16, 16), False),  # 384 KiB of weights
     ((112, 112, 3), (32, 7, 2), False),  # O = 32: one group per tile

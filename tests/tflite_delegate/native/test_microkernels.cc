@@ -251,7 +251,9 @@ TEST(EveryPanelTransposeMatchesAScalarTransposition) {
   for (size_t i = 0; i < count; ++i) {
     const MicrokernelVariant& variant = variants[i];
     if (variant.layout != tflite_sparse::InputLayout::kChannelMajor) {
-      EXPECT_TRUE(variant.transpose == nullptr && variant.vector_pixels == 1) << variant.name;
+      EXPECT_TRUE(variant.transpose == nullptr && variant.vector_pixels == 1 &&
+                  variant.min_kept_flops_per_output == 0.0)
+          << variant.name;
       continue;
     }
     EXPECT_TRUE(variant.transpose != nullptr) << variant.name;
@@ -311,18 +313,35 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
       // Shape-class selection: a 3x3 or strided convolution always gets the pixel-major row; a
       // 1x1 stride-1 one gets the channel-major row where the ISA has one for this N.
       // Below kChannelMajorMinKeptFlopsPerInput too little work shares each transposed input
-      // value, so the pixel-major row is chosen then too.
+      // value, and below the row's min_kept_flops_per_output each transposed output value, so
+      // the pixel-major row is chosen then too.
       constexpr double kMuchWork = 1e6;
       constexpr double kLittleWork = tflite_sparse::kChannelMajorMinKeptFlopsPerInput / 2;
-      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 3, 3, 1, 1, kMuchWork) == found);
-      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 2, 2, kMuchWork) == found);
-      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kLittleWork) ==
-                  found);
+      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 3, 3, 1, 1, kMuchWork,
+                                                   kMuchWork) == found);
+      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 2, 2, kMuchWork,
+                                                   kMuchWork) == found);
+      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kLittleWork,
+                                                   kMuchWork) == found);
       const MicrokernelVariant* panel = tflite_sparse::FindMicrokernel(
           isa, block_n, tflite_sparse::WeightType::kFloat32,
           tflite_sparse::InputLayout::kChannelMajor);
-      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kMuchWork) ==
+      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kMuchWork,
+                                                   kMuchWork) ==
                   (panel != nullptr ? panel : found));
+      if (panel != nullptr) {
+        // Exactly at the row's limit it is taken; just below it is not (where the row has one).
+        const double limit = panel->min_kept_flops_per_output;
+        EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kMuchWork,
+                                                     limit) == panel);
+        if (limit > 0) {
+          EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kMuchWork,
+                                                       limit * 0.99) == found);
+        }
+      } else {
+        EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kMuchWork, 0.0) ==
+                    found);
+      }
     }
     EXPECT_EQ(tflite_sparse::RegisteredBlockWidthsText(isa), std::string("1, 2, 4, 8, 16 or 32"));
   }
@@ -330,6 +349,11 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
   EXPECT_TRUE(tflite_sparse::IsaSupportedByCpu(tflite_sparse::BestSupportedIsa()));
   EXPECT_TRUE(tflite_sparse::KeptFlopsPerInputValue(64 * 16, 4, 256) == 32.0);
   EXPECT_TRUE(tflite_sparse::KeptFlopsPerInputValue(10, 4, 0) == 0.0);
+  // 56x56 1x1 64->256 at 90 %: 64 groups of 4 keep 6.4 of 64 tap vectors on average (410 in
+  // all): 2 x 410 x 4 / 256 = 12.8 kept FLOPs per output value, against 51.25 per input value.
+  EXPECT_TRUE(tflite_sparse::KeptFlopsPerOutputValue(410, 4, 256) == 12.8125);
+  EXPECT_TRUE(tflite_sparse::KeptFlopsPerInputValue(410, 4, 64) == 51.25);
+  EXPECT_TRUE(tflite_sparse::KeptFlopsPerOutputValue(10, 4, 0) == 0.0);
 }
 
 TEST(MicrokernelsJsonListsEveryRow) {

@@ -106,7 +106,9 @@ std::unique_ptr<tflite_sparse::SparseConvOperator> MakeOperator(
                 isa, layer.block_n, layer.shape.kernel_h, layer.shape.kernel_w,
                 layer.params.stride_h, layer.params.stride_w,
                 tflite_sparse::KeptFlopsPerInputValue(pattern.kept_tap_vectors, layer.block_n,
-                                                      layer.shape.in_channels));
+                                                      layer.shape.in_channels),
+                tflite_sparse::KeptFlopsPerOutputValue(pattern.kept_tap_vectors, layer.block_n,
+                                                       layer.shape.out_channels));
   return std::make_unique<tflite_sparse::SparseConvOperator>(
       layer.params, layer.low, layer.high, std::move(packed), variant, std::move(pool));
 }

@@ -196,14 +196,16 @@ bool ApplyPolicy(const ClaimingOptions& options, int64_t output_pixels_per_image
                  ConvLayerPlan* plan, Refusal* refusal) {
   const BlockPattern& pattern = plan->pattern;
   // The variant for this shape class: channel-major (pixel-vector) where the registry has one
-  // that fits and enough kept work shares each input value (today: 1x1 stride-1 convolutions at
-  // N = 4 with AVX2 or AVX-512), else pixel-major. Chosen first because the default threshold depends on
+  // that fits and enough kept work shares each input and output value (today: 1x1 stride-1
+  // convolutions at N = 4 with AVX2 or AVX-512), else pixel-major. Chosen first because the default threshold depends on
   // its layout.
   const MicrokernelVariant* variant = SelectMicrokernel(
       options.isa, pattern.block_n, plan->filter_shape.kernel_h, plan->filter_shape.kernel_w,
       plan->params.stride_h, plan->params.stride_w,
       KeptFlopsPerInputValue(pattern.kept_tap_vectors, pattern.block_n,
-                             plan->filter_shape.in_channels));
+                             plan->filter_shape.in_channels),
+      KeptFlopsPerOutputValue(pattern.kept_tap_vectors, pattern.block_n,
+                              plan->filter_shape.out_channels));
   const InputLayout layout = variant != nullptr ? variant->layout : InputLayout::kPixelMajor;
   const bool per_width = options.min_sparsity < 0;
   const double default_min_sparsity = DefaultMinSparsity(pattern.block_n, layout, options.isa);
@@ -302,11 +304,18 @@ bool ActivationRange(TfLiteFusedActivation activation, float* low, float* high) 
 }
 
 double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa) {
+  // N = 2 and 1 run scalar code with every ISA.
+  if (block_n < 2) return 1.0;  // never by default (only an all-zero filter)
+  if (block_n < 4) return 0.98;
+  if (isa == Isa::kAvx512) {
+    if (block_n >= 32) return 0.3;
+    if (block_n >= 16) return 0.45;
+    if (block_n >= 8) return 0.75;
+    return 0.9;
+  }
   if (block_n >= 16) return 0.3;
-  if (block_n >= 8) return isa == Isa::kAvx512 ? 0.5 : 0.55;
-  if (block_n >= 4) return layout == InputLayout::kChannelMajor ? 0.75 : 0.8;
-  if (block_n >= 2) return 0.9;
-  return 0.95;
+  if (block_n >= 8) return 0.55;
+  return layout == InputLayout::kChannelMajor ? 0.75 : 0.8;
 }
 
 bool DenseFewChannelConvPays(const FilterShape& filter, int block_n,
@@ -316,6 +325,7 @@ bool DenseFewChannelConvPays(const FilterShape& filter, int block_n,
          filter.in_channels <= kFewInputChannels && block_n == 32 &&
          filter.out_channels >= kDenseFewChannelMinOutChannels &&
          filter_floats * static_cast<int64_t>(sizeof(float)) <= kDenseFewChannelMaxFilterBytes &&
+         filter.TapsPerChannel() >= kDenseFewChannelMinTaps &&
          2 * output_pixels_per_image * filter_floats >= kDenseFewChannelMinFlops;
 }
 

@@ -24,21 +24,35 @@ namespace tflite_sparse {
 
 // The options that decide claiming (a subset of the delegate options).
 // The tap-vector sparsity from which a layer of block width N runs faster with the delegate than
-// with XNNPACK's dense kernels, with a margin. Measured on AVX-512 (Zen 4) over ResNet-50's conv
-// shapes (scripts/benchmark_delegate.py): against XNNPACK the 1x16 and 1x32 microkernels reach
-// 0.76-1.2 of the ideal speedup 1 / (1 - s), the 1x8 ones (256-bit) 0.33-0.64 and the 1x4 ones
-// (128-bit) 0.16-0.37, i.e. a 1x4 layer at 50 % runs at 0.63x. Since the AVX-512 1x8 variant
-// takes its input as embedded broadcasts (AVX-512VL) and runs two tap vectors per loop iteration,
-// every 1x8 layer of ResNet-18, ResNet-50 and MobileNetV1 at 50 % ran 1.08-1.4x faster than
-// XNNPACK at 1 thread (four runs, Zen 4), so N = 8 starts at 0.5 with AVX-512 and keeps 0.55
-// elsewhere (the AVX2 1x8 variant was not measured at 50 % on a machine without AVX-512). Below
-// N = 4 the microkernels are scalar. A layer that runs a channel-major variant (1x1 stride-1 at
-// N = 4 with AVX2, f32_1x4_p24_panel__avx2) has its own break-even: 0.75, where all nine 1x1
-// stride-1 shapes of ResNet-50 ran 1.17-4.2x faster than XNNPACK in three runs on an AVX2-only
-// Zen 4 VM (at 0.5 two of them were slower, 0.64-0.91x; docs/RESULTS.md). The AVX-512 channel-major variant
-// (f32_1x4_p64_panel__avx512) has the same threshold: at 0.75 the nine shapes ran 1.45-2.60x
-// faster than XNNPACK, at 0.5 one of them (7x7 2048->512) ran at 0.90x (1 thread, Zen 4). Used
-// when the min_sparsity option is not given.
+// with XNNPACK's dense kernels, with a margin; used when the min_sparsity option is not given.
+//
+// AVX-512 thresholds are set on AMD Zen 5 (two 512-bit FMAs per cycle), where XNNPACK's dense
+// kernels run about twice as fast as on Zen 4 (one per cycle) but the narrow microkernels do not:
+// a 256-bit FMA (N = 8) or 128-bit one (N = 4) issues at most a half or a quarter of the peak.
+// `python -m scripts.benchmark_delegate --levels=layer --nets=resnet50 --block_n=4,8,16,32
+// --sparsity=0.5,0.75,0.9 --threads=1` on Zen 5 (2026-12-03, docs/RESULTS.md), speedup over
+// XNNPACK, min over ResNet-50's 19 conv shapes: N = 32 1.53x at 0.5; N = 16 1.18x at 0.5, i.e.
+// 0.59 of the ideal at worst, so break-even near 0.41: threshold 0.45 (1.12x at worst at 0.46,
+// a second run); N = 8 0.71-0.90x at 0.5,
+// 1.20x at 0.75: threshold 0.75; N = 4 1.16x at 0.9 at worst (56x56 1x1 64->64, pixel-major,
+// whose six kept tap vectors per group run at about 20 GFLOP/s) but 0.81x and 0.87x at 0.86
+// (56x56 1x1 64->64 and 64->256, a second run): threshold 0.9, also for the channel-major 1x1
+// variant, which ran 0.71x and 0.88x at 0.75 on the two 1x1 layers with four times more outputs
+// than inputs. Each of these is at least the Zen 4 threshold, so they are never slower there
+// either.
+//
+// AVX2 and generic keep the thresholds measured on Zen 4 with AVX2 only, where XNNPACK also uses
+// 256-bit FMAs: 0.3 for N >= 16, 0.55 for N = 8, 0.8 for N = 4 (0.75 channel-major: all nine 1x1
+// stride-1 shapes of ResNet-50 ran 1.17-4.2x faster than XNNPACK at 0.75 in three runs, at 0.5
+// two were slower, 0.64-0.91x).
+//
+// N = 2 and 1 run scalar code with every ISA. Measured on Zen 5 (the same layer benchmark with
+// --block_n=1,2): N = 2 ran 0.26-1.21x (median 0.80x) at 0.96 but 1.59x at worst at 0.985, so
+// 0.98; N = 1 ran 0.31-1.40x at 0.96 and still 0.34-0.78x on six of the 19 shapes at 0.985 (one
+// output channel per group: the per-group bias, clamp and store of every pixel outweigh a tap
+// list of one to four values), so 1.0: never by default, only an all-zero filter. The same for
+// AVX2 and generic, where XNNPACK's dense kernels are at most half as fast (256-bit FMAs), which
+// does not make up for 0.26x.
 double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa);
 
 // The one per-shape rule on top of DefaultMinSparsity: a convolution over few input channels
@@ -69,12 +83,20 @@ double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa);
 //   at 1.25-1.48x at batch 1 but 0.84-0.93x at batch 8 (1 thread);
 // - at least kDenseFewChannelMinFlops (20 MFLOP) per image: 32x32 3->64 (3.5 MFLOP) ran at
 //   0.62-0.81x with 2 threads, too small to split across threads; 3x3 stride 2 1->64 (14.5
-//   MFLOP) at 0.99-1.17x.
+//   MFLOP) at 0.99-1.17x;
+// - at least kDenseFewChannelMinTaps (49) filter taps KH x KW x I per output channel. On Zen 5,
+//   whose 512-bit FMAs make XNNPACK's dense kernels twice as fast, our 1x32 microkernel runs
+//   these convs at 90-99 % of the core's peak and wins only where the tap list is long: 7x7
+//   stride 2 3->64 (147 taps) 1.35-1.45x / 1.09-1.27x, 7x7 stride 2 1->64 (49) 1.06-1.73x /
+//   1.12-1.52x, 8x8 stride 8 3->256 (192) 1.03-1.29x at 1 thread; but 3x3 stride 1 3->64 (27
+//   taps) ran at 0.72-0.89x, 3x3 stride 2 3->64 (27) 0.97-1.11x and 4x4 stride 4 3->96 (48)
+//   0.98-1.29x (two runs of the stem level, 2026-12-03).
 // An explicit min_sparsity option replaces the rule like every default.
 inline constexpr int kFewInputChannels = 4;
 inline constexpr int kDenseFewChannelMinOutChannels = 64;
 inline constexpr int64_t kDenseFewChannelMaxFilterBytes = 256 * 1024;
 inline constexpr int64_t kDenseFewChannelMinFlops = 20 * 1000 * 1000;
+inline constexpr int kDenseFewChannelMinTaps = 49;
 bool DenseFewChannelConvPays(const FilterShape& filter, int block_n,
                              int64_t output_pixels_per_image, Isa isa);
 

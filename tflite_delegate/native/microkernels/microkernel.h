@@ -132,6 +132,9 @@ struct MicrokernelVariant {
   // kPanelPixelAlignment) and the ISA's panel builder. 1 and nullptr for pixel-major rows.
   int vector_pixels;
   PanelTransposeFunction transpose;
+  // Channel-major only: SelectMicrokernel takes this row only for layers with at least this many
+  // kept FLOPs per output value (0: no limit); see KeptFlopsPerOutputValue.
+  double min_kept_flops_per_output;
 };
 
 // Every variant of this build, in preference order (the first row that fits a request wins).
@@ -171,13 +174,22 @@ constexpr double kChannelMajorMinKeptFlopsPerInput = 32.0;
 // 2 x kept_tap_vectors x block_n / in_channels (0 when in_channels <= 0).
 double KeptFlopsPerInputValue(int64_t kept_tap_vectors, int block_n, int in_channels);
 
+// The other side of a channel-major variant's cost: every output value goes through an
+// in-register transpose and a 16-byte store per pixel and quad of channels, paid once per
+// (tile, group) whatever the group's tap list. Kept FLOPs per output value per pixel: 2 x kept
+// tap vectors x N / output channels (= 2 x KH x KW x I x (1 - s) for a uniform 1xN filter).
+// 0 when out_channels <= 0.
+double KeptFlopsPerOutputValue(int64_t kept_tap_vectors, int block_n, int out_channels);
+
 // The variant for a convolution of this shape class: the first row, in preference order, with
 // this ISA, N and weight type whose layout supports the convolution and, for a channel-major
-// row, with kept_flops_per_input at least kChannelMajorMinKeptFlopsPerInput (today: the
-// channel-major row for N = 4 on 1x1 stride-1 convolutions with AVX2, else the pixel-major row).
+// row, with kept_flops_per_input at least kChannelMajorMinKeptFlopsPerInput and
+// kept_flops_per_output at least the row's min_kept_flops_per_output (today: the channel-major
+// row for N = 4 on 1x1 stride-1 convolutions with AVX2 or AVX-512, else the pixel-major row).
 const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, int kernel_w,
                                             int stride_h, int stride_w,
                                             double kept_flops_per_input,
+                                            double kept_flops_per_output,
                                             WeightType weight_type = WeightType::kFloat32);
 
 // "generic", "avx2" or "avx512"; "float32"; "pixel_major" or "channel_major".

@@ -4,8 +4,16 @@
 // A pixel-major row is X(weight prefix, WeightType, N, P, isa suffix, Isa); it declares the
 // function <prefix>_1x<N>_p<P>_<isa> (defined in that ISA's f32_<isa>.cc) and registers it under
 // the name "<prefix>_1x<N>_p<P>__<isa>". A channel-major row is C(the same fields, pixels per
-// vector register); it declares <prefix>_1x<N>_p<P>_panel_<isa> and the ISA's panel builder
-// <prefix>_panel_transpose_<isa>, and registers "<prefix>_1x<N>_p<P>_panel__<isa>".
+// vector register, min kept FLOPs per output value); it declares <prefix>_1x<N>_p<P>_panel_<isa>
+// and the ISA's panel builder <prefix>_panel_transpose_<isa>, and registers
+// "<prefix>_1x<N>_p<P>_panel__<isa>".
+//
+// The AVX-512 1x4 panel row needs 64 kept FLOPs per output value: on Zen 5 at 90 % block
+// sparsity (bench_kernels --block-n 4 --layout both, 1 thread) it ran 0.55-0.70x of the
+// pixel-major 1x4 variant on 56x56 1x1 64->256, 28x28 128->512 and 14x14 256->1024 (12.8, 25.6
+// and 51.2 kept FLOPs per output value) and 1.26-2.30x on 7x7 512->2048, 14x14 1024->256 and 7x7
+// 2048->512 (102-410). The AVX2 row keeps no limit (measured on Zen 4 AVX2 only: it won on all
+// nine 1x1 shapes at its threshold).
 //
 // Rows are in preference order: FindMicrokernel and SelectMicrokernel return the first row that
 // matches, so faster variants of the same ISA and N go first; channel-major rows come before
@@ -17,14 +25,14 @@
 
 #if defined(__x86_64__)
 #define TFLITE_SPARSE_X86_MICROKERNELS(X, C)  \
-  C(f32, kFloat32, 4, 64, avx512, kAvx512, 16) \
+  C(f32, kFloat32, 4, 64, avx512, kAvx512, 16, 64.0) \
   X(f32, kFloat32, 32, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 16, 8, avx512, kAvx512)    \
   X(f32, kFloat32, 8, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 4, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 2, 4, avx512, kAvx512)     \
   X(f32, kFloat32, 1, 8, avx512, kAvx512)     \
-  C(f32, kFloat32, 4, 24, avx2, kAvx2, 8)     \
+  C(f32, kFloat32, 4, 24, avx2, kAvx2, 8, 0.0)     \
   X(f32, kFloat32, 32, 2, avx2, kAvx2)        \
   X(f32, kFloat32, 16, 5, avx2, kAvx2)        \
   X(f32, kFloat32, 8, 8, avx2, kAvx2)         \
@@ -49,7 +57,7 @@ namespace tflite_sparse {
 namespace microkernels {
 #define TFLITE_SPARSE_DECLARE(prefix, type, n, p, isa, isa_enum) \
   void prefix##_1x##n##_p##p##_##isa(const SparseTileArgs& args);
-#define TFLITE_SPARSE_DECLARE_PANEL(prefix, type, n, p, isa, isa_enum, lanes)       \
+#define TFLITE_SPARSE_DECLARE_PANEL(prefix, type, n, p, isa, isa_enum, lanes, output_flops) \
   void prefix##_1x##n##_p##p##_panel_##isa(const SparseTileArgs& args);             \
   void prefix##_panel_transpose_##isa(const float* input, int channels, int64_t pixels,  \
                                       float* panel, int64_t panel_stride);
@@ -62,11 +70,11 @@ namespace {
 
 #define TFLITE_SPARSE_ROW(prefix, type, n, p, isa, isa_enum)                           \
   {#prefix "_1x" #n "_p" #p "__" #isa,           Isa::isa_enum, WeightType::type, n, p, \
-   &microkernels::prefix##_1x##n##_p##p##_##isa, InputLayout::kPixelMajor,     1,  nullptr},
-#define TFLITE_SPARSE_PANEL_ROW(prefix, type, n, p, isa, isa_enum, lanes)                       \
+   &microkernels::prefix##_1x##n##_p##p##_##isa, InputLayout::kPixelMajor,     1,  nullptr, 0.0},
+#define TFLITE_SPARSE_PANEL_ROW(prefix, type, n, p, isa, isa_enum, lanes, output_flops)         \
   {#prefix "_1x" #n "_p" #p "_panel__" #isa,              Isa::isa_enum, WeightType::type, n, p, \
    &microkernels::prefix##_1x##n##_p##p##_panel_##isa,   InputLayout::kChannelMajor, lanes,     \
-   &microkernels::prefix##_panel_transpose_##isa},
+   &microkernels::prefix##_panel_transpose_##isa, output_flops},
 constexpr MicrokernelVariant kRegistry[] = {
     TFLITE_SPARSE_MICROKERNELS(TFLITE_SPARSE_ROW, TFLITE_SPARSE_PANEL_ROW)};
 #undef TFLITE_SPARSE_ROW
@@ -116,17 +124,24 @@ double KeptFlopsPerInputValue(int64_t kept_tap_vectors, int block_n, int in_chan
   return 2.0 * static_cast<double>(kept_tap_vectors) * block_n / in_channels;
 }
 
+double KeptFlopsPerOutputValue(int64_t kept_tap_vectors, int block_n, int out_channels) {
+  if (out_channels <= 0) return 0.0;
+  return 2.0 * static_cast<double>(kept_tap_vectors) * block_n / out_channels;
+}
+
 const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, int kernel_w,
                                             int stride_h, int stride_w,
-                                            double kept_flops_per_input, WeightType weight_type) {
+                                            double kept_flops_per_input,
+                                            double kept_flops_per_output, WeightType weight_type) {
   for (const MicrokernelVariant& variant : kRegistry) {
     if (variant.isa != isa || variant.block_n != block_n || variant.weight_type != weight_type ||
         !LayoutSupportsConv(variant.layout, kernel_h, kernel_w, stride_h, stride_w)) {
       continue;
     }
     if (variant.layout == InputLayout::kChannelMajor &&
-        kept_flops_per_input < kChannelMajorMinKeptFlopsPerInput) {
-      continue;  // too little work per transposed input value
+        (kept_flops_per_input < kChannelMajorMinKeptFlopsPerInput ||
+         kept_flops_per_output < variant.min_kept_flops_per_output)) {
+      continue;  // too little work per transposed input or output value
     }
     return &variant;
   }
