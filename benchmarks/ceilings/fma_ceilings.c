@@ -18,6 +18,14 @@
 //   zmm vbroadcastsd, then FMA                 a "pixel-pair" 1x8 layout (two pixels' 8 channels
 //                                              per register; tried, not registered)
 //   zmm FMA, full 64-byte memory operand       (the channel-major panels' input rows)
+//   the 1x16 tile loop: per tap vector one      the pixel-major 1x16 microkernel's inner loop
+//   64-byte weight load, one 32-bit tap         (8 pixels), and the same with 16 pixels
+//   offset load, 8 (or 16) broadcast FMAs
+//
+// On a core with two 512-bit FMA pipes (Zen 5) the broadcast forms reach the peak alone; the
+// 8-pixel tile loop, whose weight load comes once per 8 FMAs, reaches about 0.9 of it and the
+// 16-pixel one the peak (docs/RESULTS.md). The 1x16 microkernel itself runs further below: what
+// the loop does not show are its stores, its tile's input misses and the groups' short tap lists.
 //
 // A second table times the memory floor of a layer: one pass that reads a 56x56x64 input (803
 // KB) and writes an output of the same size, as a 1x1 64->64 conv must at least (clamped copy,
@@ -65,13 +73,24 @@ static float buffer[4096] __attribute__((aligned(64)));
 #define ZMM_PAIR(k) \
   "vbroadcastsd " #k "*64(%[q]), %%zmm16\n\tvfmadd231ps %%zmm16, %%zmm17, %%zmm" #k "\n\t"
 #define ZMM_FULL(k) "vfmadd231ps " #k "*64(%[q]), %%zmm17, %%zmm" #k "\n\t"
+// The 1x16 tile loop's per-tap loads, ahead of its broadcast FMAs (ZMM_BCAST).
+#define TILE_LOADS "vmovaps (%[w]), %%zmm17\n\tmovslq 2048(%[q]), %%rax\n\t"
 
-#define LOOP(name, isa, chains, form, clobbers)                                 \
+#define LOOP(name, isa, chains, form, ...)                                     \
   __attribute__((target(isa), noinline)) static void name(long iterations) { \
     for (long i = 0; i < iterations; ++i) {                                   \
       const float* q = buffer + (i & 63);                                     \
-      __asm__ volatile(chains(form) : : [q] "r"(q) : clobbers);              \
+      __asm__ volatile(chains(form) : : [q] "r"(q) : __VA_ARGS__);           \
     }                                                                         \
+  }
+#define TILE_LOOP(name, chains)                                                   \
+  __attribute__((target("avx512f"), noinline)) static void name(long iterations) { \
+    for (long i = 0; i < iterations; ++i) {                                       \
+      const float* q = buffer + (i & 63);                                         \
+      const float* w = buffer + 2048 + ((i & 7) << 4); /* aligned, as packed */   \
+      __asm__ volatile(TILE_LOADS chains(ZMM_BCAST) : : [q] "r"(q), [w] "r"(w)   \
+                       : CLOBBERS_EVEX, "rax");                                    \
+    }                                                                             \
   }
 
 LOOP(ZmmRegister8, "avx512f", C8, ZMM_REG, CLOBBERS_EVEX)
@@ -82,6 +101,8 @@ LOOP(YmmVex8, "avx2,fma", C8, YMM_VEX, CLOBBERS)
 LOOP(XmmBroadcast8, "avx512f,avx512vl", C8, XMM_BCAST, CLOBBERS_EVEX)
 LOOP(ZmmPair8, "avx512f", C8, ZMM_PAIR, CLOBBERS_EVEX)
 LOOP(ZmmFull8, "avx512f", C8, ZMM_FULL, CLOBBERS_EVEX)
+TILE_LOOP(Tile8, C8)
+TILE_LOOP(Tile16, C16)
 
 enum { kLayerFloats = 56 * 56 * 64 };
 static float layer_input[kLayerFloats] __attribute__((aligned(64)));
@@ -139,6 +160,8 @@ static const struct Row kRows[] = {
     {"xmm FMA, {1to4} broadcast (EVEX)", "1x4 (AVX-512)", XmmBroadcast8, 4, 8, 1},
     {"zmm vbroadcastsd + FMA", "pixel pairs (not registered)", ZmmPair8, 16, 8, 1},
     {"zmm FMA, 64-byte memory operand", "channel-major panels", ZmmFull8, 16, 8, 1},
+    {"1x16 tile loop: weight + tap loads, 8 broadcast FMAs", "1x16 p8 (AVX-512)", Tile8, 16, 8, 1},
+    {"1x16 tile loop with 16 pixels", "(not registered)", Tile16, 16, 16, 1},
 };
 
 int main(int argc, char** argv) {

@@ -311,7 +311,7 @@ double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa) {
     if (block_n >= 32) return 0.3;
     if (block_n >= 16) return 0.45;
     if (block_n >= 8) return 0.75;
-    return 0.9;
+    return 0.88;
   }
   if (block_n >= 16) return 0.3;
   if (block_n >= 8) return 0.55;
