@@ -197,8 +197,8 @@ bool ApplyPolicy(const ClaimingOptions& options, int64_t output_pixels_per_image
   const BlockPattern& pattern = plan->pattern;
   // The variant for this shape class: channel-major (pixel-vector) where the registry has one
   // that fits and enough kept work shares each input and output value (today: 1x1 stride-1
-  // convolutions at N = 4 with AVX2 or AVX-512), else pixel-major. Chosen first because the default threshold depends on
-  // its layout.
+  // convolutions at N = 4 with AVX2 or AVX-512), else pixel-major. Chosen first because the
+  // default threshold depends on its layout.
   const MicrokernelVariant* variant = SelectMicrokernel(
       options.isa, pattern.block_n, plan->filter_shape.kernel_h, plan->filter_shape.kernel_w,
       plan->params.stride_h, plan->params.stride_w,

@@ -27,20 +27,18 @@ namespace tflite_sparse {
 // with XNNPACK's dense kernels, with a margin; used when the min_sparsity option is not given.
 //
 // AVX-512 thresholds are set on AMD Zen 5 (two 512-bit FMAs per cycle), where XNNPACK's dense
-// kernels run about twice as fast as on Zen 4 (one per cycle) but the narrow microkernels do not:
-// a 256-bit FMA (N = 8) or 128-bit one (N = 4) issues at most a half or a quarter of the peak.
+// kernels run about twice as fast as on Zen 4 (one per cycle) but the narrow microkernels do not: a
+// 256-bit FMA (N = 8) or 128-bit one (N = 4) issues at most a half or a quarter of the peak.
 // `python -m scripts.benchmark_delegate --levels=layer --nets=resnet50 --block_n=4,8,16,32
 // --sparsity=0.5,0.75,0.9 --threads=1` on Zen 5 (2026-12-03, docs/RESULTS.md), speedup over
-// XNNPACK, min over ResNet-50's 19 conv shapes: N = 32 1.53x at 0.5; N = 16 1.18x at 0.5, i.e.
-// 0.59 of the ideal at worst, so break-even near 0.41: threshold 0.45 (1.12x at worst at 0.46,
-// a second run); N = 8 0.71-0.90x at 0.5,
-// 1.20x at 0.75: threshold 0.75; N = 4 1.16x at worst at 0.89 (the benchmark's "0.9" prunes
-// int(0.9 x 64) = 57 of 64 blocks: 56x56 1x1 64->64, pixel-major, whose seven kept tap vectors
-// per group run at about 20 GFLOP/s) but 0.81x and 0.87x at 0.86 (56x56 1x1 64->64 and
-// 64->256, a second run): threshold 0.88, also for the channel-major 1x1
-// variant, which ran 0.71x and 0.88x at 0.75 on the two 1x1 layers with four times more outputs
-// than inputs. Each of these is at least the Zen 4 threshold, so they are never slower there
-// either.
+// XNNPACK, min over ResNet-50's 19 conv shapes: N = 32 1.53x at 0.5; N = 16 1.18x at 0.5, i.e. 0.59
+// of the ideal at worst, so break-even near 0.41: threshold 0.45 (1.12x at worst at 0.46, a second
+// run); N = 8 0.71-0.90x at 0.5, 1.20x at 0.75: threshold 0.75; N = 4 1.16x at worst at 0.89 (the
+// benchmark's "0.9" prunes int(0.9 x 64) = 57 of 64 blocks: 56x56 1x1 64->64, pixel-major, whose
+// seven kept tap vectors per group run at about 20 GFLOP/s) but 0.81x and 0.87x at 0.86 (56x56 1x1
+// 64->64 and 64->256, a second run): threshold 0.88, also for the channel-major 1x1 variant, which
+// ran 0.71x and 0.88x at 0.75 on the two 1x1 layers with four times more outputs than inputs. Each
+// of these is at least the Zen 4 threshold, so they are never slower there either.
 //
 // AVX2 and generic keep the thresholds measured on Zen 4 with AVX2 only, where XNNPACK also uses
 // 256-bit FMAs: 0.3 for N >= 16, 0.55 for N = 8, 0.8 for N = 4 (0.75 channel-major: all nine 1x1

@@ -8,8 +8,11 @@
 // [pixel origin + tap offset], so the 8 origins must stay in general-purpose registers (with the
 // tap offset, the weight and tap pointers and the loop bound, that is all 16); a larger tile
 // spills origins and adds a load per FMA. 8 accumulators per register of the group (R) cover the
-// 4-cycle FMA latency at one 512-bit FMA per cycle (measured: 95-105 GFLOP/s on the kept work
-// of ResNet-50's 3x3 and 1x1 shapes, near this core's ~108 GFLOP/s fp32 peak).
+// 4-cycle FMA latency at one 512-bit FMA per cycle (Zen 4: 95-105 GFLOP/s on the kept work of
+// ResNet-50's 3x3 and 1x1 shapes, near that core's ~108 GFLOP/s fp32 peak) and exactly at two
+// (Zen 5: 140-190 GFLOP/s of a ~230 peak; 16 chains as two interleaved groups measured slower,
+// and the loop's loads, not its chains, are what it waits for there: docs/RESULTS.md, "Zen 5:
+// what bounds the 1x16 kernel").
 #if defined(__x86_64__)
 #include <immintrin.h>
 
