@@ -174,11 +174,16 @@ TfLiteStatus SparseDelegate::ReplaceNodes(TfLiteContext* context,
                                           const TfLiteRegistration& registration,
                                           std::vector<int> nodes) {
   if (nodes.empty()) return kTfLiteOk;
-  std::sort(nodes.begin(), nodes.end(),
-            [&](int a, int b) { return pending_positions_[a] < pending_positions_[b]; });
+  SortInExecutionOrder(&nodes);
   const IntArray array = MakeIntArray(nodes);  // the runtime copies the node list
   return context->ReplaceNodeSubsetsWithDelegateKernels(context, registration, array.get(),
                                                         &delegate_);
+}
+
+void SparseDelegate::SortInExecutionOrder(std::vector<int>* nodes) {
+  std::sort(nodes->begin(), nodes->end(), [&](int a, int b) {
+    return pending_positions_[a] < pending_positions_[b];
+  });
 }
 
 void* SparseDelegate::CreateKernel(TfLiteContext* context, const TfLiteDelegateParams* params) {
@@ -200,8 +205,7 @@ void* SparseDelegate::CreateKernel(TfLiteContext* context, const TfLiteDelegateP
       adds.insert(node);
     }
   }
-  std::sort(convs.begin(), convs.end(),
-            [&](int a, int b) { return pending_positions_[a] < pending_positions_[b]; });
+  SortInExecutionOrder(&convs);
   for (const int conv : convs) {
     const auto add = pending_adds_.find(conv);
     if (add != pending_adds_.end() && adds.erase(add->second.add_node) != 1) {

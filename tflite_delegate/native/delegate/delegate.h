@@ -45,6 +45,8 @@ class SparseDelegate {
   // Hands `nodes` to TFLite in one request (ReplaceNodeSubsetsWithDelegateKernels).
   TfLiteStatus ReplaceNodes(TfLiteContext* context, const TfLiteRegistration& registration,
                             std::vector<int> nodes);
+  // Sorts nodes of the running Prepare by their position in the execution plan.
+  void SortInExecutionOrder(std::vector<int>* nodes);
   // Called by the runtime from inside Prepare (mutex_ is already held by this thread).
   void* CreateKernel(TfLiteContext* context, const TfLiteDelegateParams* params);
 

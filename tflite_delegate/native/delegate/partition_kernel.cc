@@ -57,9 +57,10 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
     *shape = found->second;
     return true;
   };
-  std::map<int, int64_t> image_floats;  // every step tensor's floats per image
-  const auto note_image_floats = [&](int tensor, const Shape& shape) {
-    image_floats[tensor] = static_cast<int64_t>(shape[1]) * shape[2] * shape[3];
+  std::map<int, int64_t> image_bytes;  // every step tensor's bytes per image
+  const auto note_image_bytes = [&](int tensor, const Shape& shape) {
+    image_bytes[tensor] =
+        static_cast<int64_t>(shape[1]) * shape[2] * shape[3] * static_cast<int64_t>(sizeof(float));
   };
   batch_ = -1;
   bool same_batch = true;
@@ -79,8 +80,8 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
     same_batch = same_batch && input[0] == batch_;
     const ConvGeometry& geometry = step.op->geometry();
     const Shape output = {geometry.batch, geometry.out_h, geometry.out_w, geometry.out_channels};
-    note_image_floats(step.tensors.input, input);
-    note_image_floats(step.tensors.output, output);
+    note_image_bytes(step.tensors.input, input);
+    note_image_bytes(step.tensors.output, output);
     if (step.tensors.residual >= 0) {
       // Checked at claim time for the static shapes; inputs resized since may disagree.
       Shape residual;
@@ -92,7 +93,7 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
                              output[0], output[1], output[2], output[3]);
         return kTfLiteError;
       }
-      note_image_floats(step.tensors.residual, residual);
+      note_image_bytes(step.tensors.residual, residual);
     }
     if (!external_.count(step.tensors.output)) {
       internal_shapes[step.tensors.output] = output;
@@ -113,10 +114,6 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
 
   std::vector<StepTensors> tensors;
   for (const Step& step : steps_) tensors.push_back(step.tensors);
-  std::map<int, int64_t> image_bytes;
-  for (const auto& [tensor, floats] : image_floats) {
-    image_bytes[tensor] = floats * static_cast<int64_t>(sizeof(float));
-  }
   schedule_ = SchedulePartition(tensors, external_, image_bytes, batch_, same_batch,
                                 large_tensor_bytes_);
   per_image_scratch_.ResizeZeroed(
@@ -126,7 +123,7 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
     TensorRef ref;
     ref.tensor = tensor;
     if (tensor < 0) return ref;
-    ref.image_floats = image_floats.at(tensor);
+    ref.image_floats = image_bytes.at(tensor) / static_cast<int64_t>(sizeof(float));
     ref.external = external_.count(tensor) > 0;
     if (!ref.external) {
       const ScratchPlacement& placement = schedule_.internal.at(tensor);
