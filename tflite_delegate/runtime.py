@@ -106,8 +106,9 @@ class Microkernel:
     block_n: int
     tile_pixels: int
     supported_by_cpu: bool
-    # "pixel_major" (NHWC through the indirection) or "channel_major" (a transposed panel);
-    # libraries older than the layout field only had pixel-major variants.
+    # "pixel_major" (NHWC through the indirection), "channel_major" (a transposed panel) or
+    # "pixel_pair" (a pair image: two neighbouring pixels per FMA); libraries older than the
+    # layout field only had pixel-major variants.
     layout: str = "pixel_major"
 
 

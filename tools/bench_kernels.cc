@@ -16,12 +16,12 @@
 // FLOPs over the sparse time; "speedup" is dense time / sparse time and "efficiency" the speedup
 // over the ideal 1 / (1 - sparsity). The microkernel table times each registered pixel-major
 // variant alone on an L2-resident problem (one full tile, all groups per call), variants
-// interleaved; channel-major variants need the operator's panel and are timed in the operator
-// table only.
+// interleaved; channel-major and pixel-pair variants need the operator's panel or pair image
+// and are timed in the operator table only.
 //
 // --layout: "auto" runs each shape with the variant the delegate selects (SelectMicrokernel: by
-// shape class and kept work per input and output value, so channel-major for 1x1 stride-1 convolutions
-// where the ISA has one for N and the filter keeps enough work); "pixel_major" forces the
+// shape class and kept work per input and output value, so channel-major or pixel-pair where
+// the ISA has one for N and the filter keeps enough work); "pixel_major" forces the
 // pixel-major variant; "both" times the selected variant and the pixel-major one interleaved in
 // the same repeats (two extra columns: the pixel-major sparse kept-work GFLOP/s and
 // selected-over-pixel-major speedup). The dense run uses the variant selected for the dense
@@ -380,8 +380,9 @@ void BenchMicrokernels(const Flags& flags) {
   }
   for (const KernelProblem& k : problems) {
     if (k.variant->layout != tflite_sparse::InputLayout::kPixelMajor) {
-      std::printf("| %s | %d | %d | channel-major: see the operator table |\n",
-                  k.variant->name, k.variant->block_n, k.variant->tile_pixels);
+      std::printf("| %s | %d | %d | %s: see the operator table |\n", k.variant->name,
+                  k.variant->block_n, k.variant->tile_pixels,
+                  tflite_sparse::InputLayoutName(k.variant->layout));
     } else if (k.op == nullptr) {
       std::printf("| %s | %d | %d | skipped: CPU lacks %s |\n", k.variant->name,
                   k.variant->block_n, k.variant->tile_pixels,

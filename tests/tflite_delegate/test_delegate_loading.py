@@ -431,13 +431,18 @@ def test_microkernel_registry_lists_every_isa_and_width():
     assert len({kernel.name for kernel in kernels}) == len(kernels)
     for kernel in kernels:
         assert kernel.weight_type == "float32" and kernel.tile_pixels >= 1
-        assert kernel.layout in ("pixel_major", "channel_major")
-        infix = "_panel__" if kernel.layout == "channel_major" else "__"
+        infixes = {"pixel_major": "__", "channel_major": "_panel__", "pixel_pair": "_pair__"}
+        assert kernel.layout in infixes
+        infix = infixes[kernel.layout]
         assert kernel.name.startswith(f"f32_1x{kernel.block_n}_p{kernel.tile_pixels}{infix}")
         assert kernel.name.endswith(f"__{kernel.isa}")
     for isa in {kernel.isa for kernel in kernels}:
         widths = {kernel.block_n for kernel in kernels if kernel.isa == isa}
         assert widths == {1, 2, 4, 8, 16, 32}, isa
+        pairs = {
+            kernel.name for kernel in kernels if kernel.isa == isa and kernel.layout == "pixel_pair"
+        }
+        assert pairs == ({"f32_1x16_p16_pair__avx512"} if isa == "avx512" else set()), isa
         runs = all(kernel.supported_by_cpu for kernel in kernels if kernel.isa == isa)
         assert runs == _loads(isa), isa
     assert "generic" in tflite_delegate.supported_isas()

@@ -6,7 +6,9 @@
 // result must be the one of a single call) and every width N of the registry.
 // Channel-major variants read a random panel
 // (their pixel p of tap k is panel[tap_offsets[k] + p]); their panel builders are checked
-// against a scalar transposition. Variants the CPU cannot run are skipped and listed at the end
+// against a scalar transposition. Pixel-pair variants read the pair image of the random input
+// for a random neighbour distance, with random pair widths (some 1); their pair-row builders
+// are checked against a scalar construction. Variants the CPU cannot run are skipped and listed at the end
 // of the run.
 #include <algorithm>
 #include <cmath>
@@ -39,6 +41,13 @@ struct Problem {
   AlignedBuffer bias;
   AlignedBuffer input;                  // NHWC-like values, or the panel (64-byte aligned)
   std::vector<int64_t> pixel_offsets;   // channel-major: pixel p is column p of the panel
+  // Pixel-pair: pixels come in pairs of pair_widths[j] pixels (the second one `distance` floats
+  // after the first), and the variant reads pair_image, pair_offsets and pair_taps.
+  std::vector<uint8_t> pair_widths;
+  int64_t distance = 0;
+  AlignedBuffer pair_image;
+  std::vector<int64_t> pair_offsets;
+  std::vector<int32_t> pair_taps;
   float activation_min = 0.0f;
   float activation_max = 0.0f;
   std::vector<float> residual;  // empty: no fused ADD; else laid out like the output
@@ -63,10 +72,43 @@ void RandomRange(std::mt19937_64& rng, float* low, float* high) {
   }
 }
 
+// The pixel-pair form of a problem with `pixels` pixels: pairs of width 2 (one of width 1 when
+// `pixels` is odd; sometimes a pair split into two of width 1, at most 8 pairs), each at a random
+// origin with its second pixel `distance` floats further; the pair image of the input for that
+// distance (zero past the input's end, as past a row's end in the operator's) and the tap
+// offsets doubled.
+void MakePairs(int pixels, std::mt19937_64& rng, Problem* problem) {
+  std::vector<uint8_t>& widths = problem->pair_widths;
+  widths.assign(static_cast<size_t>(pixels / 2), 2);
+  if (pixels % 2 == 1) widths.push_back(1);
+  while (widths.size() < 8 && native_test::UniformInt(rng, 0, 1) == 1) {
+    const size_t at = static_cast<size_t>(native_test::UniformInt(rng, 0, static_cast<int>(widths.size()) - 1));
+    if (widths[at] != 2) break;
+    widths[at] = 1;
+    widths.insert(widths.begin() + static_cast<int64_t>(at), uint8_t{1});
+  }
+  problem->distance = native_test::UniformInt(rng, 1, 64);
+  for (const uint8_t width : widths) {
+    const int64_t origin = native_test::UniformInt(rng, 0, 64 * pixels);
+    problem->pair_offsets.push_back(2 * origin);
+    problem->pixel_offsets.push_back(origin);
+    if (width == 2) problem->pixel_offsets.push_back(origin + problem->distance);
+  }
+  const int64_t floats = static_cast<int64_t>(problem->input.size());
+  problem->pair_image.ResizeZeroed(static_cast<size_t>(2 * floats));
+  for (int64_t i = 0; i < floats; ++i) {
+    problem->pair_image.data()[2 * i] = problem->input.data()[i];
+    problem->pair_image.data()[2 * i + 1] =
+        i + problem->distance < floats ? problem->input.data()[i + problem->distance] : 0.0f;
+  }
+  for (const int32_t offset : problem->tap_offsets) problem->pair_taps.push_back(2 * offset);
+}
+
 Problem MakeProblem(int block_n, int pixels, tflite_sparse::InputLayout layout,
                     std::mt19937_64& rng) {
   Problem problem;
   const bool panel = layout == tflite_sparse::InputLayout::kChannelMajor;
+  const bool pairs = layout == tflite_sparse::InputLayout::kPixelPair;
   problem.block_n = block_n;
   problem.num_groups = native_test::UniformInt(rng, 1, 4);
   // Partial last group about half the time.
@@ -80,7 +122,7 @@ Problem MakeProblem(int block_n, int pixels, tflite_sparse::InputLayout layout,
                              tflite_sparse::kPanelPixelAlignment +
                          native_test::UniformInt(rng, 0, 1) * tflite_sparse::kPanelPixelAlignment;
   problem.input.ResizeZeroed(panel ? static_cast<size_t>(taps * stride)
-                                   : static_cast<size_t>(taps + 64 * pixels + 8));
+                                   : static_cast<size_t>(taps + 64 * pixels + 72));
   for (size_t i = 0; i < problem.input.size(); ++i) {
     if (panel && static_cast<int64_t>(i) % stride >= pixels) continue;
     problem.input.data()[i] = native_test::UniformFloat(rng, -2.0f, 2.0f);
@@ -105,8 +147,12 @@ Problem MakeProblem(int block_n, int pixels, tflite_sparse::InputLayout layout,
   for (int channel = 0; channel < problem.out_channels; ++channel) {
     problem.bias.data()[channel] = native_test::UniformFloat(rng, -0.5f, 0.5f);
   }
-  for (int p = 0; p < pixels; ++p) {
-    problem.pixel_offsets.push_back(panel ? p : native_test::UniformInt(rng, 0, 64 * pixels));
+  if (pairs) {
+    MakePairs(pixels, rng, &problem);
+  } else {
+    for (int p = 0; p < pixels; ++p) {
+      problem.pixel_offsets.push_back(panel ? p : native_test::UniformInt(rng, 0, 64 * pixels));
+    }
   }
   RandomRange(rng, &problem.activation_min, &problem.activation_max);
   return problem;
@@ -145,6 +191,7 @@ float Reference(const Problem& problem, int pixel, int channel, int64_t stride, 
 void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64& rng) {
   Problem problem = MakeProblem(variant.block_n, pixels, variant.layout, rng);
   const bool panel = variant.layout == tflite_sparse::InputLayout::kChannelMajor;
+  const bool pairs = variant.layout == tflite_sparse::InputLayout::kPixelPair;
   const int first = native_test::UniformInt(rng, 0, problem.num_groups - 1);
   const int end = native_test::UniformInt(rng, first + 1, problem.num_groups);
   const int64_t stride = problem.out_channels + native_test::UniformInt(rng, 0, 3);
@@ -174,7 +221,16 @@ void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64
   args.residual = problem.residual.empty() ? nullptr : problem.residual.data();
   args.residual_min = problem.residual_min;
   args.residual_max = problem.residual_max;
-  const bool split = !panel && native_test::UniformInt(rng, 0, 1) == 1;
+  if (pairs) {
+    args.input = problem.pair_image.data();
+    args.pixel_offsets = problem.pair_offsets.data();
+    args.num_pairs = static_cast<int>(problem.pair_widths.size());
+    args.pair_widths = problem.pair_widths.data();
+    args.tap_offsets = problem.pair_taps.data();
+  }
+  // (Input-channel blocks are a pixel-major feature.)
+  const bool split = variant.layout == tflite_sparse::InputLayout::kPixelMajor &&
+                     native_test::UniformInt(rng, 0, 1) == 1;
   if (split) {
     std::vector<int32_t> middle(static_cast<size_t>(problem.num_groups));
     for (int g = 0; g < problem.num_groups; ++g) {
@@ -214,6 +270,7 @@ void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64
       << variant.name << " pixels=" << pixels << " groups [" << first << ", " << end
       << ") of " << problem.num_groups << ", O=" << problem.out_channels
       << (problem.residual.empty() ? "" : ", fused ADD") << (split ? ", split sums" : "")
+      << (pairs ? ", " + std::to_string(problem.pair_widths.size()) + " pairs" : std::string())
       << ": "
       << unfused_mismatches << " elements differ from the unfused and " << fused_mismatches
       << " from the fused reference";
@@ -286,6 +343,64 @@ TEST(EveryPanelTransposeMatchesAScalarTransposition) {
   }
 }
 
+// Pair-row builders against a scalar construction of the padded row: random channels (tails of
+// every width below 16 and whole vectors), widths, padding, strides and column steps (every
+// column, or disjoint pairs); nothing written past the pairs of the columns built.
+TEST(EveryPairRowBuilderMatchesAScalarConstruction) {
+  size_t count = 0;
+  const MicrokernelVariant* variants = tflite_sparse::RegisteredMicrokernels(&count);
+  int checked = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const MicrokernelVariant& variant = variants[i];
+    if (variant.layout != tflite_sparse::InputLayout::kPixelPair) {
+      EXPECT_TRUE(variant.build_pair_row == nullptr) << variant.name;
+      continue;
+    }
+    EXPECT_TRUE(variant.build_pair_row != nullptr && variant.tile_pixels % 2 == 0)
+        << variant.name;
+    if (!tflite_sparse::IsaSupportedByCpu(variant.isa)) continue;
+    auto rng = native_test::Random(91 + i);
+    for (int trial = 0; trial < 80; ++trial) {
+      const int channels = native_test::UniformInt(rng, 1, 40);
+      const int in_w = native_test::UniformInt(rng, 1, 9);
+      const int pad_left = native_test::UniformInt(rng, 0, 3);
+      const int padded_w = pad_left + in_w + native_test::UniformInt(rng, 0, 3);
+      const int stride_w = native_test::UniformInt(rng, 1, 3);
+      std::vector<float> input(static_cast<size_t>(in_w * channels));
+      for (float& value : input) value = native_test::UniformFloat(rng, -1.0f, 1.0f);
+      std::vector<float> row(static_cast<size_t>(2 * padded_w * channels) + 16, kSentinel);
+      const int column_step = native_test::UniformInt(rng, 1, 2);
+      variant.build_pair_row(input.data(), in_w, channels, pad_left, padded_w, stride_w,
+                             column_step, row.data());
+      auto padded = [&](int x, int c) {
+        const int column = x - pad_left;
+        return column >= 0 && column < in_w ? input[static_cast<size_t>(column * channels + c)]
+                                            : 0.0f;
+      };
+      int wrong = 0;
+      const int columns = (padded_w + column_step - 1) / column_step;
+      for (int x = 0; x < padded_w; x += column_step) {
+        for (int c = 0; c < channels; ++c) {
+          for (int s = 0; s < 2; ++s) {
+            const float want = padded(x + s * stride_w, c);
+            const float got = row[static_cast<size_t>(2 * (x / column_step * channels + c) + s)];
+            wrong += std::memcmp(&got, &want, sizeof(float)) != 0;
+          }
+        }
+      }
+      for (size_t j = static_cast<size_t>(2 * columns * channels); j < row.size(); ++j) {
+        wrong += std::memcmp(&row[j], &kSentinel, sizeof(float)) != 0;
+      }
+      EXPECT_EQ(wrong, 0) << variant.name << " channels=" << channels << " in_w=" << in_w
+                          << " pad_left=" << pad_left << " padded_w=" << padded_w
+                          << " stride_w=" << stride_w << " column_step=" << column_step;
+    }
+    ++checked;
+  }
+  // At least one pair row exists where AVX-512 is registered (x86-64 builds).
+  EXPECT_TRUE(checked > 0 || !tflite_sparse::IsaSupportedByCpu(tflite_sparse::Isa::kAvx512));
+}
+
 TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
   size_t count = 0;
   const MicrokernelVariant* variants = tflite_sparse::RegisteredMicrokernels(&count);
@@ -293,10 +408,13 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
     for (size_t j = i + 1; j < count; ++j) {
       EXPECT_TRUE(std::strcmp(variants[i].name, variants[j].name) != 0) << variants[i].name;
     }
-    const bool panel = variants[i].layout == tflite_sparse::InputLayout::kChannelMajor;
-    const std::string expected_prefix = "f32_1x" + std::to_string(variants[i].block_n) + "_p" +
-                                        std::to_string(variants[i].tile_pixels) +
-                                        (panel ? "_panel__" : "__");
+    const tflite_sparse::InputLayout layout = variants[i].layout;
+    const std::string expected_prefix =
+        "f32_1x" + std::to_string(variants[i].block_n) + "_p" +
+        std::to_string(variants[i].tile_pixels) +
+        (layout == tflite_sparse::InputLayout::kChannelMajor ? "_panel__"
+         : layout == tflite_sparse::InputLayout::kPixelPair  ? "_pair__"
+                                                             : "__");
     EXPECT_EQ(std::string(variants[i].name).rfind(expected_prefix, 0), 0u) << variants[i].name;
     EXPECT_TRUE(variants[i].tile_pixels >= 1);
   }
@@ -310,15 +428,26 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
         EXPECT_EQ(found->block_n, block_n);
         EXPECT_TRUE(found->layout == tflite_sparse::InputLayout::kPixelMajor);
       }
-      // Shape-class selection: a 3x3 or strided convolution always gets the pixel-major row; a
-      // 1x1 stride-1 one gets the channel-major row where the ISA has one for this N.
-      // Below kChannelMajorMinKeptFlopsPerInput too little work shares each transposed input
-      // value, and below the row's min_kept_flops_per_output each transposed output value, so
-      // the pixel-major row is chosen then too.
+      // Shape-class selection: a 3x3 convolution gets the pixel-pair row where the ISA has one
+      // for this N (whatever the work per value), else the pixel-major row; a strided 1x1 one
+      // the pixel-major row; a 1x1 stride-1 one gets the channel-major or the pixel-pair row
+      // where the ISA has one for this N (never both today).
+      // Below kChannelMajorMinKeptFlopsPerInput (kPixelPairMinKeptFlopsPerInput) too little
+      // work shares each transposed (paired) input value, and below the row's
+      // min_kept_flops_per_output each transposed output value, so the pixel-major row is
+      // chosen then too.
       constexpr double kMuchWork = 1e6;
       constexpr double kLittleWork = tflite_sparse::kChannelMajorMinKeptFlopsPerInput / 2;
-      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 3, 3, 1, 1, kMuchWork,
-                                                   kMuchWork) == found);
+      const MicrokernelVariant* pair = tflite_sparse::FindMicrokernel(
+          isa, block_n, tflite_sparse::WeightType::kFloat32,
+          tflite_sparse::InputLayout::kPixelPair);
+      EXPECT_TRUE(pair == nullptr || (isa == tflite_sparse::Isa::kAvx512 && block_n == 16));
+      for (const double work : {kMuchWork, 0.0}) {
+        EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 3, 3, 1, 1, work, work) ==
+                    (pair != nullptr ? pair : found));
+        EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 3, 2, 2, work, work) ==
+                    (pair != nullptr ? pair : found));
+      }
       EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 2, 2, kMuchWork,
                                                    kMuchWork) == found);
       EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kLittleWork,
@@ -326,9 +455,19 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
       const MicrokernelVariant* panel = tflite_sparse::FindMicrokernel(
           isa, block_n, tflite_sparse::WeightType::kFloat32,
           tflite_sparse::InputLayout::kChannelMajor);
+      EXPECT_TRUE(panel == nullptr || pair == nullptr);
+      const MicrokernelVariant* one_by_one =
+          panel != nullptr ? panel : pair != nullptr ? pair : found;
       EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kMuchWork,
-                                                   kMuchWork) ==
-                  (panel != nullptr ? panel : found));
+                                                   kMuchWork) == one_by_one);
+      if (pair != nullptr) {
+        // Exactly at the work threshold it is taken; just below it is not.
+        constexpr double kThreshold = tflite_sparse::kPixelPairMinKeptFlopsPerInput;
+        EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kThreshold,
+                                                     0.0) == pair);
+        EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1,
+                                                     kThreshold * 0.99, 0.0) == found);
+      }
       if (panel != nullptr) {
         // Exactly at the row's limit it is taken; just below it is not (where the row has one).
         const double limit = panel->min_kept_flops_per_output;
@@ -340,7 +479,7 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
         }
       } else {
         EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kMuchWork, 0.0) ==
-                    found);
+                    one_by_one);
       }
     }
     EXPECT_EQ(tflite_sparse::RegisteredBlockWidthsText(isa), std::string("1, 2, 4, 8, 16 or 32"));

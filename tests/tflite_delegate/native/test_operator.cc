@@ -29,6 +29,25 @@ struct Layer {
   float high = 6.0f;
 };
 
+// A random OHWI filter for the layer's shape with 1 x block_n blocks: about half the tap
+// vectors of a group kept, one group in six empty.
+void FillRandomBlocks(Layer& layer, std::mt19937_64& rng) {
+  const int64_t taps = layer.shape.TapsPerChannel();
+  layer.filter.assign(static_cast<size_t>(layer.shape.out_channels * taps), 0.0f);
+  const int groups = (layer.shape.out_channels + layer.block_n - 1) / layer.block_n;
+  for (int group = 0; group < groups; ++group) {
+    const bool empty = native_test::UniformInt(rng, 0, 5) == 0;
+    for (int64_t tap = 0; tap < taps; ++tap) {
+      const bool kept = !empty && native_test::UniformInt(rng, 0, 1) == 1;
+      for (int lane = 0; lane < layer.block_n; ++lane) {
+        const int channel = group * layer.block_n + lane;
+        if (channel >= layer.shape.out_channels) break;
+        layer.filter[channel * taps + tap] = kept ? native_test::UniformFloat(rng, -1.0f, 1.0f) : 0.0f;
+      }
+    }
+  }
+}
+
 Layer RandomLayer(std::mt19937_64& rng) {
   Layer layer;
   const int widths[] = {1, 2, 4, 8, 16, 32};
@@ -42,20 +61,7 @@ Layer RandomLayer(std::mt19937_64& rng) {
   layer.params.stride_w = native_test::UniformInt(rng, 1, 2);
   layer.params.dilation_h = native_test::UniformInt(rng, 1, 2);
   layer.params.dilation_w = native_test::UniformInt(rng, 1, 2);
-  const int64_t taps = layer.shape.TapsPerChannel();
-  layer.filter.resize(static_cast<size_t>(layer.shape.out_channels * taps));
-  const int groups = (layer.shape.out_channels + layer.block_n - 1) / layer.block_n;
-  for (int group = 0; group < groups; ++group) {
-    const bool empty = native_test::UniformInt(rng, 0, 5) == 0;
-    for (int64_t tap = 0; tap < taps; ++tap) {
-      const bool kept = !empty && native_test::UniformInt(rng, 0, 1) == 1;
-      for (int lane = 0; lane < layer.block_n; ++lane) {
-        const int channel = group * layer.block_n + lane;
-        if (channel >= layer.shape.out_channels) break;
-        layer.filter[channel * taps + tap] = kept ? native_test::UniformFloat(rng, -1.0f, 1.0f) : 0.0f;
-      }
-    }
-  }
+  FillRandomBlocks(layer, rng);
   for (int channel = 0; channel < layer.shape.out_channels; ++channel) {
     layer.bias.push_back(native_test::UniformFloat(rng, -0.5f, 0.5f));
   }
@@ -283,6 +289,88 @@ TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
   if (channel_major_runs == 0) {
     native_test::SkipNotes().push_back("channel-major operator test: no channel-major variant "
                                        "on this CPU");
+  }
+}
+
+// KxK and 1x1 stride-1 layers at N = 16, run with the ISA's pixel-pair variant where it has one:
+// against the direct convolution, and bitwise equal to the pixel-major variant of the same ISA
+// at 1, 2 and 3 threads, with and without a fused ADD (both are bias + one fused multiply-add
+// per kept tap vector in packed order, then the same clamps). Odd and even output widths (a
+// row's last pixel alone in its pair; for 1x1, an odd pixel count), strides, dilations, both
+// paddings, batches up to 3 (tiles crossing rows and images), out_channels with partial groups,
+// run twice (the pair image's zero borders must survive).
+TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
+  auto rng = native_test::Random(5151);
+  int pair_runs = 0;
+  for (int trial = 0; trial < 40; ++trial) {
+    Layer layer = RandomLayer(rng);
+    layer.block_n = 16;
+    if (trial % 3 == 0) {  // a third of the trials 1x1 stride-1 (tiles paired one by one)
+      layer.shape.kernel_h = layer.shape.kernel_w = 1;
+      layer.params.stride_h = layer.params.stride_w = 1;
+    }
+    // 1x1 layers only at stride 1 (strided ones have no pixel-pair form).
+    if (layer.shape.kernel_h * layer.shape.kernel_w == 1 &&
+        layer.params.stride_h * layer.params.stride_w > 1) {
+      layer.shape.kernel_w = 3;
+    }
+    if (trial % 4 == 0) layer.shape.out_channels += 16;  // several groups
+    FillRandomBlocks(layer, rng);
+    layer.bias.resize(static_cast<size_t>(layer.shape.out_channels), 0.25f);
+    const int batch = native_test::UniformInt(rng, 1, 3);
+    const int min_h = (layer.shape.kernel_h - 1) * layer.params.dilation_h + 1;
+    const int min_w = (layer.shape.kernel_w - 1) * layer.params.dilation_w + 1;
+    const int in_h = native_test::UniformInt(rng, min_h, min_h + 8);
+    const int in_w = native_test::UniformInt(rng, min_w, min_w + 12);
+    const std::vector<float> input = RandomInput(rng, layer, batch, in_h, in_w);
+    const bool fused_add = native_test::UniformInt(rng, 0, 1) == 1;
+    for (tflite_sparse::Isa isa : RunnableIsas()) {
+      const tflite_sparse::MicrokernelVariant* pair = tflite_sparse::FindMicrokernel(
+          isa, 16, tflite_sparse::WeightType::kFloat32, tflite_sparse::InputLayout::kPixelPair);
+      if (pair == nullptr) continue;
+      std::vector<float> reference;  // pixel-major, 1 thread
+      std::vector<float> residual;
+      {
+        auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(1),
+                               tflite_sparse::FindMicrokernel(isa, 16));
+        std::string error;
+        EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
+        const ConvGeometry& g = op->geometry();
+        reference.resize(static_cast<size_t>(batch) * g.out_h * g.out_w * g.out_channels);
+        EXPECT_TRUE(op->Run(input.data(), reference.data()));
+        const double worst = MaxErrorAgainstDirect(layer, input, g, reference);
+        EXPECT_TRUE(worst <= 1e-5) << "trial " << trial << " max |diff| " << worst;
+        if (fused_add) {
+          residual.resize(reference.size());
+          for (float& value : residual) value = native_test::UniformFloat(rng, -4.0f, 4.0f);
+          op->set_residual_activation(0.0f, 6.0f);
+          EXPECT_TRUE(op->Run(input.data(), reference.data(), residual.data()));
+        }
+      }
+      for (int threads = 1; threads <= 3; ++threads) {
+        // Forced: SelectMicrokernel leaves 1x1 layers this small to the pixel-major variant.
+        auto op =
+            MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(threads), pair);
+        op->set_min_parallel_flops(0);
+        if (fused_add) op->set_residual_activation(0.0f, 6.0f);
+        std::string error;
+        EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
+        EXPECT_TRUE(&op->variant() == pair) << op->variant().name;
+        ++pair_runs;
+        std::vector<float> output(reference.size(), -777.0f);
+        const float* add = fused_add ? residual.data() : nullptr;
+        EXPECT_TRUE(op->Run(input.data(), output.data(), add));
+        EXPECT_TRUE(op->Run(input.data(), output.data(), add));
+        EXPECT_TRUE(std::memcmp(output.data(), reference.data(),
+                                output.size() * sizeof(float)) == 0)
+            << op->variant().name << " trial " << trial << " threads " << threads
+            << (fused_add ? " fused ADD" : "") << " differs from the pixel-major variant";
+      }
+    }
+  }
+  if (pair_runs == 0) {
+    native_test::SkipNotes().push_back("pixel-pair operator test: no pixel-pair variant on this "
+                                       "CPU");
   }
 }
 

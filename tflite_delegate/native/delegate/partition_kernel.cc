@@ -39,6 +39,8 @@ void PartitionKernel::AddStep(const ConvLayerPlan& plan, PackedFilter packed,
   step.op = std::make_unique<SparseConvOperator>(plan.params, plan.activation_min,
                                                  plan.activation_max, std::move(packed),
                                                  plan.microkernel, pool_);
+  // The steps run one after another: one workspace for all (see set_workspace).
+  step.op->set_workspace(workspace_);
   if (fused_add != nullptr) {
     step.op->set_residual_activation(fused_add->activation_min, fused_add->activation_max);
   }

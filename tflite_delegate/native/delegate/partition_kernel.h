@@ -70,6 +70,8 @@ class PartitionKernel {
   PartitionSchedule schedule_;
   AlignedBuffer per_image_scratch_;
   AlignedBuffer batch_scratch_;
+  // The steps' operator workspace (SparseConvOperator::set_workspace).
+  std::shared_ptr<AlignedBuffer> workspace_ = std::make_shared<AlignedBuffer>();
 };
 
 }  // namespace tflite_sparse

@@ -16,6 +16,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include "microkernels/pixel_pair_template.h"
 #include "microkernels/pixel_vector_template.h"
 #include "microkernels/sparse_tile_template.h"
 #include "microkernels/vector_avx.h"
@@ -82,6 +83,51 @@ struct Avx512PixelVector : Avx512Vector {
   }
 };
 
+// The pixel-pair microkernel's vector: lanes 2n and 2n + 1 hold channel n of two pixels.
+struct Avx512PairVector : Avx512Vector {
+  // [v0, v0, v1, v1, ..., v7, v7] and [v8, v8, ..., v15, v15] from v.
+  static void DuplicateLanes(Reg v, Reg* low, Reg* high) {
+    const __m512i low_index = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512i high_index =
+        _mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
+    // Masked forms: GCC 12 warns (-Wmaybe-uninitialized) about the plain ones.
+    constexpr __mmask16 kAllLanes = 0xffff;
+    *low = _mm512_maskz_permutexvar_ps(kAllLanes, low_index, v);
+    *high = _mm512_maskz_permutexvar_ps(kAllLanes, high_index, v);
+  }
+  // [s0, s1, s0, s1, ...] from the two floats at `source` (one 64-bit broadcast load).
+  static Reg BroadcastPair(const float* source) {
+    double pair;
+    __builtin_memcpy(&pair, source, sizeof(pair));
+    return _mm512_castpd_ps(_mm512_set1_pd(pair));
+  }
+  // Even lanes of (a, b) -> the 16 channels of pixel 0; odd lanes -> those of pixel 1.
+  static void Deinterleave(Reg a, Reg b, Reg* pixel0, Reg* pixel1) {
+    const __m512i even =
+        _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd =
+        _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    *pixel0 = _mm512_permutex2var_ps(a, even, b);
+    *pixel1 = _mm512_permutex2var_ps(a, odd, b);
+  }
+  static __mmask16 FirstLanes(int count) {
+    return count >= 16 ? static_cast<__mmask16>(0xffff)
+                       : static_cast<__mmask16>((1u << count) - 1u);
+  }
+  // The first `count` (1..16) lanes from / to memory; the others read as zero / are not written.
+  static Reg LoadFirst(const float* source, int count) {
+    if (count >= 16) return _mm512_loadu_ps(source);
+    return _mm512_maskz_loadu_ps(FirstLanes(count), source);
+  }
+  static void StoreFirst(float* destination, Reg value, int count) {
+    if (count >= 16) {
+      _mm512_storeu_ps(destination, value);
+    } else {
+      _mm512_mask_storeu_ps(destination, FirstLanes(count), value);
+    }
+  }
+};
+
 }  // namespace
 
 namespace microkernels {
@@ -102,6 +148,45 @@ void f32_1x1_p8_avx512(const SparseTileArgs& args) { SparseTile<ScalarVector, 1,
 // 256-bit N = 8 variant (losing at 90 % and on 7x7 2048->512) and is not registered.
 void f32_1x4_p64_panel_avx512(const SparseTileArgs& args) {
   PixelVectorTile<Avx512PixelVector, 4, 4, 4>(args);
+}
+
+// Pixel pairs: 8 pairs, 16 pixels, 16 accumulator chains. Measured against the pixel-major
+// f32_1x16_p8 variant: docs/RESULTS.md, "Pixel pairs for 1x16 layers".
+void f32_1x16_p16_pair_avx512(const SparseTileArgs& args) {
+  PixelPairTile<Avx512PairVector, 8>(args);
+}
+
+// One row of the pair image (PairRowFunction): per column, 16 channels at a time, the
+// column's values and those stride_w columns to the right interleaved by two permutes.
+void f32_pair_row_avx512(const float* input_row, int in_w, int channels, int pad_left,
+                         int padded_w, int stride_w, int column_step, float* pair_row) {
+  const __m512i low = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i high =
+      _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+  for (int x = 0; x < padded_w; x += column_step) {
+    const int column = x - pad_left;
+    const int partner = column + stride_w;
+    const float* a = column >= 0 && column < in_w
+                         ? input_row + static_cast<int64_t>(column) * channels
+                         : nullptr;
+    const float* b = partner >= 0 && partner < in_w
+                         ? input_row + static_cast<int64_t>(partner) * channels
+                         : nullptr;
+    float* out = pair_row + 2 * static_cast<int64_t>(x / column_step) * channels;
+    for (int c = 0; c < channels; c += 16) {
+      const int count = channels - c < 16 ? channels - c : 16;
+      const __mmask16 lanes = Avx512PairVector::FirstLanes(count);
+      const __m512 va = a != nullptr ? _mm512_maskz_loadu_ps(lanes, a + c) : _mm512_setzero_ps();
+      const __m512 vb = b != nullptr ? _mm512_maskz_loadu_ps(lanes, b + c) : _mm512_setzero_ps();
+      const int low_count = count < 8 ? 2 * count : 16;
+      _mm512_mask_storeu_ps(out + 2 * c, Avx512PairVector::FirstLanes(low_count),
+                            _mm512_permutex2var_ps(va, low, vb));
+      if (count > 8) {
+        _mm512_mask_storeu_ps(out + 2 * c + 16, Avx512PairVector::FirstLanes(2 * (count - 8)),
+                              _mm512_permutex2var_ps(va, high, vb));
+      }
+    }
+  }
 }
 
 // The panel layout does not depend on the ISA, and every CPU that runs the AVX-512 variants

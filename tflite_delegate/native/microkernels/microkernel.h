@@ -42,6 +42,33 @@
 // Only 1x1 stride-1 convolutions have a channel-major form here (a flattened output pixel is
 // the flattened input pixel), see LayoutSupportsConv.
 //
+// A *pixel-pair* variant (kPixelPair, pixel_pair_template.h) computes two horizontally adjacent
+// output pixels of one row per FMA: it reads a "pair image" that the operator builds once per
+// run from the input, with padding (PairRowFunction),
+//
+//   pairs[2 * i + s] = padded[i + s * d]   (s = 0, 1; d = stride_w x channels floats)
+//
+// for every float position i of the padded input: the input of a pixel and of its right-hand
+// neighbour for the same tap, side by side, so one 64-bit broadcast feeds both pixels, and each
+// register holds half of a group's channels for both (pixel_pair_template.h): about half the
+// input loads per FMA of the pixel-major kernel and twice the accumulator chains. The same
+// SparseTileArgs then mean:
+//
+//   input          the pair image
+//   pixel_offsets  per pair of the tile: floats from `input` to its first pixel's origin
+//   num_pixels     output pixels of the tile (the sum of pair_widths)
+//   num_pairs      pairs of the tile, 1 .. tile_pixels / 2
+//   pair_widths    per pair: 2, or 1 for the last pixel of an odd-width row (its neighbour's
+//                  lanes are computed from the pair image's zeros and not stored)
+//   tap_offsets    floats from a pair's origin to its tap: 2 x the pixel-major offsets
+//
+// and the output is NHWC, consecutive flattened pixels, with the same per-element arithmetic.
+// Pixel-pair variants run KxK convolutions (any stride) from a pair image of the whole batch,
+// and 1x1 stride-1 ones from a pair image of each tile's pixels (pairs of consecutive flattened
+// pixels), built right before the call like a channel-major panel; strided 1x1 ones stay
+// pixel-major (see LayoutSupportsConv). They do not take input-channel blocks (group_end,
+// accumulate and store_partial stay unset).
+//
 // Adding a variant is two edits: one instantiation in its ISA's file (f32_<isa>.cc) and one row
 // in the table of registry.cc. Dispatch, option parsing, the CPU check, the C++ tests, the
 // microbenchmark and the Python tests all read that table.
@@ -65,6 +92,7 @@ enum class WeightType { kFloat32 = 0 };
 enum class InputLayout {
   kPixelMajor = 0,    // the NHWC input through the per-pixel indirection
   kChannelMajor = 1,  // a channel-major panel the operator transposes once per run
+  kPixelPair = 2,     // a pair image the operator builds once per run (see the top)
 };
 
 // A channel-major panel: panel[c * stride + pixel] for the pixels of one tile, where the stride
@@ -78,6 +106,16 @@ constexpr int kPanelPixelAlignment = 16;
 // pixels <= p < the next multiple of kPanelPixelAlignment.
 using PanelTransposeFunction = void (*)(const float* input, int channels, int64_t pixels,
                                         float* panel, int64_t panel_stride);
+
+// Writes one row of a pixel-pair variant's pair image: for every padded column x in
+// [0, padded_w) that is a multiple of column_step, and channel c,
+// pair_row[2 * (x / column_step * channels + c) + s] = the padded row's value at column
+// x + s * stride_w, channel c, where the padded row is `pad_left` zero columns, the
+// in_w x channels floats of `input_row`, then zeros (columns past padded_w read as zero too).
+// column_step 1 gives every column its pair (KxK windows); 2 and stride_w 1 turn consecutive
+// pixels into disjoint pairs (a 1x1 stride-1 tile, see SparseConvOperator).
+using PairRowFunction = void (*)(const float* input_row, int in_w, int channels, int pad_left,
+                                 int padded_w, int stride_w, int column_step, float* pair_row);
 
 struct SparseTileArgs {
   const float* input;            // base of the (pre-padded when needed) NHWC input
@@ -116,6 +154,9 @@ struct SparseTileArgs {
   // store fills whole 64-byte lines; the caller issues a store fence after the call. The stored
   // values are the same.
   bool stream_output = false;
+  // Pixel-pair variants only (see the top): the tile's pairs and their output pixels.
+  int num_pairs = 0;
+  const uint8_t* pair_widths = nullptr;
 };
 
 using SparseTileFunction = void (*)(const SparseTileArgs& args);
@@ -135,6 +176,8 @@ struct MicrokernelVariant {
   // Channel-major only: SelectMicrokernel takes this row only for layers with at least this many
   // kept FLOPs per output value (0: no limit); see KeptFlopsPerOutputValue.
   double min_kept_flops_per_output;
+  // Pixel-pair only: the ISA's pair-image row builder (nullptr for other rows).
+  PairRowFunction build_pair_row;
 };
 
 // Every variant of this build, in preference order (the first row that fits a request wins).
@@ -157,7 +200,9 @@ const MicrokernelVariant* FindMicrokernel(Isa isa, int block_n,
                                           InputLayout layout = InputLayout::kPixelMajor);
 
 // True if a convolution of this shape class can run in `layout`: pixel-major runs every
-// convolution, channel-major only 1x1 stride-1 ones (dilation and padding do not matter there).
+// convolution, channel-major only 1x1 stride-1 ones (dilation and padding do not matter there),
+// pixel-pair KxK windows and 1x1 stride-1 ones (a strided 1x1 layer's pairs would need a
+// gathered copy of its input).
 bool LayoutSupportsConv(InputLayout layout, int kernel_h, int kernel_w, int stride_h,
                         int stride_w);
 
@@ -170,6 +215,12 @@ bool LayoutSupportsConv(InputLayout layout, int kernel_h, int kernel_w, int stri
 // (56x56 64->64 and 256->64 at s = 0.9, 28x28 512->128 at 0.9), broke even near 32 (64->64 at
 // 0.75) and won 1.2-2.7x from 48 up.
 constexpr double kChannelMajorMinKeptFlopsPerInput = 32.0;
+
+// The same measure for a pixel-pair row on a 1x1 stride-1 convolution, whose tiles are paired
+// right before each call: measured on ResNet-50's nine 1x1 shapes at N = 16 (bench_kernels
+// --layout both, 1 thread, Zen 5), pixel-pair time over pixel-major time was 0.84-0.93x at 32
+// (56x56 64->64 and 256->64 at 75 %), 1.00-1.08x at 64 and 1.1-1.35x from 128 up.
+constexpr double kPixelPairMinKeptFlopsPerInput = 48.0;
 
 // 2 x kept_tap_vectors x block_n / in_channels (0 when in_channels <= 0).
 double KeptFlopsPerInputValue(int64_t kept_tap_vectors, int block_n, int in_channels);
@@ -184,15 +235,18 @@ double KeptFlopsPerOutputValue(int64_t kept_tap_vectors, int block_n, int out_ch
 // The variant for a convolution of this shape class: the first row, in preference order, with
 // this ISA, N and weight type whose layout supports the convolution and, for a channel-major
 // row, with kept_flops_per_input at least kChannelMajorMinKeptFlopsPerInput and
-// kept_flops_per_output at least the row's min_kept_flops_per_output (today: the channel-major
-// row for N = 4 on 1x1 stride-1 convolutions with AVX2 or AVX-512, else the pixel-major row).
+// kept_flops_per_output at least the row's min_kept_flops_per_output, and for a pixel-pair row
+// on a 1x1 convolution (whose tiles are paired right before each call) with kept_flops_per_input
+// at least kPixelPairMinKeptFlopsPerInput (today: the channel-major row for N = 4 on 1x1
+// stride-1 convolutions with AVX2 or AVX-512, the pixel-pair row for N = 16 on KxK and 1x1
+// stride-1 convolutions with AVX-512, else the pixel-major row).
 const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, int kernel_w,
                                             int stride_h, int stride_w,
                                             double kept_flops_per_input,
                                             double kept_flops_per_output,
                                             WeightType weight_type = WeightType::kFloat32);
 
-// "generic", "avx2" or "avx512"; "float32"; "pixel_major" or "channel_major".
+// "generic", "avx2" or "avx512"; "float32"; "pixel_major", "channel_major" or "pixel_pair".
 const char* IsaName(Isa isa);
 const char* WeightTypeName(WeightType weight_type);
 const char* InputLayoutName(InputLayout layout);

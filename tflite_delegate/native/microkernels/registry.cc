@@ -15,6 +15,12 @@
 // 2048->512 (102-410). The AVX2 row keeps no limit (measured on Zen 4 AVX2 only: it won on all
 // nine 1x1 shapes at its threshold).
 //
+// A pixel-pair row is Q(the same fields as X); it declares <prefix>_1x<N>_p<P>_pair_<isa> and
+// the ISA's pair-image row builder <prefix>_pair_row_<isa>, and registers
+// "<prefix>_1x<N>_p<P>_pair__<isa>". The AVX-512 1x16 pair row runs every KxK 1x16 layer and
+// the 1x1 stride-1 ones with enough kept work per input value (docs/RESULTS.md, "Pixel pairs
+// for 1x16 layers").
+//
 // Rows are in preference order: FindMicrokernel and SelectMicrokernel return the first row that
 // matches, so faster variants of the same ISA and N go first; channel-major rows come before
 // the pixel-major ones of their ISA because SelectMicrokernel should prefer them where they
@@ -24,9 +30,10 @@
 #include "microkernels/microkernel.h"
 
 #if defined(__x86_64__)
-#define TFLITE_SPARSE_X86_MICROKERNELS(X, C)  \
+#define TFLITE_SPARSE_X86_MICROKERNELS(X, C, Q)  \
   C(f32, kFloat32, 4, 64, avx512, kAvx512, 16, 64.0) \
   X(f32, kFloat32, 32, 8, avx512, kAvx512)     \
+  Q(f32, kFloat32, 16, 16, avx512, kAvx512)   \
   X(f32, kFloat32, 16, 8, avx512, kAvx512)    \
   X(f32, kFloat32, 8, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 4, 8, avx512, kAvx512)     \
@@ -40,11 +47,11 @@
   X(f32, kFloat32, 2, 4, avx2, kAvx2)         \
   X(f32, kFloat32, 1, 8, avx2, kAvx2)
 #else
-#define TFLITE_SPARSE_X86_MICROKERNELS(X, C)
+#define TFLITE_SPARSE_X86_MICROKERNELS(X, C, Q)
 #endif
 
-#define TFLITE_SPARSE_MICROKERNELS(X, C)     \
-  TFLITE_SPARSE_X86_MICROKERNELS(X, C)       \
+#define TFLITE_SPARSE_MICROKERNELS(X, C, Q)  \
+  TFLITE_SPARSE_X86_MICROKERNELS(X, C, Q)    \
   X(f32, kFloat32, 32, 2, generic, kGeneric) \
   X(f32, kFloat32, 16, 4, generic, kGeneric) \
   X(f32, kFloat32, 8, 4, generic, kGeneric)  \
@@ -61,24 +68,36 @@ namespace microkernels {
   void prefix##_1x##n##_p##p##_panel_##isa(const SparseTileArgs& args);             \
   void prefix##_panel_transpose_##isa(const float* input, int channels, int64_t pixels,  \
                                       float* panel, int64_t panel_stride);
-TFLITE_SPARSE_MICROKERNELS(TFLITE_SPARSE_DECLARE, TFLITE_SPARSE_DECLARE_PANEL)
+#define TFLITE_SPARSE_DECLARE_PAIR(prefix, type, n, p, isa, isa_enum)                  \
+  void prefix##_1x##n##_p##p##_pair_##isa(const SparseTileArgs& args);                  \
+  void prefix##_pair_row_##isa(const float* input_row, int in_w, int channels, int pad_left, \
+                               int padded_w, int stride_w, int column_step, float* pair_row);
+TFLITE_SPARSE_MICROKERNELS(TFLITE_SPARSE_DECLARE, TFLITE_SPARSE_DECLARE_PANEL,
+                           TFLITE_SPARSE_DECLARE_PAIR)
 #undef TFLITE_SPARSE_DECLARE
 #undef TFLITE_SPARSE_DECLARE_PANEL
+#undef TFLITE_SPARSE_DECLARE_PAIR
 }  // namespace microkernels
 
 namespace {
 
 #define TFLITE_SPARSE_ROW(prefix, type, n, p, isa, isa_enum)                           \
   {#prefix "_1x" #n "_p" #p "__" #isa,           Isa::isa_enum, WeightType::type, n, p, \
-   &microkernels::prefix##_1x##n##_p##p##_##isa, InputLayout::kPixelMajor,     1,  nullptr, 0.0},
+   &microkernels::prefix##_1x##n##_p##p##_##isa, InputLayout::kPixelMajor,     1,  nullptr, 0.0, \
+   nullptr},
 #define TFLITE_SPARSE_PANEL_ROW(prefix, type, n, p, isa, isa_enum, lanes, output_flops)         \
   {#prefix "_1x" #n "_p" #p "_panel__" #isa,              Isa::isa_enum, WeightType::type, n, p, \
    &microkernels::prefix##_1x##n##_p##p##_panel_##isa,   InputLayout::kChannelMajor, lanes,     \
-   &microkernels::prefix##_panel_transpose_##isa, output_flops},
-constexpr MicrokernelVariant kRegistry[] = {
-    TFLITE_SPARSE_MICROKERNELS(TFLITE_SPARSE_ROW, TFLITE_SPARSE_PANEL_ROW)};
+   &microkernels::prefix##_panel_transpose_##isa, output_flops, nullptr},
+#define TFLITE_SPARSE_PAIR_ROW(prefix, type, n, p, isa, isa_enum)                              \
+  {#prefix "_1x" #n "_p" #p "_pair__" #isa,            Isa::isa_enum, WeightType::type, n, p, \
+   &microkernels::prefix##_1x##n##_p##p##_pair_##isa, InputLayout::kPixelPair, 1, nullptr, 0.0, \
+   &microkernels::prefix##_pair_row_##isa},
+constexpr MicrokernelVariant kRegistry[] = {TFLITE_SPARSE_MICROKERNELS(
+    TFLITE_SPARSE_ROW, TFLITE_SPARSE_PANEL_ROW, TFLITE_SPARSE_PAIR_ROW)};
 #undef TFLITE_SPARSE_ROW
 #undef TFLITE_SPARSE_PANEL_ROW
+#undef TFLITE_SPARSE_PAIR_ROW
 
 constexpr size_t kRegistrySize = sizeof(kRegistry) / sizeof(kRegistry[0]);
 
@@ -113,6 +132,8 @@ bool LayoutSupportsConv(InputLayout layout, int kernel_h, int kernel_w, int stri
     case InputLayout::kChannelMajor:
       // Output pixel i reads input pixel i only for a 1x1 window at stride 1.
       return kernel_h == 1 && kernel_w == 1 && stride_h == 1 && stride_w == 1;
+    case InputLayout::kPixelPair:
+      return kernel_h * kernel_w > 1 || (stride_h == 1 && stride_w == 1);
     case InputLayout::kPixelMajor:
       break;
   }
@@ -143,6 +164,10 @@ const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, 
          kept_flops_per_output < variant.min_kept_flops_per_output)) {
       continue;  // too little work per transposed input or output value
     }
+    if (variant.layout == InputLayout::kPixelPair && kernel_h * kernel_w == 1 &&
+        kept_flops_per_input < kPixelPairMinKeptFlopsPerInput) {
+      continue;  // too little work per paired input value
+    }
     return &variant;
   }
   return nullptr;
@@ -152,6 +177,8 @@ const char* InputLayoutName(InputLayout layout) {
   switch (layout) {
     case InputLayout::kChannelMajor:
       return "channel_major";
+    case InputLayout::kPixelPair:
+      return "pixel_pair";
     case InputLayout::kPixelMajor:
       break;
   }

@@ -40,6 +40,8 @@ constexpr int64_t kInputTileBytes = 16 * 1024;
 // 75 % (same run, alternating builds), so blocks are used from this kept fraction of tap vectors
 // down.
 constexpr double kBlockingMaxKeptFraction = 0.15;
+// (A pixel-pair variant leaves such 1x1 layers to the pixel-major one with its blocks: at 90 %,
+// 14x14 1024->256 and 7x7 2048->512 ran 0.93-0.96x of it paired, bench_kernels --layout both.)
 // Orders this thread's non-temporal stores before its later stores (the pool's join).
 inline void StoreFence() {
 #if defined(__x86_64__)
@@ -47,7 +49,8 @@ inline void StoreFence() {
 #endif
 }
 
-// The calling thread's panel for one tile of a channel-major variant: reused by every call on
+// The calling thread's panel for one tile of a channel-major variant (or its pairs, for a 1x1
+// layer of a pixel-pair variant): reused by every call on
 // this thread (grown when a layer needs more), freed when the thread ends. A tile's panel is
 // transposed right before its microkernel call, so it is in L1 (or L2 for thousands of input
 // channels) when the microkernel reads it, and no full-size transposed copy of the input goes
@@ -73,7 +76,8 @@ SparseConvOperator::SparseConvOperator(const ConvParameters& params, float activ
       packed_(std::move(packed)),
       variant_(variant),
       active_(variant),
-      pool_(std::move(pool)) {}
+      pool_(std::move(pool)),
+      workspace_(std::make_shared<AlignedBuffer>()) {}
 
 int64_t SparseConvOperator::StreamingOutputBytes() {
   // Half the L3; 16 MiB (half of a Zen 4 CCD's 32 MiB) if the OS does not say.
@@ -106,7 +110,11 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   const ConvGeometry& g = geometry_;
   // The channel-major variant when the shape allows it, else the pixel-major one.
   active_ = variant_;
-  if (variant_->layout == InputLayout::kChannelMajor && !PreparePanel()) {
+  pair_widths_.clear();
+  tile_first_pair_.clear();
+  pair_tiles_ = false;
+  if ((variant_->layout == InputLayout::kChannelMajor && !PreparePanel()) ||
+      (variant_->layout == InputLayout::kPixelPair && !PreparePairs())) {
     active_ = FindMicrokernel(variant_->isa, variant_->block_n, variant_->weight_type,
                               InputLayout::kPixelMajor);
     if (active_ == nullptr) {
@@ -130,6 +138,30 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
       const int64_t first = tiles > 0 ? vectors * t / tiles * lanes : 0;
       tile_first_pixel_[t] = first < pixels ? first : pixels;
     }
+  } else if (active_->layout == InputLayout::kPixelPair) {
+    // Tiles of nearly equal pair counts, at most tile_pixels / 2 pairs.
+    const int64_t pairs = static_cast<int64_t>(pair_widths_.size());
+    const int64_t tile_pairs = active_->tile_pixels / 2;
+    const int64_t tiles = (pairs + tile_pairs - 1) / tile_pairs;
+    tile_first_pair_.resize(static_cast<size_t>(tiles + 1));
+    tile_first_pixel_.resize(static_cast<size_t>(tiles + 1));
+    int64_t pair = 0;
+    int64_t pixel = 0;
+    for (int64_t t = 0; t <= tiles; ++t) {
+      const int64_t first = tiles > 0 ? pairs * t / tiles : 0;
+      while (pair < first) {
+        // A tile-paired layer's pair q sits at (q - its tile's first pair) pairs into the
+        // tile's buffer.
+        if (pair_tiles_) {
+          pixel_offsets_[static_cast<size_t>(pair)] =
+              (pair - tile_first_pair_[t - 1]) * 2 * g.channels;
+        }
+        pixel += pair_widths_[static_cast<size_t>(pair++)];
+      }
+      tile_first_pair_[t] = first;
+      tile_first_pixel_[t] = pixel;
+    }
+    pixels = pixel;
   } else {
     if (!ComputeTapOffsets(packed_, geometry_, &tap_offsets_)) {
       *error = "packed indices would overflow 32-bit";
@@ -152,7 +184,7 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   const int64_t output_bytes = static_cast<int64_t>(g.batch) * g.out_h * g.out_w *
                                g.out_channels * static_cast<int64_t>(sizeof(float));
   stream_output_ = output_bytes >= streaming_output_bytes_ &&
-                   active_->layout == InputLayout::kPixelMajor &&
+                   active_->layout != InputLayout::kChannelMajor &&
                    packed_.block_n * sizeof(float) % 64 == 0 && g.out_channels % 16 == 0 &&
                    channel_blocks_ == 1;
 #else
@@ -185,19 +217,26 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   return true;
 }
 
+bool SparseConvOperator::PixelMajorBlocksChannels() const {
+  const int64_t channels = packed_.shape.in_channels;
+  const MicrokernelVariant* pixel_major =
+      FindMicrokernel(variant_->isa, variant_->block_n, variant_->weight_type,
+                      InputLayout::kPixelMajor);
+  if (pixel_major == nullptr) return false;
+  const int64_t tile_bytes =
+      pixel_major->tile_pixels * channels * static_cast<int64_t>(sizeof(float));
+  const double kept_fraction =
+      static_cast<double>(packed_.group_begin[packed_.num_groups]) /
+      static_cast<double>(std::max<int64_t>(1, packed_.num_groups * channels));
+  return packed_.shape.kernel_h == 1 && packed_.shape.kernel_w == 1 &&
+         tile_bytes > kInputTileBytes && kept_fraction <= kBlockingMaxKeptFraction;
+}
+
 void SparseConvOperator::PrepareChannelBlocks() {
   block_bounds_.clear();
   channel_blocks_ = 1;
   const int64_t channels = packed_.shape.in_channels;
-  const int64_t tile_bytes = active_->tile_pixels * channels * static_cast<int64_t>(sizeof(float));
-  const double kept_fraction =
-      static_cast<double>(packed_.group_begin[packed_.num_groups]) /
-      static_cast<double>(std::max<int64_t>(1, packed_.num_groups * channels));
-  if (active_->layout != InputLayout::kPixelMajor || packed_.shape.kernel_h != 1 ||
-      packed_.shape.kernel_w != 1 || tile_bytes <= kInputTileBytes ||
-      kept_fraction > kBlockingMaxKeptFraction) {
-    return;
-  }
+  if (active_->layout != InputLayout::kPixelMajor || !PixelMajorBlocksChannels()) return;
   // Equal blocks of whole 64-byte lines of channels, each tile's block within the budget.
   const int64_t lines = (channels + 15) / 16;
   const int64_t lines_per_block =
@@ -237,6 +276,75 @@ void SparseConvOperator::PrepareIndirection() {
   // Zeroed once here; Run rewrites only the interior, so the borders stay zero.
   padded_input_.ResizeZeroed(g.needs_padding ? static_cast<size_t>(batch) * g.PaddedImageSize()
                                              : 0);
+}
+
+bool SparseConvOperator::PreparePairs() {
+  const ConvGeometry& g = geometry_;
+  if (!LayoutSupportsConv(InputLayout::kPixelPair, packed_.shape.kernel_h,
+                          packed_.shape.kernel_w, params_.stride_h, params_.stride_w) ||
+      !ComputeTapOffsets(packed_, geometry_, &tap_offsets_)) {
+    return false;
+  }
+  // Pair-image offsets are twice the padded image's; the microkernel adds them in 32 bits.
+  for (int32_t& offset : tap_offsets_) {
+    if (offset > std::numeric_limits<int32_t>::max() / 2) return false;
+    offset *= 2;
+  }
+  const int64_t batch = g.batch;
+  const bool one_by_one = packed_.shape.kernel_h == 1 && packed_.shape.kernel_w == 1 &&
+                          !g.needs_padding && g.out_h == g.in_h && g.out_w == g.in_w;
+  if (one_by_one && PixelMajorBlocksChannels()) return false;
+  pair_tiles_ = one_by_one;
+  if (pair_tiles_) {
+    // A 1x1 stride-1 convolution: pairs of consecutive flattened pixels (flattened output pixel
+    // i reads flattened input pixel i), each tile paired into its own buffer by Run; the pairs'
+    // origins in that buffer are set once the tiles are known (Prepare).
+    const int64_t pixels = batch * g.out_h * g.out_w;
+    pair_widths_.assign(static_cast<size_t>((pixels + 1) / 2), 2);
+    if (pixels % 2 == 1) pair_widths_.back() = 1;
+    pixel_offsets_.assign(pair_widths_.size(), 0);
+    padded_input_.ResizeZeroed(0);
+    return true;
+  }
+  const int64_t row_pairs = (g.out_w + 1) / 2;
+  pixel_offsets_.resize(static_cast<size_t>(batch * g.out_h * row_pairs));
+  pair_widths_.resize(pixel_offsets_.size());
+  const int64_t row_step = static_cast<int64_t>(params_.stride_h) * g.padded_w * g.channels;
+  const int64_t column_step = static_cast<int64_t>(params_.stride_w) * g.channels;
+  size_t pair = 0;
+  for (int64_t image = 0; image < batch; ++image) {
+    for (int64_t y = 0; y < g.out_h; ++y) {
+      const int64_t row_origin = image * g.PaddedImageSize() + y * row_step;
+      for (int64_t x = 0; x < g.out_w; x += 2, ++pair) {
+        pixel_offsets_[pair] = 2 * (row_origin + x * column_step);
+        pair_widths_[pair] = static_cast<uint8_t>(x + 1 < g.out_w ? 2 : 1);
+      }
+    }
+  }
+  padded_input_.ResizeZeroed(0);
+  const size_t pair_image_floats = 2 * static_cast<size_t>(batch) * g.PaddedImageSize();
+  if (workspace_->size() < pair_image_floats) workspace_->ResizeZeroed(pair_image_floats);
+  return true;
+}
+
+void SparseConvOperator::PairRows(const float* input, int64_t first_row, int64_t end_row,
+                                  float* pair_image) {
+  // Rows are indexed over batch x padded_h: every row is written (the workspace may hold
+  // another layer's values), input row y as pair-image row y + pad_top, padding rows as zeros.
+  const ConvGeometry& g = geometry_;
+  const int64_t row_floats = static_cast<int64_t>(g.in_w) * g.channels;
+  const int64_t pair_row_floats = 2 * static_cast<int64_t>(g.padded_w) * g.channels;
+  for (int64_t row = first_row; row < end_row; ++row) {
+    const int64_t image = row / g.padded_h;
+    const int64_t y = row % g.padded_h - g.pad_top;
+    float* destination = pair_image + row * pair_row_floats;
+    if (y < 0 || y >= g.in_h) {
+      std::memset(destination, 0, static_cast<size_t>(pair_row_floats) * sizeof(float));
+      continue;
+    }
+    active_->build_pair_row(input + (image * g.in_h + y) * row_floats, g.in_w, g.channels,
+                            g.pad_left, g.padded_w, params_.stride_w, 1, destination);
+  }
 }
 
 bool SparseConvOperator::PreparePanel() {
@@ -281,9 +389,19 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
   if (geometry_.batch == 0) return true;
   const ConvGeometry& g = geometry_;
   const bool panel = active_->layout == InputLayout::kChannelMajor;
+  const bool pairs = active_->layout == InputLayout::kPixelPair;
   const float* source = input;
   // (A channel-major variant needs nothing before the tiles: each transposes its own pixels.)
-  if (!panel && g.needs_padding) {
+  if (pairs && !pair_tiles_) {
+    float* pair_image = workspace_->data();
+    const bool built = Parallelize1DTile(
+        serial_ ? nullptr : pool_.get(), static_cast<int64_t>(g.batch) * g.padded_h, 1,
+        [this, input, pair_image](int64_t row, int64_t rows) {
+          PairRows(input, row, row + rows, pair_image);
+        });
+    if (!built) return false;
+    source = pair_image;
+  } else if (!panel && g.needs_padding) {
     const bool padded = Parallelize1DTile(
         serial_ ? nullptr : pool_.get(), static_cast<int64_t>(g.batch) * g.in_h, 1,
         [this, input](int64_t row, int64_t rows) { PadRows(input, row, row + rows); });
@@ -318,6 +436,11 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
   const int64_t tiles = static_cast<int64_t>(tile_first_pixel_.size()) - 1;
   const int64_t chunks = static_cast<int64_t>(chunk_first_group_.size()) - 1;
   const int64_t* tile_first_pixel = tile_first_pixel_.data();
+  const int64_t* tile_first_pair = tile_first_pair_.data();
+  const bool tile_pairs = pair_tiles_;
+  const PairRowFunction build_pairs = active_->build_pair_row;
+  const size_t tile_buffer_floats = static_cast<size_t>(active_->tile_pixels) * g.channels;
+  const uint8_t* pair_widths = pair_widths_.data();
   const int32_t* chunk_first_group = chunk_first_group_.data();
   const int64_t blocks = channel_blocks_;
   const int64_t groups = packed_.num_groups;
@@ -338,6 +461,19 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
           transpose(input + pixel * channels, channels, args.num_pixels, tile_panel,
                     panel_stride);
           args.input = tile_panel;
+        } else if (pairs) {
+          const int64_t pair = tile_first_pair[tile];
+          if (tile_pairs) {
+            // Consecutive pixels into disjoint pairs (PairRowFunction with column_step 2).
+            float* tile_buffer = TilePanel(tile_buffer_floats);
+            const int count = static_cast<int>(tile_first_pixel[tile + 1] - pixel);
+            build_pairs(input + pixel * channels, count, channels, 0, count + count % 2, 1, 2,
+                        tile_buffer);
+            args.input = tile_buffer;
+          }
+          args.pixel_offsets = base.pixel_offsets + pair;
+          args.pair_widths = pair_widths + pair;
+          args.num_pairs = static_cast<int>(tile_first_pair[tile + 1] - pair);
         } else {
           args.pixel_offsets = base.pixel_offsets + pixel;
         }

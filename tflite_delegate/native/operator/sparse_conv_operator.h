@@ -10,7 +10,14 @@
 // stride-1 convolutions) tiles are whole pixel vectors, and each work item first transposes its
 // tile's pixels into a small per-thread channel-major panel (then calls the microkernel on it). If the panel cannot be used for a shape (offsets beyond
 // 32 bits, or a convolution the layout does not support) the operator runs the pixel-major
-// variant of the same ISA, N and weight type instead. The operator knows nothing of TFLite (delegate/partition_kernel.h runs
+// variant of the same ISA, N and weight type instead.
+//
+// With a pixel-pair variant (InputLayout::kPixelPair, chosen for KxK and 1x1 stride-1
+// convolutions) Run builds the whole batch's pair image first (instead of the padded copy;
+// microkernel.h) in a workspace that operators may share (set_workspace), or for a 1x1 layer
+// pairs each tile's pixels into a per-thread buffer right before its call; tiles are
+// runs of pixel pairs (a pair is two pixels of one output row; the last pixel of an odd-width
+// row is a pair of its own). The operator knows nothing of TFLite (delegate/partition_kernel.h runs
 // it), so the C++ tests and the microbenchmark drive it directly.
 #ifndef TFLITE_DELEGATE_OPERATOR_SPARSE_CONV_OPERATOR_H_
 #define TFLITE_DELEGATE_OPERATOR_SPARSE_CONV_OPERATOR_H_
@@ -92,11 +99,22 @@ class SparseConvOperator {
     prepared_ = false;
   }
   // After Prepare: whether Run streams the output (when the output pointer is 64-byte aligned).
-  // Needs a pixel-major variant with N x 4 bytes a multiple of 64 and out_channels a multiple of
+  // Needs a pixel-major or pixel-pair variant with N x 4 bytes a multiple of 64 and out_channels a multiple of
   // 16, so that every streamed store fills whole lines (a partial last group, then itself whole
   // lines, keeps plain stores), and no input-channel blocks (whose partial sums are re-read from
   // the output).
   bool streams_output() const { return stream_output_; }
+
+  // The buffer a pixel-pair variant builds its pair image in, grown by Prepare to what the
+  // prepared shape needs and rewritten whole by every Run. Each operator starts with its own;
+  // operators that never run at the same time (the steps of one partition) share one, so that
+  // a layer writes lines that earlier layers left in the caches instead of its own buffer's,
+  // which the layers in between have evicted (a cold 1.6 MB pair image for 56x56x64 took about
+  // 3.5x as long to build as a warm one: docs/RESULTS.md, "Pixel pairs for 1x16 layers").
+  void set_workspace(std::shared_ptr<AlignedBuffer> workspace) {
+    workspace_ = std::move(workspace);
+    prepared_ = false;
+  }
 
   // The variant Run uses: the constructor's, or its pixel-major fallback (see the top).
   const MicrokernelVariant& variant() const { return *active_; }
@@ -104,8 +122,13 @@ class SparseConvOperator {
 
  private:
   void PadRows(const float* input, int64_t first_row, int64_t end_row);
+  void PairRows(const float* input, int64_t first_row, int64_t end_row, float* pair_image);
   void PrepareIndirection();
+  bool PreparePairs();
   void PrepareChannelBlocks();
+  // True if the pixel-major variant of this operator's ISA and N would compute the prepared
+  // layer in input-channel blocks (see kInputTileBytes in the .cc).
+  bool PixelMajorBlocksChannels() const;
   bool PreparePanel();
 
   ConvParameters params_;
@@ -124,6 +147,13 @@ class SparseConvOperator {
   std::vector<int64_t> pixel_offsets_;  // per flattened output pixel: its receptive-field origin
   AlignedBuffer padded_input_;          // batch x padded image; borders stay zero
   int64_t panel_stride_ = 0;            // channel-major: floats per row of a tile's panel
+  // Pixel-pair: per pair (in flattened pixel order) its origin in the pair image (in
+  // pixel_offsets_) and its pixel count; the buffer of the batch's pair image (2 x the padded
+  // input's floats, see set_workspace).
+  std::vector<uint8_t> pair_widths_;
+  std::shared_ptr<AlignedBuffer> workspace_;
+  bool pair_tiles_ = false;  // pixel-pair on a 1x1 stride-1 layer: each tile paired by Run
+  std::vector<int64_t> tile_first_pair_;  // pixel-pair: num tiles + 1 boundaries over pairs
   // Work decomposition, fixed at prepare time. Pixel tiles: the flattened output pixels cut into
   // tiles of nearly equal size, at most the variant's tile_pixels. Group chunks: consecutive
   // groups of nearly equal cost (kept tap vectors) whose packed weights fit a per-core cache

@@ -1,0 +1,146 @@
+// The pixel-pair 1xN microkernel: two horizontally adjacent output pixels per FMA (the layout is
+// described at the top of microkernel.h).
+//
+// The pixel-major kernel (sparse_tile_template.h) with N = 16 broadcasts one input value per
+// pixel and FMA: with its weight vector, 9 vector loads per 8 FMAs and 8 accumulator chains for
+// an 8-pixel tile. On a core with two 512-bit FMA pipes (Zen 5) that loop issues at about 0.8-0.9
+// of the FMA peak: the loads, and exactly as many chains as the pipes' latency needs, bound it.
+// Here one 64-bit broadcast from the pair image gives a register [x0, x1, x0, x1, ...] (the
+// same tap of a pixel and of its right-hand neighbour), and two permutes of the kept tap
+// vector's N = kLanes weights give [w0, w0, w1, w1, ..., w7, w7] and [w8, w8, ..., w15, w15]:
+// lane 2n + s accumulates channel n (or 8 + n) of pixel s. A tile of P pairs keeps 2P
+// accumulators (16 for 8 pairs, 16 pixels) and loads per kept tap vector one weight register
+// and P broadcasts: 9 loads per 16 FMAs. (The permutes run on the shuffle pipes, beside the
+// FMAs: a copy of the packed weights with every float twice, loaded as two registers, ran no
+// faster on L2-resident weights and cost a whole model its gain, its weights no longer fitting
+// the L3: docs/RESULTS.md, "Pixel pairs for 1x16 layers".)
+//
+// The epilogue clamps each register (lane-wise, as the pixel-major kernel does), turns the two
+// registers of a pair into one register per pixel with one two-source permute each (even lanes:
+// pixel 0, odd lanes: pixel 1), adds the residual of a fused ADD and stores 16 channels per
+// pixel (streamed where SparseTileArgs::stream_output says so). Per output element this is the pixel-major arithmetic: bias, one multiply-add per kept
+// tap vector in packed order, the clamp, the residual and its clamp, so both layouts agree
+// bitwise (checked by the C++ operator test).
+//
+// Internal linkage for the same reason as sparse_tile_template.h.
+#ifndef TFLITE_DELEGATE_MICROKERNELS_PIXEL_PAIR_TEMPLATE_H_
+#define TFLITE_DELEGATE_MICROKERNELS_PIXEL_PAIR_TEMPLATE_H_
+
+#include "microkernels/microkernel.h"
+
+namespace tflite_sparse {
+namespace {
+
+// One group of N = V::kLanes output channels for the P pairs whose origins (in the pair image)
+// are `origins`; pixel_index[p] is pair p's first output pixel within the tile and widths[p]
+// its pixel count (1 or 2).
+template <class V, int P>
+inline void PairGroupTile(const SparseTileArgs& args, const float* const* origins,
+                          const int* pixel_index, const int* widths, int group) {
+  constexpr int kBlockN = V::kLanes;
+  using Reg = typename V::Reg;
+  const int32_t first = args.group_begin[group];
+  const int32_t count = args.group_begin[group + 1] - first;
+  const float* weights =
+      static_cast<const float*>(args.weights) + static_cast<int64_t>(first) * kBlockN;
+  const int32_t* taps = args.tap_offsets + first;
+  const int remaining_channels = args.out_channels - group * kBlockN;
+  Reg accumulators[P][2];
+  {
+    Reg low_half, high_half;
+    V::DuplicateLanes(V::Load(args.bias + static_cast<int64_t>(group) * kBlockN), &low_half,
+                      &high_half);
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p) {
+      accumulators[p][0] = low_half;
+      accumulators[p][1] = high_half;
+    }
+  }
+  // Two kept tap vectors per iteration, as in the pixel-major kernel.
+#pragma GCC unroll 2
+  for (int32_t k = 0; k < count; ++k, weights += kBlockN) {
+    const int32_t tap = taps[k];
+    Reg weight0, weight1;
+    V::DuplicateLanes(V::Load(weights), &weight0, &weight1);
+#pragma GCC unroll 8
+    for (int p = 0; p < P; ++p) {
+      const Reg value = V::BroadcastPair(origins[p] + tap);
+      accumulators[p][0] = V::MulAdd(value, weight0, accumulators[p][0]);
+      accumulators[p][1] = V::MulAdd(value, weight1, accumulators[p][1]);
+    }
+  }
+  const Reg low = V::Set(args.activation_min);
+  const Reg high = V::Set(args.activation_max);
+  const Reg residual_low = V::Set(args.residual_min);
+  const Reg residual_high = V::Set(args.residual_max);
+  const int channels = remaining_channels < kBlockN ? remaining_channels : kBlockN;
+  // Streamed (non-temporal) stores for full groups when the operator asks (microkernel.h).
+  const bool stream = args.stream_output && channels == kBlockN;
+  const int64_t stride = args.output_pixel_stride;
+  float* output = args.output + static_cast<int64_t>(group) * kBlockN;
+  const float* residual =
+      args.residual != nullptr ? args.residual + static_cast<int64_t>(group) * kBlockN : nullptr;
+#pragma GCC unroll 8
+  for (int p = 0; p < P; ++p) {
+    Reg pixel[2];
+    V::Deinterleave(V::Clamp(accumulators[p][0], low, high),
+                    V::Clamp(accumulators[p][1], low, high), &pixel[0], &pixel[1]);
+#pragma GCC unroll 2
+    for (int s = 0; s < 2; ++s) {
+      if (s == 1 && widths[p] < 2) break;
+      const int64_t offset = (pixel_index[p] + s) * stride;
+      Reg value = pixel[s];
+      if (residual != nullptr) {
+        value = V::Clamp(V::Add(value, V::LoadFirst(residual + offset, channels)), residual_low,
+                         residual_high);
+      }
+      if (stream) {
+        V::Stream(output + offset, value);
+      } else {
+        V::StoreFirst(output + offset, value, channels);
+      }
+    }
+  }
+}
+
+// P pairs, every group of the call's range.
+template <class V, int P>
+inline void PairTile(const SparseTileArgs& args) {
+  const float* origins[P];
+  int pixel_index[P];
+  int widths[P];
+  int pixel = 0;
+  for (int p = 0; p < P; ++p) {
+    origins[p] = args.input + args.pixel_offsets[p];
+    widths[p] = args.pair_widths[p];
+    pixel_index[p] = pixel;
+    pixel += widths[p];
+  }
+  for (int group = args.first_group; group < args.end_group; ++group) {
+    PairGroupTile<V, P>(args, origins, pixel_index, widths, group);
+  }
+}
+
+// PairTile<V, pairs> for a run-time pair count in [1, P].
+template <class V, int P>
+inline void PairTileOfSize(const SparseTileArgs& args, int pairs) {
+  if constexpr (P > 1) {
+    if (pairs < P) {
+      PairTileOfSize<V, P - 1>(args, pairs);
+      return;
+    }
+  }
+  PairTile<V, P>(args);
+}
+
+// The microkernel: a tile of 1 to P pairs.
+template <class V, int P>
+void PixelPairTile(const SparseTileArgs& args) {
+  static_assert(P >= 1, "a tile has at least one pair");
+  PairTileOfSize<V, P>(args, args.num_pairs < P ? args.num_pairs : P);
+}
+
+}  // namespace
+}  // namespace tflite_sparse
+
+#endif  // TFLITE_DELEGATE_MICROKERNELS_PIXEL_PAIR_TEMPLATE_H_
