@@ -15,8 +15,8 @@
 //   ymm vbroadcastss, then FMA (VEX)           1x8 and 1x16 pixel-major (AVX2), and the AVX-512
 //                                              1x8 variant when built without AVX-512VL
 //   xmm FMA, {1to4} broadcast (EVEX, VL)       1x4 pixel-major (AVX-512)
-//   zmm vbroadcastsd, then FMA                 a "pixel-pair" 1x8 layout (two pixels' 8 channels
-//                                              per register; tried, not registered)
+//   zmm vbroadcastsd, then FMA                 1x16 pixel-pair (AVX-512): two pixels' 8 channels
+//                                              per register
 //   zmm FMA, full 64-byte memory operand       (the channel-major panels' input rows)
 //   the 1x16 tile loop: per tap vector one      the pixel-major 1x16 microkernel's inner loop
 //   64-byte weight load, one 32-bit tap         (8 pixels), and the same with 16 pixels
@@ -158,7 +158,7 @@ static const struct Row kRows[] = {
     {"ymm FMA, {1to8} broadcast (EVEX)", "(16 chains)", YmmBroadcast16, 8, 16, 1},
     {"ymm vbroadcastss + FMA (VEX)", "1x8, 1x16 (AVX2)", YmmVex8, 8, 8, 0},
     {"xmm FMA, {1to4} broadcast (EVEX)", "1x4 (AVX-512)", XmmBroadcast8, 4, 8, 1},
-    {"zmm vbroadcastsd + FMA", "pixel pairs (not registered)", ZmmPair8, 16, 8, 1},
+    {"zmm vbroadcastsd + FMA", "1x16 pair (AVX-512)", ZmmPair8, 16, 8, 1},
     {"zmm FMA, 64-byte memory operand", "channel-major panels", ZmmFull8, 16, 8, 1},
     {"1x16 tile loop: weight + tap loads, 8 broadcast FMAs", "1x16 p8 (AVX-512)", Tile8, 16, 8, 1},
     {"1x16 tile loop with 16 pixels", "(not registered)", Tile16, 16, 16, 1},
