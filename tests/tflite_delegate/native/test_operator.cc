@@ -292,7 +292,8 @@ TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
   }
 }
 
-// KxK and 1x1 stride-1 layers at N = 16, run with the ISA's pixel-pair variant where it has one:
+// KxK and 1x1 stride-1 layers at N = 8 and 16, run with the ISA's pixel-pair variant where it
+// has one:
 // against the direct convolution, and bitwise equal to the pixel-major variant of the same ISA
 // at 1, 2 and 3 threads, with and without a fused ADD (both are bias + one fused multiply-add
 // per kept tap vector in packed order, then the same clamps). Odd and even output widths (a
@@ -304,7 +305,7 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
   int pair_runs = 0;
   for (int trial = 0; trial < 40; ++trial) {
     Layer layer = RandomLayer(rng);
-    layer.block_n = 16;
+    layer.block_n = trial % 2 == 0 ? 16 : 8;
     if (trial % 3 == 0) {  // a third of the trials 1x1 stride-1 (tiles paired one by one)
       layer.shape.kernel_h = layer.shape.kernel_w = 1;
       layer.params.stride_h = layer.params.stride_w = 1;
@@ -325,14 +326,15 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
     const std::vector<float> input = RandomInput(rng, layer, batch, in_h, in_w);
     const bool fused_add = native_test::UniformInt(rng, 0, 1) == 1;
     for (tflite_sparse::Isa isa : RunnableIsas()) {
-      const tflite_sparse::MicrokernelVariant* pair = tflite_sparse::FindMicrokernel(
-          isa, 16, tflite_sparse::WeightType::kFloat32, tflite_sparse::InputLayout::kPixelPair);
+      const tflite_sparse::MicrokernelVariant* pair =
+          tflite_sparse::FindMicrokernel(isa, layer.block_n, tflite_sparse::WeightType::kFloat32,
+                                         tflite_sparse::InputLayout::kPixelPair);
       if (pair == nullptr) continue;
       std::vector<float> reference;  // pixel-major, 1 thread
       std::vector<float> residual;
       {
         auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(1),
-                               tflite_sparse::FindMicrokernel(isa, 16));
+                               tflite_sparse::FindMicrokernel(isa, layer.block_n));
         std::string error;
         EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
         const ConvGeometry& g = op->geometry();

@@ -101,6 +101,18 @@ struct Avx512PairVector : Avx512Vector {
     __builtin_memcpy(&pair, source, sizeof(pair));
     return _mm512_castpd_ps(_mm512_set1_pd(pair));
   }
+  // [v0, v0, v1, v1, ..., v7, v7] from v's first 8 lanes.
+  static Reg DuplicateLow(Reg v) {
+    const __m512i index = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    return _mm512_maskz_permutexvar_ps(static_cast<__mmask16>(0xffff), index, v);
+  }
+  // Even lanes of a -> the 8 channels of pixel 0 (lanes 0-7); odd lanes -> those of pixel 1.
+  static void DeinterleaveHalves(Reg a, Reg* pixel0, Reg* pixel1) {
+    const __m512i even = _mm512_set_epi32(15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(14, 12, 10, 8, 6, 4, 2, 0, 15, 13, 11, 9, 7, 5, 3, 1);
+    *pixel0 = _mm512_maskz_permutexvar_ps(static_cast<__mmask16>(0xffff), even, a);
+    *pixel1 = _mm512_maskz_permutexvar_ps(static_cast<__mmask16>(0xffff), odd, a);
+  }
   // Even lanes of (a, b) -> the 16 channels of pixel 0; odd lanes -> those of pixel 1.
   static void Deinterleave(Reg a, Reg b, Reg* pixel0, Reg* pixel1) {
     const __m512i even =
@@ -153,7 +165,11 @@ void f32_1x4_p64_panel_avx512(const SparseTileArgs& args) {
 // Pixel pairs: 8 pairs, 16 pixels, 16 accumulator chains. Measured against the pixel-major
 // f32_1x16_p8 variant: docs/RESULTS.md, "Pixel pairs for 1x16 layers".
 void f32_1x16_p16_pair_avx512(const SparseTileArgs& args) {
-  PixelPairTile<Avx512PairVector, 8>(args);
+  PixelPairTile<Avx512PairVector, 16, 8>(args);
+}
+// 1x8: a pair's 8 channels in one register, 8 pairs, 8 accumulator chains, 512-bit FMAs.
+void f32_1x8_p16_pair_avx512(const SparseTileArgs& args) {
+  PixelPairTile<Avx512PairVector, 8, 8>(args);
 }
 
 // One row of the pair image (PairRowFunction): per column, 16 channels at a time, the

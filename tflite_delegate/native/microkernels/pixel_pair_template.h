@@ -10,14 +10,16 @@
 // vector's N = kLanes weights give [w0, w0, w1, w1, ..., w7, w7] and [w8, w8, ..., w15, w15]:
 // lane 2n + s accumulates channel n (or 8 + n) of pixel s. A tile of P pairs keeps 2P
 // accumulators (16 for 8 pairs, 16 pixels) and loads per kept tap vector one weight register
-// and P broadcasts: 9 loads per 16 FMAs. (The permutes run on the shuffle pipes, beside the
+// and P broadcasts: 9 loads per 16 FMAs. With N = kLanes / 2 (1x8 on AVX-512) one register
+// holds a pair's whole group, so every FMA is a full-width one where the pixel-major 1x8 kernel
+// issues 256-bit FMAs, half of this core's peak. (The permutes run on the shuffle pipes, beside the
 // FMAs: a copy of the packed weights with every float twice, loaded as two registers, ran no
 // faster on L2-resident weights and cost a whole model its gain, its weights no longer fitting
 // the L3: docs/RESULTS.md, "Pixel pairs for 1x16 layers".)
 //
-// The epilogue clamps each register (lane-wise, as the pixel-major kernel does), turns the two
-// registers of a pair into one register per pixel with one two-source permute each (even lanes:
-// pixel 0, odd lanes: pixel 1), adds the residual of a fused ADD and stores 16 channels per
+// The epilogue clamps each register (lane-wise, as the pixel-major kernel does), turns the
+// register(s) of a pair into one register per pixel with one permute each (even lanes: pixel 0,
+// odd lanes: pixel 1), adds the residual of a fused ADD and stores 16 channels per
 // pixel (streamed where SparseTileArgs::stream_output says so). Per output element this is the pixel-major arithmetic: bias, one multiply-add per kept
 // tap vector in packed order, the clamp, the residual and its clamp, so both layouts agree
 // bitwise (checked by the C++ operator test).
@@ -31,13 +33,26 @@
 namespace tflite_sparse {
 namespace {
 
-// One group of N = V::kLanes output channels for the P pairs whose origins (in the pair image)
-// are `origins`; pixel_index[p] is pair p's first output pixel within the tile and widths[p]
-// its pixel count (1 or 2).
-template <class V, int P>
+// N floats at `source` (N = kLanes or kLanes / 2) as R = 2N / kLanes registers with every
+// float twice: [s0, s0, s1, s1, ...].
+template <class V, int N>
+inline void LoadDuplicated(const float* source, typename V::Reg (&out)[2 * N / V::kLanes]) {
+  if constexpr (2 * N == V::kLanes) {
+    out[0] = V::DuplicateLow(V::LoadFirst(source, N));
+  } else {
+    static_assert(N == V::kLanes, "a pair register holds N / 2 or N channels of both pixels");
+    V::DuplicateLanes(V::Load(source), &out[0], &out[1]);
+  }
+}
+
+// One group of N output channels (N = kLanes: two registers per pair; N = kLanes / 2: one) for
+// the P pairs whose origins (in the pair image) are `origins`; pixel_index[p] is pair p's first
+// output pixel within the tile and widths[p] its pixel count (1 or 2).
+template <class V, int N, int P>
 inline void PairGroupTile(const SparseTileArgs& args, const float* const* origins,
                           const int* pixel_index, const int* widths, int group) {
-  constexpr int kBlockN = V::kLanes;
+  constexpr int kBlockN = N;
+  constexpr int R = 2 * N / V::kLanes;
   using Reg = typename V::Reg;
   const int32_t first = args.group_begin[group];
   const int32_t count = args.group_begin[group + 1] - first;
@@ -45,28 +60,29 @@ inline void PairGroupTile(const SparseTileArgs& args, const float* const* origin
       static_cast<const float*>(args.weights) + static_cast<int64_t>(first) * kBlockN;
   const int32_t* taps = args.tap_offsets + first;
   const int remaining_channels = args.out_channels - group * kBlockN;
-  Reg accumulators[P][2];
+  Reg accumulators[P][R];
   {
-    Reg low_half, high_half;
-    V::DuplicateLanes(V::Load(args.bias + static_cast<int64_t>(group) * kBlockN), &low_half,
-                      &high_half);
+    Reg bias[R];
+    LoadDuplicated<V, N>(args.bias + static_cast<int64_t>(group) * kBlockN, bias);
 #pragma GCC unroll 8
     for (int p = 0; p < P; ++p) {
-      accumulators[p][0] = low_half;
-      accumulators[p][1] = high_half;
+#pragma GCC unroll 2
+      for (int r = 0; r < R; ++r) accumulators[p][r] = bias[r];
     }
   }
   // Two kept tap vectors per iteration, as in the pixel-major kernel.
 #pragma GCC unroll 2
   for (int32_t k = 0; k < count; ++k, weights += kBlockN) {
     const int32_t tap = taps[k];
-    Reg weight0, weight1;
-    V::DuplicateLanes(V::Load(weights), &weight0, &weight1);
+    Reg weight[R];
+    LoadDuplicated<V, N>(weights, weight);
 #pragma GCC unroll 8
     for (int p = 0; p < P; ++p) {
       const Reg value = V::BroadcastPair(origins[p] + tap);
-      accumulators[p][0] = V::MulAdd(value, weight0, accumulators[p][0]);
-      accumulators[p][1] = V::MulAdd(value, weight1, accumulators[p][1]);
+#pragma GCC unroll 2
+      for (int r = 0; r < R; ++r) {
+        accumulators[p][r] = V::MulAdd(value, weight[r], accumulators[p][r]);
+      }
     }
   }
   const Reg low = V::Set(args.activation_min);
@@ -83,8 +99,12 @@ inline void PairGroupTile(const SparseTileArgs& args, const float* const* origin
 #pragma GCC unroll 8
   for (int p = 0; p < P; ++p) {
     Reg pixel[2];
-    V::Deinterleave(V::Clamp(accumulators[p][0], low, high),
-                    V::Clamp(accumulators[p][1], low, high), &pixel[0], &pixel[1]);
+    if constexpr (R == 2) {
+      V::Deinterleave(V::Clamp(accumulators[p][0], low, high),
+                      V::Clamp(accumulators[p][1], low, high), &pixel[0], &pixel[1]);
+    } else {
+      V::DeinterleaveHalves(V::Clamp(accumulators[p][0], low, high), &pixel[0], &pixel[1]);
+    }
 #pragma GCC unroll 2
     for (int s = 0; s < 2; ++s) {
       if (s == 1 && widths[p] < 2) break;
@@ -104,7 +124,7 @@ inline void PairGroupTile(const SparseTileArgs& args, const float* const* origin
 }
 
 // P pairs, every group of the call's range.
-template <class V, int P>
+template <class V, int N, int P>
 inline void PairTile(const SparseTileArgs& args) {
   const float* origins[P];
   int pixel_index[P];
@@ -117,27 +137,27 @@ inline void PairTile(const SparseTileArgs& args) {
     pixel += widths[p];
   }
   for (int group = args.first_group; group < args.end_group; ++group) {
-    PairGroupTile<V, P>(args, origins, pixel_index, widths, group);
+    PairGroupTile<V, N, P>(args, origins, pixel_index, widths, group);
   }
 }
 
-// PairTile<V, pairs> for a run-time pair count in [1, P].
-template <class V, int P>
+// PairTile<V, N, pairs> for a run-time pair count in [1, P].
+template <class V, int N, int P>
 inline void PairTileOfSize(const SparseTileArgs& args, int pairs) {
   if constexpr (P > 1) {
     if (pairs < P) {
-      PairTileOfSize<V, P - 1>(args, pairs);
+      PairTileOfSize<V, N, P - 1>(args, pairs);
       return;
     }
   }
-  PairTile<V, P>(args);
+  PairTile<V, N, P>(args);
 }
 
-// The microkernel: a tile of 1 to P pairs.
-template <class V, int P>
+// The microkernel: a tile of 1 to P pairs, N output channels per group.
+template <class V, int N, int P>
 void PixelPairTile(const SparseTileArgs& args) {
   static_assert(P >= 1, "a tile has at least one pair");
-  PairTileOfSize<V, P>(args, args.num_pairs < P ? args.num_pairs : P);
+  PairTileOfSize<V, N, P>(args, args.num_pairs < P ? args.num_pairs : P);
 }
 
 }  // namespace

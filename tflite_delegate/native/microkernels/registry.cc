@@ -35,6 +35,7 @@
   X(f32, kFloat32, 32, 8, avx512, kAvx512)     \
   Q(f32, kFloat32, 16, 16, avx512, kAvx512)   \
   X(f32, kFloat32, 16, 8, avx512, kAvx512)    \
+  Q(f32, kFloat32, 8, 16, avx512, kAvx512)    \
   X(f32, kFloat32, 8, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 4, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 2, 4, avx512, kAvx512)     \
