@@ -225,7 +225,9 @@ bool ApplyPolicy(const ClaimingOptions& options, int64_t output_pixels_per_image
         "tap-vector sparsity " + FormatTwoDecimals(pattern.tap_vector_sparsity) +
             " below min_sparsity " + FormatTwoDecimals(min_sparsity) +
             (per_width ? " (the default for N=" + std::to_string(pattern.block_n) +
-                             (layout == InputLayout::kChannelMajor ? ", channel-major" : "") +
+                             (layout == InputLayout::kChannelMajor ? ", channel-major"
+                              : layout == InputLayout::kPixelPair  ? ", pixel-pair"
+                                                                   : "") +
                              " with " + IsaName(options.isa) + ")"
                        : ""));
   }
@@ -312,7 +314,7 @@ double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa) {
   if (isa == Isa::kAvx512) {
     if (block_n >= 32) return 0.3;
     if (block_n >= 16) return 0.45;
-    if (block_n >= 8) return 0.75;
+    if (block_n >= 8) return layout == InputLayout::kPixelPair ? 0.5 : 0.75;
     return 0.88;
   }
   if (block_n >= 16) return 0.3;
