@@ -40,7 +40,7 @@ namespace tflite_sparse {
 // ran 0.71x and 0.88x at 0.75 on the two 1x1 layers with four times more outputs than inputs. Each
 // of these is at least the Zen 4 threshold, so they are never slower there either. The
 // pixel-pair 1x8 variant (512-bit FMAs; KxK and 1x1 stride-1 layers with enough work per input
-// value, SelectMicrokernel) ran 1.03-1.35x at 0.5 on the 14 shapes it takes, where the strided
+// value, SelectMicrokernel) ran 1.03-1.35x at 0.5 on the 13 shapes it takes, where the strided
 // 1x1 layers, pixel-major, ran 0.77-0.83x (the same benchmark with --block_n=8 --min_sparsity=0,
 // 2026-12-03 22:42 UTC): N = 8 pixel-pair 0.5, pixel-major 0.75.
 //
