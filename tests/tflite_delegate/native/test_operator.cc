@@ -226,6 +226,31 @@ TEST(OperatorMatchesDirectConvolutionAndIsBitwiseStableAcrossThreads) {
   }
 }
 
+// The layer's output with the pixel-major variant of `isa` on 1 thread, checked against the
+// direct convolution. With `rng`, also a random residual (into *residual) and the output of the
+// conv with that fused ADD (activation 0..6) instead.
+std::vector<float> PixelMajorReference(const Layer& layer, tflite_sparse::Isa isa, int batch,
+                                       int in_h, int in_w, const std::vector<float>& input,
+                                       std::mt19937_64* rng,
+                                       std::vector<float>* residual = nullptr) {
+  auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(1),
+                         tflite_sparse::FindMicrokernel(isa, layer.block_n));
+  std::string error;
+  EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
+  const ConvGeometry& g = op->geometry();
+  std::vector<float> reference(static_cast<size_t>(batch) * g.out_h * g.out_w * g.out_channels);
+  EXPECT_TRUE(op->Run(input.data(), reference.data()));
+  const double worst = MaxErrorAgainstDirect(layer, input, g, reference);
+  EXPECT_TRUE(worst <= 1e-5) << tflite_sparse::IsaName(isa) << " max |diff| " << worst;
+  if (rng != nullptr) {
+    residual->resize(reference.size());
+    for (float& value : *residual) value = native_test::UniformFloat(*rng, -4.0f, 4.0f);
+    op->set_residual_activation(0.0f, 6.0f);
+    EXPECT_TRUE(op->Run(input.data(), reference.data(), residual->data()));
+  }
+  return reference;
+}
+
 // 1x1 stride-1 layers at N = 4 and 8, run with the ISA's channel-major variant for N when it has
 // one (forced: these small layers are below SelectMicrokernel's work threshold): against the
 // direct convolution, bitwise across 1, 2 and 3 threads, and bitwise equal to the pixel-major
@@ -250,19 +275,8 @@ TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
     const int in_w = native_test::UniformInt(rng, 1, 12);
     const std::vector<float> input = RandomInput(rng, layer, batch, in_h, in_w);
     for (tflite_sparse::Isa isa : RunnableIsas()) {
-      std::vector<float> reference;  // pixel-major, 1 thread
-      {
-        auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(1),
-                               tflite_sparse::FindMicrokernel(isa, layer.block_n));
-        std::string error;
-        EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
-        const ConvGeometry& g = op->geometry();
-        reference.resize(static_cast<size_t>(batch) * g.out_h * g.out_w * g.out_channels);
-        EXPECT_TRUE(op->Run(input.data(), reference.data()));
-        const double worst = MaxErrorAgainstDirect(layer, input, g, reference);
-        EXPECT_TRUE(worst <= 1e-5) << tflite_sparse::IsaName(isa) << " trial " << trial
-                                   << " max |diff| " << worst;
-      }
+      const std::vector<float> reference =
+          PixelMajorReference(layer, isa, batch, in_h, in_w, input, nullptr);
       const tflite_sparse::MicrokernelVariant* panel = tflite_sparse::FindMicrokernel(
           isa, layer.block_n, tflite_sparse::WeightType::kFloat32,
           tflite_sparse::InputLayout::kChannelMajor);
@@ -330,25 +344,9 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
           tflite_sparse::FindMicrokernel(isa, layer.block_n, tflite_sparse::WeightType::kFloat32,
                                          tflite_sparse::InputLayout::kPixelPair);
       if (pair == nullptr) continue;
-      std::vector<float> reference;  // pixel-major, 1 thread
       std::vector<float> residual;
-      {
-        auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(1),
-                               tflite_sparse::FindMicrokernel(isa, layer.block_n));
-        std::string error;
-        EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
-        const ConvGeometry& g = op->geometry();
-        reference.resize(static_cast<size_t>(batch) * g.out_h * g.out_w * g.out_channels);
-        EXPECT_TRUE(op->Run(input.data(), reference.data()));
-        const double worst = MaxErrorAgainstDirect(layer, input, g, reference);
-        EXPECT_TRUE(worst <= 1e-5) << "trial " << trial << " max |diff| " << worst;
-        if (fused_add) {
-          residual.resize(reference.size());
-          for (float& value : residual) value = native_test::UniformFloat(rng, -4.0f, 4.0f);
-          op->set_residual_activation(0.0f, 6.0f);
-          EXPECT_TRUE(op->Run(input.data(), reference.data(), residual.data()));
-        }
-      }
+      const std::vector<float> reference = PixelMajorReference(
+          layer, isa, batch, in_h, in_w, input, fused_add ? &rng : nullptr, &residual);
       for (int threads = 1; threads <= 3; ++threads) {
         // Forced: SelectMicrokernel leaves 1x1 layers this small to the pixel-major variant.
         auto op =
