@@ -352,6 +352,7 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
         auto op =
             MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(threads), pair);
         op->set_min_parallel_flops(0);
+        op->set_pixel_pair_fallback(false);
         if (fused_add) op->set_residual_activation(0.0f, 6.0f);
         std::string error;
         EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
@@ -371,6 +372,63 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
   if (pair_runs == 0) {
     native_test::SkipNotes().push_back("pixel-pair operator test: no pixel-pair variant on this "
                                        "CPU");
+  }
+}
+
+// Where pixel pairs at N = 16 measured slower inside models the operator runs the pixel-major
+// variant instead (set_pixel_pair_fallback): a 3x3 layer with an odd output width below 16, a
+// 1x1 layer with little kept work per paired input value; N = 8 keeps its pairs.
+TEST(PixelPairGivesWayWhereItMeasuredSlower) {
+  if (!tflite_sparse::IsaSupportedByCpu(tflite_sparse::Isa::kAvx512)) return;
+  auto rng = native_test::Random(6161);
+  struct Case {
+    int block_n, kernel, size, in_channels, out_channels;
+    bool paired;
+  };
+  const Case cases[] = {
+      {16, 3, 7, 32, 32, false},    // 7-wide rows: a lone pixel in every row
+      {16, 3, 15, 32, 32, false},   // odd, below 16
+      {16, 3, 17, 32, 32, true},    // odd, wide enough
+      {16, 3, 8, 32, 32, true},     // even
+      {8, 3, 7, 32, 32, true},      // N = 8 keeps its pairs
+      {16, 1, 8, 64, 64, false},    // 1x1: 2 x 4 x 32 x 16 / 64 = 64 kept FLOPs per input value
+      {16, 1, 8, 64, 128, true},    // 128
+      {16, 1, 8, 64, 256, true},    // 256
+  };
+  for (const Case& c : cases) {
+    Layer layer;
+    layer.block_n = c.block_n;
+    layer.shape.out_channels = c.out_channels;
+    layer.shape.kernel_h = layer.shape.kernel_w = c.kernel;
+    layer.shape.in_channels = c.in_channels;
+    layer.params.padding = Padding::kSame;
+    layer.params.stride_h = layer.params.stride_w = 1;
+    layer.params.dilation_h = layer.params.dilation_w = 1;
+    // Half of each group's input channels kept at every tap (uniform, as SUBP trains).
+    const int64_t taps = layer.shape.TapsPerChannel();
+    layer.filter.assign(static_cast<size_t>(c.out_channels * taps), 0.0f);
+    for (int o = 0; o < c.out_channels; ++o) {
+      for (int64_t tap = 0; tap < taps; ++tap) {
+        if (tap % c.in_channels < c.in_channels / 2) {
+          layer.filter[o * taps + tap] = native_test::UniformFloat(rng, -1.0f, 1.0f);
+        }
+      }
+    }
+    layer.bias.assign(static_cast<size_t>(c.out_channels), 0.0f);
+    const tflite_sparse::MicrokernelVariant* pair = tflite_sparse::FindMicrokernel(
+        tflite_sparse::Isa::kAvx512, c.block_n, tflite_sparse::WeightType::kFloat32,
+        tflite_sparse::InputLayout::kPixelPair);
+    auto op = MakeOperator(layer, tflite_sparse::Isa::kAvx512,
+                           std::make_shared<tflite_sparse::ThreadPool>(1), pair);
+    std::string error;
+    EXPECT_TRUE(op->Prepare(1, c.size, c.size, c.in_channels, &error)) << error;
+    EXPECT_EQ(&op->variant() == pair, c.paired)
+        << "N=" << c.block_n << " " << c.kernel << "x" << c.kernel << " " << c.size << "x"
+        << c.size << " " << c.in_channels << "->" << c.out_channels << ": "
+        << op->variant().name;
+    op->set_pixel_pair_fallback(false);
+    EXPECT_TRUE(op->Prepare(1, c.size, c.size, c.in_channels, &error)) << error;
+    EXPECT_TRUE(&op->variant() == pair) << op->variant().name;
   }
 }
 

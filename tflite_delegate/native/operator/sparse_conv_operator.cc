@@ -42,6 +42,18 @@ constexpr int64_t kInputTileBytes = 16 * 1024;
 constexpr double kBlockingMaxKeptFraction = 0.15;
 // (A pixel-pair variant leaves such 1x1 layers to the pixel-major one with its blocks: at 90 %,
 // 14x14 1024->256 and 7x7 2048->512 ran 0.93-0.96x of it paired, bench_kernels --layout both.)
+// Where a 1x16 layer (N >= this) gives its pixel-pair variant back to the pixel-major one:
+// measured inside ResNet-50 "2.0G" (per-step times of the partition with the pixel-major and the
+// pair library, three runs, 1 thread, 2026-12-03 23:10-23:35 UTC; docs/RESULTS.md, "Pixel pairs
+// for 1x16 layers"), where the pair variant ran the 7x7 3x3 layers at 0.88-0.95x of the
+// pixel-major one (a 7-wide row is three pairs and a lone pixel: 1/8 of the FMAs wasted), and the
+// 1x1 layers whose tiles are paired once per group chunk with little work per paired value at
+// 0.73-0.99x (56x56 64->64 and 256->64: 62-64 kept FLOPs per input value and chunk, 7x7
+// 2048->512: 495 over 8 chunks), against 1.0-1.16x on the 28x28 and 14x14 1x1 layers (124 and
+// more per chunk). 1x8 keeps its pairs: its pixel-major kernel issues half-width FMAs.
+constexpr int kPairPixelMajorMinBlockN = 16;
+constexpr int kPairMinOddWidth = 16;
+constexpr double kPairMinKeptFlopsPerInputPerChunk = 96.0;
 // Orders this thread's non-temporal stores before its later stores (the pool's join).
 inline void StoreFence() {
 #if defined(__x86_64__)
@@ -294,6 +306,20 @@ bool SparseConvOperator::PreparePairs() {
   const bool one_by_one = packed_.shape.kernel_h == 1 && packed_.shape.kernel_w == 1 &&
                           !g.needs_padding && g.out_h == g.in_h && g.out_w == g.in_w;
   if (one_by_one && PixelMajorBlocksChannels()) return false;
+  if (pair_fallback_ && packed_.block_n >= kPairPixelMajorMinBlockN) {
+    // 1x16 pairs gain 1.1-1.3x in the loop; where the pairs cost more than that, the
+    // pixel-major kernel runs the layer (see the constants).
+    if (!one_by_one && g.out_w % 2 == 1 && g.out_w < kPairMinOddWidth) return false;
+    const int64_t kept = packed_.group_begin[packed_.num_groups];
+    const int64_t chunks =
+        std::max<int64_t>(1, (kept * packed_.block_n * static_cast<int64_t>(sizeof(float)) +
+                              kChunkWeightBytes - 1) /
+                                 kChunkWeightBytes);
+    if (one_by_one && KeptFlopsPerInputValue(kept, packed_.block_n, g.channels) / chunks <
+                          kPairMinKeptFlopsPerInputPerChunk) {
+      return false;
+    }
+  }
   pair_tiles_ = one_by_one;
   if (pair_tiles_) {
     // A 1x1 stride-1 convolution: pairs of consecutive flattened pixels (flattened output pixel

@@ -116,6 +116,16 @@ class SparseConvOperator {
     prepared_ = false;
   }
 
+  // Whether a pixel-pair variant at N >= 16 gives the layer to the pixel-major one where the
+  // pairs measured slower inside models: KxK layers with an odd output width below 16, 1x1
+  // layers with less than 96 kept FLOPs per paired input value and group chunk (constants in
+  // the .cc). Default on; applies from the next Prepare. The C++ tests turn it off so that their
+  // small layers run paired.
+  void set_pixel_pair_fallback(bool enabled) {
+    pair_fallback_ = enabled;
+    prepared_ = false;
+  }
+
   // The variant Run uses: the constructor's, or its pixel-major fallback (see the top).
   const MicrokernelVariant& variant() const { return *active_; }
   const PackedFilter& packed() const { return packed_; }
@@ -153,6 +163,7 @@ class SparseConvOperator {
   std::vector<uint8_t> pair_widths_;
   std::shared_ptr<AlignedBuffer> workspace_;
   bool pair_tiles_ = false;  // pixel-pair on a 1x1 stride-1 layer: each tile paired by Run
+  bool pair_fallback_ = true;
   std::vector<int64_t> tile_first_pair_;  // pixel-pair: num tiles + 1 boundaries over pairs
   // Work decomposition, fixed at prepare time. Pixel tiles: the flattened output pixels cut into
   // tiles of nearly equal size, at most the variant's tile_pixels. Group chunks: consecutive
