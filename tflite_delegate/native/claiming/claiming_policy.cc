@@ -314,7 +314,7 @@ double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa) {
   if (isa == Isa::kAvx512) {
     if (block_n >= 32) return 0.3;
     if (block_n >= 16) return 0.45;
-    if (block_n >= 8) return layout == InputLayout::kPixelPair ? 0.5 : 0.75;
+    if (block_n >= 8) return layout == InputLayout::kPixelPair ? 0.6 : 0.75;
     return 0.88;
   }
   if (block_n >= 16) return 0.3;

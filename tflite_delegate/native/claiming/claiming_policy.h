@@ -40,9 +40,10 @@ namespace tflite_sparse {
 // ran 0.71x and 0.88x at 0.75 on the two 1x1 layers with four times more outputs than inputs. Each
 // of these is at least the Zen 4 threshold, so they are never slower there either. The
 // pixel-pair 1x8 variant (512-bit FMAs; KxK and 1x1 stride-1 layers with enough work per input
-// value, SelectMicrokernel) ran 1.03-1.35x at 0.5 on the 13 shapes it takes, where the strided
-// 1x1 layers, pixel-major, ran 0.77-0.83x (the same benchmark with --block_n=8 --min_sparsity=0,
-// 2026-12-03 22:42 UTC): N = 8 pixel-pair 0.5, pixel-major 0.75.
+// value, SelectMicrokernel) ran 1.03-1.35x at 0.5 on the 13 shapes it takes (the same benchmark
+// with --block_n=8 --min_sparsity=0, 2026-12-03 22:42 UTC), but 0.74x, 0.92x and 0.99x on three
+// of its 1x1 shapes in the next run (22:51 UTC, 56x56 64->64 and 256->64, 28x28 128->512), and
+// 1.02x at worst at 0.6 (23:17 UTC): N = 8 pixel-pair 0.6, pixel-major 0.75.
 //
 // AVX2 and generic keep the thresholds measured on Zen 4 with AVX2 only, where XNNPACK also uses
 // 256-bit FMAs: 0.3 for N >= 16, 0.55 for N = 8, 0.8 for N = 4 (0.75 channel-major: all nine 1x1

@@ -44,7 +44,7 @@ constexpr double kBlockingMaxKeptFraction = 0.15;
 // 14x14 1024->256 and 7x7 2048->512 ran 0.93-0.96x of it paired, bench_kernels --layout both.)
 // Where a 1x16 layer (N >= this) gives its pixel-pair variant back to the pixel-major one:
 // measured inside ResNet-50 "2.0G" (per-step times of the partition with the pixel-major and the
-// pair library, three runs, 1 thread, 2026-12-03 23:10-23:35 UTC; docs/RESULTS.md, "Pixel pairs
+// pair library, three runs, 1 thread, 2026-12-03 23:05-23:10 UTC; docs/RESULTS.md, "Pixel pairs
 // for 1x16 layers"), where the pair variant ran the 7x7 3x3 layers at 0.88-0.95x of the
 // pixel-major one (a 7-wide row is three pairs and a lone pixel: 1/8 of the FMAs wasted), and the
 // 1x1 layers whose tiles are paired once per group chunk with little work per paired value at
