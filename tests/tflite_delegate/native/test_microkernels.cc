@@ -3,13 +3,12 @@
 // sub-ranges, with and without a fused ADD (a residual added after the clamp, then clamped to
 // the ADD's range), pixel-major sums split in two calls at a random tap vector per group (the
 // input-channel blocking: the first stores partial sums, the second continues them, and the
-// result must be the one of a single call) and every width N of the registry.
-// Channel-major variants read a random panel
-// (their pixel p of tap k is panel[tap_offsets[k] + p]); their panel builders are checked
-// against a scalar transposition. Pixel-pair variants read the pair image of the random input
-// for a random neighbour distance, with random pair widths (some 1); their pair-row builders
-// are checked against a scalar construction. Variants the CPU cannot run are skipped and listed at the end
-// of the run.
+// result must be the one of a single call) and every width N of the registry. Channel-major
+// variants read a random panel (their pixel p of tap k is panel[tap_offsets[k] + p]); their
+// panel builders are checked against a scalar transposition. Pixel-pair variants read the pair
+// image of the random input for a random neighbour distance, with random pair widths (some 1);
+// their pair-row builders are checked against a scalar construction. Variants the CPU cannot
+// run are skipped and listed at the end of the run.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -82,7 +81,8 @@ void MakePairs(int pixels, std::mt19937_64& rng, Problem* problem) {
   widths.assign(static_cast<size_t>(pixels / 2), 2);
   if (pixels % 2 == 1) widths.push_back(1);
   while (widths.size() < 8 && native_test::UniformInt(rng, 0, 1) == 1) {
-    const size_t at = static_cast<size_t>(native_test::UniformInt(rng, 0, static_cast<int>(widths.size()) - 1));
+    const int last = static_cast<int>(widths.size()) - 1;
+    const size_t at = static_cast<size_t>(native_test::UniformInt(rng, 0, last));
     if (widths[at] != 2) break;
     widths[at] = 1;
     widths.insert(widths.begin() + static_cast<int64_t>(at), uint8_t{1});

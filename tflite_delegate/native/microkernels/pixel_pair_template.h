@@ -12,17 +12,18 @@
 // accumulators (16 for 8 pairs, 16 pixels) and loads per kept tap vector one weight register
 // and P broadcasts: 9 loads per 16 FMAs. With N = kLanes / 2 (1x8 on AVX-512) one register
 // holds a pair's whole group, so every FMA is a full-width one where the pixel-major 1x8 kernel
-// issues 256-bit FMAs, half of this core's peak. (The permutes run on the shuffle pipes, beside the
-// FMAs: a copy of the packed weights with every float twice, loaded as two registers, ran no
-// faster on L2-resident weights and cost a whole model its gain, its weights no longer fitting
-// the L3: docs/RESULTS.md, "Pixel pairs for 1x16 layers".)
+// issues 256-bit FMAs, half of this core's peak. (The permutes run on the shuffle pipes, beside
+// the FMAs: a copy of the packed weights with every float twice, loaded as two registers, ran
+// no faster on L2-resident weights and cost a whole model its gain, its weights no longer
+// fitting the L3: docs/RESULTS.md, "Pixel pairs for 1x16 layers".)
 //
 // The epilogue clamps each register (lane-wise, as the pixel-major kernel does), turns the
 // register(s) of a pair into one register per pixel with one permute each (even lanes: pixel 0,
-// odd lanes: pixel 1), adds the residual of a fused ADD and stores 16 channels per
-// pixel (streamed where SparseTileArgs::stream_output says so). Per output element this is the pixel-major arithmetic: bias, one multiply-add per kept
-// tap vector in packed order, the clamp, the residual and its clamp, so both layouts agree
-// bitwise (checked by the C++ operator test).
+// odd lanes: pixel 1), adds the residual of a fused ADD and stores the N channels of each pixel
+// (streamed where SparseTileArgs::stream_output says so and a group fills a register). Per
+// output element this is the pixel-major arithmetic: bias, one multiply-add per kept tap vector
+// in packed order, the clamp, the residual and its clamp, so both layouts agree bitwise (checked
+// by the C++ operator test).
 //
 // Internal linkage for the same reason as sparse_tile_template.h.
 #ifndef TFLITE_DELEGATE_MICROKERNELS_PIXEL_PAIR_TEMPLATE_H_
@@ -90,8 +91,9 @@ inline void PairGroupTile(const SparseTileArgs& args, const float* const* origin
   const Reg residual_low = V::Set(args.residual_min);
   const Reg residual_high = V::Set(args.residual_max);
   const int channels = remaining_channels < kBlockN ? remaining_channels : kBlockN;
-  // Streamed (non-temporal) stores for full groups when the operator asks (microkernel.h).
-  const bool stream = args.stream_output && channels == kBlockN;
+  // Streamed (non-temporal) stores for full groups that fill a register, when the operator asks
+  // (microkernel.h).
+  const bool stream = N == V::kLanes && args.stream_output && channels == kBlockN;
   const int64_t stride = args.output_pixel_stride;
   float* output = args.output + static_cast<int64_t>(group) * kBlockN;
   const float* residual =

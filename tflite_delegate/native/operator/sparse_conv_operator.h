@@ -99,10 +99,10 @@ class SparseConvOperator {
     prepared_ = false;
   }
   // After Prepare: whether Run streams the output (when the output pointer is 64-byte aligned).
-  // Needs a pixel-major or pixel-pair variant with N x 4 bytes a multiple of 64 and out_channels a multiple of
-  // 16, so that every streamed store fills whole lines (a partial last group, then itself whole
-  // lines, keeps plain stores), and no input-channel blocks (whose partial sums are re-read from
-  // the output).
+  // Needs a pixel-major or pixel-pair variant with N x 4 bytes a multiple of 64 and out_channels
+  // a multiple of 16, so that every streamed store fills whole lines (a partial last group, then
+  // itself whole lines, keeps plain stores), and no input-channel blocks (whose partial sums are
+  // re-read from the output).
   bool streams_output() const { return stream_output_; }
 
   // The buffer a pixel-pair variant builds its pair image in, grown by Prepare to what the
