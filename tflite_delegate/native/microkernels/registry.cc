@@ -17,9 +17,11 @@
 //
 // A pixel-pair row is Q(the same fields as X); it declares <prefix>_1x<N>_p<P>_pair_<isa> and
 // the ISA's pair-image row builder <prefix>_pair_row_<isa>, and registers
-// "<prefix>_1x<N>_p<P>_pair__<isa>". The AVX-512 1x16 pair row runs every KxK 1x16 layer and
-// the 1x1 stride-1 ones with enough kept work per input value (docs/RESULTS.md, "Pixel pairs
-// for 1x16 layers").
+// "<prefix>_1x<N>_p<P>_pair__<isa>". The AVX-512 1x16 and 1x8 pair rows are selected for every
+// KxK layer and the 1x1 stride-1 ones with enough kept work per input value; at prepare time the
+// operator gives a 1x16 layer back to the pixel-major row where pairs measured slower inside a
+// model (SparseConvOperator::set_pixel_pair_fallback; docs/RESULTS.md, "Pixel pairs for 1x16
+// layers").
 //
 // Rows are in preference order: FindMicrokernel and SelectMicrokernel return the first row that
 // matches, so faster variants of the same ISA and N go first; channel-major rows come before
