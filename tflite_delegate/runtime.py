@@ -192,7 +192,8 @@ def load_delegate(**options: Any):
     in [0, 1]: a conv is claimed when at least this fraction of its tap vectors is all zero, which
     equals its block sparsity when whole blocks were pruned, as SUBP does; default per ISA and
     block width N, from where each microkernel width was measured to beat XNNPACK: with AVX-512
-    0.3 for N >= 32, 0.45 for N = 16, 0.75 for N = 8, 0.88 for N = 4; with AVX2 and generic 0.3
+    0.3 for N >= 32, 0.45 for N = 16, 0.75 for N = 8 (0.6 for a layer that runs the pixel-pair
+    1x8 microkernel), 0.88 for N = 4; with AVX2 and generic 0.3
     for N >= 16, 0.55 for N = 8, 0.8 for N = 4; with any ISA 0.98 for N = 2 and 1.0 for N = 1,
     i.e. never unless the filter is all zero),
     block_n ("auto" or a width of the microkernel registry:

@@ -50,8 +50,9 @@
 //
 // for every float position i of the padded input: the input of a pixel and of its right-hand
 // neighbour for the same tap, side by side, so one 64-bit broadcast feeds both pixels, and each
-// register holds half of a group's channels for both (pixel_pair_template.h): about half the
-// input loads per FMA of the pixel-major kernel and twice the accumulator chains. The same
+// 512-bit register holds 8 channels of both (pixel_pair_template.h): about half the input loads
+// per FMA of the pixel-major 1x16 kernel and twice its accumulator chains, and full-width FMAs
+// where the pixel-major 1x8 kernel has 256-bit ones. The same
 // SparseTileArgs then mean:
 //
 //   input          the pair image
@@ -238,8 +239,8 @@ double KeptFlopsPerOutputValue(int64_t kept_tap_vectors, int block_n, int out_ch
 // kept_flops_per_output at least the row's min_kept_flops_per_output, and for a pixel-pair row
 // on a 1x1 convolution (whose tiles are paired right before each call) with kept_flops_per_input
 // at least kPixelPairMinKeptFlopsPerInput (today: the channel-major row for N = 4 on 1x1
-// stride-1 convolutions with AVX2 or AVX-512, the pixel-pair row for N = 16 on KxK and 1x1
-// stride-1 convolutions with AVX-512, else the pixel-major row).
+// stride-1 convolutions with AVX2 or AVX-512, the pixel-pair rows for N = 16 and 8 on KxK and
+// 1x1 stride-1 convolutions with AVX-512, else the pixel-major row).
 const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, int kernel_w,
                                             int stride_h, int stride_w,
                                             double kept_flops_per_input,

@@ -207,8 +207,7 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   const int64_t groups = packed_.num_groups;
   const int64_t threads = pool_->num_threads();
   const int64_t kept = packed_.group_begin[groups];
-  const int64_t weight_bytes = kept * packed_.block_n * static_cast<int64_t>(sizeof(float));
-  int64_t chunks = (weight_bytes + kChunkWeightBytes - 1) / kChunkWeightBytes;
+  int64_t chunks = WeightChunks();
   serial_ = threads == 1 || 2 * pixels * kept * packed_.block_n < min_parallel_flops_;
   if (!serial_ && tiles > 0 && chunks * tiles < kMinItemsPerThread * threads) {
     chunks = (kMinItemsPerThread * threads + tiles - 1) / tiles;
@@ -227,6 +226,12 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   }
   prepared_ = true;
   return true;
+}
+
+int64_t SparseConvOperator::WeightChunks() const {
+  const int64_t weight_bytes = static_cast<int64_t>(packed_.group_begin[packed_.num_groups]) *
+                               packed_.block_n * static_cast<int64_t>(sizeof(float));
+  return (weight_bytes + kChunkWeightBytes - 1) / kChunkWeightBytes;
 }
 
 bool SparseConvOperator::PixelMajorBlocksChannels() const {
@@ -311,16 +316,14 @@ bool SparseConvOperator::PreparePairs() {
     // pixel-major kernel runs the layer (see the constants).
     if (!one_by_one && g.out_w % 2 == 1 && g.out_w < kPairMinOddWidth) return false;
     const int64_t kept = packed_.group_begin[packed_.num_groups];
-    const int64_t chunks =
-        std::max<int64_t>(1, (kept * packed_.block_n * static_cast<int64_t>(sizeof(float)) +
-                              kChunkWeightBytes - 1) /
-                                 kChunkWeightBytes);
+    const int64_t chunks = std::max<int64_t>(1, WeightChunks());
     if (one_by_one && KeptFlopsPerInputValue(kept, packed_.block_n, g.channels) / chunks <
                           kPairMinKeptFlopsPerInputPerChunk) {
       return false;
     }
   }
   pair_tiles_ = one_by_one;
+  padded_input_.ResizeZeroed(0);  // the pair image (or tile buffer) replaces the padded copy
   if (pair_tiles_) {
     // A 1x1 stride-1 convolution: pairs of consecutive flattened pixels (flattened output pixel
     // i reads flattened input pixel i), each tile paired into its own buffer by Run; the pairs'
@@ -329,7 +332,6 @@ bool SparseConvOperator::PreparePairs() {
     pair_widths_.assign(static_cast<size_t>((pixels + 1) / 2), 2);
     if (pixels % 2 == 1) pair_widths_.back() = 1;
     pixel_offsets_.assign(pair_widths_.size(), 0);
-    padded_input_.ResizeZeroed(0);
     return true;
   }
   const int64_t row_pairs = (g.out_w + 1) / 2;
@@ -347,7 +349,6 @@ bool SparseConvOperator::PreparePairs() {
       }
     }
   }
-  padded_input_.ResizeZeroed(0);
   const size_t pair_image_floats = 2 * static_cast<size_t>(batch) * g.PaddedImageSize();
   if (workspace_->size() < pair_image_floats) workspace_->ResizeZeroed(pair_image_floats);
   return true;

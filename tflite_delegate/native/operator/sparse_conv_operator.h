@@ -8,17 +8,19 @@
 //
 // With a channel-major variant (InputLayout::kChannelMajor, chosen by SelectMicrokernel for 1x1
 // stride-1 convolutions) tiles are whole pixel vectors, and each work item first transposes its
-// tile's pixels into a small per-thread channel-major panel (then calls the microkernel on it). If the panel cannot be used for a shape (offsets beyond
-// 32 bits, or a convolution the layout does not support) the operator runs the pixel-major
-// variant of the same ISA, N and weight type instead.
+// tile's pixels into a small per-thread channel-major panel (then calls the microkernel on it).
+// If the panel cannot be used for a shape (offsets beyond 32 bits, or a convolution the layout
+// does not support) the operator runs the pixel-major variant of the same ISA, N and weight type
+// instead.
 //
 // With a pixel-pair variant (InputLayout::kPixelPair, chosen for KxK and 1x1 stride-1
 // convolutions) Run builds the whole batch's pair image first (instead of the padded copy;
 // microkernel.h) in a workspace that operators may share (set_workspace), or for a 1x1 layer
-// pairs each tile's pixels into a per-thread buffer right before its call; tiles are
-// runs of pixel pairs (a pair is two pixels of one output row; the last pixel of an odd-width
-// row is a pair of its own). The operator knows nothing of TFLite (delegate/partition_kernel.h runs
-// it), so the C++ tests and the microbenchmark drive it directly.
+// pairs each tile's pixels into a per-thread buffer right before its call; tiles are runs of
+// pixel pairs (a pair is two pixels of one output row; the last pixel of an odd-width row is a
+// pair of its own). Where pairs measured slower, the pixel-major variant runs the layer
+// (set_pixel_pair_fallback). The operator knows nothing of TFLite (delegate/partition_kernel.h
+// runs it), so the C++ tests and the microbenchmark drive it directly.
 #ifndef TFLITE_DELEGATE_OPERATOR_SPARSE_CONV_OPERATOR_H_
 #define TFLITE_DELEGATE_OPERATOR_SPARSE_CONV_OPERATOR_H_
 
@@ -139,6 +141,9 @@ class SparseConvOperator {
   // True if the pixel-major variant of this operator's ISA and N would compute the prepared
   // layer in input-channel blocks (see kInputTileBytes in the .cc).
   bool PixelMajorBlocksChannels() const;
+  // Group chunks the packed weights need at kChunkWeightBytes each (0 for an empty filter),
+  // before any split for threads.
+  int64_t WeightChunks() const;
   bool PreparePanel();
 
   ConvParameters params_;
