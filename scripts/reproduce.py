@@ -69,6 +69,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -1304,8 +1305,15 @@ def run(values: flags.FlagValues) -> dict:
 
     logging.set_verbosity(logging.WARNING)  # the TFLite converter logs every step at INFO
 
+    console_lock = threading.Lock()
+
     def console(text: str) -> None:
-        print(f"[{PROGRAM} {time.strftime('%H:%M:%S')}] {text}", flush=True)
+        # The training threads report concurrently; print() writes the text and its newline
+        # separately, so two lines could merge. One write per line, under a lock.
+        line = f"[{PROGRAM} {time.strftime('%H:%M:%S')}] {text}\n"
+        with console_lock:
+            sys.stdout.write(line)
+            sys.stdout.flush()
 
     try:
         table = check_table(values)
