@@ -430,8 +430,9 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
       }
       // Shape-class selection: a 3x3 convolution gets the pixel-pair row where the ISA has one
       // for this N (whatever the work per value), else the pixel-major row; a strided 1x1 one
-      // the pixel-major row; a 1x1 stride-1 one gets the channel-major or the pixel-pair row
-      // where the ISA has one for this N (never both today).
+      // the pixel-pair row with enough work per paired value, else the pixel-major row; a 1x1
+      // stride-1 one gets the channel-major or the pixel-pair row where the ISA has one for
+      // this N (never both today).
       // Below kChannelMajorMinKeptFlopsPerInput (kPixelPairMinKeptFlopsPerInput) too little
       // work shares each transposed (paired) input value, and below the row's
       // min_kept_flops_per_output each transposed output value, so the pixel-major row is
@@ -450,7 +451,9 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
                     (pair != nullptr ? pair : found));
       }
       EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 2, 2, kMuchWork,
-                                                   kMuchWork) == found);
+                                                   kMuchWork) == (pair != nullptr ? pair : found));
+      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 2, 2, 0.0, kMuchWork) ==
+                  found);
       EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kLittleWork,
                                                    kMuchWork) == found);
       const MicrokernelVariant* panel = tflite_sparse::FindMicrokernel(

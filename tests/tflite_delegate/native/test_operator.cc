@@ -320,14 +320,15 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
   for (int trial = 0; trial < 40; ++trial) {
     Layer layer = RandomLayer(rng);
     layer.block_n = trial % 2 == 0 ? 16 : 8;
-    if (trial % 3 == 0) {  // a third of the trials 1x1 stride-1 (tiles paired one by one)
+    // A third of the trials 1x1 stride-1 (consecutive pixels paired tile by tile), a sixth
+    // strided 1x1 (the output rows a tile covers paired tile by tile).
+    if (trial % 3 == 0) {
       layer.shape.kernel_h = layer.shape.kernel_w = 1;
       layer.params.stride_h = layer.params.stride_w = 1;
-    }
-    // 1x1 layers only at stride 1 (strided ones have no pixel-pair form).
-    if (layer.shape.kernel_h * layer.shape.kernel_w == 1 &&
-        layer.params.stride_h * layer.params.stride_w > 1) {
-      layer.shape.kernel_w = 3;
+    } else if (trial % 6 == 1) {
+      layer.shape.kernel_h = layer.shape.kernel_w = 1;
+      layer.params.stride_h = 1 + (trial / 6) % 3;
+      layer.params.stride_w = 2 + (trial / 6) % 2;
     }
     if (trial % 4 == 0) layer.shape.out_channels += 16;  // several groups
     FillRandomBlocks(layer, rng);
@@ -377,13 +378,15 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
 
 // Where pixel pairs at N = 16 measured slower inside models the operator runs the pixel-major
 // variant instead (set_pixel_pair_fallback): a 3x3 layer with an odd output width below 16, a
-// 1x1 layer with little kept work per paired input value; N = 8 keeps its pairs.
+// 1x1 layer with little kept work per paired input value, a strided 1x1 layer with an odd output
+// width below 16; N = 8 keeps its pairs.
 TEST(PixelPairGivesWayWhereItMeasuredSlower) {
   if (!tflite_sparse::IsaSupportedByCpu(tflite_sparse::Isa::kAvx512)) return;
   auto rng = native_test::Random(6161);
   struct Case {
     int block_n, kernel, size, in_channels, out_channels;
     bool paired;
+    int stride = 1;
   };
   const Case cases[] = {
       {16, 3, 7, 32, 32, false},    // 7-wide rows: a lone pixel in every row
@@ -394,6 +397,9 @@ TEST(PixelPairGivesWayWhereItMeasuredSlower) {
       {16, 1, 8, 64, 64, false},    // 1x1: 2 x 4 x 32 x 16 / 64 = 64 kept FLOPs per input value
       {16, 1, 8, 64, 128, true},    // 128
       {16, 1, 8, 64, 256, true},    // 256
+      {16, 1, 14, 64, 256, false, 2},  // strided 1x1, 7-wide output rows: as for 3x3
+      {16, 1, 16, 64, 256, true, 2},   // strided 1x1, 8-wide output rows
+      {8, 1, 14, 64, 256, true, 2},    // N = 8 keeps its pairs
   };
   for (const Case& c : cases) {
     Layer layer;
@@ -402,7 +408,7 @@ TEST(PixelPairGivesWayWhereItMeasuredSlower) {
     layer.shape.kernel_h = layer.shape.kernel_w = c.kernel;
     layer.shape.in_channels = c.in_channels;
     layer.params.padding = Padding::kSame;
-    layer.params.stride_h = layer.params.stride_w = 1;
+    layer.params.stride_h = layer.params.stride_w = c.stride;
     layer.params.dilation_h = layer.params.dilation_w = 1;
     // Half of each group's input channels kept at every tap (uniform, as SUBP trains).
     const int64_t taps = layer.shape.TapsPerChannel();

@@ -65,10 +65,10 @@
 //
 // and the output is NHWC, consecutive flattened pixels, with the same per-element arithmetic.
 // Pixel-pair variants run KxK convolutions (any stride) from a pair image of the whole batch,
-// and 1x1 stride-1 ones from a pair image of each tile's pixels (pairs of consecutive flattened
-// pixels), built right before the call like a channel-major panel; strided 1x1 ones stay
-// pixel-major (see LayoutSupportsConv). They do not take input-channel blocks (group_end,
-// accumulate and store_partial stay unset).
+// and 1x1 ones from a pair image of each tile's pixels, built right before the call like a
+// channel-major panel: at stride 1 pairs of consecutive flattened pixels, strided the pairs of
+// each output row the tile covers (a lone last pixel in an odd-width row, as for KxK). They do
+// not take input-channel blocks (group_end, accumulate and store_partial stay unset).
 //
 // Adding a variant is two edits: one instantiation in its ISA's file (f32_<isa>.cc) and one row
 // in the table of registry.cc. Dispatch, option parsing, the CPU check, the C++ tests, the
@@ -202,8 +202,8 @@ const MicrokernelVariant* FindMicrokernel(Isa isa, int block_n,
 
 // True if a convolution of this shape class can run in `layout`: pixel-major runs every
 // convolution, channel-major only 1x1 stride-1 ones (dilation and padding do not matter there),
-// pixel-pair KxK windows and 1x1 stride-1 ones (a strided 1x1 layer's pairs would need a
-// gathered copy of its input).
+// pixel-pair every convolution too (KxK from a pair image of the batch, 1x1 from pairs built per
+// tile).
 bool LayoutSupportsConv(InputLayout layout, int kernel_h, int kernel_w, int stride_h,
                         int stride_w);
 

@@ -18,7 +18,7 @@
 // A pixel-pair row is Q(the same fields as X); it declares <prefix>_1x<N>_p<P>_pair_<isa> and
 // the ISA's pair-image row builder <prefix>_pair_row_<isa>, and registers
 // "<prefix>_1x<N>_p<P>_pair__<isa>". The AVX-512 1x16 and 1x8 pair rows are selected for every
-// KxK layer and the 1x1 stride-1 ones with enough kept work per input value; at prepare time the
+// KxK layer and the 1x1 ones with enough kept work per input value; at prepare time the
 // operator gives a 1x16 layer back to the pixel-major row where pairs measured slower inside a
 // model (SparseConvOperator::set_pixel_pair_fallback; docs/RESULTS.md, "Pixel pairs for 1x16
 // layers").
@@ -136,7 +136,7 @@ bool LayoutSupportsConv(InputLayout layout, int kernel_h, int kernel_w, int stri
       // Output pixel i reads input pixel i only for a 1x1 window at stride 1.
       return kernel_h == 1 && kernel_w == 1 && stride_h == 1 && stride_w == 1;
     case InputLayout::kPixelPair:
-      return kernel_h * kernel_w > 1 || (stride_h == 1 && stride_w == 1);
+      return true;
     case InputLayout::kPixelMajor:
       break;
   }

@@ -50,7 +50,9 @@ constexpr double kBlockingMaxKeptFraction = 0.15;
 // 1x1 layers whose tiles are paired once per group chunk with little work per paired value at
 // 0.73-0.99x (56x56 64->64 and 256->64: 62-64 kept FLOPs per input value and chunk, 7x7
 // 2048->512: 495 over 8 chunks), against 1.0-1.16x on the 28x28 and 14x14 1x1 layers (124 and
-// more per chunk). 1x8 keeps its pairs: its pixel-major kernel issues half-width FMAs.
+// more per chunk). Strided 1x1 layers, paired per tile (same method, 2026-12-04 02:34 UTC): the
+// 28x28 and 14x14 ones at 0.99-1.13x, the 7-wide 7x7 ones at 0.83-0.87x (a lone pixel per row,
+// as for 3x3). 1x8 keeps its pairs: its pixel-major kernel issues half-width FMAs.
 constexpr int kPairPixelMajorMinBlockN = 16;
 constexpr int kPairMinOddWidth = 16;
 constexpr double kPairMinKeptFlopsPerInputPerChunk = 96.0;
@@ -125,6 +127,7 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   pair_widths_.clear();
   tile_first_pair_.clear();
   pair_tiles_ = false;
+  pair_tile_rows_ = false;
   if ((variant_->layout == InputLayout::kChannelMajor && !PreparePanel()) ||
       (variant_->layout == InputLayout::kPixelPair && !PreparePairs())) {
     active_ = FindMicrokernel(variant_->isa, variant_->block_n, variant_->weight_type,
@@ -308,13 +311,17 @@ bool SparseConvOperator::PreparePairs() {
     offset *= 2;
   }
   const int64_t batch = g.batch;
-  const bool one_by_one = packed_.shape.kernel_h == 1 && packed_.shape.kernel_w == 1 &&
-                          !g.needs_padding && g.out_h == g.in_h && g.out_w == g.in_w;
+  const bool one_by_one =
+      packed_.shape.kernel_h == 1 && packed_.shape.kernel_w == 1 && !g.needs_padding;
+  const bool strided = params_.stride_h > 1 || params_.stride_w > 1;
   if (one_by_one && PixelMajorBlocksChannels()) return false;
   if (pair_fallback_ && packed_.block_n >= kPairPixelMajorMinBlockN) {
     // 1x16 pairs gain 1.1-1.3x in the loop; where the pairs cost more than that, the
     // pixel-major kernel runs the layer (see the constants).
-    if (!one_by_one && g.out_w % 2 == 1 && g.out_w < kPairMinOddWidth) return false;
+    // Rows paired on their own (KxK, strided 1x1) leave a lone pixel in every odd-width row.
+    if ((!one_by_one || strided) && g.out_w % 2 == 1 && g.out_w < kPairMinOddWidth) {
+      return false;
+    }
     const int64_t kept = packed_.group_begin[packed_.num_groups];
     const int64_t chunks = std::max<int64_t>(1, WeightChunks());
     if (one_by_one && KeptFlopsPerInputValue(kept, packed_.block_n, g.channels) / chunks <
@@ -323,8 +330,9 @@ bool SparseConvOperator::PreparePairs() {
     }
   }
   pair_tiles_ = one_by_one;
+  pair_tile_rows_ = one_by_one && strided;
   padded_input_.ResizeZeroed(0);  // the pair image (or tile buffer) replaces the padded copy
-  if (pair_tiles_) {
+  if (pair_tiles_ && !pair_tile_rows_) {
     // A 1x1 stride-1 convolution: pairs of consecutive flattened pixels (flattened output pixel
     // i reads flattened input pixel i), each tile paired into its own buffer by Run; the pairs'
     // origins in that buffer are set once the tiles are known (Prepare).
@@ -334,9 +342,20 @@ bool SparseConvOperator::PreparePairs() {
     pixel_offsets_.assign(pair_widths_.size(), 0);
     return true;
   }
+  // Pairs of horizontally adjacent output pixels of each row, a lone last pixel in an odd-width
+  // row. A strided 1x1 layer pairs them per tile (PairTileRows): a pair image of the batch
+  // would also pair the input rows and columns that the stride skips. Its pairs' origins in
+  // the tile buffer are set once the tiles are known (Prepare).
   const int64_t row_pairs = (g.out_w + 1) / 2;
   pixel_offsets_.resize(static_cast<size_t>(batch * g.out_h * row_pairs));
   pair_widths_.resize(pixel_offsets_.size());
+  if (pair_tile_rows_) {
+    for (size_t pair = 0; pair < pair_widths_.size(); ++pair) {
+      const int64_t x = 2 * (static_cast<int64_t>(pair) % row_pairs);
+      pair_widths_[pair] = static_cast<uint8_t>(x + 1 < g.out_w ? 2 : 1);
+    }
+    return true;
+  }
   const int64_t row_step = static_cast<int64_t>(params_.stride_h) * g.padded_w * g.channels;
   const int64_t column_step = static_cast<int64_t>(params_.stride_w) * g.channels;
   size_t pair = 0;
@@ -371,6 +390,31 @@ void SparseConvOperator::PairRows(const float* input, int64_t first_row, int64_t
     }
     active_->build_pair_row(input + (image * g.in_h + y) * row_floats, g.in_w, g.channels,
                             g.pad_left, g.padded_w, params_.stride_w, 1, destination);
+  }
+}
+
+void SparseConvOperator::PairTileRows(const float* input, int64_t first_pair, int64_t end_pair,
+                                      float* tile_buffer) const {
+  // Pairs [first_pair, end_pair) of a strided 1x1 layer, row segment by row segment: output
+  // pixels (y, x) and (y, x + 1) read input columns stride_w apart, and the next pair starts
+  // 2 x stride_w input columns further (PairRowFunction with column_step 2 x stride_w).
+  const ConvGeometry& g = geometry_;
+  const int64_t row_pairs = (g.out_w + 1) / 2;
+  const int column_step = 2 * params_.stride_w;
+  int64_t pair = first_pair;
+  while (pair < end_pair) {
+    const int64_t row = pair / row_pairs;  // over batch x out_h
+    const int64_t first_in_row = pair % row_pairs;
+    const int64_t count = std::min(end_pair - pair, row_pairs - first_in_row);
+    const int64_t image = row / g.out_h;
+    const int64_t y = row % g.out_h;
+    const int64_t first_column = first_in_row * column_step;
+    const float* input_row =
+        input + ((image * g.in_h + y * params_.stride_h) * g.in_w + first_column) * g.channels;
+    active_->build_pair_row(input_row, g.in_w - static_cast<int>(first_column), g.channels, 0,
+                            static_cast<int>(count) * column_step, params_.stride_w,
+                            column_step, tile_buffer + (pair - first_pair) * 2 * g.channels);
+    pair += count;
   }
 }
 
@@ -465,6 +509,7 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
   const int64_t* tile_first_pixel = tile_first_pixel_.data();
   const int64_t* tile_first_pair = tile_first_pair_.data();
   const bool tile_pairs = pair_tiles_;
+  const bool tile_pair_rows = pair_tile_rows_;
   const PairRowFunction build_pairs = active_->build_pair_row;
   const size_t tile_buffer_floats = static_cast<size_t>(active_->tile_pixels) * g.channels;
   const uint8_t* pair_widths = pair_widths_.data();
@@ -491,11 +536,15 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
         } else if (pairs) {
           const int64_t pair = tile_first_pair[tile];
           if (tile_pairs) {
-            // Consecutive pixels into disjoint pairs (PairRowFunction with column_step 2).
             float* tile_buffer = TilePanel(tile_buffer_floats);
-            const int count = static_cast<int>(tile_first_pixel[tile + 1] - pixel);
-            build_pairs(input + pixel * channels, count, channels, 0, count + count % 2, 1, 2,
-                        tile_buffer);
+            if (tile_pair_rows) {
+              PairTileRows(input, pair, tile_first_pair[tile + 1], tile_buffer);
+            } else {
+              // Consecutive pixels into disjoint pairs (PairRowFunction with column_step 2).
+              const int count = static_cast<int>(tile_first_pixel[tile + 1] - pixel);
+              build_pairs(input + pixel * channels, count, channels, 0, count + count % 2, 1, 2,
+                          tile_buffer);
+            }
             args.input = tile_buffer;
           }
           args.pixel_offsets = base.pixel_offsets + pair;

@@ -119,10 +119,10 @@ class SparseConvOperator {
   }
 
   // Whether a pixel-pair variant at N >= 16 gives the layer to the pixel-major one where the
-  // pairs measured slower inside models: KxK layers with an odd output width below 16, 1x1
-  // layers with less than 96 kept FLOPs per paired input value and group chunk (constants in
-  // the .cc). Default on; applies from the next Prepare. The C++ tests turn it off so that their
-  // small layers run paired.
+  // pairs measured slower inside models: KxK and strided 1x1 layers with an odd output width
+  // below 16, 1x1 layers with less than 96 kept FLOPs per paired input value and group chunk
+  // (constants in the .cc). Default on; applies from the next Prepare. The C++ tests turn it
+  // off so that their small layers run paired.
   void set_pixel_pair_fallback(bool enabled) {
     pair_fallback_ = enabled;
     prepared_ = false;
@@ -137,6 +137,8 @@ class SparseConvOperator {
   void PairRows(const float* input, int64_t first_row, int64_t end_row, float* pair_image);
   void PrepareIndirection();
   bool PreparePairs();
+  void PairTileRows(const float* input, int64_t first_pair, int64_t end_pair,
+                    float* tile_buffer) const;
   void PrepareChannelBlocks();
   // True if the pixel-major variant of this operator's ISA and N would compute the prepared
   // layer in input-channel blocks (see kInputTileBytes in the .cc).
@@ -167,7 +169,11 @@ class SparseConvOperator {
   // input's floats, see set_workspace).
   std::vector<uint8_t> pair_widths_;
   std::shared_ptr<AlignedBuffer> workspace_;
-  bool pair_tiles_ = false;  // pixel-pair on a 1x1 stride-1 layer: each tile paired by Run
+  // Pixel-pair on a 1x1 layer: each tile paired by Run into a per-thread buffer, from
+  // consecutive flattened pixels (stride 1) or, for a strided one, from the pairs of each output
+  // row the tile covers (PairTileRows).
+  bool pair_tiles_ = false;
+  bool pair_tile_rows_ = false;
   bool pair_fallback_ = true;
   std::vector<int64_t> tile_first_pair_;  // pixel-pair: num tiles + 1 boundaries over pairs
   // Work decomposition, fixed at prepare time. Pixel tiles: the flattened output pixels cut into
