@@ -198,9 +198,9 @@ bool ApplyPolicy(const ClaimingOptions& options, int64_t output_pixels_per_image
   // The variant for this shape class (SelectMicrokernel): channel-major (pixel-vector) or
   // pixel-pair where the registry has one that fits and, for the layouts that transpose or pair
   // each tile, enough kept work shares each input and output value (today: channel-major for
-  // 1x1 stride-1 convolutions at N = 4 with AVX2 or AVX-512, pixel-pair for KxK and 1x1
-  // stride-1 ones at N = 16 and 8 with AVX-512), else pixel-major. Chosen first because the default
-  // threshold depends on its layout.
+  // 1x1 stride-1 convolutions at N = 4 with AVX2 or AVX-512, pixel-pair for KxK and 1x1 ones
+  // at N = 16 and 8 with AVX-512), else pixel-major. Chosen first because the default threshold
+  // depends on its layout.
   const MicrokernelVariant* variant = SelectMicrokernel(
       options.isa, pattern.block_n, plan->filter_shape.kernel_h, plan->filter_shape.kernel_w,
       plan->params.stride_h, plan->params.stride_w,

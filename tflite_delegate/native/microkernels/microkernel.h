@@ -114,7 +114,8 @@ using PanelTransposeFunction = void (*)(const float* input, int channels, int64_
 // x + s * stride_w, channel c, where the padded row is `pad_left` zero columns, the
 // in_w x channels floats of `input_row`, then zeros (columns past padded_w read as zero too).
 // column_step 1 gives every column its pair (KxK windows); 2 and stride_w 1 turn consecutive
-// pixels into disjoint pairs (a 1x1 stride-1 tile, see SparseConvOperator).
+// pixels into disjoint pairs (a 1x1 stride-1 tile), 2 x stride_w the output pixels of a strided
+// 1x1 row (see SparseConvOperator).
 using PairRowFunction = void (*)(const float* input_row, int in_w, int channels, int pad_left,
                                  int padded_w, int stride_w, int column_step, float* pair_row);
 
@@ -217,7 +218,7 @@ bool LayoutSupportsConv(InputLayout layout, int kernel_h, int kernel_w, int stri
 // 0.75) and won 1.2-2.7x from 48 up.
 constexpr double kChannelMajorMinKeptFlopsPerInput = 32.0;
 
-// The same measure for a pixel-pair row on a 1x1 stride-1 convolution, whose tiles are paired
+// The same measure for a pixel-pair row on a 1x1 convolution, whose tiles are paired
 // right before each call: measured on ResNet-50's nine 1x1 shapes at N = 16 (bench_kernels
 // --layout both, 1 thread, Zen 5), pixel-pair time over pixel-major time was 0.84-0.93x at 32
 // (56x56 64->64 and 256->64 at 75 %), 1.00-1.08x at 64 and 1.1-1.35x from 128 up.
@@ -240,7 +241,7 @@ double KeptFlopsPerOutputValue(int64_t kept_tap_vectors, int block_n, int out_ch
 // on a 1x1 convolution (whose tiles are paired right before each call) with kept_flops_per_input
 // at least kPixelPairMinKeptFlopsPerInput (today: the channel-major row for N = 4 on 1x1
 // stride-1 convolutions with AVX2 or AVX-512, the pixel-pair rows for N = 16 and 8 on KxK and
-// 1x1 stride-1 convolutions with AVX-512, else the pixel-major row).
+// 1x1 convolutions with AVX-512, else the pixel-major row).
 const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, int kernel_w,
                                             int stride_h, int stride_w,
                                             double kept_flops_per_input,

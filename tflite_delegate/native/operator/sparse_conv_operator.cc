@@ -127,7 +127,6 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   pair_widths_.clear();
   tile_first_pair_.clear();
   pair_tiles_ = false;
-  pair_tile_rows_ = false;
   if ((variant_->layout == InputLayout::kChannelMajor && !PreparePanel()) ||
       (variant_->layout == InputLayout::kPixelPair && !PreparePairs())) {
     active_ = FindMicrokernel(variant_->isa, variant_->block_n, variant_->weight_type,
@@ -330,9 +329,8 @@ bool SparseConvOperator::PreparePairs() {
     }
   }
   pair_tiles_ = one_by_one;
-  pair_tile_rows_ = one_by_one && strided;
   padded_input_.ResizeZeroed(0);  // the pair image (or tile buffer) replaces the padded copy
-  if (pair_tiles_ && !pair_tile_rows_) {
+  if (pair_tiles_ && !strided) {
     // A 1x1 stride-1 convolution: pairs of consecutive flattened pixels (flattened output pixel
     // i reads flattened input pixel i), each tile paired into its own buffer by Run; the pairs'
     // origins in that buffer are set once the tiles are known (Prepare).
@@ -343,19 +341,10 @@ bool SparseConvOperator::PreparePairs() {
     return true;
   }
   // Pairs of horizontally adjacent output pixels of each row, a lone last pixel in an odd-width
-  // row. A strided 1x1 layer pairs them per tile (PairTileRows): a pair image of the batch
-  // would also pair the input rows and columns that the stride skips. Its pairs' origins in
-  // the tile buffer are set once the tiles are known (Prepare).
+  // row.
   const int64_t row_pairs = (g.out_w + 1) / 2;
   pixel_offsets_.resize(static_cast<size_t>(batch * g.out_h * row_pairs));
   pair_widths_.resize(pixel_offsets_.size());
-  if (pair_tile_rows_) {
-    for (size_t pair = 0; pair < pair_widths_.size(); ++pair) {
-      const int64_t x = 2 * (static_cast<int64_t>(pair) % row_pairs);
-      pair_widths_[pair] = static_cast<uint8_t>(x + 1 < g.out_w ? 2 : 1);
-    }
-    return true;
-  }
   const int64_t row_step = static_cast<int64_t>(params_.stride_h) * g.padded_w * g.channels;
   const int64_t column_step = static_cast<int64_t>(params_.stride_w) * g.channels;
   size_t pair = 0;
@@ -368,6 +357,10 @@ bool SparseConvOperator::PreparePairs() {
       }
     }
   }
+  // A strided 1x1 layer pairs these per tile (PairTileRows), because a pair image of the batch
+  // would also pair the input rows and columns that the stride skips; Prepare replaces the
+  // offsets above by the pairs' origins in the tile buffer.
+  if (pair_tiles_) return true;
   const size_t pair_image_floats = 2 * static_cast<size_t>(batch) * g.PaddedImageSize();
   if (workspace_->size() < pair_image_floats) workspace_->ResizeZeroed(pair_image_floats);
   return true;
@@ -509,7 +502,7 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
   const int64_t* tile_first_pixel = tile_first_pixel_.data();
   const int64_t* tile_first_pair = tile_first_pair_.data();
   const bool tile_pairs = pair_tiles_;
-  const bool tile_pair_rows = pair_tile_rows_;
+  const bool tile_pair_rows = pair_tiles_ && (params_.stride_h > 1 || params_.stride_w > 1);
   const PairRowFunction build_pairs = active_->build_pair_row;
   const size_t tile_buffer_floats = static_cast<size_t>(active_->tile_pixels) * g.channels;
   const uint8_t* pair_widths = pair_widths_.data();

@@ -13,8 +13,7 @@
 // does not support) the operator runs the pixel-major variant of the same ISA, N and weight type
 // instead.
 //
-// With a pixel-pair variant (InputLayout::kPixelPair, chosen for KxK and 1x1 stride-1
-// convolutions) Run builds the whole batch's pair image first (instead of the padded copy;
+// With a pixel-pair variant (InputLayout::kPixelPair, chosen for KxK and 1x1 convolutions) Run builds the whole batch's pair image first (instead of the padded copy;
 // microkernel.h) in a workspace that operators may share (set_workspace), or for a 1x1 layer
 // pairs each tile's pixels into a per-thread buffer right before its call; tiles are runs of
 // pixel pairs (a pair is two pixels of one output row; the last pixel of an odd-width row is a
@@ -173,7 +172,6 @@ class SparseConvOperator {
   // consecutive flattened pixels (stride 1) or, for a strided one, from the pairs of each output
   // row the tile covers (PairTileRows).
   bool pair_tiles_ = false;
-  bool pair_tile_rows_ = false;
   bool pair_fallback_ = true;
   std::vector<int64_t> tile_first_pair_;  // pixel-pair: num tiles + 1 boundaries over pairs
   // Work decomposition, fixed at prepare time. Pixel tiles: the flattened output pixels cut into
