@@ -11,6 +11,7 @@
 #include "packing/block_pattern.h"
 #include "packing/packing.h"
 #include "test_harness.h"
+#include "threading/parallelize.h"
 
 namespace {
 
@@ -690,6 +691,83 @@ TEST(FewTilesAreSplitIntoJustEnoughGroupChunks) {
       EXPECT_EQ(op->group_chunks(), threads == 2 ? c.chunks_at_2_threads : 1)
           << c.tiles << " tiles, " << threads << " threads";
     }
+  }
+}
+
+TEST(EachRunPrefetchesTheWeightsItReadsNext) {
+  // A dense 1x1 1024->512 layer in 1x16 blocks: 2 MiB of weights, 8 group chunks, on a 7x7
+  // input. Every run of work items must prefetch, spread over its items of each chunk, every
+  // line of the run's next chunk, and during its last chunk every line of the weights the
+  // caller runs next on that thread; no address may fall before what it aims at or far past it.
+  Layer layer = DenseOneByOneLayer(1024, 512);
+  tflite_sparse::AlignedBuffer later;
+  later.ResizeZeroed(40000);  // two "next layers" of 80,000 bytes, one per run
+  auto rng = native_test::Random(17);
+  std::vector<float> input(7 * 7 * 1024);
+  for (float& value : input) value = native_test::UniformFloat(rng, -1.0f, 1.0f);
+  for (int threads : {1, 2}) {
+    auto op = MakeOperator(layer, tflite_sparse::Isa::kGeneric,
+                           std::make_shared<tflite_sparse::ThreadPool>(threads));
+    EXPECT_TRUE(op != nullptr);
+    if (op == nullptr) return;
+    op->set_min_parallel_flops(0);
+    std::string error;
+    EXPECT_TRUE(op->Prepare(1, 7, 7, 1024, &error)) << error;
+    const int64_t tiles = op->pixel_tiles();
+    const int64_t items = op->group_chunks() * tiles;
+    const int runs = threads;
+    EXPECT_TRUE(op->group_chunks() >= 8) << op->group_chunks();
+    const std::vector<tflite_sparse::WeightRange> first = op->FirstWeightsOfRuns();
+    EXPECT_EQ(static_cast<int>(first.size()), runs);
+    std::vector<tflite_sparse::WeightRange> next;
+    for (int run = 0; run < runs; ++run) {
+      const int64_t item = tflite_sparse::FirstTileOfThread(items, run, runs);
+      const tflite_sparse::WeightRange chunk = op->ChunkWeights(item / tiles);
+      EXPECT_TRUE(first[run].data == chunk.data && first[run].bytes == chunk.bytes) << run;
+      next.push_back({reinterpret_cast<const char*>(later.data()) + 80000 * run, 80000});
+    }
+    op->set_next_weights(next);
+    const int64_t vector_bytes = 16 * sizeof(float);
+    for (int run = 0; run < runs; ++run) {
+      const int64_t run_begin = tflite_sparse::FirstTileOfThread(items, run, runs);
+      const int64_t run_end = tflite_sparse::FirstTileOfThread(items, run + 1, runs);
+      for (int64_t chunk = run_begin / tiles; chunk * tiles < run_end; ++chunk) {
+        const bool last = (chunk + 1) * tiles >= run_end;
+        const tflite_sparse::WeightRange target = last ? next[run] : op->ChunkWeights(chunk + 1);
+        const uintptr_t begin = reinterpret_cast<uintptr_t>(target.data);
+        const uintptr_t end = begin + static_cast<uintptr_t>(target.bytes);
+        const int64_t vectors = op->ChunkWeights(chunk).bytes / vector_bytes;
+        std::vector<bool> line_seen(static_cast<size_t>((target.bytes + 63) / 64), false);
+        uintptr_t furthest = 0;
+        const int64_t first_item = std::max(run_begin, chunk * tiles);
+        const int64_t end_item = std::min(run_end, (chunk + 1) * tiles);
+        const int64_t share = (target.bytes + end_item - first_item - 1) / (end_item - first_item);
+        for (int64_t item = first_item; item < end_item; ++item) {
+          const auto prefetch = op->Prefetch(item);
+          EXPECT_TRUE(prefetch.address != 0 && prefetch.step > 0 && prefetch.step <= 64);
+          for (int64_t k = 0; k < vectors; ++k) {
+            const uintptr_t address = prefetch.address + static_cast<uintptr_t>(k * prefetch.step);
+            EXPECT_TRUE(address >= begin);
+            if (address >= begin && address < end) line_seen[(address - begin) / 64] = true;
+            furthest = std::max(furthest, address);
+          }
+        }
+        int missing = 0;
+        for (bool seen : line_seen) missing += seen ? 0 : 1;
+        EXPECT_EQ(missing, 0) << "run " << run << " chunk " << chunk;
+        // Past the end by at most one item's share and the rounding of its step.
+        EXPECT_TRUE(furthest < end + static_cast<uintptr_t>(share + vectors))
+            << "run " << run << " chunk " << chunk;
+      }
+    }
+    // A successor too small to be worth a prefetch per kept tap vector gets none.
+    op->set_next_weights(std::vector<tflite_sparse::WeightRange>(runs, {later.data(), 64}));
+    EXPECT_EQ(op->Prefetch(items - 1).address, uintptr_t{0});
+    // Prefetching changes no result.
+    op->set_next_weights(next);
+    std::vector<float> output(7 * 7 * 512);
+    EXPECT_TRUE(op->Run(input.data(), output.data()));
+    EXPECT_TRUE(MaxErrorAgainstDirect(layer, input, op->geometry(), output) < 1e-3);
   }
 }
 

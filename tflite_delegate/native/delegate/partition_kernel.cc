@@ -147,6 +147,13 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
       return kTfLiteError;
     }
   }
+  // Each step prefetches, on each thread, the weights the next step starts with there
+  // (SparseConvOperator::set_next_weights); the last step has no successor here.
+  for (size_t index = 0; index < steps_.size(); ++index) {
+    steps_[index].op->set_next_weights(index + 1 < steps_.size()
+                                           ? steps_[index + 1].op->FirstWeightsOfRuns()
+                                           : std::vector<WeightRange>());
+  }
   if (verbose_) {
     std::fprintf(stderr,
                  "tflite_sparse_delegate: partition of %zu conv(s) at batch %d: %d run image by "

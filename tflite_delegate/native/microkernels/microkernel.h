@@ -159,6 +159,17 @@ struct SparseTileArgs {
   // Pixel-pair variants only (see the top): the tile's pairs and their output pixels.
   int num_pairs = 0;
   const uint8_t* pair_widths = nullptr;
+  // Software prefetch of weights that a later call will read (SparseConvOperator: the next group
+  // chunk's, or the next layer's first chunk), spread over this call's tap loop so that their
+  // memory traffic overlaps its FMAs instead of stalling the later call's first tile. When
+  // prefetch_address is not 0, the kept tap vector with packed index t (of any group of the
+  // call) prefetches byte address prefetch_address + (t - prefetch_first_tap) x prefetch_step
+  // into L2. An integer, not a pointer: the last addresses may run a little past the weights
+  // they aim at (a prefetch never faults). Pixel-major and pixel-pair variants honour it;
+  // channel-major ones ignore it. It changes no result.
+  uintptr_t prefetch_address = 0;
+  int32_t prefetch_first_tap = 0;
+  int32_t prefetch_step = 0;
 };
 
 using SparseTileFunction = void (*)(const SparseTileArgs& args);

@@ -48,8 +48,9 @@ inline void LoadDuplicated(const float* source, typename V::Reg (&out)[2 * N / V
 
 // One group of N output channels (N = kLanes: two registers per pair; N = kLanes / 2: one) for
 // the P pairs whose origins (in the pair image) are `origins`; pixel_index[p] is pair p's first
-// output pixel within the tile and widths[p] its pixel count (1 or 2).
-template <class V, int N, int P>
+// output pixel within the tile and widths[p] its pixel count (1 or 2); kPrefetch: issue
+// SparseTileArgs's prefetches (one per kept tap vector).
+template <class V, int N, int P, bool kPrefetch>
 inline void PairGroupTile(const SparseTileArgs& args, const float* const* origins,
                           const int* pixel_index, const int* widths, int group) {
   constexpr int kBlockN = N;
@@ -60,6 +61,9 @@ inline void PairGroupTile(const SparseTileArgs& args, const float* const* origin
   const float* weights =
       static_cast<const float*>(args.weights) + static_cast<int64_t>(first) * kBlockN;
   const int32_t* taps = args.tap_offsets + first;
+  const uintptr_t prefetch =
+      args.prefetch_address +
+      static_cast<uintptr_t>(first - args.prefetch_first_tap) * args.prefetch_step;
   const int remaining_channels = args.out_channels - group * kBlockN;
   Reg accumulators[P][R];
   {
@@ -75,6 +79,11 @@ inline void PairGroupTile(const SparseTileArgs& args, const float* const* origin
 #pragma GCC unroll 2
   for (int32_t k = 0; k < count; ++k, weights += kBlockN) {
     const int32_t tap = taps[k];
+    if constexpr (kPrefetch) {
+      __builtin_prefetch(
+          reinterpret_cast<const void*>(prefetch + static_cast<uintptr_t>(k) * args.prefetch_step),
+          0, 2);
+    }
     Reg weight[R];
     LoadDuplicated<V, N>(weights, weight);
 #pragma GCC unroll 8
@@ -138,8 +147,14 @@ inline void PairTile(const SparseTileArgs& args) {
     pixel_index[p] = pixel;
     pixel += widths[p];
   }
+  if (args.prefetch_address != 0) {
+    for (int group = args.first_group; group < args.end_group; ++group) {
+      PairGroupTile<V, N, P, true>(args, origins, pixel_index, widths, group);
+    }
+    return;
+  }
   for (int group = args.first_group; group < args.end_group; ++group) {
-    PairGroupTile<V, N, P>(args, origins, pixel_index, widths, group);
+    PairGroupTile<V, N, P, false>(args, origins, pixel_index, widths, group);
   }
 }
 

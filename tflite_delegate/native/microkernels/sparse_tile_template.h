@@ -84,8 +84,9 @@ inline void StoreFullGroup(const SparseTileArgs& args, const typename V::Reg (&a
   }
 }
 
-// One group of N output channels for P pixels whose receptive-field origins are `origins`.
-template <class V, int R, int P>
+// One group of N output channels for P pixels whose receptive-field origins are `origins`;
+// kPrefetch: issue SparseTileArgs's prefetches (one per kept tap vector).
+template <class V, int R, int P, bool kPrefetch>
 inline void GroupTile(const SparseTileArgs& args, const float* const* origins, int group,
                       float* output) {
   constexpr int kBlockN = V::kLanes * R;
@@ -97,6 +98,9 @@ inline void GroupTile(const SparseTileArgs& args, const float* const* origins, i
   const float* weights = static_cast<const float*>(args.weights) +
                          static_cast<int64_t>(first) * kBlockN;
   const int32_t* taps = args.tap_offsets + first;
+  const uintptr_t prefetch =
+      args.prefetch_address +
+      static_cast<uintptr_t>(first - args.prefetch_first_tap) * args.prefetch_step;
   const int remaining_channels = args.out_channels - group * kBlockN;
   const bool full = remaining_channels >= kBlockN;
   Reg accumulators[P][R];
@@ -135,6 +139,11 @@ inline void GroupTile(const SparseTileArgs& args, const float* const* origins, i
 #pragma GCC unroll 2
   for (int32_t k = 0; k < count; ++k, weights += kBlockN) {
     const int32_t tap = taps[k];
+    if constexpr (kPrefetch) {
+      __builtin_prefetch(
+          reinterpret_cast<const void*>(prefetch + static_cast<uintptr_t>(k) * args.prefetch_step),
+          0, 2);
+    }
     Reg weight[R];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) weight[r] = V::Load(weights + r * V::kLanes);
@@ -188,8 +197,15 @@ inline void GroupTile(const SparseTileArgs& args, const float* const* origins, i
 template <class V, int R, int P>
 inline void PixelTile(const SparseTileArgs& args, const float* const* origins, float* output) {
   constexpr int kBlockN = V::kLanes * R;
+  if (args.prefetch_address != 0) {
+    for (int group = args.first_group; group < args.end_group; ++group) {
+      GroupTile<V, R, P, true>(args, origins, group,
+                               output + static_cast<int64_t>(group) * kBlockN);
+    }
+    return;
+  }
   for (int group = args.first_group; group < args.end_group; ++group) {
-    GroupTile<V, R, P>(args, origins, group, output + static_cast<int64_t>(group) * kBlockN);
+    GroupTile<V, R, P, false>(args, origins, group, output + static_cast<int64_t>(group) * kBlockN);
   }
 }
 

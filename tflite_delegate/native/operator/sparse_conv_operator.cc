@@ -230,6 +230,62 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   return true;
 }
 
+WeightRange SparseConvOperator::ChunkWeights(int64_t chunk) const {
+  const int64_t vector_bytes = packed_.block_n * static_cast<int64_t>(sizeof(float));
+  const int64_t first = packed_.group_begin[chunk_first_group_[chunk]];
+  const int64_t end = packed_.group_begin[chunk_first_group_[chunk + 1]];
+  return {reinterpret_cast<const char*>(packed_.weights.data()) + first * vector_bytes,
+          (end - first) * vector_bytes};
+}
+
+int SparseConvOperator::Runs() const { return serial_ ? 1 : pool_->num_threads(); }
+
+std::vector<WeightRange> SparseConvOperator::FirstWeightsOfRuns() const {
+  std::vector<WeightRange> first;
+  if (!prepared_) return first;
+  const int64_t tiles = pixel_tiles();
+  const int64_t items = group_chunks() * tiles;
+  const int runs = Runs();
+  for (int run = 0; run < runs; ++run) {
+    const int64_t item = FirstTileOfThread(items, run, runs);
+    first.push_back(item < items ? ChunkWeights(item / tiles) : WeightRange{});
+  }
+  return first;
+}
+
+SparseConvOperator::TilePrefetch SparseConvOperator::Prefetch(int64_t item) const {
+  TilePrefetch prefetch;
+  const int64_t tiles = pixel_tiles();
+  const int64_t chunk = item / tiles;
+  const int64_t items = group_chunks() * tiles;
+  const int runs = Runs();
+  int run = 0;
+  while (run + 1 < runs && FirstTileOfThread(items, run + 1, runs) <= item) ++run;
+  const int64_t run_end = FirstTileOfThread(items, run + 1, runs);
+  // The run's items of this chunk share what the run reads next.
+  const int64_t first = std::max(FirstTileOfThread(items, run, runs), chunk * tiles);
+  const int64_t sharing = std::min(run_end, (chunk + 1) * tiles) - first;
+  WeightRange next;
+  if ((chunk + 1) * tiles < run_end) {
+    next = ChunkWeights(chunk + 1);
+  } else if (static_cast<size_t>(run) < next_weights_.size()) {
+    next = next_weights_[static_cast<size_t>(run)];
+  }
+  // One prefetch per kept tap vector of the call, at most a line apart. A share smaller than
+  // one byte per kept tap vector is left alone: every line would take dozens of prefetches, and
+  // on the 56x56 layers (196 tiles, a next layer of 15 KB) that cost more than it saved
+  // (docs/RESULTS.md, "Weight prefetching").
+  const int32_t first_vector = packed_.group_begin[chunk_first_group_[chunk]];
+  const int64_t vectors = packed_.group_begin[chunk_first_group_[chunk + 1]] - first_vector;
+  const int64_t share = (next.bytes + sharing - 1) / sharing;
+  if (vectors <= 0 || share < vectors) return prefetch;
+  prefetch.address = reinterpret_cast<uintptr_t>(next.data) +
+                     static_cast<uintptr_t>(std::min(share * (item - first), next.bytes - 1));
+  prefetch.first_tap = first_vector;
+  prefetch.step = static_cast<int32_t>(std::min<int64_t>((share + vectors - 1) / vectors, 64));
+  return prefetch;
+}
+
 int64_t SparseConvOperator::WeightChunks() const {
   const int64_t weight_bytes = static_cast<int64_t>(packed_.group_begin[packed_.num_groups]) *
                                packed_.block_n * static_cast<int64_t>(sizeof(float));
@@ -548,6 +604,10 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
         }
         args.first_group = chunk_first_group[chunk];
         args.end_group = chunk_first_group[chunk + 1];
+        const TilePrefetch prefetch = Prefetch(item);
+        args.prefetch_address = prefetch.address;
+        args.prefetch_first_tap = prefetch.first_tap;
+        args.prefetch_step = prefetch.step;
         args.output = base.output + pixel * base.output_pixel_stride;
         if (residual != nullptr) args.residual = residual + pixel * base.output_pixel_stride;
         if (blocks == 1) {

@@ -37,6 +37,12 @@
 
 namespace tflite_sparse {
 
+// A range of packed weights (bytes), e.g. what a layer's first group chunk reads.
+struct WeightRange {
+  const void* data = nullptr;
+  int64_t bytes = 0;
+};
+
 class SparseConvOperator {
  public:
   // `variant` must have packed.block_n (either layout); the pool may be shared with other
@@ -127,6 +133,31 @@ class SparseConvOperator {
     prepared_ = false;
   }
 
+  // Weight prefetching. Run computes a layer group chunk by group chunk, each chunk's weights
+  // swept over every pixel tile, so only the first tile of a chunk reads them from memory: on a
+  // 7x7 layer that tile ran several times slower than the rest, and ResNet-50's 7x7 layers ran
+  // inside the model at 1.5-2.3x their time with warm weights (docs/RESULTS.md, "Weight
+  // prefetching"). So each run of work items (the contiguous run a thread starts with:
+  // threading/parallelize.h) prefetches into L2, while it computes a chunk, the weights it
+  // reads next (SparseTileArgs::prefetch_address): its next chunk, or after its last chunk
+  // next_weights[run], what the caller runs next on that thread (PartitionKernel: the next
+  // step's FirstWeightsOfRuns). set_next_weights keeps the prepared state.
+  //
+  // After Prepare: per run of Run's split (one for a layer the calling thread runs alone), the
+  // packed weights of the group chunk it starts with.
+  std::vector<WeightRange> FirstWeightsOfRuns() const;
+  void set_next_weights(std::vector<WeightRange> next) { next_weights_ = std::move(next); }
+  // After Prepare: the prefetch fields of work item `item` (chunk-major: chunk x pixel_tiles()
+  // + tile), as Run passes them to the microkernel (all zero: none).
+  struct TilePrefetch {
+    uintptr_t address = 0;
+    int32_t first_tap = 0;
+    int32_t step = 0;
+  };
+  TilePrefetch Prefetch(int64_t item) const;
+  // After Prepare: the packed weights of group chunk `chunk` (< group_chunks()).
+  WeightRange ChunkWeights(int64_t chunk) const;
+
   // The variant Run uses: the constructor's, or its pixel-major fallback (see the top).
   const MicrokernelVariant& variant() const { return *active_; }
   const PackedFilter& packed() const { return packed_; }
@@ -145,6 +176,8 @@ class SparseConvOperator {
   // Group chunks the packed weights need at kChunkWeightBytes each (0 for an empty filter),
   // before any split for threads.
   int64_t WeightChunks() const;
+  // Threads Run splits the work items between (1 when the calling thread runs them alone).
+  int Runs() const;
   bool PreparePanel();
 
   ConvParameters params_;
@@ -191,6 +224,7 @@ class SparseConvOperator {
   int64_t streaming_output_bytes_ = StreamingOutputBytes();
   bool stream_output_ = false;
   bool serial_ = false;  // too little work to wake a worker: the calling thread runs it all
+  std::vector<WeightRange> next_weights_;  // per run (set_next_weights)
 };
 
 }  // namespace tflite_sparse
