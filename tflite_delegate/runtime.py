@@ -53,7 +53,10 @@ class NodeDecision:
     `kept_tap_vectors_min`/`max` count kept units per group of N output channels;
     `balance_ratio` is max/mean kept blocks per group (1.0 = balanced). These are None when the
     node was refused before its filter was analysed. `filter_shape` is (O, KH, KW, I); `isa` is
-    the ISA the delegate runs and `microkernel` the registry name of the variant of a claimed node.
+    the ISA the delegate runs and `microkernel` the registry name of the variant that runs a
+    claimed node: once the interpreter has allocated its tensors, the one the node's operator
+    chose for the prepared input shape (a pixel-pair or channel-major variant gives some layers
+    to the pixel-major one, docs/architecture.md), before that the one chosen at claim time.
     `fused_add_node` is the ADD node that a claimed conv runs in its epilogue (option fuse_add:
     a residual ADD whose operand is this conv's output and nothing else's; the result is bitwise
     that of the two nodes), else None.

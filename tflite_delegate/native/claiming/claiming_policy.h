@@ -122,7 +122,9 @@ struct NodeDecision {
   bool has_pattern = false;  // the pattern statistics below were computed
   FilterShape filter;        // O, KH, KW, I (zeros when unknown)
   BlockPattern pattern;      // valid when has_pattern
-  const char* microkernel = nullptr;  // registry name of the variant, when claimed
+  // Registry name of the variant chosen at claim time, when claimed (the delegate's report
+  // replaces it by the one the prepared operator runs: SparseDelegate::ReportJson).
+  const char* microkernel = nullptr;
   int fused_add_node = -1;  // the ADD node run in this conv's epilogue (add_fusion.h), or -1
 };
 

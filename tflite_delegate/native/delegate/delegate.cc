@@ -90,6 +90,10 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
   const ClaimingOptions claiming = ClaimingOptionsOf(options_);
 
   decisions_.clear();
+  {
+    std::lock_guard<std::mutex> running_lock(running_mutex_);
+    running_microkernels_.clear();
+  }
   pending_plans_.clear();
   std::vector<int> claimed;
   for (int node_index : execution_plan) {
@@ -252,7 +256,7 @@ void* SparseDelegate::CreateKernel(TfLiteContext* context, const TfLiteDelegateP
       context->ReportError(context, "tflite_sparse_delegate: node %d: %s", conv, error.c_str());
       return nullptr;
     }
-    kernel->AddStep(plan, std::move(packed), fused_add);
+    kernel->AddStep(conv, plan, std::move(packed), fused_add);
     available.insert(fused_add != nullptr ? fused_add->output_tensor : plan.output_tensor);
   }
   kernels_created_.fetch_add(static_cast<int>(convs.size()));
@@ -283,7 +287,15 @@ TfLiteStatus SparseDelegate::PrepareKernel(TfLiteContext* context, TfLiteNode* n
       context->ReportError(context, "tflite_sparse_delegate: kernel was not created");
       return kTfLiteError;
     }
-    return kernel->Prepare(context);
+    const TfLiteStatus status = kernel->Prepare(context);
+    SparseDelegate* self = FromTfLiteDelegate(node->delegate);
+    if (status == kTfLiteOk && self != nullptr) {
+      std::lock_guard<std::mutex> lock(self->running_mutex_);
+      for (const auto& [conv, name] : kernel->RunningMicrokernels()) {
+        self->running_microkernels_[conv] = name;
+      }
+    }
+    return status;
   } catch (...) {
     ReportException(context, "kernel prepare");
     return kTfLiteError;
@@ -303,9 +315,18 @@ TfLiteStatus SparseDelegate::InvokeKernel(TfLiteContext* context, TfLiteNode* no
 
 std::string SparseDelegate::ReportJson() {
   std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<NodeDecision> decisions = decisions_;
+  {
+    std::lock_guard<std::mutex> running_lock(running_mutex_);
+    for (NodeDecision& decision : decisions) {
+      const auto running = running_microkernels_.find(decision.node_index);
+      if (decision.claimed && running != running_microkernels_.end()) {
+        decision.microkernel = running->second;
+      }
+    }
+  }
   return FormatReportJson(IsaName(options_.isa), num_threads_, kernels_created_.load(),
-                          partitions_created_.load(),
-                          decisions_);
+                          partitions_created_.load(), decisions);
 }
 
 }  // namespace tflite_sparse

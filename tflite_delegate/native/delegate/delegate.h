@@ -30,8 +30,9 @@ class SparseDelegate {
   static SparseDelegate* FromTfLiteDelegate(const TfLiteDelegate* delegate);
 
   // JSON description: isa, num_threads, kernels_created, partitions_created and the decision for
-  // every CONV_2D node
-  // of the most recent Prepare.
+  // every CONV_2D node of the most recent Prepare. A claimed node's microkernel is the one its
+  // operator runs once the interpreter has prepared the node (AllocateTensors), before that the
+  // one chosen when it was claimed.
   std::string ReportJson();
 
  private:
@@ -59,6 +60,10 @@ class SparseDelegate {
   std::map<int, ConvLayerPlan> pending_plans_;  // claimed nodes of the running Prepare
   std::map<int, FusedAdd> pending_adds_;        // their fused ADDs, by conv node
   std::map<int, int> pending_positions_;        // execution-plan position of every node
+  // Per claimed node, the microkernel its prepared operator runs (PrepareKernel); under its own
+  // mutex, so that preparing a kernel never waits for mutex_ (held for the whole of Prepare).
+  std::mutex running_mutex_;
+  std::map<int, const char*> running_microkernels_;
   std::atomic<int> kernels_created_{0};     // claimed convs built into kernels
   std::atomic<int> partitions_created_{0};  // delegate nodes (partitions) built
 };

@@ -30,9 +30,10 @@ PartitionKernel::PartitionKernel(std::set<int> external, std::shared_ptr<ThreadP
       large_tensor_bytes_(large_tensor_bytes),
       verbose_(verbose) {}
 
-void PartitionKernel::AddStep(const ConvLayerPlan& plan, PackedFilter packed,
+void PartitionKernel::AddStep(int node, const ConvLayerPlan& plan, PackedFilter packed,
                               const FusedAdd* fused_add) {
   Step step;
+  step.node = node;
   step.tensors.input = plan.input_tensor;
   step.tensors.residual = fused_add != nullptr ? fused_add->residual_tensor : -1;
   step.tensors.output = fused_add != nullptr ? fused_add->output_tensor : plan.output_tensor;
@@ -164,6 +165,13 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
   }
   prepared_ = true;
   return kTfLiteOk;
+}
+
+std::vector<std::pair<int, const char*>> PartitionKernel::RunningMicrokernels() const {
+  std::vector<std::pair<int, const char*>> running;
+  if (!prepared_) return running;
+  for (const Step& step : steps_) running.emplace_back(step.node, step.op->variant().name);
+  return running;
 }
 
 float* PartitionKernel::Data(TfLiteContext* context, const TensorRef& ref, int image) {

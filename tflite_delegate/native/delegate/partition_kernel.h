@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include "abi/tflite_abi.h"
@@ -31,8 +32,10 @@ class PartitionKernel {
   PartitionKernel(std::set<int> external, std::shared_ptr<ThreadPool> pool,
                   int64_t large_tensor_bytes, bool verbose);
 
-  // Adds the step of one claimed conv (`fused_add`: the ADD it also runs, or null).
-  void AddStep(const ConvLayerPlan& plan, PackedFilter packed, const FusedAdd* fused_add);
+  // Adds the step of one claimed conv, CONV_2D node `node` (`fused_add`: the ADD it also runs,
+  // or null).
+  void AddStep(int node, const ConvLayerPlan& plan, PackedFilter packed,
+               const FusedAdd* fused_add);
 
   // Prepares every step for the current input shapes, plans the scratch and resizes the output
   // tensors (only when their shape changes).
@@ -40,6 +43,11 @@ class PartitionKernel {
   TfLiteStatus Invoke(TfLiteContext* context);
 
   const std::set<int>& external() const { return external_; }
+
+  // After a successful Prepare: per step, its CONV_2D node and the registry name of the
+  // microkernel its operator runs at the prepared shape (SparseConvOperator::variant: a
+  // pixel-pair or channel-major variant may give a layer to the pixel-major one).
+  std::vector<std::pair<int, const char*>> RunningMicrokernels() const;
 
  private:
   // Where a step's tensor lives, resolved by Prepare so that Invoke needs no lookups.
@@ -51,6 +59,7 @@ class PartitionKernel {
     int64_t image_floats = 0;     // floats per image
   };
   struct Step {
+    int node = -1;
     StepTensors tensors;
     TensorRef input;
     TensorRef residual;
