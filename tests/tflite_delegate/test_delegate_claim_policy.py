@@ -185,10 +185,11 @@ def test_dense_convs_over_few_input_channels_are_claimed_where_they_pay(
 
 @pytest.mark.parametrize("isa", available_isas())
 def test_the_report_names_the_microkernel_each_layer_runs_once_prepared(isa):
-    # 3x3 64->64 layers in 1x16 blocks at 50 %: with AVX-512 both are claimed with the
-    # pixel-pair variant, and at prepare time the 7-wide one goes to the pixel-major variant (an
-    # odd output width below 16: SparseConvOperator::set_pixel_pair_fallback) while the 14-wide
-    # one keeps its pairs. Other ISAs have no pair variant: pixel-major throughout.
+    # 1x1 layers in 1x16 blocks at 50 % on a 14x14 input: with AVX-512 both are claimed with the
+    # pixel-pair variant (64 and 256 kept FLOPs per input value, at least 48), and at prepare
+    # time 64->64 goes to the pixel-major variant (below 96 per input value and group chunk:
+    # SparseConvOperator::set_pixel_pair_fallback) while 64->256 keeps its pairs. Other ISAs
+    # have no pair variant: pixel-major throughout.
     import tflite_delegate
 
     rows = [k for k in tflite_delegate.microkernels() if k.isa == isa and k.block_n == 16]
@@ -197,15 +198,15 @@ def test_the_report_names_the_microkernel_each_layer_runs_once_prepared(isa):
         for layout in {k.layout for k in rows}
     }
     paired = by_layout.get("pixel_pair", by_layout["pixel_major"])
-    weights = _uniform_1xn_filter(64, 64, 16, 32, seed=3)
-    for width, running in ((7, by_layout["pixel_major"]), (14, paired)):
-        content = build_conv_model((1, width, width, 64), [ConvSpec(weights, None)])
+    for out_channels, running in ((64, by_layout["pixel_major"]), (256, paired)):
+        weights = _uniform_1xn_filter(out_channels, 64, 16, 32, seed=3, kernel=1)
+        content = build_conv_model((1, 14, 14, 64), [ConvSpec(weights, None)])
         interpreter, delegate = delegate_interpreter(content, block_n=16, isa=isa, min_sparsity=0.0)
         (claimed,) = tflite_delegate.delegation_report(delegate)
         assert claimed.claimed and claimed.microkernel == paired, claimed
         interpreter.allocate_tensors()
         (prepared,) = tflite_delegate.delegation_report(delegate)
-        assert prepared.microkernel == running, (width, prepared.microkernel)
+        assert prepared.microkernel == running, (out_channels, prepared.microkernel)
         # And it computes the layer.
-        inputs = model_inputs(interpreter, batch=1, seed=width)
+        inputs = model_inputs(interpreter, batch=1, seed=out_channels)
         assert_outputs_close(run(interpreter, inputs), run(reference_interpreter(content), inputs))

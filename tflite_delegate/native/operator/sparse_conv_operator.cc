@@ -45,16 +45,17 @@ constexpr double kBlockingMaxKeptFraction = 0.15;
 // Where a 1x16 layer (N >= this) gives its pixel-pair variant back to the pixel-major one:
 // measured inside ResNet-50 "2.0G" (per-step times of the partition with the pixel-major and the
 // pair library, three runs, 1 thread, 2026-12-03 23:05-23:10 UTC; docs/RESULTS.md, "Pixel pairs
-// for 1x16 layers"), where the pair variant ran the 7x7 3x3 layers at 0.88-0.95x of the
-// pixel-major one (a 7-wide row is three pairs and a lone pixel: 1/8 of the FMAs wasted), and the
-// 1x1 layers whose tiles are paired once per group chunk with little work per paired value at
-// 0.73-0.99x (56x56 64->64 and 256->64: 62-64 kept FLOPs per input value and chunk, 7x7
-// 2048->512: 495 over 8 chunks), against 1.0-1.16x on the 28x28 and 14x14 1x1 layers (124 and
-// more per chunk). Strided 1x1 layers, paired per tile (same method, 2026-12-04 02:34 UTC): the
-// 28x28 and 14x14 ones at 0.99-1.13x, the 7-wide 7x7 ones at 0.83-0.87x (a lone pixel per row,
-// as for 3x3). 1x8 keeps its pairs: its pixel-major kernel issues half-width FMAs.
+// for 1x16 layers"), where the pair variant ran the 1x1 layers whose tiles are paired once per
+// group chunk with little work per paired value at 0.73-0.99x of the pixel-major one (56x56
+// 64->64 and 256->64: 62-64 kept FLOPs per input value and chunk, 7x7 2048->512: 495 over 8
+// chunks), against 1.0-1.16x on the 28x28 and 14x14 1x1 layers (124 and more per chunk); with
+// weight prefetching, a threshold of 40 instead of 96 still ran 56x56 256->64 at 0.94x
+// (2026-12-04 04:50 UTC). 1x8 keeps its pairs: its pixel-major kernel issues half-width FMAs.
+// (Until 2026-12-04 KxK and strided 1x1 layers with an odd output width below 16 also ran
+// pixel-major: a 7-wide row is three pairs and a lone pixel, 1/8 of the FMAs wasted, and before
+// weight prefetching the pairs ran ResNet-50's 7x7 layers at 0.83-0.95x. With it they run them
+// 1.04-1.10x faster: docs/RESULTS.md, "Weight prefetching".)
 constexpr int kPairPixelMajorMinBlockN = 16;
-constexpr int kPairMinOddWidth = 16;
 constexpr double kPairMinKeptFlopsPerInputPerChunk = 96.0;
 // Orders this thread's non-temporal stores before its later stores (the pool's join).
 inline void StoreFence() {
@@ -370,17 +371,13 @@ bool SparseConvOperator::PreparePairs() {
       packed_.shape.kernel_h == 1 && packed_.shape.kernel_w == 1 && !g.needs_padding;
   const bool strided = params_.stride_h > 1 || params_.stride_w > 1;
   if (one_by_one && PixelMajorBlocksChannels()) return false;
-  if (pair_fallback_ && packed_.block_n >= kPairPixelMajorMinBlockN) {
-    // 1x16 pairs gain 1.1-1.3x in the loop; where the pairs cost more than that, the
-    // pixel-major kernel runs the layer (see the constants).
-    // Rows paired on their own (KxK, strided 1x1) leave a lone pixel in every odd-width row.
-    if ((!one_by_one || strided) && g.out_w % 2 == 1 && g.out_w < kPairMinOddWidth) {
-      return false;
-    }
+  if (pair_fallback_ && packed_.block_n >= kPairPixelMajorMinBlockN && one_by_one) {
+    // 1x16 pairs gain 1.1-1.3x in the loop; where pairing each tile again per group chunk costs
+    // more than that, the pixel-major kernel runs the layer (see the constants).
     const int64_t kept = packed_.group_begin[packed_.num_groups];
     const int64_t chunks = std::max<int64_t>(1, WeightChunks());
-    if (one_by_one && KeptFlopsPerInputValue(kept, packed_.block_n, g.channels) / chunks <
-                          kPairMinKeptFlopsPerInputPerChunk) {
+    if (KeptFlopsPerInputValue(kept, packed_.block_n, g.channels) / chunks <
+        kPairMinKeptFlopsPerInputPerChunk) {
       return false;
     }
   }

@@ -124,9 +124,8 @@ class SparseConvOperator {
   }
 
   // Whether a pixel-pair variant at N >= 16 gives the layer to the pixel-major one where the
-  // pairs measured slower inside models: KxK and strided 1x1 layers with an odd output width
-  // below 16, 1x1 layers with less than 96 kept FLOPs per paired input value and group chunk
-  // (constants in the .cc). Default on; applies from the next Prepare. The C++ tests turn it
+  // pairs measured slower inside models: 1x1 layers with less than 96 kept FLOPs per paired
+  // input value and group chunk (constants in the .cc). Default on; applies from the next Prepare. The C++ tests turn it
   // off so that their small layers run paired.
   void set_pixel_pair_fallback(bool enabled) {
     pair_fallback_ = enabled;
