@@ -59,7 +59,9 @@ class NodeDecision:
     to the pixel-major one, docs/architecture.md), before that the one chosen at claim time.
     `fused_add_node` is the ADD node that a claimed conv runs in its epilogue (option fuse_add:
     a residual ADD whose operand is this conv's output and nothing else's; the result is bitwise
-    that of the two nodes), else None.
+    that of the two nodes), else None. With the delegate option `profile`, `runs` is the number
+    of invokes that ran a claimed node and `run_ms` its mean time per invoke in milliseconds (the
+    node's convolution and fused ADD, all images of the batch), else None.
     """
 
     node_index: int
@@ -78,6 +80,8 @@ class NodeDecision:
     microkernel: str | None
     isa: str
     fused_add_node: int | None = None
+    runs: int | None = None
+    run_ms: float | None = None
 
     # Names from before the block / tap-vector vocabulary; scripts/benchmark_delegate.py still
     # reads them. They count tap vectors, as they always did.
@@ -207,7 +211,9 @@ def load_delegate(**options: Any):
     verbose (bool), per_image_bytes ("auto", "off" or an int >= 0; default "auto", a quarter of
     the L3 cache: at batch > 1 a run of claimed convs goes image by image, up to the last
     reader of its last intermediate tensor of at least this many bytes over the batch, so that
-    each image's activations stay cached between convs; bitwise the same result). Raises
+    each image's activations stay cached between convs; bitwise the same result), profile
+    (bool, default False: time each claimed conv per invoke, reported by `delegation_report` as
+    `runs` and `run_ms`; two clock reads per conv and invoke). Raises
     ValueError with the delegate's own reason (naming an unknown option, a bad value, or an ISA
     this CPU lacks). The same library also loads with
     `tf.lite.experimental.load_delegate(library_path(), options)`; pass string values there.
@@ -305,6 +311,13 @@ def _report_json(delegate: Any) -> dict:
         capacity = needed + 1
 
 
+def _mean_ms(seconds: float | None, runs: int | None) -> float | None:
+    """Mean milliseconds per run, or None without a profile (or before the first run)."""
+    if seconds is None or not runs:
+        return None
+    return 1e3 * seconds / runs
+
+
 def delegate_summary(delegate_or_interpreter: Any) -> DelegateSummary:
     """Delegate-wide report of a delegate (from `load_delegate`) or of an interpreter using one."""
     data = _report_json(_find_delegate(delegate_or_interpreter))
@@ -328,6 +341,8 @@ def delegate_summary(delegate_or_interpreter: Any) -> DelegateSummary:
             microkernel=node["microkernel"],
             isa=data["isa"],
             fused_add_node=node.get("fused_add_node"),
+            runs=node.get("runs"),
+            run_ms=_mean_ms(node.get("run_seconds"), node.get("runs")),
         )
         for node in data["nodes"]
     ]

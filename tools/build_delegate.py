@@ -47,6 +47,7 @@ PORTABLE_SOURCES = (
     "delegate/delegate.cc",
     "delegate/options.cc",
     "delegate/report_json.cc",
+    "delegate/run_log.cc",
     "microkernels/cpu_features.cc",
     "microkernels/f32_generic.cc",
     "microkernels/registry.cc",

@@ -358,6 +358,36 @@ def test_verbose_prints_decisions(models, capfd):
     assert err.count(": claimed (f32_1x4_") == len(CLAIMABLE_LAYERS)
 
 
+def test_profile_times_each_claimed_conv_per_invoke(models):
+    import time
+
+    def total_ms(decisions) -> float:
+        return sum(d.run_ms * d.runs for d in decisions if d.claimed)
+
+    interpreter = _isolated(models["fp32"], profile=True)
+    assert all(d.runs is None for d in tflite_delegate.delegation_report(interpreter))
+    x = _inputs(1)
+    _run(interpreter, x)  # allocates and invokes once
+    after_first = tflite_delegate.delegation_report(interpreter)
+    invokes, started = 3, time.perf_counter()
+    for _ in range(invokes):
+        interpreter.invoke()
+    elapsed_ms = 1e3 * (time.perf_counter() - started)
+    decisions = tflite_delegate.delegation_report(interpreter)
+    claimed = [d for d in decisions if d.claimed]
+    assert len(claimed) == len(CLAIMABLE_LAYERS)
+    for decision in claimed:
+        assert decision.runs == invokes + 1, decision
+        assert decision.run_ms is not None and decision.run_ms > 0.0
+    assert all(d.runs is None and d.run_ms is None for d in decisions if not d.claimed)
+    # The convs ran inside the three invokes timed here.
+    assert 0.0 < total_ms(decisions) - total_ms(after_first) <= elapsed_ms
+    # Without the option nothing is timed.
+    plain = _isolated(models["fp32"])
+    _run(plain, x)
+    assert all(d.runs is None for d in tflite_delegate.delegation_report(plain))
+
+
 @pytest.mark.parametrize(
     ("options", "expected"),
     [

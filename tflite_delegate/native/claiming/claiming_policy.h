@@ -126,6 +126,10 @@ struct NodeDecision {
   // replaces it by the one the prepared operator runs: SparseDelegate::ReportJson).
   const char* microkernel = nullptr;
   int fused_add_node = -1;  // the ADD node run in this conv's epilogue (add_fusion.h), or -1
+  // Profile option (the delegate's report only): invokes timed and their total time in this
+  // node's convolution (seconds); runs is -1 without the option.
+  int64_t runs = -1;
+  double run_seconds = 0.0;
 };
 
 // Everything an operator needs about one claimed node.

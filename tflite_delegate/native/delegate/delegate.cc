@@ -90,10 +90,7 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
   const ClaimingOptions claiming = ClaimingOptionsOf(options_);
 
   decisions_.clear();
-  {
-    std::lock_guard<std::mutex> running_lock(running_mutex_);
-    running_microkernels_.clear();
-  }
+  run_log_->Clear();
   pending_plans_.clear();
   std::vector<int> claimed;
   for (int node_index : execution_plan) {
@@ -234,7 +231,7 @@ void* SparseDelegate::CreateKernel(TfLiteContext* context, const TfLiteDelegateP
       : options_.per_image_bytes == kPerImageBytesOff ? std::numeric_limits<int64_t>::max()
                                                       : options_.per_image_bytes;
   auto kernel = std::make_unique<PartitionKernel>(std::move(external), pool_, large_tensor_bytes,
-                                                  options_.verbose);
+                                                  options_.verbose, run_log_, options_.profile);
   std::set<int> available(kernel->external().begin(), kernel->external().end());
   for (const int conv : convs) {
     const ConvLayerPlan& plan = pending_plans_.at(conv);
@@ -287,15 +284,7 @@ TfLiteStatus SparseDelegate::PrepareKernel(TfLiteContext* context, TfLiteNode* n
       context->ReportError(context, "tflite_sparse_delegate: kernel was not created");
       return kTfLiteError;
     }
-    const TfLiteStatus status = kernel->Prepare(context);
-    SparseDelegate* self = FromTfLiteDelegate(node->delegate);
-    if (status == kTfLiteOk && self != nullptr) {
-      std::lock_guard<std::mutex> lock(self->running_mutex_);
-      for (const auto& [conv, name] : kernel->RunningMicrokernels()) {
-        self->running_microkernels_[conv] = name;
-      }
-    }
-    return status;
+    return kernel->Prepare(context);
   } catch (...) {
     ReportException(context, "kernel prepare");
     return kTfLiteError;
@@ -316,13 +305,14 @@ TfLiteStatus SparseDelegate::InvokeKernel(TfLiteContext* context, TfLiteNode* no
 std::string SparseDelegate::ReportJson() {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<NodeDecision> decisions = decisions_;
-  {
-    std::lock_guard<std::mutex> running_lock(running_mutex_);
-    for (NodeDecision& decision : decisions) {
-      const auto running = running_microkernels_.find(decision.node_index);
-      if (decision.claimed && running != running_microkernels_.end()) {
-        decision.microkernel = running->second;
-      }
+  const std::map<int, RunLog::Entry> entries = run_log_->Entries();
+  for (NodeDecision& decision : decisions) {
+    const auto entry = entries.find(decision.node_index);
+    if (!decision.claimed || entry == entries.end()) continue;
+    if (entry->second.microkernel != nullptr) decision.microkernel = entry->second.microkernel;
+    if (options_.profile) {
+      decision.runs = entry->second.runs;
+      decision.run_seconds = 1e-9 * static_cast<double>(entry->second.nanoseconds);
     }
   }
   return FormatReportJson(IsaName(options_.isa), num_threads_, kernels_created_.load(),

@@ -14,6 +14,7 @@
 #include "claiming/add_fusion.h"
 #include "claiming/claiming_policy.h"
 #include "delegate/options.h"
+#include "delegate/run_log.h"
 #include "threading/thread_pool.h"
 
 namespace tflite_sparse {
@@ -32,7 +33,7 @@ class SparseDelegate {
   // JSON description: isa, num_threads, kernels_created, partitions_created and the decision for
   // every CONV_2D node of the most recent Prepare. A claimed node's microkernel is the one its
   // operator runs once the interpreter has prepared the node (AllocateTensors), before that the
-  // one chosen when it was claimed.
+  // one chosen when it was claimed; with the profile option its runs and their total time.
   std::string ReportJson();
 
  private:
@@ -60,10 +61,9 @@ class SparseDelegate {
   std::map<int, ConvLayerPlan> pending_plans_;  // claimed nodes of the running Prepare
   std::map<int, FusedAdd> pending_adds_;        // their fused ADDs, by conv node
   std::map<int, int> pending_positions_;        // execution-plan position of every node
-  // Per claimed node, the microkernel its prepared operator runs (PrepareKernel); under its own
-  // mutex, so that preparing a kernel never waits for mutex_ (held for the whole of Prepare).
-  std::mutex running_mutex_;
-  std::map<int, const char*> running_microkernels_;
+  // What the kernels report about the claimed nodes (microkernel at run time, profile); not
+  // under mutex_, so that preparing or invoking a kernel never waits for a delegate Prepare.
+  std::shared_ptr<RunLog> run_log_ = std::make_shared<RunLog>();
   std::atomic<int> kernels_created_{0};     // claimed convs built into kernels
   std::atomic<int> partitions_created_{0};  // delegate nodes (partitions) built
 };

@@ -30,6 +30,7 @@ struct DelegateOptions {
   Isa isa = Isa::kGeneric;                    // resolved microkernel ISA (never "auto")
   bool fuse_add = true;   // run a claimed conv's residual ADD in its epilogue (add_fusion.h)
   bool verbose = false;   // print claiming decisions to stderr
+  bool profile = false;   // time each claimed conv per invoke (the report's runs, run_seconds)
   // At batch > 1, a partition runs its steps image by image up to the last reader of its last
   // internal tensor of at least this many bytes over the batch (partition_schedule.h).
   int64_t per_image_bytes = kPerImageBytesAuto;

@@ -1,6 +1,7 @@
 #include "delegate/partition_kernel.h"
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -24,11 +25,14 @@ bool FloatNhwc(const TfLiteTensor& tensor, Shape* shape) {
 }  // namespace
 
 PartitionKernel::PartitionKernel(std::set<int> external, std::shared_ptr<ThreadPool> pool,
-                                 int64_t large_tensor_bytes, bool verbose)
+                                 int64_t large_tensor_bytes, bool verbose,
+                                 std::shared_ptr<RunLog> run_log, bool profile)
     : external_(std::move(external)),
       pool_(std::move(pool)),
       large_tensor_bytes_(large_tensor_bytes),
-      verbose_(verbose) {}
+      verbose_(verbose),
+      run_log_(std::move(run_log)),
+      profile_(profile) {}
 
 void PartitionKernel::AddStep(int node, const ConvLayerPlan& plan, PackedFilter packed,
                               const FusedAdd* fused_add) {
@@ -163,15 +167,12 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
                  static_cast<long long>(schedule_.per_image_scratch_bytes),
                  static_cast<long long>(schedule_.batch_scratch_bytes));
   }
+  // The microkernel each operator runs at these shapes (SparseConvOperator::variant).
+  std::vector<std::pair<int, const char*>> microkernels;
+  for (const Step& step : steps_) microkernels.emplace_back(step.node, step.op->variant().name);
+  run_log_->SetMicrokernels(microkernels);
   prepared_ = true;
   return kTfLiteOk;
-}
-
-std::vector<std::pair<int, const char*>> PartitionKernel::RunningMicrokernels() const {
-  std::vector<std::pair<int, const char*>> running;
-  if (!prepared_) return running;
-  for (const Step& step : steps_) running.emplace_back(step.node, step.op->variant().name);
-  return running;
 }
 
 float* PartitionKernel::Data(TfLiteContext* context, const TensorRef& ref, int image) {
@@ -189,6 +190,8 @@ TfLiteStatus PartitionKernel::Invoke(TfLiteContext* context) {
     context->ReportError(context, "tflite_sparse_delegate: invoke before prepare");
     return kTfLiteError;
   }
+  // Profile: each step's time in this invoke (all its images).
+  std::vector<int64_t> nanoseconds(profile_ ? steps_.size() : 0, 0);
   const auto run_step = [&](Step& step, int image) {
     const float* input = Data(context, step.input, image);
     float* output = Data(context, step.output, image);
@@ -199,9 +202,17 @@ TfLiteStatus PartitionKernel::Invoke(TfLiteContext* context) {
       context->ReportError(context, "tflite_sparse_delegate: conv tensors have no data");
       return false;
     }
+    const auto start = profile_ ? std::chrono::steady_clock::now()
+                                : std::chrono::steady_clock::time_point();
     if (!step.op->Run(input, output, residual)) {
       context->ReportError(context, "tflite_sparse_delegate: a worker failed");
       return false;
+    }
+    if (profile_) {
+      nanoseconds[static_cast<size_t>(&step - steps_.data())] +=
+          std::chrono::duration_cast<std::chrono::nanoseconds>(
+              std::chrono::steady_clock::now() - start)
+              .count();
     }
     return true;
   };
@@ -213,6 +224,13 @@ TfLiteStatus PartitionKernel::Invoke(TfLiteContext* context) {
   }
   for (size_t index = per_image_steps; index < steps_.size(); ++index) {
     if (!run_step(steps_[index], -1)) return kTfLiteError;
+  }
+  if (profile_) {
+    std::vector<std::pair<int, int64_t>> runs;
+    for (size_t index = 0; index < steps_.size(); ++index) {
+      runs.emplace_back(steps_[index].node, nanoseconds[index]);
+    }
+    run_log_->AddRuns(runs);
   }
   return kTfLiteOk;
 }

@@ -20,6 +20,7 @@
 #include "claiming/claiming_policy.h"
 #include "common/aligned_buffer.h"
 #include "delegate/partition_schedule.h"
+#include "delegate/run_log.h"
 #include "operator/sparse_conv_operator.h"
 
 namespace tflite_sparse {
@@ -28,9 +29,11 @@ class PartitionKernel {
  public:
   // `external`: the partition's input and output tensors (TFLite's memory); steps are added in
   // execution order. `large_tensor_bytes`: see SchedulePartition. `verbose`: Prepare prints the
-  // schedule to stderr.
+  // schedule to stderr. `run_log`: where Prepare records each step's microkernel and, with
+  // `profile`, Invoke each step's time (delegate/run_log.h).
   PartitionKernel(std::set<int> external, std::shared_ptr<ThreadPool> pool,
-                  int64_t large_tensor_bytes, bool verbose);
+                  int64_t large_tensor_bytes, bool verbose, std::shared_ptr<RunLog> run_log,
+                  bool profile);
 
   // Adds the step of one claimed conv, CONV_2D node `node` (`fused_add`: the ADD it also runs,
   // or null).
@@ -44,10 +47,6 @@ class PartitionKernel {
 
   const std::set<int>& external() const { return external_; }
 
-  // After a successful Prepare: per step, its CONV_2D node and the registry name of the
-  // microkernel its operator runs at the prepared shape (SparseConvOperator::variant: a
-  // pixel-pair or channel-major variant may give a layer to the pixel-major one).
-  std::vector<std::pair<int, const char*>> RunningMicrokernels() const;
 
  private:
   // Where a step's tensor lives, resolved by Prepare so that Invoke needs no lookups.
@@ -74,6 +73,8 @@ class PartitionKernel {
   std::vector<Step> steps_;
   int64_t large_tensor_bytes_;
   bool verbose_;
+  std::shared_ptr<RunLog> run_log_;
+  bool profile_;
   bool prepared_ = false;
   int batch_ = 0;
   PartitionSchedule schedule_;

@@ -16,7 +16,8 @@ namespace tflite_sparse {
 // statistics (block_sparsity, kept_blocks_min, kept_blocks_max, balance_ratio) and the
 // tap-vector statistics (tap_vector_sparsity, kept_tap_vectors_min, kept_tap_vectors_max); the
 // statistics are null when the node was refused before its filter was analysed; fused_add_node
-// is the ADD node run in the conv's epilogue, or null.
+// is the ADD node run in the conv's epilogue, or null; runs and run_seconds (profile option) the
+// invokes timed and their total time in the conv, or null.
 std::string FormatReportJson(const char* isa, int num_threads, int kernels_created,
                              int partitions_created, const std::vector<NodeDecision>& decisions);
 
