@@ -43,6 +43,7 @@ struct Problem {
   // Pixel-pair: pixels come in pairs of pair_widths[j] pixels (the second one `distance` floats
   // after the first), and the variant reads pair_image, pair_offsets and pair_taps.
   std::vector<uint8_t> pair_widths;
+  std::vector<int32_t> pair_pixels;  // per pair its two output pixels (a random permutation)
   int64_t distance = 0;
   AlignedBuffer pair_image;
   std::vector<int64_t> pair_offsets;
@@ -73,9 +74,10 @@ void RandomRange(std::mt19937_64& rng, float* low, float* high) {
 
 // The pixel-pair form of a problem with `pixels` pixels: pairs of width 2 (one of width 1 when
 // `pixels` is odd; sometimes a pair split into two of width 1, at most 8 pairs), each at a random
-// origin with its second pixel `distance` floats further; the pair image of the input for that
-// distance (zero past the input's end, as past a row's end in the operator's) and the tap
-// offsets doubled.
+// origin with its second pixel `distance` floats further, their pixels stored at output pixels
+// in random order (pair_pixels; pixel_offsets is then indexed by output pixel); the pair image
+// of the input for that distance (zero past the input's end, as past a row's end in the
+// operator's) and the tap offsets doubled.
 void MakePairs(int pixels, std::mt19937_64& rng, Problem* problem) {
   std::vector<uint8_t>& widths = problem->pair_widths;
   widths.assign(static_cast<size_t>(pixels / 2), 2);
@@ -88,11 +90,20 @@ void MakePairs(int pixels, std::mt19937_64& rng, Problem* problem) {
     widths.insert(widths.begin() + static_cast<int64_t>(at), uint8_t{1});
   }
   problem->distance = native_test::UniformInt(rng, 1, 64);
+  std::vector<int32_t> order(static_cast<size_t>(pixels));
+  for (int p = 0; p < pixels; ++p) order[p] = p;
+  std::shuffle(order.begin(), order.end(), rng);
+  problem->pixel_offsets.assign(static_cast<size_t>(pixels), 0);
+  int next = 0;
   for (const uint8_t width : widths) {
     const int64_t origin = native_test::UniformInt(rng, 0, 64 * pixels);
     problem->pair_offsets.push_back(2 * origin);
-    problem->pixel_offsets.push_back(origin);
-    if (width == 2) problem->pixel_offsets.push_back(origin + problem->distance);
+    const int32_t first = order[next++];
+    const int32_t second = width == 2 ? order[next++] : first;
+    problem->pair_pixels.push_back(first);
+    problem->pair_pixels.push_back(second);
+    problem->pixel_offsets[first] = origin;
+    if (width == 2) problem->pixel_offsets[second] = origin + problem->distance;
   }
   const int64_t floats = static_cast<int64_t>(problem->input.size());
   problem->pair_image.ResizeZeroed(static_cast<size_t>(2 * floats));
@@ -226,6 +237,7 @@ void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64
     args.pixel_offsets = problem.pair_offsets.data();
     args.num_pairs = static_cast<int>(problem.pair_widths.size());
     args.pair_widths = problem.pair_widths.data();
+    args.pair_pixels = problem.pair_pixels.data();
     args.tap_offsets = problem.pair_taps.data();
   }
   // (Input-channel blocks are a pixel-major feature.)

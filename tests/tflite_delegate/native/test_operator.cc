@@ -377,6 +377,79 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
   }
 }
 
+// KxK layers with an odd output width pair the last column vertically ((y, W - 1) with (y + 1,
+// W - 1), from columns appended to the pair image): bitwise the pixel-major result, with and
+// without a fused ADD, 1 and 2 threads, for strides, dilations, one-column outputs, odd heights
+// (a lone last pixel) and batches whose tiles cross images.
+TEST(PixelPairOddWidthsMatchPixelMajorBitwise) {
+  auto rng = native_test::Random(7373);
+  struct Case {
+    int kernel_h, kernel_w, stride, dilation, in_h, in_w, batch;
+    Padding padding;
+  };
+  const Case cases[] = {
+      {3, 3, 1, 1, 7, 7, 1, Padding::kSame},    // ResNet's 7x7 3x3 layers
+      {3, 3, 2, 1, 13, 13, 2, Padding::kSame},  // stride 2 to a 7x7 output
+      {3, 3, 1, 2, 11, 9, 1, Padding::kValid},  // dilated: 7x5
+      {1, 3, 1, 1, 2, 5, 3, Padding::kValid},   // two rows of 3
+      {3, 3, 1, 1, 6, 3, 2, Padding::kValid},   // one column, four rows
+      {3, 1, 1, 1, 5, 5, 2, Padding::kSame},    // odd height: the last row's pixel alone
+      {5, 5, 2, 1, 9, 17, 1, Padding::kSame},   // 5x9
+  };
+  int runs = 0;
+  for (const Case& c : cases) {
+    for (int block_n : {16, 8}) {
+      Layer layer;
+      layer.block_n = block_n;
+      layer.shape.out_channels = block_n == 16 ? 40 : 24;  // a partial last group
+      layer.shape.kernel_h = c.kernel_h;
+      layer.shape.kernel_w = c.kernel_w;
+      layer.shape.in_channels = 19;
+      layer.params.padding = c.padding;
+      layer.params.stride_h = layer.params.stride_w = c.stride;
+      layer.params.dilation_h = layer.params.dilation_w = c.dilation;
+      FillRandomBlocks(layer, rng);
+      layer.bias.assign(static_cast<size_t>(layer.shape.out_channels), 0.125f);
+      const std::vector<float> input = RandomInput(rng, layer, c.batch, c.in_h, c.in_w);
+      for (tflite_sparse::Isa isa : RunnableIsas()) {
+        const tflite_sparse::MicrokernelVariant* pair = tflite_sparse::FindMicrokernel(
+            isa, block_n, tflite_sparse::WeightType::kFloat32,
+            tflite_sparse::InputLayout::kPixelPair);
+        if (pair == nullptr) continue;
+        for (bool fused_add : {false, true}) {
+          std::vector<float> residual;
+          const std::vector<float> reference =
+              PixelMajorReference(layer, isa, c.batch, c.in_h, c.in_w, input,
+                                  fused_add ? &rng : nullptr, &residual);
+          for (int threads : {1, 2}) {
+            auto op = MakeOperator(layer, isa,
+                                   std::make_shared<tflite_sparse::ThreadPool>(threads), pair);
+            op->set_min_parallel_flops(0);
+            if (fused_add) op->set_residual_activation(0.0f, 6.0f);
+            std::string error;
+            EXPECT_TRUE(op->Prepare(c.batch, c.in_h, c.in_w, 19, &error)) << error;
+            EXPECT_TRUE(&op->variant() == pair) << op->variant().name;
+            EXPECT_TRUE(op->geometry().out_w % 2 == 1);
+            std::vector<float> output(reference.size(), -777.0f);
+            EXPECT_TRUE(op->Run(input.data(), output.data(), fused_add ? residual.data() : nullptr));
+            EXPECT_TRUE(std::memcmp(output.data(), reference.data(),
+                                    output.size() * sizeof(float)) == 0)
+                << pair->name << " " << c.kernel_h << "x" << c.kernel_w << " stride " << c.stride
+                << " dilation " << c.dilation << " input " << c.in_h << "x" << c.in_w
+                << " batch " << c.batch << " threads " << threads
+                << (fused_add ? " fused ADD" : "");
+            ++runs;
+          }
+        }
+      }
+    }
+  }
+  if (runs == 0) {
+    native_test::SkipNotes().push_back("pixel-pair odd-width test: no pixel-pair variant on this "
+                                       "CPU");
+  }
+}
+
 // Where pixel pairs at N = 16 measured slower inside models the operator runs the pixel-major
 // variant instead (set_pixel_pair_fallback): a 3x3 layer with an odd output width below 16, a
 // 1x1 layer with little kept work per paired input value, a strided 1x1 layer with an odd output

@@ -59,15 +59,20 @@
 //   pixel_offsets  per pair of the tile: floats from `input` to its first pixel's origin
 //   num_pixels     output pixels of the tile (the sum of pair_widths)
 //   num_pairs      pairs of the tile, 1 .. tile_pixels / 2
-//   pair_widths    per pair: 2, or 1 for the last pixel of an odd-width row (its neighbour's
-//                  lanes are computed from the pair image's zeros and not stored)
+//   pair_widths    per pair: 2, or 1 for a pixel without a partner (its neighbour's lanes are
+//                  computed from the pair image's zeros and not stored)
+//   pair_pixels    per pair, two entries: its first and its second output pixel, counted in
+//                  output_pixel_stride steps from `output` (the second unused at width 1)
 //   tap_offsets    floats from a pair's origin to its tap: 2 x the pixel-major offsets
 //
-// and the output is NHWC, consecutive flattened pixels, with the same per-element arithmetic.
-// Pixel-pair variants run KxK convolutions (any stride) from a pair image of the whole batch,
-// and 1x1 ones from a pair image of each tile's pixels, built right before the call like a
-// channel-major panel: at stride 1 pairs of consecutive flattened pixels, strided the pairs of
-// each output row the tile covers (a lone last pixel in an odd-width row, as for KxK). They do
+// and the output is NHWC, with the same per-element arithmetic. Pixel-pair variants run KxK
+// convolutions (any stride) from a pair image of the whole batch, and 1x1 ones from a pair
+// image of each tile's pixels, built right before the call like a channel-major panel: at
+// stride 1 pairs of consecutive flattened pixels, strided the pairs of each output row the tile
+// covers (a lone last pixel in an odd-width row). A KxK layer with an odd output width pairs
+// its last column vertically instead, pixel (y, W - 1) with (y + 1, W - 1), from columns that
+// the operator appends to every pair-image row (the pair of one column and the same column
+// stride_h rows down: SparseConvOperator::PairRows), so that no tap is wasted. They do
 // not take input-channel blocks (group_end, accumulate and store_partial stay unset).
 //
 // Adding a variant is two edits: one instantiation in its ISA's file (f32_<isa>.cc) and one row
@@ -159,6 +164,7 @@ struct SparseTileArgs {
   // Pixel-pair variants only (see the top): the tile's pairs and their output pixels.
   int num_pairs = 0;
   const uint8_t* pair_widths = nullptr;
+  const int32_t* pair_pixels = nullptr;
   // Software prefetch of weights that a later call will read (SparseConvOperator: the next group
   // chunk's, or the next layer's first chunk), spread over this call's tap loop so that their
   // memory traffic overlaps its FMAs instead of stalling the later call's first tile. When

@@ -47,12 +47,12 @@ inline void LoadDuplicated(const float* source, typename V::Reg (&out)[2 * N / V
 }
 
 // One group of N output channels (N = kLanes: two registers per pair; N = kLanes / 2: one) for
-// the P pairs whose origins (in the pair image) are `origins`; pixel_index[p] is pair p's first
-// output pixel within the tile and widths[p] its pixel count (1 or 2); kPrefetch: issue
-// SparseTileArgs's prefetches (one per kept tap vector).
+// the P pairs whose origins (in the pair image) are `origins`; pixel_index[2p] and
+// pixel_index[2p + 1] are pair p's output pixels within the tile and widths[p] its pixel count (1
+// or 2); kPrefetch: issue SparseTileArgs's prefetches (one per kept tap vector).
 template <class V, int N, int P, bool kPrefetch>
 inline void PairGroupTile(const SparseTileArgs& args, const float* const* origins,
-                          const int* pixel_index, const int* widths, int group) {
+                          const int32_t* pixel_index, const int* widths, int group) {
   constexpr int kBlockN = N;
   constexpr int R = 2 * N / V::kLanes;
   using Reg = typename V::Reg;
@@ -119,7 +119,7 @@ inline void PairGroupTile(const SparseTileArgs& args, const float* const* origin
 #pragma GCC unroll 2
     for (int s = 0; s < 2; ++s) {
       if (s == 1 && widths[p] < 2) break;
-      const int64_t offset = (pixel_index[p] + s) * stride;
+      const int64_t offset = pixel_index[2 * p + s] * stride;
       Reg value = pixel[s];
       if (residual != nullptr) {
         value = V::Clamp(V::Add(value, V::LoadFirst(residual + offset, channels)), residual_low,
@@ -138,15 +138,12 @@ inline void PairGroupTile(const SparseTileArgs& args, const float* const* origin
 template <class V, int N, int P>
 inline void PairTile(const SparseTileArgs& args) {
   const float* origins[P];
-  int pixel_index[P];
   int widths[P];
-  int pixel = 0;
   for (int p = 0; p < P; ++p) {
     origins[p] = args.input + args.pixel_offsets[p];
     widths[p] = args.pair_widths[p];
-    pixel_index[p] = pixel;
-    pixel += widths[p];
   }
+  const int32_t* pixel_index = args.pair_pixels;
   if (args.prefetch_address != 0) {
     for (int group = args.first_group; group < args.end_group; ++group) {
       PairGroupTile<V, N, P, true>(args, origins, pixel_index, widths, group);

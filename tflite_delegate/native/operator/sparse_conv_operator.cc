@@ -160,23 +160,30 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
     const int64_t tiles = (pairs + tile_pairs - 1) / tile_pairs;
     tile_first_pair_.resize(static_cast<size_t>(tiles + 1));
     tile_first_pixel_.resize(static_cast<size_t>(tiles + 1));
+    pixels = static_cast<int64_t>(g.batch) * g.out_h * g.out_w;
+    // Pairs come in ascending order of their first pixel, each second pixel after its first:
+    // a tile's output starts at its first pair's first pixel.
+    pair_pixels_.resize(pair_pixels_absolute_.size());
     int64_t pair = 0;
-    int64_t pixel = 0;
     for (int64_t t = 0; t <= tiles; ++t) {
       const int64_t first = tiles > 0 ? pairs * t / tiles : 0;
-      while (pair < first) {
+      tile_first_pair_[t] = first;
+      tile_first_pixel_[t] = first < pairs ? pair_pixels_absolute_[2 * first] : pixels;
+      if (t == 0) continue;
+      for (; pair < first; ++pair) {
         // A tile-paired layer's pair q sits at (q - its tile's first pair) pairs into the
         // tile's buffer.
         if (pair_tiles_) {
           pixel_offsets_[static_cast<size_t>(pair)] =
               (pair - tile_first_pair_[t - 1]) * 2 * g.channels;
         }
-        pixel += pair_widths_[static_cast<size_t>(pair++)];
+        for (int s = 0; s < 2; ++s) {
+          pair_pixels_[2 * pair + s] = static_cast<int32_t>(
+              pair_pixels_absolute_[2 * pair + s] - tile_first_pixel_[t - 1]);
+        }
       }
-      tile_first_pair_[t] = first;
-      tile_first_pixel_[t] = pixel;
     }
-    pixels = pixel;
+    pair_pixels_absolute_.clear();
   } else {
     if (!ComputeTapOffsets(packed_, geometry_, &tap_offsets_)) {
       *error = "packed indices would overflow 32-bit";
@@ -357,14 +364,8 @@ void SparseConvOperator::PrepareIndirection() {
 bool SparseConvOperator::PreparePairs() {
   const ConvGeometry& g = geometry_;
   if (!LayoutSupportsConv(InputLayout::kPixelPair, packed_.shape.kernel_h,
-                          packed_.shape.kernel_w, params_.stride_h, params_.stride_w) ||
-      !ComputeTapOffsets(packed_, geometry_, &tap_offsets_)) {
+                          packed_.shape.kernel_w, params_.stride_h, params_.stride_w)) {
     return false;
-  }
-  // Pair-image offsets are twice the padded image's; the microkernel adds them in 32 bits.
-  for (int32_t& offset : tap_offsets_) {
-    if (offset > std::numeric_limits<int32_t>::max() / 2) return false;
-    offset *= 2;
   }
   const int64_t batch = g.batch;
   const bool one_by_one =
@@ -381,32 +382,66 @@ bool SparseConvOperator::PreparePairs() {
       return false;
     }
   }
+  // A KxK layer with an odd output width pairs its last column vertically (see
+  // vertical_columns_): the columns its windows cover, appended to every pair-image row.
+  vertical_columns_ = !one_by_one && g.out_w % 2 == 1 && g.out_h >= 2
+                          ? (packed_.shape.kernel_w - 1) * params_.dilation_w + 1
+                          : 0;
+  pair_image_w_ = static_cast<int64_t>(g.padded_w) + vertical_columns_;
+  // Tap offsets within the pair image: twice those of a padded image pair_image_w_ wide; the
+  // microkernel adds them in 32 bits.
+  ConvGeometry pair_geometry = g;
+  pair_geometry.padded_w = static_cast<int>(pair_image_w_);
+  if (!ComputeTapOffsets(packed_, pair_geometry, &tap_offsets_)) return false;
+  for (int32_t& offset : tap_offsets_) {
+    if (offset > std::numeric_limits<int32_t>::max() / 2) return false;
+    offset *= 2;
+  }
   pair_tiles_ = one_by_one;
   padded_input_.ResizeZeroed(0);  // the pair image (or tile buffer) replaces the padded copy
+  pixel_offsets_.clear();
+  pair_widths_.clear();
+  pair_pixels_absolute_.clear();
+  const auto add_pair = [this](int64_t origin, int64_t first, int64_t second, bool alone) {
+    pixel_offsets_.push_back(origin);
+    pair_widths_.push_back(alone ? 1 : 2);
+    pair_pixels_absolute_.push_back(first);
+    pair_pixels_absolute_.push_back(alone ? first : second);
+  };
   if (pair_tiles_ && !strided) {
     // A 1x1 stride-1 convolution: pairs of consecutive flattened pixels (flattened output pixel
     // i reads flattened input pixel i), each tile paired into its own buffer by Run; the pairs'
     // origins in that buffer are set once the tiles are known (Prepare).
     const int64_t pixels = batch * g.out_h * g.out_w;
-    pair_widths_.assign(static_cast<size_t>((pixels + 1) / 2), 2);
-    if (pixels % 2 == 1) pair_widths_.back() = 1;
-    pixel_offsets_.assign(pair_widths_.size(), 0);
+    for (int64_t pixel = 0; pixel < pixels; pixel += 2) {
+      add_pair(0, pixel, pixel + 1, pixel + 1 == pixels);
+    }
     return true;
   }
-  // Pairs of horizontally adjacent output pixels of each row, a lone last pixel in an odd-width
-  // row.
-  const int64_t row_pairs = (g.out_w + 1) / 2;
-  pixel_offsets_.resize(static_cast<size_t>(batch * g.out_h * row_pairs));
-  pair_widths_.resize(pixel_offsets_.size());
-  const int64_t row_step = static_cast<int64_t>(params_.stride_h) * g.padded_w * g.channels;
+  // Pairs of horizontally adjacent output pixels of each row. In an odd-width row the last pixel
+  // is left: alone (strided 1x1 layers, a last row without a partner) or, for a KxK layer, paired
+  // with the last pixel of the next row, its origin in the appended columns of its first row.
+  // Rows y and y + 1 then give their pairs in the order row y, the vertical pair, row y + 1, so
+  // that first pixels ascend.
+  const int64_t image_floats = static_cast<int64_t>(g.padded_h) * pair_image_w_ * g.channels;
+  const int64_t row_step = static_cast<int64_t>(params_.stride_h) * pair_image_w_ * g.channels;
   const int64_t column_step = static_cast<int64_t>(params_.stride_w) * g.channels;
-  size_t pair = 0;
+  const int64_t width = g.out_w;
+  const int64_t full_pairs = width / 2;
   for (int64_t image = 0; image < batch; ++image) {
     for (int64_t y = 0; y < g.out_h; ++y) {
-      const int64_t row_origin = image * g.PaddedImageSize() + y * row_step;
-      for (int64_t x = 0; x < g.out_w; x += 2, ++pair) {
-        pixel_offsets_[pair] = 2 * (row_origin + x * column_step);
-        pair_widths_[pair] = static_cast<uint8_t>(x + 1 < g.out_w ? 2 : 1);
+      const int64_t row_origin = image * image_floats + y * row_step;
+      const int64_t row_pixel = (image * g.out_h + y) * width;
+      for (int64_t x = 0; x < 2 * full_pairs; x += 2) {
+        add_pair(2 * (row_origin + x * column_step), row_pixel + x, row_pixel + x + 1, false);
+      }
+      if (width % 2 == 0) continue;
+      const int64_t last = row_pixel + width - 1;
+      if (vertical_columns_ == 0 || (y % 2 == 0 && y + 1 == g.out_h)) {
+        add_pair(2 * (row_origin + (width - 1) * column_step), last, last, true);
+      } else if (y % 2 == 0) {
+        add_pair(2 * (row_origin + static_cast<int64_t>(g.padded_w) * g.channels), last,
+                 last + width, false);
       }
     }
   }
@@ -414,7 +449,7 @@ bool SparseConvOperator::PreparePairs() {
   // would also pair the input rows and columns that the stride skips; Prepare replaces the
   // offsets above by the pairs' origins in the tile buffer.
   if (pair_tiles_) return true;
-  const size_t pair_image_floats = 2 * static_cast<size_t>(batch) * g.PaddedImageSize();
+  const size_t pair_image_floats = 2 * static_cast<size_t>(batch * image_floats);
   if (workspace_->size() < pair_image_floats) workspace_->ResizeZeroed(pair_image_floats);
   return true;
 }
@@ -422,20 +457,39 @@ bool SparseConvOperator::PreparePairs() {
 void SparseConvOperator::PairRows(const float* input, int64_t first_row, int64_t end_row,
                                   float* pair_image) {
   // Rows are indexed over batch x padded_h: every row is written (the workspace may hold
-  // another layer's values), input row y as pair-image row y + pad_top, padding rows as zeros.
+  // another layer's values), input row y as pair-image row y + pad_top, padding rows as zeros;
+  // then the appended columns, if any (vertical_columns_): the padded row's columns from the
+  // last output column's window start, each paired with the same column stride_h rows down.
   const ConvGeometry& g = geometry_;
   const int64_t row_floats = static_cast<int64_t>(g.in_w) * g.channels;
-  const int64_t pair_row_floats = 2 * static_cast<int64_t>(g.padded_w) * g.channels;
+  const int64_t pair_row_floats = 2 * pair_image_w_ * g.channels;
+  const int64_t window_start = static_cast<int64_t>(g.out_w - 1) * params_.stride_w;
+  // The padded image's value at padded row `padded_row` of `image`, column `column`, channel 0.
+  const auto padded = [&](int64_t image, int64_t padded_row, int64_t column) -> const float* {
+    const int64_t y = padded_row - g.pad_top;
+    const int64_t x = column - g.pad_left;
+    if (padded_row >= g.padded_h || y < 0 || y >= g.in_h || x < 0 || x >= g.in_w) return nullptr;
+    return input + ((image * g.in_h + y) * g.in_w + x) * g.channels;
+  };
   for (int64_t row = first_row; row < end_row; ++row) {
     const int64_t image = row / g.padded_h;
     const int64_t y = row % g.padded_h - g.pad_top;
     float* destination = pair_image + row * pair_row_floats;
     if (y < 0 || y >= g.in_h) {
-      std::memset(destination, 0, static_cast<size_t>(pair_row_floats) * sizeof(float));
-      continue;
+      std::memset(destination, 0, static_cast<size_t>(2 * g.padded_w * g.channels) * sizeof(float));
+    } else {
+      active_->build_pair_row(input + (image * g.in_h + y) * row_floats, g.in_w, g.channels,
+                              g.pad_left, g.padded_w, params_.stride_w, 1, destination);
     }
-    active_->build_pair_row(input + (image * g.in_h + y) * row_floats, g.in_w, g.channels,
-                            g.pad_left, g.padded_w, params_.stride_w, 1, destination);
+    for (int column = 0; column < vertical_columns_; ++column) {
+      const float* upper = padded(image, row % g.padded_h, window_start + column);
+      const float* lower = padded(image, row % g.padded_h + params_.stride_h, window_start + column);
+      float* pairs = destination + 2 * (static_cast<int64_t>(g.padded_w) + column) * g.channels;
+      for (int c = 0; c < g.channels; ++c) {
+        pairs[2 * c] = upper != nullptr ? upper[c] : 0.0f;
+        pairs[2 * c + 1] = lower != nullptr ? lower[c] : 0.0f;
+      }
+    }
   }
 }
 
@@ -559,6 +613,7 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
   const PairRowFunction build_pairs = active_->build_pair_row;
   const size_t tile_buffer_floats = static_cast<size_t>(active_->tile_pixels) * g.channels;
   const uint8_t* pair_widths = pair_widths_.data();
+  const int32_t* pair_pixels = pair_pixels_.data();
   const int32_t* chunk_first_group = chunk_first_group_.data();
   const int64_t blocks = channel_blocks_;
   const int64_t groups = packed_.num_groups;
@@ -595,7 +650,10 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
           }
           args.pixel_offsets = base.pixel_offsets + pair;
           args.pair_widths = pair_widths + pair;
+          args.pair_pixels = pair_pixels + 2 * pair;
           args.num_pairs = static_cast<int>(tile_first_pair[tile + 1] - pair);
+          args.num_pixels = 0;
+          for (int p = 0; p < args.num_pairs; ++p) args.num_pixels += args.pair_widths[p];
         } else {
           args.pixel_offsets = base.pixel_offsets + pixel;
         }

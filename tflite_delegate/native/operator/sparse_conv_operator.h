@@ -16,8 +16,8 @@
 // With a pixel-pair variant (InputLayout::kPixelPair, chosen for KxK and 1x1 convolutions) Run builds the whole batch's pair image first (instead of the padded copy;
 // microkernel.h) in a workspace that operators may share (set_workspace), or for a 1x1 layer
 // pairs each tile's pixels into a per-thread buffer right before its call; tiles are runs of
-// pixel pairs (a pair is two pixels of one output row; the last pixel of an odd-width row is a
-// pair of its own). Where pairs measured slower, the pixel-major variant runs the layer
+// pixel pairs (a pair is two pixels of one output row; in an odd-width output the last column's
+// pixels pair vertically for a KxK layer, else the last pixel of a row is a pair of its own). Where pairs measured slower, the pixel-major variant runs the layer
 // (set_pixel_pair_fallback). The operator knows nothing of TFLite (delegate/partition_kernel.h
 // runs it), so the C++ tests and the microbenchmark drive it directly.
 #ifndef TFLITE_DELEGATE_OPERATOR_SPARSE_CONV_OPERATOR_H_
@@ -199,6 +199,15 @@ class SparseConvOperator {
   // pixel_offsets_) and its pixel count; the buffer of the batch's pair image (2 x the padded
   // input's floats, see set_workspace).
   std::vector<uint8_t> pair_widths_;
+  // Pixel-pair: per pair its two output pixels, flattened (PreparePairs), then relative to its
+  // tile's first pixel (Prepare: SparseTileArgs::pair_pixels).
+  std::vector<int64_t> pair_pixels_absolute_;
+  std::vector<int32_t> pair_pixels_;
+  // Pixel-pair KxK with an odd output width: the columns appended to every pair-image row, where
+  // the last output column's pixels are paired vertically, (y, W - 1) with (y + 1, W - 1) (0:
+  // none); and the pair image's columns per row (padded_w + vertical_columns_).
+  int vertical_columns_ = 0;
+  int64_t pair_image_w_ = 0;
   std::shared_ptr<AlignedBuffer> workspace_;
   // Pixel-pair on a 1x1 layer: each tile paired by Run into a per-thread buffer, from
   // consecutive flattened pixels (stride 1) or, for a strided one, from the pairs of each output
