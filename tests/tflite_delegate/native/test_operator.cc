@@ -741,17 +741,25 @@ TEST(LayersBelowMinParallelFlopsRunOnTheCallingThread) {
   }
 }
 
+// The generic ISA's operator for `layer` on `threads` threads, splitting layers of any size
+// between them (min_parallel_flops 0); null if the layer cannot be packed.
+std::unique_ptr<tflite_sparse::SparseConvOperator> GenericOperatorSplitFromZeroFlops(
+    const Layer& layer, int threads) {
+  auto op = MakeOperator(layer, tflite_sparse::Isa::kGeneric,
+                         std::make_shared<tflite_sparse::ThreadPool>(threads));
+  if (op != nullptr) op->set_min_parallel_flops(0);
+  return op;
+}
+
 TEST(FewTilesAreSplitIntoJustEnoughGroupChunks) {
   // A dense 1x1 16->64 layer: 4 groups of 16, 4 KiB of weights (one chunk by the cache budget).
   // With 2 threads every thread needs 8 work items (tiles x chunks): 16 or more tiles keep the
   // groups in one chunk, 7 tiles need 3 chunks, 1 tile all 4 groups in chunks of their own.
   const Layer layer = DenseOneByOneLayer(16, 64);
   for (int threads : {1, 2}) {
-    auto op = MakeOperator(layer, tflite_sparse::Isa::kGeneric,
-                           std::make_shared<tflite_sparse::ThreadPool>(threads));
+    auto op = GenericOperatorSplitFromZeroFlops(layer, threads);
     EXPECT_TRUE(op != nullptr);
     if (op == nullptr) return;
-    op->set_min_parallel_flops(0);
     const int tile = op->variant().tile_pixels;
     const struct {
       int tiles, chunks_at_2_threads;
@@ -778,11 +786,9 @@ TEST(EachRunPrefetchesTheWeightsItReadsNext) {
   std::vector<float> input(7 * 7 * 1024);
   for (float& value : input) value = native_test::UniformFloat(rng, -1.0f, 1.0f);
   for (int threads : {1, 2}) {
-    auto op = MakeOperator(layer, tflite_sparse::Isa::kGeneric,
-                           std::make_shared<tflite_sparse::ThreadPool>(threads));
+    auto op = GenericOperatorSplitFromZeroFlops(layer, threads);
     EXPECT_TRUE(op != nullptr);
     if (op == nullptr) return;
-    op->set_min_parallel_flops(0);
     std::string error;
     EXPECT_TRUE(op->Prepare(1, 7, 7, 1024, &error)) << error;
     const int64_t tiles = op->pixel_tiles();
