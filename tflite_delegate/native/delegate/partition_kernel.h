@@ -47,7 +47,6 @@ class PartitionKernel {
 
   const std::set<int>& external() const { return external_; }
 
-
  private:
   // Where a step's tensor lives, resolved by Prepare so that Invoke needs no lookups.
   struct TensorRef {

@@ -54,7 +54,8 @@ constexpr double kBlockingMaxKeptFraction = 0.15;
 // (Until 2026-12-04 KxK and strided 1x1 layers with an odd output width below 16 also ran
 // pixel-major: a 7-wide row is three pairs and a lone pixel, 1/8 of the FMAs wasted, and before
 // weight prefetching the pairs ran ResNet-50's 7x7 layers at 0.83-0.95x. With it they run them
-// 1.04-1.10x faster: docs/RESULTS.md, "Weight prefetching".)
+// 1.04-1.11x faster: docs/RESULTS.md, "Weight prefetching"; the last column now pairs
+// vertically, see PreparePairs.)
 constexpr int kPairPixelMajorMinBlockN = 16;
 constexpr double kPairMinKeptFlopsPerInputPerChunk = 96.0;
 // Orders this thread's non-temporal stores before its later stores (the pool's join).
