@@ -431,7 +431,8 @@ TEST(PixelPairOddWidthsMatchPixelMajorBitwise) {
             EXPECT_TRUE(&op->variant() == pair) << op->variant().name;
             EXPECT_TRUE(op->geometry().out_w % 2 == 1);
             std::vector<float> output(reference.size(), -777.0f);
-            EXPECT_TRUE(op->Run(input.data(), output.data(), fused_add ? residual.data() : nullptr));
+            EXPECT_TRUE(
+                op->Run(input.data(), output.data(), fused_add ? residual.data() : nullptr));
             EXPECT_TRUE(std::memcmp(output.data(), reference.data(),
                                     output.size() * sizeof(float)) == 0)
                 << pair->name << " " << c.kernel_h << "x" << c.kernel_w << " stride " << c.stride

@@ -72,7 +72,8 @@ std::string FormatReportJson(const char* isa, int num_threads, int kernels_creat
     json += ", \"fused_add_node\": " +
             (decision.fused_add_node >= 0 ? std::to_string(decision.fused_add_node) : "null");
     json += ", \"runs\": " + (decision.runs >= 0 ? std::to_string(decision.runs) : "null");
-    json += ", \"run_seconds\": " + (decision.runs >= 0 ? JsonNumber(decision.run_seconds) : "null");
+    json += ", \"run_seconds\": " +
+            (decision.runs >= 0 ? JsonNumber(decision.run_seconds) : "null");
     json += "}";
   }
   return json + "]}";

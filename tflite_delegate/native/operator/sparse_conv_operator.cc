@@ -484,7 +484,8 @@ void SparseConvOperator::PairRows(const float* input, int64_t first_row, int64_t
     }
     for (int column = 0; column < vertical_columns_; ++column) {
       const float* upper = padded(image, row % g.padded_h, window_start + column);
-      const float* lower = padded(image, row % g.padded_h + params_.stride_h, window_start + column);
+      const float* lower =
+          padded(image, row % g.padded_h + params_.stride_h, window_start + column);
       float* pairs = destination + 2 * (static_cast<int64_t>(g.padded_w) + column) * g.channels;
       for (int c = 0; c < g.channels; ++c) {
         pairs[2 * c] = upper != nullptr ? upper[c] : 0.0f;

@@ -17,7 +17,8 @@
 // microkernel.h) in a workspace that operators may share (set_workspace), or for a 1x1 layer
 // pairs each tile's pixels into a per-thread buffer right before its call; tiles are runs of
 // pixel pairs (a pair is two pixels of one output row; in an odd-width output the last column's
-// pixels pair vertically for a KxK layer, else the last pixel of a row is a pair of its own). Where pairs measured slower, the pixel-major variant runs the layer
+// pixels pair vertically for a KxK layer, else the last pixel of a row is a pair of its own).
+// Where pairs measured slower, the pixel-major variant runs the layer
 // (set_pixel_pair_fallback). The operator knows nothing of TFLite (delegate/partition_kernel.h
 // runs it), so the C++ tests and the microbenchmark drive it directly.
 #ifndef TFLITE_DELEGATE_OPERATOR_SPARSE_CONV_OPERATOR_H_
@@ -125,8 +126,8 @@ class SparseConvOperator {
 
   // Whether a pixel-pair variant at N >= 16 gives the layer to the pixel-major one where the
   // pairs measured slower inside models: 1x1 layers with less than 96 kept FLOPs per paired
-  // input value and group chunk (constants in the .cc). Default on; applies from the next Prepare. The C++ tests turn it
-  // off so that their small layers run paired.
+  // input value and group chunk (constants in the .cc). Default on; applies from the next
+  // Prepare. The C++ tests turn it off so that their small layers run paired.
   void set_pixel_pair_fallback(bool enabled) {
     pair_fallback_ = enabled;
     prepared_ = false;
