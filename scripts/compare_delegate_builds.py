@@ -15,9 +15,15 @@ XNNPACK (ratio of medians), and for every build after the first the median over 
 first build. Outputs are compared bitwise with the first build's on the same random input; the
 process exits with status 1 if any differ (a build that changes results is not a speed change).
 
+With `--profile` every build runs with the delegate option `profile` (builds from 2026-12-04 on)
+and each model's line is followed by one line per claimed conv: its mean time per invoke in each
+build (over the warm-up and every sampled invoke), the microkernel each build runs it with, and
+the first build's time over each other build's (above 1: faster than the first build).
+
 Run: python -m scripts.compare_delegate_builds --models=a.tflite,b.tflite \\
        --libraries=old=/tmp/old.so,new=tflite_delegate/libtflite_sparse_delegate.so \\
-       [--batch=8] [--threads=2] [--rounds=9] [--min_sample_ms=200] [--json=out.json]
+       [--batch=8] [--threads=2] [--rounds=9] [--min_sample_ms=200] [--json=out.json] \\
+       [--profile]
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ flags.DEFINE_float("min_sample_ms", 200.0, "a sample repeats invokes for at leas
 flags.DEFINE_bool("xnnpack", True, "also run plain LiteRT (XNNPACK) as the speedup reference")
 flags.DEFINE_integer("seed", 0, "seed of the random input")
 flags.DEFINE_string("json", None, "also write the rows to this JSON file")
+flags.DEFINE_bool("profile", False, "time every claimed conv per build (delegate option profile)")
 
 
 def parse_libraries(entries: Sequence[str]) -> dict[str, Path]:
@@ -84,7 +91,9 @@ def _library_override(path: Path) -> Iterator[None]:
             os.environ[LIBRARY_ENVIRONMENT_VARIABLE] = previous
 
 
-def _interpreter(model: Path, library: Path | None, batch: int, threads: int, seed: int) -> Any:
+def _interpreter(
+    model: Path, library: Path | None, batch: int, threads: int, seed: int, profile: bool = False
+) -> Any:
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
@@ -93,7 +102,8 @@ def _interpreter(model: Path, library: Path | None, batch: int, threads: int, se
     delegates = []
     if library is not None:
         with _library_override(library):
-            delegates = [load_delegate(num_threads=threads)]
+            options = {"profile": True} if profile else {}
+            delegates = [load_delegate(num_threads=threads, **options)]
     interpreter = Interpreter(
         model_path=str(model), num_threads=threads, experimental_delegates=delegates
     )
@@ -118,18 +128,23 @@ def compare_model(
     min_sample_ms: float = 200.0,
     xnnpack: bool = True,
     seed: int = 0,
+    profile: bool = False,
 ) -> dict[str, Any]:
     """Times every build (and XNNPACK) on `model`, interleaved; one row (see the module doc).
 
     Returns {"model", "batch", "threads", "rounds", "median_ms": {name: ms}, "speedup_over_xnnpack":
     {name: x} (empty without XNNPACK), "over_first": {name: median per-round ratio} for every build
-    after the first, "bitwise_equal": {name: bool} against the first build}.
+    after the first, "bitwise_equal": {name: bool} against the first build}; with `profile` also
+    "layers": per claimed conv of the first build, in node order, {"node", "filter_shape" (O, KH,
+    KW, I), "run_ms": {name: mean ms per invoke}, "microkernel": {name: registry name}} (a build
+    that did not claim the node has no entry for it).
     """
     import numpy as np
 
     names = list(libraries) + ([XNNPACK] if xnnpack else [])
     interpreters = {
-        name: _interpreter(model, libraries.get(name), batch, threads, seed) for name in names
+        name: _interpreter(model, libraries.get(name), batch, threads, seed, profile)
+        for name in names
     }
     first = names[0]
 
@@ -150,7 +165,8 @@ def compare_model(
                 interpreters[name].invoke()
             samples[name].append((time.perf_counter() - start) / invokes * 1e3)
     median = {name: statistics.median(values) for name, values in samples.items()}
-    return {
+    layers = _layer_times(interpreters, list(libraries)) if profile else None
+    row = {
         "model": str(model),
         "batch": batch,
         "threads": threads,
@@ -168,6 +184,49 @@ def compare_model(
         },
         "bitwise_equal": bitwise,
     }
+    if layers is not None:
+        row["layers"] = layers
+    return row
+
+
+def _layer_times(interpreters: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:
+    """Per claimed conv of the first build: each build's mean ms per invoke and microkernel."""
+    from tflite_delegate.runtime import delegation_report
+
+    claimed = {
+        name: {d.node_index: d for d in delegation_report(interpreters[name]) if d.claimed}
+        for name in names
+    }
+    layers = []
+    for node, decision in sorted(claimed[names[0]].items()):
+        builds = {name: claimed[name][node] for name in names if node in claimed[name]}
+        layers.append(
+            {
+                "node": node,
+                "filter_shape": list(decision.filter_shape),
+                "run_ms": {name: d.run_ms for name, d in builds.items()},
+                "microkernel": {name: d.microkernel for name, d in builds.items()},
+            }
+        )
+    return layers
+
+
+def format_layers(row: dict[str, Any]) -> list[str]:
+    """One line per claimed conv of a profiled row: each build's ms and microkernel, and the
+    first build's time over each other build's."""
+    lines = []
+    for layer in row.get("layers", []):
+        shape = "x".join(str(size) for size in layer["filter_shape"])
+        parts = [f"  node {layer['node']} ({shape}):"]
+        times = layer["run_ms"]
+        first = next(iter(times.values()), None)
+        for name, ms in times.items():
+            text = f"{name} {ms:.3f} ms {layer['microkernel'][name]}" if ms is not None else name
+            if first and ms and name != next(iter(times)):
+                text += f" [first/this {first / ms:.3f}]"
+            parts.append(text)
+        lines.append("  ".join(parts))
+    return lines
 
 
 def format_row(row: dict[str, Any]) -> str:
@@ -212,8 +271,11 @@ def main(argv: Sequence[str]) -> int:
             min_sample_ms=FLAGS.min_sample_ms,
             xnnpack=FLAGS.xnnpack,
             seed=FLAGS.seed,
+            profile=FLAGS.profile,
         )
         print(format_row(row), flush=True)
+        for line in format_layers(row):
+            print(line, flush=True)
         rows.append(row)
     print(f"# load average at end: {os.getloadavg()[0]:.2f}")
     if FLAGS.json:

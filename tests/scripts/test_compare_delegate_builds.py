@@ -49,6 +49,29 @@ def test_two_copies_of_one_build_agree_bitwise_and_are_timed_interleaved(tmp_pat
     assert without_reference["over_first"] == {}
 
 
+def test_profile_gives_every_claimed_conv_its_time_in_each_build(tmp_path):
+    model = _sparse_model(tmp_path / "conv.tflite")
+    libraries = {}
+    for name in ("old", "new"):
+        libraries[name] = tmp_path / f"{name}.so"
+        shutil.copyfile(library_path(), libraries[name])
+    row = compare.compare_model(
+        model, libraries, rounds=2, min_sample_ms=2.0, xnnpack=False, profile=True
+    )
+    (layer,) = row["layers"]  # the model's one conv, claimed by both builds
+    assert layer["filter_shape"] == [32, 3, 3, 16]
+    assert set(layer["run_ms"]) == {"old", "new"}
+    # The conv runs inside each invoke: its mean time is positive and below the invoke's.
+    for name in ("old", "new"):
+        assert 0 < layer["run_ms"][name] <= 3 * row["median_ms"][name]
+        assert layer["microkernel"][name] == layer["microkernel"]["old"]
+    (line,) = compare.format_layers(row)
+    assert line.startswith(f"  node {layer['node']} (32x3x3x16):  old ") and "[first/this " in line
+    assert "layers" not in compare.compare_model(
+        model, {"old": libraries["old"]}, rounds=1, min_sample_ms=1.0, xnnpack=False
+    )
+
+
 def test_a_build_with_other_outputs_is_named():
     row = {
         "model": "m.tflite",
