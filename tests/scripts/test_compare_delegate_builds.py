@@ -20,13 +20,18 @@ def _sparse_model(path):
     return path
 
 
-def test_two_copies_of_one_build_agree_bitwise_and_are_timed_interleaved(tmp_path):
-    model = _sparse_model(tmp_path / "conv.tflite")
-    # Distinct paths, so that each is opened as its own library.
+def _two_copies(tmp_path) -> dict:
+    """The library copied to two distinct paths, so that each is opened as its own library."""
     libraries = {}
     for name in ("old", "new"):
         libraries[name] = tmp_path / f"{name}.so"
         shutil.copyfile(library_path(), libraries[name])
+    return libraries
+
+
+def test_two_copies_of_one_build_agree_bitwise_and_are_timed_interleaved(tmp_path):
+    model = _sparse_model(tmp_path / "conv.tflite")
+    libraries = _two_copies(tmp_path)
     row = compare.compare_model(
         model, libraries, batch=2, threads=2, rounds=3, min_sample_ms=2.0, seed=1
     )
@@ -51,10 +56,7 @@ def test_two_copies_of_one_build_agree_bitwise_and_are_timed_interleaved(tmp_pat
 
 def test_profile_gives_every_claimed_conv_its_time_in_each_build(tmp_path):
     model = _sparse_model(tmp_path / "conv.tflite")
-    libraries = {}
-    for name in ("old", "new"):
-        libraries[name] = tmp_path / f"{name}.so"
-        shutil.copyfile(library_path(), libraries[name])
+    libraries = _two_copies(tmp_path)
     row = compare.compare_model(
         model, libraries, rounds=2, min_sample_ms=2.0, xnnpack=False, profile=True
     )
