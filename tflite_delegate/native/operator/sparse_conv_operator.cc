@@ -235,6 +235,7 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
     while (group < groups && packed_.group_begin[group] + group < target) ++group;
     chunk_first_group_[chunk] = static_cast<int32_t>(group);
   }
+  PlanPrefetch();
   prepared_ = true;
   return true;
 }
@@ -262,7 +263,27 @@ std::vector<WeightRange> SparseConvOperator::FirstWeightsOfRuns() const {
   return first;
 }
 
+void SparseConvOperator::set_next_weights(std::vector<WeightRange> next) {
+  next_weights_ = std::move(next);
+  if (prepared_) PlanPrefetch();
+}
+
 SparseConvOperator::TilePrefetch SparseConvOperator::Prefetch(int64_t item) const {
+  return prefetch_plan_.empty() ? TilePrefetch() : prefetch_plan_[static_cast<size_t>(item)];
+}
+
+void SparseConvOperator::PlanPrefetch() {
+  const int64_t items = group_chunks() * pixel_tiles();
+  prefetch_plan_.resize(static_cast<size_t>(items));
+  bool any = false;
+  for (int64_t item = 0; item < items; ++item) {
+    prefetch_plan_[static_cast<size_t>(item)] = PlannedPrefetch(item);
+    any = any || prefetch_plan_[static_cast<size_t>(item)].address != 0;
+  }
+  if (!any) prefetch_plan_.clear();
+}
+
+SparseConvOperator::TilePrefetch SparseConvOperator::PlannedPrefetch(int64_t item) const {
   TilePrefetch prefetch;
   const int64_t tiles = pixel_tiles();
   const int64_t chunk = item / tiles;

@@ -146,9 +146,10 @@ class SparseConvOperator {
   // After Prepare: per run of Run's split (one for a layer the calling thread runs alone), the
   // packed weights of the group chunk it starts with.
   std::vector<WeightRange> FirstWeightsOfRuns() const;
-  void set_next_weights(std::vector<WeightRange> next) { next_weights_ = std::move(next); }
+  void set_next_weights(std::vector<WeightRange> next);
   // After Prepare: the prefetch fields of work item `item` (chunk-major: chunk x pixel_tiles()
-  // + tile), as Run passes them to the microkernel (all zero: none).
+  // + tile), as Run passes them to the microkernel (all zero: none). Planned once per Prepare and
+  // set_next_weights, not per Run.
   struct TilePrefetch {
     uintptr_t address = 0;
     int32_t first_tap = 0;
@@ -178,6 +179,10 @@ class SparseConvOperator {
   int64_t WeightChunks() const;
   // Threads Run splits the work items between (1 when the calling thread runs them alone).
   int Runs() const;
+  // Fills prefetch_plan_ (empty when no work item prefetches) from the prepared decomposition
+  // and next_weights_; PlannedPrefetch computes one item's entry.
+  void PlanPrefetch();
+  TilePrefetch PlannedPrefetch(int64_t item) const;
   bool PreparePanel();
 
   ConvParameters params_;
@@ -234,6 +239,7 @@ class SparseConvOperator {
   bool stream_output_ = false;
   bool serial_ = false;  // too little work to wake a worker: the calling thread runs it all
   std::vector<WeightRange> next_weights_;  // per run (set_next_weights)
+  std::vector<TilePrefetch> prefetch_plan_;  // per work item (PlanPrefetch)
 };
 
 }  // namespace tflite_sparse
