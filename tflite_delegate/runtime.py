@@ -27,8 +27,10 @@ OPTION_NAMES = (
     "block_n",
     "isa",
     "fuse_add",
+    "fold_pad",
     "verbose",
     "per_image_bytes",
+    "profile",
 )
 REPORT_FUNCTION = "tflite_sparse_delegate_report"
 LAST_ERROR_FUNCTION = "tflite_sparse_delegate_last_error"
@@ -59,9 +61,12 @@ class NodeDecision:
     to the pixel-major one, docs/architecture.md), before that the one chosen at claim time.
     `fused_add_node` is the ADD node that a claimed conv runs in its epilogue (option fuse_add:
     a residual ADD whose operand is this conv's output and nothing else's; the result is bitwise
-    that of the two nodes), else None. With the delegate option `profile`, `runs` is the number
-    of invokes that ran a claimed node and `run_ms` its mean time per invoke in milliseconds (the
-    node's convolution and fused ADD, all images of the batch), else None.
+    that of the two nodes), else None. `folded_pad_node` is the PAD node folded into a claimed
+    conv's padding (option fold_pad: a zero PAD of height and width whose output only this conv
+    reads; bitwise the same result), else None. With the delegate option `profile`, `runs` is
+    the number of invokes that ran a claimed node and `run_ms` its mean time per invoke in
+    milliseconds (the node's convolution, folded PAD and fused ADD, all images of the batch),
+    else None.
     """
 
     node_index: int
@@ -80,6 +85,7 @@ class NodeDecision:
     microkernel: str | None
     isa: str
     fused_add_node: int | None = None
+    folded_pad_node: int | None = None
     runs: int | None = None
     run_ms: float | None = None
 
@@ -208,7 +214,9 @@ def load_delegate(**options: Any):
     auto), fuse_add (bool, default True: an ADD of two same-shape float tensors, one of them a
     claimed conv's output read by nothing else, e.g. a ResNet block's shortcut ADD with its ReLU,
     runs in that conv's epilogue instead of as its own XNNPACK node; bitwise the same result),
-    verbose (bool), per_image_bytes ("auto", "off" or an int >= 0; default "auto", a quarter of
+    fold_pad (bool, default True: a zero PAD node whose output only a claimed conv reads, such as
+    Keras's ZeroPadding2D before ResNet's 7x7 stem, becomes part of that conv's padding instead of
+    an XNNPACK copy of the whole tensor; bitwise the same result), verbose (bool), per_image_bytes ("auto", "off" or an int >= 0; default "auto", a quarter of
     the L3 cache: at batch > 1 a run of claimed convs goes image by image, up to the last
     reader of its last intermediate tensor of at least this many bytes over the batch, so that
     each image's activations stay cached between convs; bitwise the same result), profile
@@ -341,6 +349,7 @@ def delegate_summary(delegate_or_interpreter: Any) -> DelegateSummary:
             microkernel=node["microkernel"],
             isa=data["isa"],
             fused_add_node=node.get("fused_add_node"),
+            folded_pad_node=node.get("folded_pad_node"),
             runs=node.get("runs"),
             run_ms=_mean_ms(node.get("run_seconds"), node.get("runs")),
         )

@@ -37,6 +37,8 @@ PARALLEL_JOBS = 2
 PORTABLE_SOURCES = (
     "abi/plugin_entry.cc",
     "claiming/add_fusion.cc",
+    "claiming/pad_folding.cc",
+    "claiming/partition_preview.cc",
     "claiming/claiming_policy.cc",
     "claiming/constant_weights.cc",
     "claiming/reason_code.cc",

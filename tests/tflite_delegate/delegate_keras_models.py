@@ -48,15 +48,21 @@ def apply_block_masks(model, block_n: int, sparsity: float, seed: int, skip=("st
     return masks
 
 
-def masked_tflite(model, seed: int) -> bytes:
-    """`model` with 1x16 blocks at 50 % in every conv (stems included), converted to float32
-    .tflite bytes (the file stays in the session directory under the model's name)."""
+def session_tflite(model) -> bytes:
+    """`model` converted to float32 .tflite bytes (the file stays in the session directory under
+    the model's name)."""
     import tflite_delegate
 
-    apply_block_masks(model, block_n=16, sparsity=0.5, seed=seed, skip=())
     path = _SESSION_DIRECTORY / f"{model.name}.tflite"
     tflite_delegate.convert(model, path)
     return path.read_bytes()
+
+
+def masked_tflite(model, seed: int) -> bytes:
+    """`model` with 1x16 blocks at 50 % in every conv (stems included), converted to float32
+    .tflite bytes (session_tflite)."""
+    apply_block_masks(model, block_n=16, sparsity=0.5, seed=seed, skip=())
+    return session_tflite(model)
 
 
 @cache

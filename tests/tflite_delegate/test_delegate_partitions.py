@@ -36,8 +36,9 @@ def _projection_after_pad_model() -> bytes:
     x -> PAD -> conv 3x3 s2 (valid) -> conv 3x3 -> ADD <- conv 1x1 s2 (projection of x)
       -> ReLU -> conv 3x3 -> conv 3x3 -> ADD (identity) -> ReLU
 
-    The projection conv needs only x, so TFLite puts it in the partition before the PAD; the
-    block's ADD can then only run in the epilogue of the main path's second conv."""
+    With the PAD left to TFLite (fold_pad=False), the projection conv, which needs only x, goes
+    to the partition before the PAD; the block's ADD can then only run in the epilogue of the
+    main path's second conv. With the PAD folded into main_1 the whole model is one node."""
     import keras
 
     keras.utils.set_random_seed(3)
@@ -57,27 +58,30 @@ def _projection_after_pad_model() -> bytes:
 
 
 def test_a_run_of_claimed_convs_is_one_delegate_node():
-    """Every conv and ADD of the model in one node, except where the PAD cuts the graph."""
+    """Every conv and ADD of the model in one node, except where a TFLite node (the PAD, when
+    not folded) cuts the graph."""
     import tflite_delegate
 
     content = _projection_after_pad_model()
-    interpreter, delegate = delegate_interpreter(content)
-    interpreter.allocate_tensors()
-    names = [op["op_name"] for op in _operators(interpreter)]
     original = [op["op_name"] for op in _operators(Interpreter(model_content=content))]
     assert original.count("CONV_2D") == 6 and original.count("ADD") == 2
-    # Before the PAD: the stem and the projection; after it: the rest (4 convs, 2 ADDs).
-    assert names.count("DELEGATE") == 2
-    summary = tflite_delegate.delegate_summary(delegate)
-    assert summary.kernels_created == 6  # one per claimed conv, whatever the partitions
-    assert summary.partitions_created == 2
+    assert original.count("PAD") == 1
+    # Before the PAD: the stem and the projection; after it: the rest (4 convs, 2 ADDs). Folded,
+    # the PAD joins the one node.
+    for fold_pad, nodes in ((False, 2), (True, 1)):
+        interpreter, delegate = delegate_interpreter(content, fold_pad=fold_pad)
+        interpreter.allocate_tensors()
+        assert [op["op_name"] for op in _operators(interpreter)].count("DELEGATE") == nodes
+        summary = tflite_delegate.delegate_summary(delegate)
+        assert summary.kernels_created == 6  # one per claimed conv, whatever the partitions
+        assert summary.partitions_created == nodes
 
 
 def test_an_add_whose_later_conv_runs_earlier_moves_to_the_other_conv():
     content = _projection_after_pad_model()
     operators = {op["index"]: op for op in _operators(Interpreter(model_content=content))}
-    fused_, _ = delegate_interpreter(content, num_threads=2)
-    unfused, _ = delegate_interpreter(content, num_threads=2, fuse_add=False)
+    fused_, _ = delegate_interpreter(content, num_threads=2, fold_pad=False)
+    unfused, _ = delegate_interpreter(content, num_threads=2, fuse_add=False, fold_pad=False)
     fusion = _fused(fused_)
     adds = {index for index, op in operators.items() if op["op_name"] == "ADD"}
     assert set(fusion.values()) == adds

@@ -1,5 +1,6 @@
 // The sparse CONV_2D operator against a direct float64 convolution, on random shapes, widths,
 // strides, dilations and paddings; outputs bitwise identical for 1, 2 and 3 threads.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -222,6 +223,71 @@ TEST(OperatorMatchesDirectConvolutionAndIsBitwiseStableAcrossThreads) {
               << tflite_sparse::IsaName(isa) << " trial " << trial << ": " << threads
               << " threads differ from 1";
         }
+      }
+    }
+  }
+}
+
+// Explicit padding (a folded PAD node) on random layers: the same bits as the layer without it
+// on an input padded by hand, which also matches the direct convolution; 1 and 2 threads.
+TEST(ExplicitPaddingEqualsAnInputPaddedByHandBitwise) {
+  auto rng = native_test::Random(2027);
+  for (int trial = 0; trial < 40; ++trial) {
+    const Layer layer = RandomLayer(rng);
+    Layer folded = layer;
+    folded.params.pad_top = native_test::UniformInt(rng, 0, 3);
+    folded.params.pad_bottom = native_test::UniformInt(rng, 0, 3);
+    folded.params.pad_left = native_test::UniformInt(rng, 0, 3);
+    folded.params.pad_right = native_test::UniformInt(rng, 0, 3);
+    const int top = folded.params.pad_top;
+    const int left = folded.params.pad_left;
+    const int extra_h = top + folded.params.pad_bottom;
+    const int extra_w = left + folded.params.pad_right;
+    const int min_h = layer.params.padding == Padding::kValid
+                          ? (layer.shape.kernel_h - 1) * layer.params.dilation_h + 1
+                          : 1;
+    const int min_w = layer.params.padding == Padding::kValid
+                          ? (layer.shape.kernel_w - 1) * layer.params.dilation_w + 1
+                          : 1;
+    const int batch = native_test::UniformInt(rng, 1, 2);
+    const int in_h = native_test::UniformInt(rng, std::max(1, min_h - extra_h), min_h + 6);
+    const int in_w = native_test::UniformInt(rng, std::max(1, min_w - extra_w), min_w + 8);
+    const int channels = layer.shape.in_channels;
+    const std::vector<float> input = RandomInput(rng, layer, batch, in_h, in_w);
+    const int padded_h = in_h + extra_h;
+    const int padded_w = in_w + extra_w;
+    std::vector<float> padded(static_cast<size_t>(batch) * padded_h * padded_w * channels, 0.0f);
+    for (int n = 0; n < batch; ++n) {
+      for (int y = 0; y < in_h; ++y) {
+        std::memcpy(&padded[((static_cast<size_t>(n) * padded_h + y + top) * padded_w + left) *
+                            channels],
+                    &input[(static_cast<size_t>(n) * in_h + y) * in_w * channels],
+                    static_cast<size_t>(in_w) * channels * sizeof(float));
+      }
+    }
+    for (tflite_sparse::Isa isa : RunnableIsas()) {
+      auto by_hand = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(1));
+      std::string error;
+      EXPECT_TRUE(by_hand->Prepare(batch, padded_h, padded_w, channels, &error)) << error;
+      const ConvGeometry& g = by_hand->geometry();
+      std::vector<float> expected(static_cast<size_t>(batch) * g.out_h * g.out_w *
+                                  g.out_channels);
+      EXPECT_TRUE(by_hand->Run(padded.data(), expected.data()));
+      const double worst = MaxErrorAgainstDirect(layer, padded, g, expected);
+      EXPECT_TRUE(worst <= 1e-5) << "trial " << trial << " max |diff| " << worst;
+      for (int threads = 1; threads <= 2; ++threads) {
+        auto op = MakeOperator(folded, isa, std::make_shared<tflite_sparse::ThreadPool>(threads));
+        op->set_min_parallel_flops(0);
+        EXPECT_TRUE(op->Prepare(batch, in_h, in_w, channels, &error)) << error;
+        const ConvGeometry& h = op->geometry();
+        EXPECT_TRUE(h.out_h == g.out_h && h.out_w == g.out_w) << "trial " << trial;
+        std::vector<float> output(expected.size(), -1.0f);
+        EXPECT_TRUE(op->Run(input.data(), output.data()));
+        EXPECT_TRUE(op->Run(input.data(), output.data()));  // the zero borders survive a run
+        EXPECT_TRUE(std::memcmp(output.data(), expected.data(), output.size() * sizeof(float)) ==
+                    0)
+            << tflite_sparse::IsaName(isa) << " trial " << trial << ", " << threads
+            << " thread(s): explicit padding differs from the input padded by hand";
       }
     }
   }

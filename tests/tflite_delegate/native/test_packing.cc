@@ -179,12 +179,57 @@ TEST(GeometryFollowsTfLitePaddingRules) {
   EXPECT_TRUE(!g.needs_padding);
 }
 
+TEST(GeometryAddsExplicitPaddingBeforeTheConvsOwnRule) {
+  ConvParameters params;
+  ConvGeometry g;
+  std::string reason;
+  // A folded PAD of 3 then VALID 7x7 stride 2 (ResNet's stem): 230 - 7 = 223, out 112.
+  params.stride_h = params.stride_w = 2;
+  params.pad_top = params.pad_bottom = params.pad_left = params.pad_right = 3;
+  EXPECT_TRUE(
+      tflite_sparse::ComputeConvGeometry(1, 224, 224, 3, Shape(64, 7, 7, 3), params, &g, &reason));
+  EXPECT_EQ(g.out_h, 112);
+  EXPECT_EQ(g.out_w, 112);
+  EXPECT_EQ(g.pad_top, 3);
+  EXPECT_EQ(g.pad_left, 3);
+  EXPECT_EQ(g.padded_h, 230);
+  EXPECT_EQ(g.padded_w, 230);
+  EXPECT_TRUE(g.needs_padding);
+  // Asymmetric explicit pads, then SAME stride 2 3x3 on the 8 x 11 padded image: out 4 x 6;
+  // SAME adds 1 row (0 before, 1 after) and 2 columns (1 before, 1 after).
+  params.padding = Padding::kSame;
+  params.pad_top = 1;
+  params.pad_bottom = 0;
+  params.pad_left = 2;
+  params.pad_right = 1;
+  EXPECT_TRUE(tflite_sparse::ComputeConvGeometry(1, 7, 8, 3, Shape(5, 3, 3, 3), params, &g, &reason));
+  EXPECT_EQ(g.out_h, 4);
+  EXPECT_EQ(g.out_w, 6);
+  EXPECT_EQ(g.pad_top, 1);
+  EXPECT_EQ(g.pad_left, 3);
+  EXPECT_EQ(g.padded_h, 9);
+  EXPECT_EQ(g.padded_w, 13);
+  // Only bottom padding: the image still needs its zero rows.
+  params = ConvParameters();
+  params.pad_bottom = 2;
+  EXPECT_TRUE(tflite_sparse::ComputeConvGeometry(1, 4, 4, 1, Shape(1, 3, 3, 1), params, &g, &reason));
+  EXPECT_EQ(g.out_h, 4);
+  EXPECT_EQ(g.out_w, 2);
+  EXPECT_EQ(g.pad_top, 0);
+  EXPECT_TRUE(g.needs_padding);
+}
+
 TEST(GeometryRefusesWithAnErrorCode) {
   ConvParameters params;
   ConvGeometry g;
   std::string reason;
   GeometryError error = GeometryError::kNone;
   params.stride_h = 0;
+  EXPECT_TRUE(!tflite_sparse::ComputeConvGeometry(1, 5, 5, 1, Shape(1, 1, 1, 1), params, &g,
+                                                  &reason, &error));
+  EXPECT_TRUE(error == GeometryError::kInvalidParameters) << reason;
+  params = ConvParameters();
+  params.pad_left = -1;
   EXPECT_TRUE(!tflite_sparse::ComputeConvGeometry(1, 5, 5, 1, Shape(1, 1, 1, 1), params, &g,
                                                   &reason, &error));
   EXPECT_TRUE(error == GeometryError::kInvalidParameters) << reason;

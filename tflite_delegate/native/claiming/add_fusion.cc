@@ -2,7 +2,7 @@
 
 #include <set>
 
-#include "abi/int_array.h"
+#include "claiming/partition_preview.h"
 
 namespace tflite_sparse {
 
@@ -21,64 +21,25 @@ bool IsFloatTensor(const TfLiteContext& context, int tensor) {
          context.tensors[tensor].type == kTfLiteFloat32 && context.tensors[tensor].dims != nullptr;
 }
 
-// One partition of a preview: its nodes and its output tensors.
-struct PreviewedPartition {
-  std::set<int> nodes;
-  std::set<int> outputs;
-};
-
-// TFLite's partitions of `nodes` replaced in one request, in the runtime's order, or false when
-// the runtime cannot preview them.
-bool PreviewPartitions(TfLiteContext* context, const std::vector<int>& nodes,
-                       std::vector<PreviewedPartition>* previewed) {
-  if (context->PreviewDelegatePartitioning == nullptr) return false;
-  const IntArray array = MakeIntArray(nodes);
-  TfLiteDelegateParams* partitions = nullptr;
-  int count = 0;
-  if (context->PreviewDelegatePartitioning(context, array.get(), &partitions, &count) !=
-          kTfLiteOk ||
-      (count > 0 && partitions == nullptr)) {
-    return false;
-  }
-  const auto members = [](const TfLiteIntArray* list) {
-    return list == nullptr ? std::set<int>() : std::set<int>(list->data, list->data + list->size);
-  };
-  previewed->clear();
-  for (int p = 0; p < count; ++p) {
-    previewed->push_back({members(partitions[p].nodes_to_replace),
-                          members(partitions[p].output_tensors)});
-  }
-  return true;
-}
-
-// True if TFLite would make {conv_node, add_node} one partition whose only output is
-// `add_output`.
-bool OnePartitionWithOneOutput(TfLiteContext* context, int conv_node, int add_node,
-                               int add_output) {
-  std::vector<PreviewedPartition> partitions;
-  return PreviewPartitions(context, {conv_node, add_node}, &partitions) &&
-         partitions.size() == 1 && partitions[0].nodes.size() == 2 &&
-         partitions[0].outputs == std::set<int>{add_output};
-}
-
 }  // namespace
 
 void SplitFusionsByPartition(TfLiteContext* context, const std::map<int, ConvLayerPlan>& claimed,
+                             const std::map<int, int>& companions,
                              std::map<int, FusedAdd>* together, std::map<int, FusedAdd>* alone) {
   alone->clear();
   // Each round moves a pair to its alternative conv (at most once per pair) or to `alone`.
   for (size_t round = 0; !together->empty() && round <= 2 * claimed.size(); ++round) {
     std::vector<int> nodes;
     for (const auto& [conv_node, plan] : claimed) {
-      if (!alone->count(conv_node)) nodes.push_back(conv_node);
+      if (alone->count(conv_node)) continue;
+      nodes.push_back(conv_node);
+      const auto companion = companions.find(conv_node);
+      if (companion != companions.end()) nodes.push_back(companion->second);
     }
     for (const auto& [conv_node, add] : *together) nodes.push_back(add.add_node);
     std::vector<PreviewedPartition> partitions;
     if (!PreviewPartitions(context, nodes, &partitions)) break;
-    std::map<int, int> partition_of;
-    for (size_t p = 0; p < partitions.size(); ++p) {
-      for (const int node : partitions[p].nodes) partition_of[node] = static_cast<int>(p);
-    }
+    const std::map<int, int> partition_of = PartitionOfNodes(partitions);
     const auto partition = [&](int node) {
       const auto found = partition_of.find(node);
       return found == partition_of.end() ? -1 : found->second;

@@ -16,15 +16,20 @@ struct AxisLayout {
   int64_t padded = 0;
 };
 
-// One spatial axis; all arithmetic in 64 bits so hostile shapes cannot overflow here.
-AxisLayout LayoutAxis(int64_t in, int64_t kernel, int64_t stride, int64_t dilation,
-                      Padding padding) {
+// One spatial axis of an input `in` long with `before` and `after` explicit zeros (a folded
+// PAD) around it; all arithmetic in 64 bits so hostile shapes cannot overflow here.
+AxisLayout LayoutAxis(int64_t real_in, int64_t before, int64_t after, int64_t kernel,
+                      int64_t stride, int64_t dilation, Padding padding) {
   AxisLayout axis;
+  // The conv's own padding rule sees the explicitly padded input; its zeros then come in front
+  // of (or after) the explicit ones, which is the same image.
+  const int64_t in = real_in + before + after;
   const int64_t effective_kernel = (kernel - 1) * dilation + 1;
+  axis.pad_before = before;
   if (padding == Padding::kSame) {
     axis.out = (in + stride - 1) / stride;
     const int64_t total = std::max<int64_t>((axis.out - 1) * stride + effective_kernel - in, 0);
-    axis.pad_before = total / 2;
+    axis.pad_before += total / 2;
     axis.padded = in + total;
   } else {
     axis.out = in >= effective_kernel ? (in - effective_kernel) / stride + 1 : 0;
@@ -73,6 +78,12 @@ bool ComputeConvGeometry(int batch, int in_h, int in_w, int channels, const Filt
     *reason = "dilation must be positive";
     return false;
   }
+  if (params.pad_top < 0 || params.pad_bottom < 0 || params.pad_left < 0 ||
+      params.pad_right < 0) {
+    code = GeometryError::kInvalidParameters;
+    *reason = "explicit padding must not be negative";
+    return false;
+  }
   if (filter.out_channels < 1 || filter.kernel_h < 1 || filter.kernel_w < 1 ||
       filter.in_channels < 1) {
     code = GeometryError::kZeroSized;
@@ -84,10 +95,10 @@ bool ComputeConvGeometry(int batch, int in_h, int in_w, int channels, const Filt
     *reason = "zero-sized input tensor";
     return false;
   }
-  const AxisLayout rows =
-      LayoutAxis(in_h, filter.kernel_h, params.stride_h, params.dilation_h, params.padding);
-  const AxisLayout cols =
-      LayoutAxis(in_w, filter.kernel_w, params.stride_w, params.dilation_w, params.padding);
+  const AxisLayout rows = LayoutAxis(in_h, params.pad_top, params.pad_bottom, filter.kernel_h,
+                                     params.stride_h, params.dilation_h, params.padding);
+  const AxisLayout cols = LayoutAxis(in_w, params.pad_left, params.pad_right, filter.kernel_w,
+                                     params.stride_w, params.dilation_w, params.padding);
   if (rows.out < 1 || cols.out < 1) {
     code = GeometryError::kZeroSized;
     *reason = "zero-sized output (input smaller than the dilated kernel)";

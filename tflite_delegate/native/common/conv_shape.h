@@ -26,6 +26,13 @@ struct ConvParameters {
   int stride_w = 1;
   int dilation_h = 1;
   int dilation_w = 1;
+  // Zero rows and columns a folded PAD node (claiming/pad_folding.h) puts around the input
+  // before `padding` applies: the convolution then sees an input of in_h + pad_top + pad_bottom
+  // rows and in_w + pad_left + pad_right columns. All 0 for a conv without a folded PAD.
+  int pad_top = 0;
+  int pad_bottom = 0;
+  int pad_left = 0;
+  int pad_right = 0;
 };
 
 }  // namespace tflite_sparse

@@ -8,6 +8,7 @@
 #include <memory>
 #include <new>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "abi/int_array.h"
@@ -110,12 +111,20 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
     }
     decisions_.push_back(std::move(decision));
   }
+  pending_pads_.clear();
+  std::map<int, int> pad_of_conv;  // the folded PAD node of each conv that has one
+  if (options_.fold_pad) {
+    pending_pads_ = FindFoldedPads(context, execution_plan, pending_plans_);
+    for (const auto& [conv_node, pad] : pending_pads_) pad_of_conv[conv_node] = pad.pad_node;
+  }
   pending_adds_.clear();
   std::map<int, FusedAdd> alone;  // fused ADDs whose conv is replaced on its own (add_fusion.h)
   if (options_.fuse_add) {
     pending_adds_ = FindFusedAdds(context, execution_plan, pending_plans_);
-    SplitFusionsByPartition(context, pending_plans_, &pending_adds_, &alone);
+    SplitFusionsByPartition(context, pending_plans_, pad_of_conv, &pending_adds_, &alone);
   }
+  // A conv replaced on its own, with its ADD, leaves its PAD to TFLite.
+  for (const auto& [conv_node, add] : alone) pending_pads_.erase(conv_node);
   pending_positions_.clear();
   for (size_t i = 0; i < execution_plan.size(); ++i) {
     pending_positions_[execution_plan[i]] = static_cast<int>(i);
@@ -130,15 +139,17 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
   registration.custom_name = kKernelName;
   registration.version = 1;
 
-  // Every claimed conv and fused ADD in one request: TFLite cuts them into partitions, each a
-  // connected run of claimed nodes with no other node between them (a ResNet's whole body when
-  // every conv is claimed), and one PartitionKernel runs each. Then each conv of `alone` with
-  // its ADD, or alone when the graph as it now is would split them.
+  // Every claimed conv, folded PAD and fused ADD in one request: TFLite cuts them into
+  // partitions, each a connected run of claimed nodes with no other node between them (a
+  // ResNet's whole body when every conv is claimed), and one PartitionKernel runs each. Then
+  // each conv of `alone` with its ADD, or alone when the graph as it now is would split them.
   std::vector<int> together;
   for (int node_index : claimed) {
     if (!alone.count(node_index)) together.push_back(node_index);
   }
+  for (const auto& [conv_node, pad] : pending_pads_) together.push_back(pad.pad_node);
   for (const auto& [conv_node, add] : pending_adds_) together.push_back(add.add_node);
+  KeepFoldsInOnePartition(context, &together, &pending_pads_);
   TfLiteStatus status = ReplaceNodes(context, registration, together);
   for (const auto& [conv_node, add] : alone) {
     if (status != kTfLiteOk) break;
@@ -153,12 +164,17 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
   for (NodeDecision& decision : decisions_) {
     const auto add = pending_adds_.find(decision.node_index);
     if (add != pending_adds_.end()) decision.fused_add_node = add->second.add_node;
+    const auto pad = pending_pads_.find(decision.node_index);
+    if (pad != pending_pads_.end()) decision.folded_pad_node = pad->second.pad_node;
     if (options_.verbose) {
       // "claimed (<microkernel>)[ + ADD node <k>]" or "<reason> [<reason_code>]".
       std::fprintf(stderr, "tflite_sparse_delegate: CONV_2D node %d: %s %s%s%s",
                    decision.node_index, decision.reason.c_str(), decision.claimed ? "(" : "[",
                    decision.claimed ? decision.microkernel : ReasonCodeName(decision.reason_code),
                    decision.claimed ? ")" : "]");
+      if (decision.folded_pad_node >= 0) {
+        std::fprintf(stderr, " + PAD node %d", decision.folded_pad_node);
+      }
       if (decision.fused_add_node >= 0) {
         std::fprintf(stderr, " + ADD node %d", decision.fused_add_node);
       }
@@ -166,6 +182,7 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
     }
   }
   pending_plans_.clear();
+  pending_pads_.clear();
   pending_adds_.clear();
   pending_positions_.clear();
   return status;
@@ -194,32 +211,40 @@ void* SparseDelegate::CreateKernel(TfLiteContext* context, const TfLiteDelegateP
     context->ReportError(context, "tflite_sparse_delegate: empty partition");
     return nullptr;
   }
-  // The partition's convs in execution order; each fused ADD must come with its conv.
+  // The partition's convs in execution order; each folded PAD and fused ADD must come with its
+  // conv.
   const TfLiteIntArray& nodes = *params->nodes_to_replace;
   std::vector<int> convs;
-  std::set<int> adds;
+  std::set<int> others;  // the partition's folded PADs and fused ADDs
   for (int k = 0; k < nodes.size; ++k) {
     const int node = nodes.data[k];
     if (pending_plans_.count(node)) {
       convs.push_back(node);
     } else {
-      adds.insert(node);
+      others.insert(node);
     }
   }
   SortInExecutionOrder(&convs);
   for (const int conv : convs) {
+    const auto pad = pending_pads_.find(conv);
     const auto add = pending_adds_.find(conv);
-    if (add != pending_adds_.end() && adds.erase(add->second.add_node) != 1) {
-      context->ReportError(context,
-                           "tflite_sparse_delegate: node %d and its fused ADD %d are in different "
-                           "partitions",
-                           conv, add->second.add_node);
-      return nullptr;
+    for (const auto& [found, companion, what] :
+         {std::make_tuple(pad != pending_pads_.end(),
+                          pad != pending_pads_.end() ? pad->second.pad_node : -1, "folded PAD"),
+          std::make_tuple(add != pending_adds_.end(),
+                          add != pending_adds_.end() ? add->second.add_node : -1, "fused ADD")}) {
+      if (found && others.erase(companion) != 1) {
+        context->ReportError(context,
+                             "tflite_sparse_delegate: node %d and its %s %d are in different "
+                             "partitions",
+                             conv, what, companion);
+        return nullptr;
+      }
     }
   }
-  if (!adds.empty()) {
+  if (!others.empty()) {
     context->ReportError(context, "tflite_sparse_delegate: node %d was not analysed",
-                         *adds.begin());
+                         *others.begin());
     return nullptr;
   }
   std::set<int> external(params->input_tensors->data,
@@ -234,7 +259,10 @@ void* SparseDelegate::CreateKernel(TfLiteContext* context, const TfLiteDelegateP
                                                   options_.verbose, run_log_, options_.profile);
   std::set<int> available(kernel->external().begin(), kernel->external().end());
   for (const int conv : convs) {
-    const ConvLayerPlan& plan = pending_plans_.at(conv);
+    const auto pad = pending_pads_.find(conv);
+    const ConvLayerPlan plan = pad != pending_pads_.end()
+                                   ? WithFoldedPad(pending_plans_.at(conv), pad->second)
+                                   : pending_plans_.at(conv);
     const auto add = pending_adds_.find(conv);
     const FusedAdd* fused_add = add != pending_adds_.end() ? &add->second : nullptr;
     // A step reads only the partition's inputs and the outputs of earlier steps.

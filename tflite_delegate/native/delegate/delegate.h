@@ -13,6 +13,7 @@
 #include "abi/tflite_abi.h"
 #include "claiming/add_fusion.h"
 #include "claiming/claiming_policy.h"
+#include "claiming/pad_folding.h"
 #include "delegate/options.h"
 #include "delegate/run_log.h"
 #include "threading/thread_pool.h"
@@ -59,6 +60,7 @@ class SparseDelegate {
   int num_threads_ = 0;  // 0 until the first Prepare when the option is not given
   std::vector<NodeDecision> decisions_;
   std::map<int, ConvLayerPlan> pending_plans_;  // claimed nodes of the running Prepare
+  std::map<int, FoldedPad> pending_pads_;       // their folded PADs, by conv node
   std::map<int, FusedAdd> pending_adds_;        // their fused ADDs, by conv node
   std::map<int, int> pending_positions_;        // execution-plan position of every node
   // What the kernels report about the claimed nodes (microkernel at run time, profile); not

@@ -71,6 +71,8 @@ std::string FormatReportJson(const char* isa, int num_threads, int kernels_creat
             (known ? std::to_string(pattern.kept_tap_vectors_max) : "null");
     json += ", \"fused_add_node\": " +
             (decision.fused_add_node >= 0 ? std::to_string(decision.fused_add_node) : "null");
+    json += ", \"folded_pad_node\": " +
+            (decision.folded_pad_node >= 0 ? std::to_string(decision.folded_pad_node) : "null");
     json += ", \"runs\": " + (decision.runs >= 0 ? std::to_string(decision.runs) : "null");
     json += ", \"run_seconds\": " +
             (decision.runs >= 0 ? JsonNumber(decision.run_seconds) : "null");

@@ -1,0 +1,176 @@
+#include "claiming/pad_folding.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "claiming/constant_weights.h"
+#include "claiming/partition_preview.h"
+
+namespace tflite_sparse {
+
+namespace {
+
+// TFLite's builtin operator codes of the two zero-padding nodes (schema: PAD = 34, PADV2 = 60).
+constexpr int kBuiltinPad = 34;
+constexpr int kBuiltinPadV2 = 60;
+
+bool ReadOnly(const TfLiteTensor& tensor) {
+  return tensor.allocation_type == kTfLiteMmapRo && tensor.data.raw_const != nullptr;
+}
+
+// The [4, 2] paddings of a PAD node as int64, or false when they are not a read-only int32 or
+// int64 constant of that shape.
+bool ReadPaddings(const TfLiteTensor& tensor, int64_t (*pads)[2]) {
+  if (!ReadOnly(tensor) || tensor.dims == nullptr || tensor.dims->size != 2 ||
+      tensor.dims->data[0] != 4 || tensor.dims->data[1] != 2) {
+    return false;
+  }
+  if (tensor.type == kTfLiteInt32 && tensor.bytes >= 8 * sizeof(int32_t)) {
+    int32_t values[8];
+    std::memcpy(values, tensor.data.raw_const, sizeof(values));
+    for (int k = 0; k < 8; ++k) pads[k / 2][k % 2] = values[k];
+    return true;
+  }
+  if (tensor.type == kTfLiteInt64 && tensor.bytes >= 8 * sizeof(int64_t)) {
+    int64_t values[8];
+    std::memcpy(values, tensor.data.raw_const, sizeof(values));
+    for (int k = 0; k < 8; ++k) pads[k / 2][k % 2] = values[k];
+    return true;
+  }
+  return false;
+}
+
+// True if PADV2's constant value tensor is a read-only float32 +0.0f (the bits of +0.0: a -0.0
+// pad could change the sign of a zero output).
+bool PadsWithPositiveZero(const TfLiteTensor& tensor) {
+  if (!ReadOnly(tensor) || tensor.type != kTfLiteFloat32 || ElementCount(tensor) != 1 ||
+      tensor.bytes < sizeof(float)) {
+    return false;
+  }
+  uint32_t bits = 1;
+  std::memcpy(&bits, tensor.data.raw_const, sizeof(bits));
+  return bits == 0;
+}
+
+// The fold of PAD node `pad_node` (whose output is `pad_output`), or false when the node is not
+// a foldable PAD (see the header).
+bool DescribePad(TfLiteContext* context, int pad_node, int pad_output, FoldedPad* fold) {
+  TfLiteNode* node = nullptr;
+  TfLiteRegistration* registration = nullptr;
+  if (context->GetNodeAndRegistration(context, pad_node, &node, &registration) != kTfLiteOk ||
+      node == nullptr || registration == nullptr || node->inputs == nullptr ||
+      node->outputs == nullptr || node->outputs->size != 1 ||
+      node->outputs->data[0] != pad_output) {
+    return false;
+  }
+  const int code = registration->builtin_code;
+  const int inputs = node->inputs->size;
+  if (!((code == kBuiltinPad && inputs == 2) || (code == kBuiltinPadV2 && inputs == 3))) {
+    return false;
+  }
+  for (int k = 0; k < inputs; ++k) {
+    if (!ValidTensorIndex(context, node->inputs->data[k])) return false;
+  }
+  const TfLiteTensor& input = context->tensors[node->inputs->data[0]];
+  if (input.type != kTfLiteFloat32 || input.dims == nullptr || input.dims->size != 4) {
+    return false;
+  }
+  if (code == kBuiltinPadV2 && !PadsWithPositiveZero(context->tensors[node->inputs->data[2]])) {
+    return false;
+  }
+  int64_t pads[4][2];
+  if (!ReadPaddings(context->tensors[node->inputs->data[1]], pads)) return false;
+  if (pads[0][0] != 0 || pads[0][1] != 0 || pads[3][0] != 0 || pads[3][1] != 0) return false;
+  for (int axis = 1; axis <= 2; ++axis) {
+    for (int side = 0; side < 2; ++side) {
+      if (pads[axis][side] < 0 || pads[axis][side] > kMaxFoldedPad) return false;
+    }
+  }
+  fold->pad_node = pad_node;
+  fold->input_tensor = node->inputs->data[0];
+  fold->output_tensor = pad_output;
+  fold->top = static_cast<int>(pads[1][0]);
+  fold->bottom = static_cast<int>(pads[1][1]);
+  fold->left = static_cast<int>(pads[2][0]);
+  fold->right = static_cast<int>(pads[2][1]);
+  return true;
+}
+
+}  // namespace
+
+std::map<int, FoldedPad> FindFoldedPads(TfLiteContext* context,
+                                        const std::vector<int>& execution_plan,
+                                        const std::map<int, ConvLayerPlan>& claimed) {
+  // Producer and number of reads of every tensor.
+  std::map<int, int> producer;
+  std::map<int, int> reads;
+  for (const int node_index : execution_plan) {
+    TfLiteNode* node = nullptr;
+    TfLiteRegistration* registration = nullptr;
+    if (context->GetNodeAndRegistration(context, node_index, &node, &registration) !=
+            kTfLiteOk ||
+        node == nullptr) {
+      return {};
+    }
+    if (node->inputs != nullptr) {
+      for (int k = 0; k < node->inputs->size; ++k) ++reads[node->inputs->data[k]];
+    }
+    if (node->outputs != nullptr) {
+      for (int k = 0; k < node->outputs->size; ++k) producer[node->outputs->data[k]] = node_index;
+    }
+  }
+  std::map<int, FoldedPad> folds;
+  for (const auto& [conv_node, plan] : claimed) {
+    const auto pad = producer.find(plan.input_tensor);
+    FoldedPad fold;
+    if (pad == producer.end() || reads[plan.input_tensor] != 1 ||
+        !DescribePad(context, pad->second, plan.input_tensor, &fold) ||
+        !OnePartitionWithOneOutput(context, fold.pad_node, conv_node, plan.output_tensor)) {
+      continue;
+    }
+    folds.emplace(conv_node, fold);
+  }
+  return folds;
+}
+
+ConvLayerPlan WithFoldedPad(const ConvLayerPlan& plan, const FoldedPad& pad) {
+  ConvLayerPlan folded = plan;
+  folded.input_tensor = pad.input_tensor;
+  folded.params.pad_top += pad.top;
+  folded.params.pad_bottom += pad.bottom;
+  folded.params.pad_left += pad.left;
+  folded.params.pad_right += pad.right;
+  return folded;
+}
+
+void KeepFoldsInOnePartition(TfLiteContext* context, std::vector<int>* request,
+                             std::map<int, FoldedPad>* folds) {
+  const auto drop = [&](int conv_node) {
+    const int pad_node = folds->at(conv_node).pad_node;
+    request->erase(std::remove(request->begin(), request->end(), pad_node), request->end());
+    folds->erase(conv_node);
+  };
+  // Each round drops at least one fold, or ends.
+  while (!folds->empty()) {
+    std::vector<PreviewedPartition> partitions;
+    if (!PreviewPartitions(context, *request, &partitions)) {
+      while (!folds->empty()) drop(folds->begin()->first);
+      return;
+    }
+    const std::map<int, int> partition_of = PartitionOfNodes(partitions);
+    std::vector<int> broken;
+    for (const auto& [conv_node, fold] : *folds) {
+      const auto conv = partition_of.find(conv_node);
+      const auto pad = partition_of.find(fold.pad_node);
+      if (conv == partition_of.end() || pad == partition_of.end() ||
+          conv->second != pad->second ||
+          partitions[static_cast<size_t>(pad->second)].outputs.count(fold.output_tensor)) {
+        broken.push_back(conv_node);
+      }
+    }
+    if (broken.empty()) return;
+    for (const int conv_node : broken) drop(conv_node);
+  }
+}
+
+}  // namespace tflite_sparse
