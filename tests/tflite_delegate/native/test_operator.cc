@@ -629,6 +629,18 @@ TEST(FusedAddEqualsConvolutionThenAddBitwise) {
         EXPECT_TRUE(std::memcmp(fused.data(), expected.data(), size * sizeof(float)) == 0)
             << op->variant().name << " trial " << trial << " threads " << threads
             << ": fused ADD differs from convolution then ADD";
+        // In place (the output over the residual's bytes, as a partition schedules it where the
+        // operator allows): the same bits. Only the channel-major variant refuses.
+        const bool channel_major =
+            op->variant().layout == tflite_sparse::InputLayout::kChannelMajor;
+        EXPECT_TRUE(op->output_may_overwrite_residual() == !channel_major) << op->variant().name;
+        if (op->output_may_overwrite_residual()) {
+          std::vector<float> in_place = residual;
+          EXPECT_TRUE(op->Run(input.data(), in_place.data(), in_place.data()));
+          EXPECT_TRUE(std::memcmp(in_place.data(), expected.data(), size * sizeof(float)) == 0)
+              << op->variant().name << " trial " << trial << " threads " << threads
+              << ": the fused ADD in place differs";
+        }
       }
     }
   }

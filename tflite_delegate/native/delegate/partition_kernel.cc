@@ -83,6 +83,7 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
       context->ReportError(context, "tflite_sparse_delegate: %s", error.c_str());
       return kTfLiteError;
     }
+    step.tensors.output_may_overwrite_residual = step.op->output_may_overwrite_residual();
     if (batch_ < 0) batch_ = input[0];
     same_batch = same_batch && input[0] == batch_;
     const ConvGeometry& geometry = step.op->geometry();
@@ -123,6 +124,26 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
   for (const Step& step : steps_) tensors.push_back(step.tensors);
   schedule_ = SchedulePartition(tensors, external_, image_bytes, batch_, same_batch,
                                 large_tensor_bytes_);
+  bool rescheduled = false;
+  for (int index = 0; index < schedule_.per_image_steps; ++index) {
+    const ConvGeometry& geometry = steps_[index].op->geometry();
+    std::string error;
+    if (!steps_[index].op->Prepare(1, geometry.in_h, geometry.in_w, geometry.channels, &error)) {
+      context->ReportError(context, "tflite_sparse_delegate: %s", error.c_str());
+      return kTfLiteError;
+    }
+    // Prepared for one image, a step may choose another variant; one that may no longer write
+    // over its residual gets its own bytes (the per-image steps do not depend on it).
+    if (tensors[index].output_may_overwrite_residual &&
+        !steps_[index].op->output_may_overwrite_residual()) {
+      tensors[index].output_may_overwrite_residual = false;
+      rescheduled = true;
+    }
+  }
+  if (rescheduled) {
+    schedule_ = SchedulePartition(tensors, external_, image_bytes, batch_, same_batch,
+                                  large_tensor_bytes_);
+  }
   per_image_scratch_.ResizeZeroed(
       static_cast<size_t>(schedule_.per_image_scratch_bytes / sizeof(float)));
   batch_scratch_.ResizeZeroed(static_cast<size_t>(schedule_.batch_scratch_bytes / sizeof(float)));
@@ -143,14 +164,6 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
     step.input = resolve(step.tensors.input);
     step.residual = resolve(step.tensors.residual);
     step.output = resolve(step.tensors.output);
-  }
-  for (int index = 0; index < schedule_.per_image_steps; ++index) {
-    const ConvGeometry& geometry = steps_[index].op->geometry();
-    std::string error;
-    if (!steps_[index].op->Prepare(1, geometry.in_h, geometry.in_w, geometry.channels, &error)) {
-      context->ReportError(context, "tflite_sparse_delegate: %s", error.c_str());
-      return kTfLiteError;
-    }
   }
   // Each step prefetches, on each thread, the weights the next step starts with there
   // (SparseConvOperator::set_next_weights); the last step has no successor here.

@@ -90,6 +90,26 @@ PartitionSchedule SchedulePartition(const std::vector<StepTensors>& steps,
     }
   }
   const int prefix = schedule.per_image_steps;
+  // In-place outputs: each joins its residual's bytes, so the residual's interval grows to the
+  // output's last reader (chains: a block's output written over the previous block's, ...).
+  std::map<int, int> shares_with;  // in-place output -> the tensor whose placement it takes
+  const auto root_of = [&](int tensor) {
+    while (shares_with.count(tensor)) tensor = shares_with.at(tensor);
+    return tensor;
+  };
+  for (int step = 0; step < static_cast<int>(steps.size()); ++step) {
+    const StepTensors& tensors = steps[step];
+    const auto residual = interval.find(tensors.residual);
+    if (!tensors.output_may_overwrite_residual || residual == interval.end() ||
+        tensors.residual == tensors.input || residual->second.second != step ||
+        !interval.count(tensors.output) || bytes_of(tensors.residual) != bytes_of(tensors.output)) {
+      continue;
+    }
+    const int root = root_of(tensors.residual);
+    shares_with[tensors.output] = root;
+    interval[root].second = std::max(interval[root].second, interval[tensors.output].second);
+  }
+  for (const auto& [output, root] : shares_with) interval.erase(output);
   std::vector<LiveTensor> per_image;
   std::vector<LiveTensor> whole_batch;
   for (const auto& [tensor, steps_live] : interval) {
@@ -104,6 +124,9 @@ PartitionSchedule SchedulePartition(const std::vector<StepTensors>& steps,
   }
   schedule.per_image_scratch_bytes = PlaceByLiveness(per_image, true, &schedule.internal);
   schedule.batch_scratch_bytes = PlaceByLiveness(whole_batch, false, &schedule.internal);
+  for (const auto& [output, root] : shares_with) {
+    schedule.internal[output] = schedule.internal.at(root_of(root));
+  }
   return schedule;
 }
 

@@ -322,6 +322,10 @@ int64_t SparseConvOperator::WeightChunks() const {
   return (weight_bytes + kChunkWeightBytes - 1) / kChunkWeightBytes;
 }
 
+bool SparseConvOperator::output_may_overwrite_residual() const {
+  return prepared_ && active_->layout != InputLayout::kChannelMajor && channel_blocks_ == 1;
+}
+
 bool SparseConvOperator::PixelMajorBlocksChannels() const {
   const int64_t channels = packed_.shape.in_channels;
   const MicrokernelVariant* pixel_major =

@@ -112,6 +112,12 @@ class SparseConvOperator {
   // itself whole lines, keeps plain stores), and no input-channel blocks (whose partial sums are
   // re-read from the output).
   bool streams_output() const { return stream_output_; }
+  // True if Run may write its output over its residual (the same bytes): the prepared variant
+  // writes each output element after reading that element's residual, in the same call, and
+  // nothing else writes the output before (pixel-major and pixel-pair variants without
+  // input-channel blocks, whose partial sums pass through the output; a channel-major variant
+  // stores the convolution first and adds the residual in a second pass). False before Prepare.
+  bool output_may_overwrite_residual() const;
 
   // The buffer a pixel-pair variant builds its pair image in, grown by Prepare to what the
   // prepared shape needs and rewritten whole by every Run. Each operator starts with its own;
