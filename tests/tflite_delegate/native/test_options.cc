@@ -27,8 +27,8 @@ TEST(ValidOptionsAreParsed) {
   DelegateOptions options;
   std::string error;
   EXPECT_TRUE(Parse({{"num_threads", "3"}, {"min_sparsity", "0.25"}, {"block_n", "16"},
-                     {"isa", "generic"}, {"fuse_add", "0"}, {"fold_pad", "false"}, {"verbose", "True"},
-                     {"per_image_bytes", "4194304"}, {"profile", "1"}},
+                     {"isa", "generic"}, {"fuse_add", "0"}, {"fold_pad", "false"},
+                     {"verbose", "True"}, {"per_image_bytes", "4194304"}, {"profile", "1"}},
                     &options, &error))
       << error;
   EXPECT_EQ(options.per_image_bytes, 4194304);

@@ -133,14 +133,12 @@ std::map<int, FoldedPad> FindFoldedPads(TfLiteContext* context,
   return folds;
 }
 
-ConvLayerPlan WithFoldedPad(const ConvLayerPlan& plan, const FoldedPad& pad) {
-  ConvLayerPlan folded = plan;
-  folded.input_tensor = pad.input_tensor;
-  folded.params.pad_top += pad.top;
-  folded.params.pad_bottom += pad.bottom;
-  folded.params.pad_left += pad.left;
-  folded.params.pad_right += pad.right;
-  return folded;
+void FoldPad(const FoldedPad& pad, ConvLayerPlan* plan) {
+  plan->input_tensor = pad.input_tensor;
+  plan->params.pad_top += pad.top;
+  plan->params.pad_bottom += pad.bottom;
+  plan->params.pad_left += pad.left;
+  plan->params.pad_right += pad.right;
 }
 
 void KeepFoldsInOnePartition(TfLiteContext* context, std::vector<int>* request,

@@ -50,9 +50,9 @@ std::map<int, FoldedPad> FindFoldedPads(TfLiteContext* context,
                                         const std::vector<int>& execution_plan,
                                         const std::map<int, ConvLayerPlan>& claimed);
 
-// The plan of the conv's step with its PAD folded in: the PAD's input as input, the PAD's zeros
-// as explicit padding.
-ConvLayerPlan WithFoldedPad(const ConvLayerPlan& plan, const FoldedPad& pad);
+// Turns the plan of a conv into that of its step with `pad` folded in: the PAD's input as
+// input, the PAD's zeros added to the explicit padding.
+void FoldPad(const FoldedPad& pad, ConvLayerPlan* plan);
 
 // Removes from `folds`, and their PAD nodes from `request`, every fold that TFLite would not put
 // in one partition with its conv (with the PAD's output internal to it) when `request` is

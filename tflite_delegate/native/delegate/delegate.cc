@@ -150,6 +150,7 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
   for (const auto& [conv_node, pad] : pending_pads_) together.push_back(pad.pad_node);
   for (const auto& [conv_node, add] : pending_adds_) together.push_back(add.add_node);
   KeepFoldsInOnePartition(context, &together, &pending_pads_);
+  for (const auto& [conv_node, pad] : pending_pads_) FoldPad(pad, &pending_plans_.at(conv_node));
   TfLiteStatus status = ReplaceNodes(context, registration, together);
   for (const auto& [conv_node, add] : alone) {
     if (status != kTfLiteOk) break;
@@ -167,7 +168,7 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
     const auto pad = pending_pads_.find(decision.node_index);
     if (pad != pending_pads_.end()) decision.folded_pad_node = pad->second.pad_node;
     if (options_.verbose) {
-      // "claimed (<microkernel>)[ + ADD node <k>]" or "<reason> [<reason_code>]".
+      // "claimed (<microkernel>)[ + PAD node <j>][ + ADD node <k>]" or "<reason> [<reason_code>]".
       std::fprintf(stderr, "tflite_sparse_delegate: CONV_2D node %d: %s %s%s%s",
                    decision.node_index, decision.reason.c_str(), decision.claimed ? "(" : "[",
                    decision.claimed ? decision.microkernel : ReasonCodeName(decision.reason_code),
@@ -259,10 +260,7 @@ void* SparseDelegate::CreateKernel(TfLiteContext* context, const TfLiteDelegateP
                                                   options_.verbose, run_log_, options_.profile);
   std::set<int> available(kernel->external().begin(), kernel->external().end());
   for (const int conv : convs) {
-    const auto pad = pending_pads_.find(conv);
-    const ConvLayerPlan plan = pad != pending_pads_.end()
-                                   ? WithFoldedPad(pending_plans_.at(conv), pad->second)
-                                   : pending_plans_.at(conv);
+    const ConvLayerPlan& plan = pending_plans_.at(conv);
     const auto add = pending_adds_.find(conv);
     const FusedAdd* fused_add = add != pending_adds_.end() ? &add->second : nullptr;
     // A step reads only the partition's inputs and the outputs of earlier steps.
