@@ -282,6 +282,19 @@ def assert_outputs_close(
         )
 
 
+def assert_close_with_xnnpack_over_resized_batches(
+    interpreter, model_content: bytes, batches: Sequence[int] = (2, 1), seed: int = 0
+):
+    """`interpreter` (the way users run it: our delegate first, XNNPACK for the rest) within
+    rounding of the reference kernels, the input resized to each batch in turn."""
+    reference = reference_interpreter(model_content)
+    for batch in batches:
+        inputs = model_inputs(reference, batch, seed=seed + batch)
+        expected = run(reference, inputs)
+        scale = [max(float(np.abs(e).max()), 1.0) for e in expected]
+        assert_outputs_close(run(interpreter, inputs), expected, f"batch {batch}", scale)
+
+
 def assert_bitwise_equal(first: Sequence[np.ndarray], second: Sequence[np.ndarray], what=""):
     """Identical bytes (NaN patterns included), output by output."""
     for number, (a, b) in enumerate(zip(first, second, strict=True)):

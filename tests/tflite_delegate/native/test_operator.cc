@@ -183,17 +183,19 @@ void FillOneByOneBlocks(Layer& layer, std::mt19937_64& rng, const Keep& keep) {
   }
 }
 
+// The smallest input height (or width) the layer accepts along an axis with this kernel extent
+// and dilation: the dilated kernel with VALID padding, 1 with SAME.
+int MinInputExtent(const Layer& layer, int kernel, int dilation) {
+  return layer.params.padding == Padding::kValid ? (kernel - 1) * dilation + 1 : 1;
+}
+
 TEST(OperatorMatchesDirectConvolutionAndIsBitwiseStableAcrossThreads) {
   auto rng = native_test::Random(2026);
   for (int trial = 0; trial < 60; ++trial) {
     const Layer layer = RandomLayer(rng);
     const int batch = native_test::UniformInt(rng, 1, 2);
-    const int min_h = layer.params.padding == Padding::kValid
-                          ? (layer.shape.kernel_h - 1) * layer.params.dilation_h + 1
-                          : 1;
-    const int min_w = layer.params.padding == Padding::kValid
-                          ? (layer.shape.kernel_w - 1) * layer.params.dilation_w + 1
-                          : 1;
+    const int min_h = MinInputExtent(layer, layer.shape.kernel_h, layer.params.dilation_h);
+    const int min_w = MinInputExtent(layer, layer.shape.kernel_w, layer.params.dilation_w);
     const int in_h = native_test::UniformInt(rng, min_h, min_h + 9);
     const int in_w = native_test::UniformInt(rng, min_w, min_w + 11);
     const std::vector<float> input = RandomInput(rng, layer, batch, in_h, in_w);
@@ -243,12 +245,8 @@ TEST(ExplicitPaddingEqualsAnInputPaddedByHandBitwise) {
     const int left = folded.params.pad_left;
     const int extra_h = top + folded.params.pad_bottom;
     const int extra_w = left + folded.params.pad_right;
-    const int min_h = layer.params.padding == Padding::kValid
-                          ? (layer.shape.kernel_h - 1) * layer.params.dilation_h + 1
-                          : 1;
-    const int min_w = layer.params.padding == Padding::kValid
-                          ? (layer.shape.kernel_w - 1) * layer.params.dilation_w + 1
-                          : 1;
+    const int min_h = MinInputExtent(layer, layer.shape.kernel_h, layer.params.dilation_h);
+    const int min_w = MinInputExtent(layer, layer.shape.kernel_w, layer.params.dilation_w);
     const int batch = native_test::UniformInt(rng, 1, 2);
     const int in_h = native_test::UniformInt(rng, std::max(1, min_h - extra_h), min_h + 6);
     const int in_w = native_test::UniformInt(rng, std::max(1, min_w - extra_w), min_w + 8);
