@@ -216,8 +216,9 @@ def load_delegate(**options: Any):
     runs in that conv's epilogue instead of as its own XNNPACK node; bitwise the same result),
     fold_pad (bool, default True: a zero PAD node whose output only a claimed conv reads, such as
     Keras's ZeroPadding2D before ResNet's 7x7 stem, becomes part of that conv's padding instead of
-    an XNNPACK copy of the whole tensor; bitwise the same result), verbose (bool), per_image_bytes ("auto", "off" or an int >= 0; default "auto", a quarter of
-    the L3 cache: at batch > 1 a run of claimed convs goes image by image, up to the last
+    an XNNPACK copy of the whole tensor; bitwise the same result), verbose (bool),
+    per_image_bytes ("auto", "off" or an int >= 0; default "auto", a quarter of the L3 cache: at
+    batch > 1 a run of claimed convs goes image by image, up to the last
     reader of its last intermediate tensor of at least this many bytes over the batch, so that
     each image's activations stay cached between convs; bitwise the same result), profile
     (bool, default False: time each claimed conv per invoke, reported by `delegation_report` as

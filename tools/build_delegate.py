@@ -39,6 +39,7 @@ PORTABLE_SOURCES = (
     "claiming/add_fusion.cc",
     "claiming/pad_folding.cc",
     "claiming/partition_preview.cc",
+    "claiming/tensor_use.cc",
     "claiming/claiming_policy.cc",
     "claiming/constant_weights.cc",
     "claiming/reason_code.cc",

@@ -282,6 +282,33 @@ def assert_outputs_close(
         )
 
 
+def assert_option_changes_no_bits(
+    model_content: bytes, option: str, done, batches: Sequence[int] = (1, 3)
+) -> tuple[dict, Interpreter]:
+    """Our delegate alone with the boolean delegate option `option` on and off, at 1 and 2
+    threads and each batch: outputs bitwise equal, and close to the reference kernels.
+    `done(interpreter)` says what the option did (a dict, empty when it is off); it must be the
+    same at both thread counts. Returns it and the last interpreter with the option on."""
+    reference = reference_interpreter(model_content)
+    done_per_thread_count = []
+    for threads in (1, 2):
+        on, _ = delegate_interpreter(model_content, num_threads=threads)
+        off, _ = delegate_interpreter(model_content, num_threads=threads, **{option: False})
+        assert done(off) == {}
+        done_per_thread_count.append(done(on))
+        for batch in batches:
+            inputs = model_inputs(reference, batch, seed=batch)
+            expected = run(reference, inputs)
+            got = run(on, inputs)
+            assert_bitwise_equal(
+                got, run(off, inputs), f"{option} on != off, {threads} threads, batch {batch}"
+            )
+            scale = [max(float(np.abs(e).max()), 1.0) for e in expected]
+            assert_outputs_close(got, expected, f"{option}, batch {batch}", scale)
+    assert done_per_thread_count[0] == done_per_thread_count[1]
+    return done_per_thread_count[0], on
+
+
 def assert_close_with_xnnpack_over_resized_batches(
     interpreter, model_content: bytes, batches: Sequence[int] = (2, 1), seed: int = 0
 ):

@@ -6,18 +6,13 @@ from __future__ import annotations
 
 from functools import cache
 
-import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 from tests.tflite_delegate.delegate_keras_models import converted_zoo_model, masked_tflite
 from tests.tflite_delegate.delegate_test_support import (
     assert_close_with_xnnpack_over_resized_batches,
-    assert_outputs_close,
-    delegate_interpreter,
-    model_inputs,
-    reference_interpreter,
-    run,
+    assert_option_changes_no_bits,
 )
 
 
@@ -39,23 +34,8 @@ def _fused(interpreter) -> dict[int, int]:
 
 def _assert_fused_equals_unfused(content: bytes, batches=(1, 3)) -> dict[int, int]:
     """Runs the delegate alone with and without fusion at 1 and 2 threads; returns the fusion."""
-    reference = reference_interpreter(content)
-    fusions = []
-    for threads in (1, 2):
-        fused, _ = delegate_interpreter(content, num_threads=threads)
-        unfused, _ = delegate_interpreter(content, num_threads=threads, fuse_add=False)
-        assert _fused(unfused) == {}
-        fusions.append(_fused(fused))
-        for batch in batches:
-            inputs = model_inputs(reference, batch, seed=batch)
-            expected = run(reference, inputs)
-            got = run(fused, inputs)
-            for a, b in zip(got, run(unfused, inputs), strict=True):
-                assert np.array_equal(a, b), f"fused != unfused, {threads} threads, batch {batch}"
-            scale = [max(float(np.abs(e).max()), 1.0) for e in expected]
-            assert_outputs_close(got, expected, f"fused, batch {batch}", scale)
-    assert fusions[0] == fusions[1]
-    return fusions[0]
+    fusion, _ = assert_option_changes_no_bits(content, "fuse_add", _fused, batches)
+    return fusion
 
 
 def test_every_shortcut_add_of_a_resnet_is_fused():

@@ -7,25 +7,19 @@ from __future__ import annotations
 
 from functools import cache
 
-import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 from tests.tflite_delegate.delegate_keras_models import apply_block_masks, session_tflite
 from tests.tflite_delegate.delegate_test_support import (
-    assert_bitwise_equal,
     assert_close_with_xnnpack_over_resized_batches,
-    assert_outputs_close,
-    delegate_interpreter,
-    model_inputs,
-    reference_interpreter,
-    run,
+    assert_option_changes_no_bits,
 )
 
 
 @cache
 def _pad_cases_model() -> bytes:
-    """Seven PAD nodes, each before a conv, four foldable and three not:
+    """Seven PAD nodes, each before a conv, three foldable and four not:
 
     stem       ZeroPadding2D(3), then a dense 7x7 stride-2 VALID conv over 3 channels (ResNet's
                stem, claimed by the few-input-channel rule): folded.
@@ -99,24 +93,10 @@ def _conv_named(content: bytes, fragment: str) -> int:
 def test_only_pads_that_cannot_change_anything_are_folded():
     content = _pad_cases_model()
     operators = _operators(content)
-    reference = reference_interpreter(content)
-    folds = []
-    for threads in (1, 2):
-        folded, _ = delegate_interpreter(content, num_threads=threads)
-        unfolded, _ = delegate_interpreter(content, num_threads=threads, fold_pad=False)
-        for batch in (1, 3):
-            inputs = model_inputs(reference, batch, seed=batch)
-            expected = run(reference, inputs)
-            got = run(folded, inputs)
-            assert_bitwise_equal(got, run(unfolded, inputs), f"{threads} threads, batch {batch}")
-            scale = [max(float(np.abs(e).max()), 1.0) for e in expected]
-            assert_outputs_close(got, expected, f"folded, batch {batch}", scale)
-        assert _folds(unfolded) == {}
-        folds.append(_folds(folded))
-    assert folds[0] == folds[1]
+    folds, folded = assert_option_changes_no_bits(content, "fold_pad", _folds)
     expected_convs = {_conv_named(content, name) for name in ("stem", "asymmetric", "strided")}
-    assert set(folds[0]) == expected_convs
-    for conv, pad in folds[0].items():
+    assert set(folds) == expected_convs
+    for conv, pad in folds.items():
         assert operators[pad]["op_name"] == "PAD"
         assert operators[pad]["outputs"][0] == operators[conv]["inputs"][0]
     # The refused ones keep their PAD as a separate node and are still claimed (and correct,

@@ -81,32 +81,11 @@ bool FusionFitsOnePartition(TfLiteContext* context, int conv_node, const FusedAd
 
 std::map<int, FusedAdd> FindFusedAdds(TfLiteContext* context,
                                       const std::vector<int>& execution_plan,
+                                      const TensorUse& use,
                                       const std::map<int, ConvLayerPlan>& claimed) {
-  // Position of every node in the plan, producer and number of reads of every tensor.
-  std::map<int, int> position;
-  std::map<int, int> producer;
-  std::map<int, int> reads;
-  for (size_t i = 0; i < execution_plan.size(); ++i) {
-    TfLiteNode* node = nullptr;
-    TfLiteRegistration* registration = nullptr;
-    if (context->GetNodeAndRegistration(context, execution_plan[i], &node, &registration) !=
-            kTfLiteOk ||
-        node == nullptr) {
-      return {};
-    }
-    position[execution_plan[i]] = static_cast<int>(i);
-    if (node->inputs != nullptr) {
-      for (int k = 0; k < node->inputs->size; ++k) ++reads[node->inputs->data[k]];
-    }
-    if (node->outputs != nullptr) {
-      for (int k = 0; k < node->outputs->size; ++k) {
-        producer[node->outputs->data[k]] = execution_plan[i];
-      }
-    }
-  }
   const auto claimed_conv_of = [&](int tensor) {
-    const auto found = producer.find(tensor);
-    return found != producer.end() && claimed.count(found->second) ? found->second : -1;
+    const int producer = use.ProducerOf(tensor);
+    return producer >= 0 && claimed.count(producer) ? producer : -1;
   };
 
   std::map<int, FusedAdd> fused;
@@ -138,8 +117,8 @@ std::map<int, FusedAdd> FindFusedAdds(TfLiteContext* context,
     int conv_node = -1;
     for (const int operand : {a, b}) {
       const int candidate = claimed_conv_of(operand);
-      if (candidate < 0 || reads[operand] != 1 || fused.count(candidate)) continue;
-      if (conv_node < 0 || position[candidate] > position[conv_node]) {
+      if (candidate < 0 || use.ReadsOf(operand) != 1 || fused.count(candidate)) continue;
+      if (conv_node < 0 || use.position.at(candidate) > use.position.at(conv_node)) {
         add.alternative_conv = conv_node;
         conv_node = candidate;
         add.residual_tensor = operand == a ? b : a;
@@ -150,9 +129,9 @@ std::map<int, FusedAdd> FindFusedAdds(TfLiteContext* context,
     if (conv_node < 0) continue;
     // The residual must exist before the conv runs: a graph input or constant, or the output of
     // a node earlier in the plan.
-    const auto residual_producer = producer.find(add.residual_tensor);
-    if (residual_producer != producer.end() &&
-        position[residual_producer->second] > position[conv_node]) {
+    const int residual_producer = use.ProducerOf(add.residual_tensor);
+    if (residual_producer >= 0 &&
+        use.position.at(residual_producer) > use.position.at(conv_node)) {
       continue;
     }
     if (!OnePartitionWithOneOutput(context, conv_node, add_node, output)) continue;

@@ -22,6 +22,7 @@
 
 #include "abi/tflite_abi.h"
 #include "claiming/claiming_policy.h"
+#include "claiming/tensor_use.h"
 
 namespace tflite_sparse {
 
@@ -40,9 +41,11 @@ struct FusedAdd {
 };
 
 // The ADD to fuse into each claimed conv that has one, keyed by conv node index. `claimed` maps
-// the claimed conv nodes to their plans; `execution_plan` is the graph's (topological) order.
+// the claimed conv nodes to their plans; `execution_plan` is the graph's (topological) order and
+// `use` its tensors' producers and readers.
 std::map<int, FusedAdd> FindFusedAdds(TfLiteContext* context,
                                       const std::vector<int>& execution_plan,
+                                      const TensorUse& use,
                                       const std::map<int, ConvLayerPlan>& claimed);
 
 // Splits `fused` (FindFusedAdds checked each pair alone) for one request that replaces `claimed`

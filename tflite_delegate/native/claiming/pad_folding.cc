@@ -98,33 +98,14 @@ bool DescribePad(TfLiteContext* context, int pad_node, int pad_output, FoldedPad
 
 }  // namespace
 
-std::map<int, FoldedPad> FindFoldedPads(TfLiteContext* context,
-                                        const std::vector<int>& execution_plan,
+std::map<int, FoldedPad> FindFoldedPads(TfLiteContext* context, const TensorUse& use,
                                         const std::map<int, ConvLayerPlan>& claimed) {
-  // Producer and number of reads of every tensor.
-  std::map<int, int> producer;
-  std::map<int, int> reads;
-  for (const int node_index : execution_plan) {
-    TfLiteNode* node = nullptr;
-    TfLiteRegistration* registration = nullptr;
-    if (context->GetNodeAndRegistration(context, node_index, &node, &registration) !=
-            kTfLiteOk ||
-        node == nullptr) {
-      return {};
-    }
-    if (node->inputs != nullptr) {
-      for (int k = 0; k < node->inputs->size; ++k) ++reads[node->inputs->data[k]];
-    }
-    if (node->outputs != nullptr) {
-      for (int k = 0; k < node->outputs->size; ++k) producer[node->outputs->data[k]] = node_index;
-    }
-  }
   std::map<int, FoldedPad> folds;
   for (const auto& [conv_node, plan] : claimed) {
-    const auto pad = producer.find(plan.input_tensor);
+    const int pad_node = use.ProducerOf(plan.input_tensor);
     FoldedPad fold;
-    if (pad == producer.end() || reads[plan.input_tensor] != 1 ||
-        !DescribePad(context, pad->second, plan.input_tensor, &fold) ||
+    if (pad_node < 0 || use.ReadsOf(plan.input_tensor) != 1 ||
+        !DescribePad(context, pad_node, plan.input_tensor, &fold) ||
         !OnePartitionWithOneOutput(context, fold.pad_node, conv_node, plan.output_tensor)) {
       continue;
     }

@@ -26,6 +26,7 @@
 
 #include "abi/tflite_abi.h"
 #include "claiming/claiming_policy.h"
+#include "claiming/tensor_use.h"
 
 namespace tflite_sparse {
 
@@ -45,9 +46,8 @@ struct FoldedPad {
 
 // The PAD to fold into each claimed conv that has one, keyed by conv node index (each checked
 // alone with PreviewDelegatePartitioning). `claimed` maps the claimed conv nodes to their plans;
-// `execution_plan` is the graph's order.
-std::map<int, FoldedPad> FindFoldedPads(TfLiteContext* context,
-                                        const std::vector<int>& execution_plan,
+// `use` gives the graph's tensors' producers and readers.
+std::map<int, FoldedPad> FindFoldedPads(TfLiteContext* context, const TensorUse& use,
                                         const std::map<int, ConvLayerPlan>& claimed);
 
 // Turns the plan of a conv into that of its step with `pad` folded in: the PAD's input as

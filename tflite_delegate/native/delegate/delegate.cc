@@ -111,16 +111,19 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
     }
     decisions_.push_back(std::move(decision));
   }
+  // Without a readable graph, no PAD is folded and no ADD fused.
+  TensorUse use;
+  const bool graph_read = FindTensorUse(context, execution_plan, &use);
   pending_pads_.clear();
   std::map<int, int> pad_of_conv;  // the folded PAD node of each conv that has one
-  if (options_.fold_pad) {
-    pending_pads_ = FindFoldedPads(context, execution_plan, pending_plans_);
+  if (options_.fold_pad && graph_read) {
+    pending_pads_ = FindFoldedPads(context, use, pending_plans_);
     for (const auto& [conv_node, pad] : pending_pads_) pad_of_conv[conv_node] = pad.pad_node;
   }
   pending_adds_.clear();
   std::map<int, FusedAdd> alone;  // fused ADDs whose conv is replaced on its own (add_fusion.h)
-  if (options_.fuse_add) {
-    pending_adds_ = FindFusedAdds(context, execution_plan, pending_plans_);
+  if (options_.fuse_add && graph_read) {
+    pending_adds_ = FindFusedAdds(context, execution_plan, use, pending_plans_);
     SplitFusionsByPartition(context, pending_plans_, pad_of_conv, &pending_adds_, &alone);
   }
   // A conv replaced on its own, with its ADD, leaves its PAD to TFLite.
