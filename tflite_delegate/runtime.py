@@ -28,6 +28,7 @@ OPTION_NAMES = (
     "isa",
     "fuse_add",
     "fold_pad",
+    "fuse_pool",
     "verbose",
     "per_image_bytes",
     "profile",
@@ -63,10 +64,13 @@ class NodeDecision:
     a residual ADD whose operand is this conv's output and nothing else's; the result is bitwise
     that of the two nodes), else None. `folded_pad_node` is the PAD node folded into a claimed
     conv's padding (option fold_pad: a zero PAD of height and width whose output only this conv
-    reads; bitwise the same result), else None. With the delegate option `profile`, `runs` is
+    reads; bitwise the same result), else None. `fused_pool_node` is the MAX_POOL_2D node run
+    right after a claimed conv in its partition (option fuse_pool: a max pool that alone reads
+    this conv's output, directly or through a zero PAD, which is then `fused_pool_pad_node`;
+    bitwise the same result), else None. With the delegate option `profile`, `runs` is
     the number of invokes that ran a claimed node and `run_ms` its mean time per invoke in
-    milliseconds (the node's convolution, folded PAD and fused ADD, all images of the batch),
-    else None.
+    milliseconds (the node's convolution, folded PAD, fused ADD and fused pool, all images of the
+    batch), else None.
     """
 
     node_index: int
@@ -86,6 +90,8 @@ class NodeDecision:
     isa: str
     fused_add_node: int | None = None
     folded_pad_node: int | None = None
+    fused_pool_node: int | None = None
+    fused_pool_pad_node: int | None = None
     runs: int | None = None
     run_ms: float | None = None
 
@@ -216,7 +222,10 @@ def load_delegate(**options: Any):
     runs in that conv's epilogue instead of as its own XNNPACK node; bitwise the same result),
     fold_pad (bool, default True: a zero PAD node whose output only a claimed conv reads, such as
     Keras's ZeroPadding2D before ResNet's 7x7 stem, becomes part of that conv's padding instead of
-    an XNNPACK copy of the whole tensor; bitwise the same result), verbose (bool),
+    an XNNPACK copy of the whole tensor; bitwise the same result), fuse_pool (bool, default True:
+    a MAX_POOL_2D that alone reads a claimed conv's output, directly or through such a zero PAD,
+    e.g. the pool after ResNet's stem, runs in that conv's partition instead of as XNNPACK nodes;
+    bitwise the same result), verbose (bool),
     per_image_bytes ("auto", "off" or an int >= 0; default "auto", a quarter of the L3 cache: at
     batch > 1 a run of claimed convs goes image by image, up to the last
     reader of its last intermediate tensor of at least this many bytes over the batch, so that
@@ -351,6 +360,8 @@ def delegate_summary(delegate_or_interpreter: Any) -> DelegateSummary:
             isa=data["isa"],
             fused_add_node=node.get("fused_add_node"),
             folded_pad_node=node.get("folded_pad_node"),
+            fused_pool_node=node.get("fused_pool_node"),
+            fused_pool_pad_node=node.get("fused_pool_pad_node"),
             runs=node.get("runs"),
             run_ms=_mean_ms(node.get("run_seconds"), node.get("runs")),
         )

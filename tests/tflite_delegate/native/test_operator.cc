@@ -11,10 +11,13 @@
 #include "operator/sparse_conv_operator.h"
 #include "packing/block_pattern.h"
 #include "packing/packing.h"
+#include "runnable_isas.h"
 #include "test_harness.h"
 #include "threading/parallelize.h"
 
 namespace {
+
+using native_test::RunnableIsas;
 
 using tflite_sparse::ConvGeometry;
 using tflite_sparse::ConvParameters;
@@ -80,18 +83,6 @@ std::vector<float> RandomInput(std::mt19937_64& rng, const Layer& layer, int bat
   std::vector<float> input(static_cast<size_t>(batch) * height * width * layer.shape.in_channels);
   for (float& value : input) value = native_test::UniformFloat(rng, -1.0f, 1.0f);
   return input;
-}
-
-// The ISAs this build registers and this CPU runs, generic first.
-std::vector<tflite_sparse::Isa> RunnableIsas() {
-  std::vector<tflite_sparse::Isa> isas;
-  for (tflite_sparse::Isa isa :
-       {tflite_sparse::Isa::kGeneric, tflite_sparse::Isa::kAvx2, tflite_sparse::Isa::kAvx512}) {
-    if (tflite_sparse::IsaRegistered(isa) && tflite_sparse::IsaSupportedByCpu(isa)) {
-      isas.push_back(isa);
-    }
-  }
-  return isas;
 }
 
 // The operator with the variant the delegate would choose for this shape class

@@ -28,7 +28,7 @@ TEST(ValidOptionsAreParsed) {
   std::string error;
   EXPECT_TRUE(Parse({{"num_threads", "3"}, {"min_sparsity", "0.25"}, {"block_n", "16"},
                      {"isa", "generic"}, {"fuse_add", "0"}, {"fold_pad", "false"},
-                     {"verbose", "True"}, {"per_image_bytes", "4194304"}, {"profile", "1"}},
+                     {"fuse_pool", "0"}, {"verbose", "True"}, {"per_image_bytes", "4194304"}, {"profile", "1"}},
                     &options, &error))
       << error;
   EXPECT_EQ(options.per_image_bytes, 4194304);
@@ -40,9 +40,11 @@ TEST(ValidOptionsAreParsed) {
   EXPECT_TRUE(options.profile);
   EXPECT_TRUE(!options.fuse_add);
   EXPECT_TRUE(!options.fold_pad);
+  EXPECT_TRUE(!options.fuse_pool);
   EXPECT_TRUE(Parse({{"block_n", "auto"}, {"isa", "auto"}}, &options, &error)) << error;
   EXPECT_TRUE(options.fuse_add);  // the default
   EXPECT_TRUE(options.fold_pad);  // the default
+  EXPECT_TRUE(options.fuse_pool);  // the default
   EXPECT_EQ(options.block_n, 0);
   EXPECT_TRUE(options.isa == tflite_sparse::BestSupportedIsa());
   EXPECT_EQ(options.per_image_bytes, tflite_sparse::kPerImageBytesAuto);  // the default
@@ -57,7 +59,8 @@ TEST(ValidOptionsAreParsed) {
 TEST(BadOptionsAreNamedInTheError) {
   const std::vector<std::pair<std::pair<std::string, std::string>, std::string>> cases = {
       {{"bogus", "1"}, "unknown option 'bogus' (known options: num_threads, min_sparsity, "
-                       "block_n, isa, fuse_add, fold_pad, verbose, per_image_bytes, profile)"},
+                       "block_n, isa, fuse_add, fold_pad, fuse_pool, verbose, per_image_bytes, "
+                       "profile)"},
       {{"num_threads", "0"}, "option num_threads='0' is invalid: expected an integer in [1, 256]"},
       {{"num_threads", " 2"}, "option num_threads=' 2' is invalid"},
       {{"min_sparsity", "nan"}, "option min_sparsity='nan' is invalid: expected a number in [0, 1]"},
@@ -67,6 +70,7 @@ TEST(BadOptionsAreNamedInTheError) {
       {{"verbose", "perhaps"}, "option verbose='perhaps' is invalid"},
       {{"fuse_add", "2"}, "option fuse_add='2' is invalid: expected 1, 0, true, false"},
       {{"fold_pad", "-1"}, "option fold_pad='-1' is invalid: expected 1, 0, true, false"},
+      {{"fuse_pool", "no"}, "option fuse_pool='no' is invalid: expected 1, 0, true, false"},
       {{"profile", "yes"}, "option profile='yes' is invalid: expected 1, 0, true, false"},
       {{"per_image_bytes", "-1"},
        "option per_image_bytes='-1' is invalid: expected auto, off or a number of bytes >= 0"},

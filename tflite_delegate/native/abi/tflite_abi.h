@@ -88,6 +88,7 @@ enum {
   kTfLiteBuiltinConv2d = 3,
   kTfLiteBuiltinDepthwiseConv2d = 4,
   kTfLiteBuiltinDequantize = 6,
+  kTfLiteBuiltinMaxPool2d = 17,
   kTfLiteBuiltinDelegate = 51,
 };
 
@@ -204,6 +205,25 @@ typedef struct TfLiteDepthwiseConvParams {
   int dilation_height_factor;
 } TfLiteDepthwiseConvParams;
 
+// MAX_POOL_2D's builtin data (TFLite's TfLitePoolParams, the computed padding as its
+// TfLitePaddingValues: width, height, width_offset, height_offset).
+typedef struct TfLitePoolParams {
+  TfLitePadding padding;
+  int stride_width;
+  int stride_height;
+  int filter_width;
+  int filter_height;
+  TfLiteFusedActivation activation;
+  struct {
+    struct {
+      int width;
+      int height;
+      int width_offset;
+      int height_offset;
+    } padding;
+  } computed;
+} TfLitePoolParams;
+
 typedef struct TfLiteAddParams {
   TfLiteFusedActivation activation;
   bool pot_scale_int16;
@@ -315,6 +335,8 @@ static_assert(offsetof(TfLiteConvParams, dilation_height_factor) == 20,
               "TfLiteConvParams::dilation_height_factor");
 static_assert(sizeof(TfLiteDepthwiseConvParams) == 28, "TfLiteDepthwiseConvParams size");
 static_assert(sizeof(TfLiteAddParams) == 8, "TfLiteAddParams size");
+static_assert(sizeof(TfLitePoolParams) == 40, "TfLitePoolParams size");
+static_assert(offsetof(TfLitePoolParams, activation) == 20, "TfLitePoolParams::activation");
 
 static_assert(offsetof(TfLiteContext, GetExecutionPlan) == 8, "TfLiteContext::GetExecutionPlan");
 static_assert(offsetof(TfLiteContext, tensors) == 16, "TfLiteContext::tensors");

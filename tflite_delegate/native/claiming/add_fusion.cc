@@ -24,7 +24,7 @@ bool IsFloatTensor(const TfLiteContext& context, int tensor) {
 }  // namespace
 
 void SplitFusionsByPartition(TfLiteContext* context, const std::map<int, ConvLayerPlan>& claimed,
-                             const std::map<int, int>& companions,
+                             const std::map<int, std::vector<int>>& companions,
                              std::map<int, FusedAdd>* together, std::map<int, FusedAdd>* alone) {
   alone->clear();
   // Each round moves a pair to its alternative conv (at most once per pair) or to `alone`.
@@ -34,7 +34,9 @@ void SplitFusionsByPartition(TfLiteContext* context, const std::map<int, ConvLay
       if (alone->count(conv_node)) continue;
       nodes.push_back(conv_node);
       const auto companion = companions.find(conv_node);
-      if (companion != companions.end()) nodes.push_back(companion->second);
+      if (companion != companions.end()) {
+        nodes.insert(nodes.end(), companion->second.begin(), companion->second.end());
+      }
     }
     for (const auto& [conv_node, add] : *together) nodes.push_back(add.add_node);
     std::vector<PreviewedPartition> partitions;
@@ -76,7 +78,7 @@ void SplitFusionsByPartition(TfLiteContext* context, const std::map<int, ConvLay
 }
 
 bool FusionFitsOnePartition(TfLiteContext* context, int conv_node, const FusedAdd& add) {
-  return OnePartitionWithOneOutput(context, conv_node, add.add_node, add.output_tensor);
+  return OnePartitionWithOneOutput(context, {conv_node, add.add_node}, add.output_tensor);
 }
 
 std::map<int, FusedAdd> FindFusedAdds(TfLiteContext* context,
@@ -134,7 +136,7 @@ std::map<int, FusedAdd> FindFusedAdds(TfLiteContext* context,
         use.position.at(residual_producer) > use.position.at(conv_node)) {
       continue;
     }
-    if (!OnePartitionWithOneOutput(context, conv_node, add_node, output)) continue;
+    if (!OnePartitionWithOneOutput(context, {conv_node, add_node}, output)) continue;
     fused.emplace(conv_node, add);
   }
   return fused;

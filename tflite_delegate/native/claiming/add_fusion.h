@@ -53,12 +53,13 @@ std::map<int, FusedAdd> FindFusedAdds(TfLiteContext* context,
 // conv's own output internal to it; a pair that is split moves to the ADD's alternative_conv when
 // that conv shares the ADD's partition, and otherwise goes to `alone` (its conv then leaves the
 // one request, to be replaced with its ADD afterwards in a request of its own: an after_shared
-// conv whose ADD waits for a TFLite node the conv itself does not need). `companions`: another
-// node that joins the request with a conv, by conv node (its folded PAD, pad_folding.h).
+// conv whose ADD waits for a TFLite node the conv itself does not need). `companions`: other
+// nodes that join the request with a conv, by conv node (its folded PAD, pad_folding.h; its
+// fused max pool and that pool's PAD, pool_fusion.h).
 // Repeats until the preview no longer changes anything. Without PreviewDelegatePartitioning
 // every pair is `alone`.
 void SplitFusionsByPartition(TfLiteContext* context, const std::map<int, ConvLayerPlan>& claimed,
-                             const std::map<int, int>& companions,
+                             const std::map<int, std::vector<int>>& companions,
                              std::map<int, FusedAdd>* together, std::map<int, FusedAdd>* alone);
 
 // True if TFLite, on the graph as it is now, would make {conv_node, its ADD} one partition whose

@@ -127,6 +127,10 @@ struct NodeDecision {
   const char* microkernel = nullptr;
   int fused_add_node = -1;  // the ADD node run in this conv's epilogue (add_fusion.h), or -1
   int folded_pad_node = -1;  // the PAD node folded into this conv's padding (pad_folding.h), or -1
+  // The MAX_POOL_2D node run after this conv in its partition (pool_fusion.h), and the PAD node
+  // folded into that pool; -1 when none.
+  int fused_pool_node = -1;
+  int fused_pool_pad_node = -1;
   // Profile option (the delegate's report only): invokes timed and their total time in this
   // node's convolution (seconds); runs is -1 without the option.
   int64_t runs = -1;

@@ -1,6 +1,5 @@
 #include "claiming/pad_folding.h"
 
-#include <algorithm>
 #include <cstring>
 
 #include "claiming/constant_weights.h"
@@ -52,9 +51,9 @@ bool PadsWithPositiveZero(const TfLiteTensor& tensor) {
   return bits == 0;
 }
 
-// The fold of PAD node `pad_node` (whose output is `pad_output`), or false when the node is not
-// a foldable PAD (see the header).
-bool DescribePad(TfLiteContext* context, int pad_node, int pad_output, FoldedPad* fold) {
+}  // namespace
+
+bool DescribeFoldablePad(TfLiteContext* context, int pad_node, int pad_output, FoldedPad* fold) {
   TfLiteNode* node = nullptr;
   TfLiteRegistration* registration = nullptr;
   if (context->GetNodeAndRegistration(context, pad_node, &node, &registration) != kTfLiteOk ||
@@ -96,8 +95,6 @@ bool DescribePad(TfLiteContext* context, int pad_node, int pad_output, FoldedPad
   return true;
 }
 
-}  // namespace
-
 std::map<int, FoldedPad> FindFoldedPads(TfLiteContext* context, const TensorUse& use,
                                         const std::map<int, ConvLayerPlan>& claimed) {
   std::map<int, FoldedPad> folds;
@@ -105,8 +102,8 @@ std::map<int, FoldedPad> FindFoldedPads(TfLiteContext* context, const TensorUse&
     const int pad_node = use.ProducerOf(plan.input_tensor);
     FoldedPad fold;
     if (pad_node < 0 || use.ReadsOf(plan.input_tensor) != 1 ||
-        !DescribePad(context, pad_node, plan.input_tensor, &fold) ||
-        !OnePartitionWithOneOutput(context, fold.pad_node, conv_node, plan.output_tensor)) {
+        !DescribeFoldablePad(context, pad_node, plan.input_tensor, &fold) ||
+        !OnePartitionWithOneOutput(context, {fold.pad_node, conv_node}, plan.output_tensor)) {
       continue;
     }
     folds.emplace(conv_node, fold);
@@ -120,36 +117,6 @@ void FoldPad(const FoldedPad& pad, ConvLayerPlan* plan) {
   plan->params.pad_bottom += pad.bottom;
   plan->params.pad_left += pad.left;
   plan->params.pad_right += pad.right;
-}
-
-void KeepFoldsInOnePartition(TfLiteContext* context, std::vector<int>* request,
-                             std::map<int, FoldedPad>* folds) {
-  const auto drop = [&](int conv_node) {
-    const int pad_node = folds->at(conv_node).pad_node;
-    request->erase(std::remove(request->begin(), request->end(), pad_node), request->end());
-    folds->erase(conv_node);
-  };
-  // Each round drops at least one fold, or ends.
-  while (!folds->empty()) {
-    std::vector<PreviewedPartition> partitions;
-    if (!PreviewPartitions(context, *request, &partitions)) {
-      while (!folds->empty()) drop(folds->begin()->first);
-      return;
-    }
-    const std::map<int, int> partition_of = PartitionOfNodes(partitions);
-    std::vector<int> broken;
-    for (const auto& [conv_node, fold] : *folds) {
-      const auto conv = partition_of.find(conv_node);
-      const auto pad = partition_of.find(fold.pad_node);
-      if (conv == partition_of.end() || pad == partition_of.end() ||
-          conv->second != pad->second ||
-          partitions[static_cast<size_t>(pad->second)].outputs.count(fold.output_tensor)) {
-        broken.push_back(conv_node);
-      }
-    }
-    if (broken.empty()) return;
-    for (const int conv_node : broken) drop(conv_node);
-  }
 }
 
 }  // namespace tflite_sparse

@@ -44,6 +44,11 @@ struct FoldedPad {
   int right = 0;
 };
 
+// True if node `pad_node`, whose output is `pad_output`, is a PAD that can be folded (the
+// first three conditions above); fills `fold`. Also used for the PAD before a fused max pool
+// (pool_fusion.h).
+bool DescribeFoldablePad(TfLiteContext* context, int pad_node, int pad_output, FoldedPad* fold);
+
 // The PAD to fold into each claimed conv that has one, keyed by conv node index (each checked
 // alone with PreviewDelegatePartitioning). `claimed` maps the claimed conv nodes to their plans;
 // `use` gives the graph's tensors' producers and readers.
@@ -53,12 +58,6 @@ std::map<int, FoldedPad> FindFoldedPads(TfLiteContext* context, const TensorUse&
 // Turns the plan of a conv into that of its step with `pad` folded in: the PAD's input as
 // input, the PAD's zeros added to the explicit padding.
 void FoldPad(const FoldedPad& pad, ConvLayerPlan* plan);
-
-// Removes from `folds`, and their PAD nodes from `request`, every fold that TFLite would not put
-// in one partition with its conv (with the PAD's output internal to it) when `request` is
-// replaced in one call; all of them when the runtime cannot preview. Repeats until none moves.
-void KeepFoldsInOnePartition(TfLiteContext* context, std::vector<int>* request,
-                             std::map<int, FoldedPad>* folds);
 
 }  // namespace tflite_sparse
 

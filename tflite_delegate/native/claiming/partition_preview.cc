@@ -34,12 +34,33 @@ std::map<int, int> PartitionOfNodes(const std::vector<PreviewedPartition>& parti
   return partition_of;
 }
 
-bool OnePartitionWithOneOutput(TfLiteContext* context, int first_node, int second_node,
+bool OnePartitionWithOneOutput(TfLiteContext* context, const std::vector<int>& nodes,
                                int output) {
   std::vector<PreviewedPartition> partitions;
-  return PreviewPartitions(context, {first_node, second_node}, &partitions) &&
-         partitions.size() == 1 && partitions[0].nodes.size() == 2 &&
+  return PreviewPartitions(context, nodes, &partitions) && partitions.size() == 1 &&
+         partitions[0].nodes.size() == nodes.size() &&
          partitions[0].outputs == std::set<int>{output};
+}
+
+std::vector<int> SplitCompanions(TfLiteContext* context, const std::vector<int>& request,
+                                 const std::map<int, Companions>& companions) {
+  std::vector<int> split;
+  std::vector<PreviewedPartition> partitions;
+  const bool previewed = PreviewPartitions(context, request, &partitions);
+  const std::map<int, int> partition_of = PartitionOfNodes(partitions);
+  for (const auto& [key, group] : companions) {
+    const auto conv = partition_of.find(group.conv_node);
+    bool together = previewed && conv != partition_of.end();
+    for (const int node : group.nodes) {
+      const auto found = partition_of.find(node);
+      together = together && found != partition_of.end() && found->second == conv->second;
+    }
+    for (const int tensor : group.internal_tensors) {
+      together = together && !partitions[static_cast<size_t>(conv->second)].outputs.count(tensor);
+    }
+    if (!together) split.push_back(key);
+  }
+  return split;
 }
 
 }  // namespace tflite_sparse

@@ -1,7 +1,7 @@
 // How TFLite would cut a set of nodes into delegate partitions, asked before the delegate commits
-// to it (TfLiteContext::PreviewDelegatePartitioning): the fused ADD (add_fusion.h) and the folded
-// PAD (pad_folding.h) each need their node and its conv in one partition, with the tensor
-// between them read by nothing outside it.
+// to it (TfLiteContext::PreviewDelegatePartitioning): the fused ADD (add_fusion.h), the folded
+// PAD (pad_folding.h) and the fused max pool (pool_fusion.h) each need their nodes and their
+// conv in one partition, with the tensors between them read by nothing outside it.
 #ifndef TFLITE_DELEGATE_CLAIMING_PARTITION_PREVIEW_H_
 #define TFLITE_DELEGATE_CLAIMING_PARTITION_PREVIEW_H_
 
@@ -27,10 +27,23 @@ bool PreviewPartitions(TfLiteContext* context, const std::vector<int>& nodes,
 // The partition index of every node of a preview.
 std::map<int, int> PartitionOfNodes(const std::vector<PreviewedPartition>& partitions);
 
-// True if TFLite would make {first_node, second_node} one partition whose only output is
-// `output`.
-bool OnePartitionWithOneOutput(TfLiteContext* context, int first_node, int second_node,
+// True if TFLite would make `nodes` one partition whose only output is `output`.
+bool OnePartitionWithOneOutput(TfLiteContext* context, const std::vector<int>& nodes,
                                int output);
+
+// Nodes that must run in their conv's partition, and the tensors between them that must not
+// leave it (a folded PAD and its output; a fused pool, its input and its PAD's output).
+struct Companions {
+  int conv_node = -1;
+  std::vector<int> nodes;
+  std::vector<int> internal_tensors;
+};
+
+// The keys of `companions` whose nodes TFLite would not put in their conv's partition, or whose
+// internal tensors would be outputs of it, when `request` is replaced in one call; every key
+// when the runtime cannot preview.
+std::vector<int> SplitCompanions(TfLiteContext* context, const std::vector<int>& request,
+                                 const std::map<int, Companions>& companions);
 
 }  // namespace tflite_sparse
 

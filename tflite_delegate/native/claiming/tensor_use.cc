@@ -8,8 +8,13 @@ int TensorUse::ProducerOf(int tensor) const {
 }
 
 int TensorUse::ReadsOf(int tensor) const {
-  const auto found = reads.find(tensor);
-  return found == reads.end() ? 0 : found->second;
+  const auto found = readers.find(tensor);
+  return found == readers.end() ? 0 : static_cast<int>(found->second.size());
+}
+
+int TensorUse::OnlyReaderOf(int tensor) const {
+  const auto found = readers.find(tensor);
+  return found == readers.end() || found->second.size() != 1 ? -1 : found->second[0];
 }
 
 bool FindTensorUse(TfLiteContext* context, const std::vector<int>& execution_plan,
@@ -25,7 +30,9 @@ bool FindTensorUse(TfLiteContext* context, const std::vector<int>& execution_pla
     }
     use->position[execution_plan[i]] = static_cast<int>(i);
     if (node->inputs != nullptr) {
-      for (int k = 0; k < node->inputs->size; ++k) ++use->reads[node->inputs->data[k]];
+      for (int k = 0; k < node->inputs->size; ++k) {
+        use->readers[node->inputs->data[k]].push_back(execution_plan[i]);
+      }
     }
     if (node->outputs != nullptr) {
       for (int k = 0; k < node->outputs->size; ++k) {

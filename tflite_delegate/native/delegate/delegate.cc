@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "abi/int_array.h"
+#include "claiming/partition_preview.h"
 #include "delegate/partition_kernel.h"
 #include "delegate/report_json.h"
 #include "packing/packing.h"
@@ -115,19 +116,33 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
   TensorUse use;
   const bool graph_read = FindTensorUse(context, execution_plan, &use);
   pending_pads_.clear();
-  std::map<int, int> pad_of_conv;  // the folded PAD node of each conv that has one
+  // The nodes that join each conv in the request: its folded PAD, its fused pool and its PAD.
+  std::map<int, std::vector<int>> companions_of_conv;
   if (options_.fold_pad && graph_read) {
     pending_pads_ = FindFoldedPads(context, use, pending_plans_);
-    for (const auto& [conv_node, pad] : pending_pads_) pad_of_conv[conv_node] = pad.pad_node;
+    for (const auto& [conv_node, pad] : pending_pads_) {
+      companions_of_conv[conv_node].push_back(pad.pad_node);
+    }
+  }
+  pending_pools_.clear();
+  if (options_.fuse_pool && graph_read) {
+    pending_pools_ = FindFusedPools(context, use, pending_plans_, options_.fold_pad);
+    for (const auto& [conv_node, pool] : pending_pools_) {
+      if (pool.pad_node >= 0) companions_of_conv[conv_node].push_back(pool.pad_node);
+      companions_of_conv[conv_node].push_back(pool.pool_node);
+    }
   }
   pending_adds_.clear();
   std::map<int, FusedAdd> alone;  // fused ADDs whose conv is replaced on its own (add_fusion.h)
   if (options_.fuse_add && graph_read) {
     pending_adds_ = FindFusedAdds(context, execution_plan, use, pending_plans_);
-    SplitFusionsByPartition(context, pending_plans_, pad_of_conv, &pending_adds_, &alone);
+    SplitFusionsByPartition(context, pending_plans_, companions_of_conv, &pending_adds_, &alone);
   }
-  // A conv replaced on its own, with its ADD, leaves its PAD to TFLite.
-  for (const auto& [conv_node, add] : alone) pending_pads_.erase(conv_node);
+  // A conv replaced on its own, with its ADD, leaves its PAD (and a pool) to TFLite.
+  for (const auto& [conv_node, add] : alone) {
+    pending_pads_.erase(conv_node);
+    pending_pools_.erase(conv_node);
+  }
   pending_positions_.clear();
   for (size_t i = 0; i < execution_plan.size(); ++i) {
     pending_positions_[execution_plan[i]] = static_cast<int>(i);
@@ -152,7 +167,11 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
   }
   for (const auto& [conv_node, pad] : pending_pads_) together.push_back(pad.pad_node);
   for (const auto& [conv_node, add] : pending_adds_) together.push_back(add.add_node);
-  KeepFoldsInOnePartition(context, &together, &pending_pads_);
+  for (const auto& [conv_node, pool] : pending_pools_) {
+    if (pool.pad_node >= 0) together.push_back(pool.pad_node);
+    together.push_back(pool.pool_node);
+  }
+  KeepCompanionsInOnePartition(context, &together);
   for (const auto& [conv_node, pad] : pending_pads_) FoldPad(pad, &pending_plans_.at(conv_node));
   TfLiteStatus status = ReplaceNodes(context, registration, together);
   for (const auto& [conv_node, add] : alone) {
@@ -170,8 +189,14 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
     if (add != pending_adds_.end()) decision.fused_add_node = add->second.add_node;
     const auto pad = pending_pads_.find(decision.node_index);
     if (pad != pending_pads_.end()) decision.folded_pad_node = pad->second.pad_node;
+    const auto pool = pending_pools_.find(decision.node_index);
+    if (pool != pending_pools_.end()) {
+      decision.fused_pool_node = pool->second.pool_node;
+      decision.fused_pool_pad_node = pool->second.pad_node;
+    }
     if (options_.verbose) {
-      // "claimed (<microkernel>)[ + PAD node <j>][ + ADD node <k>]" or "<reason> [<reason_code>]".
+      // "claimed (<microkernel>)[ + PAD node <j>][ + ADD node <k>][ + PAD node <l>]
+      // [ + MAX_POOL_2D node <m>]" or "<reason> [<reason_code>]".
       std::fprintf(stderr, "tflite_sparse_delegate: CONV_2D node %d: %s %s%s%s",
                    decision.node_index, decision.reason.c_str(), decision.claimed ? "(" : "[",
                    decision.claimed ? decision.microkernel : ReasonCodeName(decision.reason_code),
@@ -182,14 +207,55 @@ TfLiteStatus SparseDelegate::Prepare(TfLiteContext* context) {
       if (decision.fused_add_node >= 0) {
         std::fprintf(stderr, " + ADD node %d", decision.fused_add_node);
       }
+      if (decision.fused_pool_pad_node >= 0) {
+        std::fprintf(stderr, " + PAD node %d", decision.fused_pool_pad_node);
+      }
+      if (decision.fused_pool_node >= 0) {
+        std::fprintf(stderr, " + MAX_POOL_2D node %d", decision.fused_pool_node);
+      }
       std::fprintf(stderr, "\n");
     }
   }
   pending_plans_.clear();
   pending_pads_.clear();
   pending_adds_.clear();
+  pending_pools_.clear();
   pending_positions_.clear();
   return status;
+}
+
+void SparseDelegate::KeepCompanionsInOnePartition(TfLiteContext* context,
+                                                  std::vector<int>* request) {
+  // Each round drops at least one fold or pool, or ends.
+  for (;;) {
+    std::map<int, Companions> companions;  // by PAD or pool node
+    for (const auto& [conv_node, pad] : pending_pads_) {
+      companions[pad.pad_node] = {conv_node, {pad.pad_node}, {pad.output_tensor}};
+    }
+    for (const auto& [conv_node, pool] : pending_pools_) {
+      Companions group = {conv_node, {pool.pool_node}, {pool.input_tensor}};
+      if (pool.pad_node >= 0) {
+        group.nodes.push_back(pool.pad_node);
+        group.internal_tensors.push_back(pool.pad_output_tensor);
+      }
+      companions[pool.pool_node] = group;
+    }
+    if (companions.empty()) return;
+    const std::vector<int> split = SplitCompanions(context, *request, companions);
+    if (split.empty()) return;
+    for (const int key : split) {
+      const Companions& group = companions.at(key);
+      for (const int node : group.nodes) {
+        request->erase(std::remove(request->begin(), request->end(), node), request->end());
+      }
+      const auto pad = pending_pads_.find(group.conv_node);
+      if (pad != pending_pads_.end() && pad->second.pad_node == key) pending_pads_.erase(pad);
+      const auto pool = pending_pools_.find(group.conv_node);
+      if (pool != pending_pools_.end() && pool->second.pool_node == key) {
+        pending_pools_.erase(pool);
+      }
+    }
+  }
 }
 
 TfLiteStatus SparseDelegate::ReplaceNodes(TfLiteContext* context,
@@ -215,11 +281,11 @@ void* SparseDelegate::CreateKernel(TfLiteContext* context, const TfLiteDelegateP
     context->ReportError(context, "tflite_sparse_delegate: empty partition");
     return nullptr;
   }
-  // The partition's convs in execution order; each folded PAD and fused ADD must come with its
-  // conv.
+  // The partition's convs in execution order; each folded PAD, fused ADD and fused pool (with its
+  // PAD) must come with its conv.
   const TfLiteIntArray& nodes = *params->nodes_to_replace;
   std::vector<int> convs;
-  std::set<int> others;  // the partition's folded PADs and fused ADDs
+  std::set<int> others;  // the partition's folded PADs, fused ADDs and fused pools
   for (int k = 0; k < nodes.size; ++k) {
     const int node = nodes.data[k];
     if (pending_plans_.count(node)) {
@@ -232,11 +298,16 @@ void* SparseDelegate::CreateKernel(TfLiteContext* context, const TfLiteDelegateP
   for (const int conv : convs) {
     const auto pad = pending_pads_.find(conv);
     const auto add = pending_adds_.find(conv);
+    const auto pool = pending_pools_.find(conv);
+    const bool pooled = pool != pending_pools_.end();
     for (const auto& [found, companion, what] :
          {std::make_tuple(pad != pending_pads_.end(),
                           pad != pending_pads_.end() ? pad->second.pad_node : -1, "folded PAD"),
           std::make_tuple(add != pending_adds_.end(),
-                          add != pending_adds_.end() ? add->second.add_node : -1, "fused ADD")}) {
+                          add != pending_adds_.end() ? add->second.add_node : -1, "fused ADD"),
+          std::make_tuple(pooled, pooled ? pool->second.pool_node : -1, "fused MAX_POOL_2D"),
+          std::make_tuple(pooled && pool->second.pad_node >= 0,
+                          pooled ? pool->second.pad_node : -1, "fused pool's PAD")}) {
       if (found && others.erase(companion) != 1) {
         context->ReportError(context,
                              "tflite_sparse_delegate: node %d and its %s %d are in different "
@@ -284,6 +355,11 @@ void* SparseDelegate::CreateKernel(TfLiteContext* context, const TfLiteDelegateP
     }
     kernel->AddStep(conv, plan, std::move(packed), fused_add);
     available.insert(fused_add != nullptr ? fused_add->output_tensor : plan.output_tensor);
+    const auto pool = pending_pools_.find(conv);
+    if (pool != pending_pools_.end()) {
+      kernel->AddPoolStep(conv, pool->second, options_.isa);
+      available.insert(pool->second.output_tensor);
+    }
   }
   kernels_created_.fetch_add(static_cast<int>(convs.size()));
   partitions_created_.fetch_add(1);

@@ -14,6 +14,7 @@
 #include "claiming/add_fusion.h"
 #include "claiming/claiming_policy.h"
 #include "claiming/pad_folding.h"
+#include "claiming/pool_fusion.h"
 #include "delegate/options.h"
 #include "delegate/run_log.h"
 #include "threading/thread_pool.h"
@@ -48,6 +49,10 @@ class SparseDelegate {
   // Hands `nodes` to TFLite in one request (ReplaceNodeSubsetsWithDelegateKernels).
   TfLiteStatus ReplaceNodes(TfLiteContext* context, const TfLiteRegistration& registration,
                             std::vector<int> nodes);
+  // Drops from `request`, and from pending_pads_ and pending_pools_, every folded PAD and fused
+  // pool that TFLite would not put in its conv's partition (with the tensors between them
+  // internal) when `request` is replaced in one call. Repeats until none moves.
+  void KeepCompanionsInOnePartition(TfLiteContext* context, std::vector<int>* request);
   // Sorts nodes of the running Prepare by their position in the execution plan.
   void SortInExecutionOrder(std::vector<int>* nodes);
   // Called by the runtime from inside Prepare (mutex_ is already held by this thread).
@@ -62,6 +67,7 @@ class SparseDelegate {
   std::map<int, ConvLayerPlan> pending_plans_;  // claimed nodes of the running Prepare
   std::map<int, FoldedPad> pending_pads_;       // their folded PADs, by conv node
   std::map<int, FusedAdd> pending_adds_;        // their fused ADDs, by conv node
+  std::map<int, FusedPool> pending_pools_;      // their fused max pools, by conv node
   std::map<int, int> pending_positions_;        // execution-plan position of every node
   // What the kernels report about the claimed nodes (microkernel at run time, profile); not
   // under mutex_, so that preparing or invoking a kernel never waits for a delegate Prepare.

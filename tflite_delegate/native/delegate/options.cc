@@ -12,8 +12,8 @@ const char kIsaEnvironmentVariable[] = "TFLITE_SPARSE_DELEGATE_ISA";
 namespace {
 
 const char kKnownOptions[] =
-    "num_threads, min_sparsity, block_n, isa, fuse_add, fold_pad, verbose, per_image_bytes, "
-    "profile";
+    "num_threads, min_sparsity, block_n, isa, fuse_add, fold_pad, fuse_pool, verbose, "
+    "per_image_bytes, profile";
 
 // Strict integer parse: the whole string must be a base-10 integer (Python passes str(value)).
 bool ParseInteger(const std::string& text, long* value) {
@@ -135,11 +135,13 @@ bool ParseDelegateOptions(const char* const* keys, const char* const* values, si
     } else if (key == "isa") {
       if (!ResolveIsa(value, "option isa", &options->isa, error)) return false;
       isa_given = true;
-    } else if (key == "verbose" || key == "fuse_add" || key == "fold_pad" || key == "profile") {
-      bool* flag = key == "verbose"    ? &options->verbose
-                   : key == "fuse_add" ? &options->fuse_add
-                   : key == "fold_pad" ? &options->fold_pad
-                                       : &options->profile;
+    } else if (key == "verbose" || key == "fuse_add" || key == "fold_pad" || key == "fuse_pool" ||
+               key == "profile") {
+      bool* flag = key == "verbose"     ? &options->verbose
+                   : key == "fuse_add"  ? &options->fuse_add
+                   : key == "fold_pad"  ? &options->fold_pad
+                   : key == "fuse_pool" ? &options->fuse_pool
+                                        : &options->profile;
       if (!ParseBoolean(value, flag)) {
         *error = quoted + " is invalid: expected 1, 0, true, false, True or False";
         return false;

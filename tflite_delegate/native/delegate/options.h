@@ -30,6 +30,7 @@ struct DelegateOptions {
   Isa isa = Isa::kGeneric;                    // resolved microkernel ISA (never "auto")
   bool fuse_add = true;   // run a claimed conv's residual ADD in its epilogue (add_fusion.h)
   bool fold_pad = true;   // run the PAD node feeding a claimed conv as its padding (pad_folding.h)
+  bool fuse_pool = true;  // run the max pool after a claimed conv in its partition (pool_fusion.h)
   bool verbose = false;   // print claiming decisions to stderr
   bool profile = false;   // time each claimed conv per invoke (the report's runs, run_seconds)
   // At batch > 1, a partition runs its steps image by image up to the last reader of its last

@@ -53,6 +53,23 @@ void PartitionKernel::AddStep(int node, const ConvLayerPlan& plan, PackedFilter 
   prepared_ = false;
 }
 
+void PartitionKernel::AddPoolStep(int conv_node, const FusedPool& fused, Isa isa) {
+  Step step;
+  step.node = conv_node;
+  step.tensors.input = fused.input_tensor;
+  step.tensors.output = fused.output_tensor;
+  step.pool = std::make_unique<MaxPoolOperator>(fused.params, fused.activation_min,
+                                                fused.activation_max, isa, pool_);
+  steps_.push_back(std::move(step));
+  prepared_ = false;
+}
+
+bool PartitionKernel::Step::Prepare(int batch, int in_h, int in_w, int channels,
+                                    std::string* error) {
+  return op ? op->Prepare(batch, in_h, in_w, channels, error)
+            : pool->Prepare(batch, in_h, in_w, channels, error);
+}
+
 TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
   prepared_ = false;
   // Shapes of the internal tensors, known once their step is prepared.
@@ -79,14 +96,15 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
     }
     std::string error;
     // The whole batch first; steps that turn out to run image by image are prepared again.
-    if (!step.op->Prepare(input[0], input[1], input[2], input[3], &error)) {
+    if (!step.Prepare(input[0], input[1], input[2], input[3], &error)) {
       context->ReportError(context, "tflite_sparse_delegate: %s", error.c_str());
       return kTfLiteError;
     }
-    step.tensors.output_may_overwrite_residual = step.op->output_may_overwrite_residual();
+    step.tensors.output_may_overwrite_residual =
+        step.op && step.op->output_may_overwrite_residual();
     if (batch_ < 0) batch_ = input[0];
     same_batch = same_batch && input[0] == batch_;
-    const ConvGeometry& geometry = step.op->geometry();
+    const ConvGeometry& geometry = step.geometry();
     const Shape output = {geometry.batch, geometry.out_h, geometry.out_w, geometry.out_channels};
     note_image_bytes(step.tensors.input, input);
     note_image_bytes(step.tensors.output, output);
@@ -126,9 +144,9 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
                                 large_tensor_bytes_);
   bool rescheduled = false;
   for (int index = 0; index < schedule_.per_image_steps; ++index) {
-    const ConvGeometry& geometry = steps_[index].op->geometry();
+    const ConvGeometry& geometry = steps_[index].geometry();
     std::string error;
-    if (!steps_[index].op->Prepare(1, geometry.in_h, geometry.in_w, geometry.channels, &error)) {
+    if (!steps_[index].Prepare(1, geometry.in_h, geometry.in_w, geometry.channels, &error)) {
       context->ReportError(context, "tflite_sparse_delegate: %s", error.c_str());
       return kTfLiteError;
     }
@@ -165,12 +183,14 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
     step.residual = resolve(step.tensors.residual);
     step.output = resolve(step.tensors.output);
   }
-  // Each step prefetches, on each thread, the weights the next step starts with there
-  // (SparseConvOperator::set_next_weights); the last step has no successor here.
-  for (size_t index = 0; index < steps_.size(); ++index) {
-    steps_[index].op->set_next_weights(index + 1 < steps_.size()
-                                           ? steps_[index + 1].op->FirstWeightsOfRuns()
-                                           : std::vector<WeightRange>());
+  // Each conv step prefetches, on each thread, the weights the next conv step starts with there
+  // (SparseConvOperator::set_next_weights); the last has no successor here.
+  const SparseConvOperator* next_conv = nullptr;
+  for (size_t index = steps_.size(); index-- > 0;) {
+    if (!steps_[index].op) continue;
+    steps_[index].op->set_next_weights(next_conv != nullptr ? next_conv->FirstWeightsOfRuns()
+                                                            : std::vector<WeightRange>());
+    next_conv = steps_[index].op.get();
   }
   if (verbose_) {
     std::fprintf(stderr,
@@ -182,7 +202,9 @@ TfLiteStatus PartitionKernel::Prepare(TfLiteContext* context) {
   }
   // The microkernel each operator runs at these shapes (SparseConvOperator::variant).
   std::vector<std::pair<int, const char*>> microkernels;
-  for (const Step& step : steps_) microkernels.emplace_back(step.node, step.op->variant().name);
+  for (const Step& step : steps_) {
+    if (step.op) microkernels.emplace_back(step.node, step.op->variant().name);
+  }
   run_log_->SetMicrokernels(microkernels);
   prepared_ = true;
   return kTfLiteOk;
@@ -209,7 +231,7 @@ TfLiteStatus PartitionKernel::Invoke(TfLiteContext* context) {
     const float* input = Data(context, step.input, image);
     float* output = Data(context, step.output, image);
     const float* residual = Data(context, step.residual, image);
-    if (step.op->geometry().batch != 0 &&
+    if (step.geometry().batch != 0 &&
         (input == nullptr || output == nullptr ||
          (step.residual.tensor >= 0 && residual == nullptr))) {
       context->ReportError(context, "tflite_sparse_delegate: conv tensors have no data");
@@ -217,7 +239,7 @@ TfLiteStatus PartitionKernel::Invoke(TfLiteContext* context) {
     }
     const auto start = profile_ ? std::chrono::steady_clock::now()
                                 : std::chrono::steady_clock::time_point();
-    if (!step.op->Run(input, output, residual)) {
+    if (!(step.op ? step.op->Run(input, output, residual) : step.pool->Run(input, output))) {
       context->ReportError(context, "tflite_sparse_delegate: a worker failed");
       return false;
     }
@@ -239,11 +261,12 @@ TfLiteStatus PartitionKernel::Invoke(TfLiteContext* context) {
     if (!run_step(steps_[index], -1)) return kTfLiteError;
   }
   if (profile_) {
-    std::vector<std::pair<int, int64_t>> runs;
+    // One entry per conv node: a fused pool's step adds to its conv's.
+    std::map<int, int64_t> per_node;
     for (size_t index = 0; index < steps_.size(); ++index) {
-      runs.emplace_back(steps_[index].node, nanoseconds[index]);
+      per_node[steps_[index].node] += nanoseconds[index];
     }
-    run_log_->AddRuns(runs);
+    run_log_->AddRuns({per_node.begin(), per_node.end()});
   }
   return kTfLiteOk;
 }

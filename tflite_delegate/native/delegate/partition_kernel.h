@@ -1,6 +1,8 @@
 // The TFLite kernel of one partition: a run of claimed CONV_2D nodes (each with the ADD fused into
-// it, if any: claiming/add_fusion.h) that TFLite replaced by one delegate node. Each conv is a
-// step running the sparse CONV_2D operator (operator/sparse_conv_operator.h); the partition
+// it, if any: claiming/add_fusion.h; and the max pool fused after it, if any:
+// claiming/pool_fusion.h) that TFLite replaced by one delegate node. Each conv is a step running
+// the sparse CONV_2D operator (operator/sparse_conv_operator.h), each fused pool a step running
+// the max-pool operator (operator/max_pool_operator.h); the partition
 // prepares them in order from its input shapes, resizes its output tensors, keeps the tensors
 // only it sees in its own scratch and runs the steps on the schedule of
 // delegate/partition_schedule.h (a prefix image by image at batch > 1). Errors go through the
@@ -12,15 +14,18 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "abi/tflite_abi.h"
 #include "claiming/add_fusion.h"
 #include "claiming/claiming_policy.h"
+#include "claiming/pool_fusion.h"
 #include "common/aligned_buffer.h"
 #include "delegate/partition_schedule.h"
 #include "delegate/run_log.h"
+#include "operator/max_pool_operator.h"
 #include "operator/sparse_conv_operator.h"
 
 namespace tflite_sparse {
@@ -39,6 +44,9 @@ class PartitionKernel {
   // or null).
   void AddStep(int node, const ConvLayerPlan& plan, PackedFilter packed,
                const FusedAdd* fused_add);
+  // Adds the step of the max pool fused after claimed conv `conv_node` (added just before), run
+  // with `isa`'s max-pool microkernel. Its time joins the conv's in the profile.
+  void AddPoolStep(int conv_node, const FusedPool& fused, Isa isa);
 
   // Prepares every step for the current input shapes, plans the scratch and resizes the output
   // tensors (only when their shape changes).
@@ -57,12 +65,15 @@ class PartitionKernel {
     int64_t image_floats = 0;     // floats per image
   };
   struct Step {
-    int node = -1;
+    int node = -1;  // the conv node (a pool step: the conv it follows)
     StepTensors tensors;
     TensorRef input;
     TensorRef residual;
     TensorRef output;
-    std::unique_ptr<SparseConvOperator> op;
+    std::unique_ptr<SparseConvOperator> op;  // a conv step
+    std::unique_ptr<MaxPoolOperator> pool;   // a pool step
+    bool Prepare(int batch, int in_h, int in_w, int channels, std::string* error);
+    const ConvGeometry& geometry() const { return op ? op->geometry() : pool->geometry(); }
   };
   // Data of `ref` for `image` (-1: the whole batch), or null when it has none.
   float* Data(TfLiteContext* context, const TensorRef& ref, int image);

@@ -73,6 +73,11 @@ std::string FormatReportJson(const char* isa, int num_threads, int kernels_creat
             (decision.fused_add_node >= 0 ? std::to_string(decision.fused_add_node) : "null");
     json += ", \"folded_pad_node\": " +
             (decision.folded_pad_node >= 0 ? std::to_string(decision.folded_pad_node) : "null");
+    json += ", \"fused_pool_node\": " +
+            (decision.fused_pool_node >= 0 ? std::to_string(decision.fused_pool_node) : "null");
+    json += ", \"fused_pool_pad_node\": " + (decision.fused_pool_pad_node >= 0
+                                                  ? std::to_string(decision.fused_pool_pad_node)
+                                                  : "null");
     json += ", \"runs\": " + (decision.runs >= 0 ? std::to_string(decision.runs) : "null");
     json += ", \"run_seconds\": " +
             (decision.runs >= 0 ? JsonNumber(decision.run_seconds) : "null");

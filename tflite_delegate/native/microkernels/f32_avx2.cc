@@ -9,6 +9,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include "microkernels/max_pool_template.h"
 #include "microkernels/pixel_vector_template.h"
 #include "microkernels/sparse_tile_template.h"
 #include "microkernels/vector_avx.h"
@@ -129,6 +130,10 @@ void f32_panel_transpose_avx2(const float* input, int channels, int64_t pixels, 
       }
     }
   }
+}
+
+void f32_maxpool_row_avx2(const MaxPoolRowArgs& args) {
+  MaxPoolRow<Avx256Vector, ScalarVector>(args);
 }
 
 }  // namespace microkernels

@@ -16,6 +16,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include "microkernels/max_pool_template.h"
 #include "microkernels/pixel_pair_template.h"
 #include "microkernels/pixel_vector_template.h"
 #include "microkernels/sparse_tile_template.h"
@@ -32,6 +33,10 @@ struct Avx512Vector {  // 16 lanes
   static Reg Set(float value) { return _mm512_set1_ps(value); }
   static Reg MulAdd(Reg a, Reg b, Reg accumulator) { return _mm512_fmadd_ps(a, b, accumulator); }
   static Reg Add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
+  static Reg Max(Reg a, Reg b) {
+    constexpr __mmask16 kAllLanes = 0xffff;
+    return _mm512_maskz_max_ps(kAllLanes, a, b);
+  }
   // max/min return their second operand when either is NaN: NaN inputs propagate. The
   // all-lanes masked forms avoid GCC 12's false -Wmaybe-uninitialized on _mm512_max_ps.
   static Reg Clamp(Reg value, Reg low, Reg high) {
@@ -212,6 +217,10 @@ void f32_panel_transpose_avx2(const float* input, int channels, int64_t pixels, 
 void f32_panel_transpose_avx512(const float* input, int channels, int64_t pixels, float* panel,
                                 int64_t panel_stride) {
   f32_panel_transpose_avx2(input, channels, pixels, panel, panel_stride);
+}
+
+void f32_maxpool_row_avx512(const MaxPoolRowArgs& args) {
+  MaxPoolRow<Avx512Vector, ScalarVector>(args);
 }
 
 }  // namespace microkernels

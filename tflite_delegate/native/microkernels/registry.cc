@@ -29,6 +29,7 @@
 // apply.
 #include <cstdio>
 
+#include "microkernels/max_pool.h"
 #include "microkernels/microkernel.h"
 
 #if defined(__x86_64__)
@@ -80,6 +81,11 @@ TFLITE_SPARSE_MICROKERNELS(TFLITE_SPARSE_DECLARE, TFLITE_SPARSE_DECLARE_PANEL,
 #undef TFLITE_SPARSE_DECLARE
 #undef TFLITE_SPARSE_DECLARE_PANEL
 #undef TFLITE_SPARSE_DECLARE_PAIR
+#if defined(__x86_64__)
+void f32_maxpool_row_avx512(const MaxPoolRowArgs& args);
+void f32_maxpool_row_avx2(const MaxPoolRowArgs& args);
+#endif
+void f32_maxpool_row_generic(const MaxPoolRowArgs& args);
 }  // namespace microkernels
 
 namespace {
@@ -105,6 +111,26 @@ constexpr MicrokernelVariant kRegistry[] = {TFLITE_SPARSE_MICROKERNELS(
 constexpr size_t kRegistrySize = sizeof(kRegistry) / sizeof(kRegistry[0]);
 
 }  // namespace
+
+MaxPoolRowFunction FindMaxPoolRow(Isa isa) {
+  switch (isa) {
+#if defined(__x86_64__)
+    case Isa::kAvx512:
+      return &microkernels::f32_maxpool_row_avx512;
+    case Isa::kAvx2:
+      return &microkernels::f32_maxpool_row_avx2;
+#endif
+    default:
+      break;
+  }
+  return &microkernels::f32_maxpool_row_generic;
+}
+
+const char* MaxPoolRowName(Isa isa) {
+  return FindMaxPoolRow(isa) == &microkernels::f32_maxpool_row_generic ? "f32_maxpool_row__generic"
+         : isa == Isa::kAvx512                                          ? "f32_maxpool_row__avx512"
+                                                                        : "f32_maxpool_row__avx2";
+}
 
 const MicrokernelVariant* RegisteredMicrokernels(size_t* count) {
   *count = kRegistrySize;

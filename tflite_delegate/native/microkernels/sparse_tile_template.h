@@ -32,6 +32,8 @@ struct ScalarVector {
   // results do not depend on whether the compiler fused them in one loop and not in another.
   static Reg MulAdd(Reg a, Reg b, Reg accumulator) { return accumulator + a * b; }
   static Reg Add(Reg a, Reg b) { return a + b; }
+  // x86's maxps: the second operand unless the first is greater (NaN or equal: the second).
+  static Reg Max(Reg a, Reg b) { return a > b ? a : b; }
   // Written so that NaN propagates, like TFLite's min(max(x, lo), hi).
   static Reg Clamp(Reg value, Reg low, Reg high) {
     const Reg above = value < low ? low : value;

@@ -21,6 +21,7 @@ struct Avx256Vector {  // 8 lanes
   static Reg Set(float value) { return _mm256_set1_ps(value); }
   static Reg MulAdd(Reg a, Reg b, Reg accumulator) { return _mm256_fmadd_ps(a, b, accumulator); }
   static Reg Add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
+  static Reg Max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
   // max/min return their second operand when either is NaN: NaN inputs propagate.
   static Reg Clamp(Reg value, Reg low, Reg high) {
     return _mm256_min_ps(high, _mm256_max_ps(low, value));
@@ -38,6 +39,7 @@ struct Avx128Vector {  // 4 lanes, VEX-encoded
   static Reg Set(float value) { return _mm_set1_ps(value); }
   static Reg MulAdd(Reg a, Reg b, Reg accumulator) { return _mm_fmadd_ps(a, b, accumulator); }
   static Reg Add(Reg a, Reg b) { return _mm_add_ps(a, b); }
+  static Reg Max(Reg a, Reg b) { return _mm_max_ps(a, b); }
   static Reg Clamp(Reg value, Reg low, Reg high) { return _mm_min_ps(high, _mm_max_ps(low, value)); }
   static void Store(float* destination, Reg value) { _mm_storeu_ps(destination, value); }
   // Non-temporal; `destination` 16-byte aligned.
