@@ -373,6 +373,7 @@ TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
 TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
   auto rng = native_test::Random(5151);
   int pair_runs = 0;
+  int whole_image_runs = 0;  // 1x1 stride-1 layers in several chunks: paired once per Run
   for (int trial = 0; trial < 40; ++trial) {
     Layer layer = RandomLayer(rng);
     layer.block_n = trial % 2 == 0 ? 16 : 8;
@@ -415,6 +416,7 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
         EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
         EXPECT_TRUE(&op->variant() == pair) << op->variant().name;
         ++pair_runs;
+        if (trial % 3 == 0 && op->group_chunks() > 1) ++whole_image_runs;
         std::vector<float> output(reference.size(), -777.0f);
         const float* add = fused_add ? residual.data() : nullptr;
         EXPECT_TRUE(op->Run(input.data(), output.data(), add));
@@ -429,6 +431,8 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
   if (pair_runs == 0) {
     native_test::SkipNotes().push_back("pixel-pair operator test: no pixel-pair variant on this "
                                        "CPU");
+  } else {
+    EXPECT_TRUE(whole_image_runs > 0);
   }
 }
 

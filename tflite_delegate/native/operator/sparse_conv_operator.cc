@@ -235,6 +235,17 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
     while (group < groups && packed_.group_begin[group] + group < target) ++group;
     chunk_first_group_[chunk] = static_cast<int32_t>(group);
   }
+  // Measured on ResNet-50 "1.0G" (compare_delegate_builds, 15 rounds, 2026-12-04 14:05 UTC): 1.02x
+  // at 1 thread, where its 7x7 1x1 layers have 4 to 8 chunks; no change at 2 threads, where
+  // every 14x14 and 7x7 1x1 layer has at least two (docs/RESULTS.md, "Fused max pools").
+  image_pairs_ = pair_tiles_ && params_.stride_h == 1 && params_.stride_w == 1 && chunks > 1;
+  if (image_pairs_) {
+    for (size_t pair = 0; pair < pixel_offsets_.size(); ++pair) {
+      pixel_offsets_[pair] = static_cast<int64_t>(pair) * 2 * g.channels;
+    }
+    const size_t floats = static_cast<size_t>(pixels + 1) * g.channels;
+    if (workspace_->size() < floats) workspace_->ResizeZeroed(floats);
+  }
   PlanPrefetch();
   prepared_ = true;
   return true;
@@ -599,6 +610,22 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
         });
     if (!built) return false;
     source = pair_image;
+  } else if (image_pairs_) {
+    // Consecutive pixels into disjoint pairs (PairRowFunction with column_step 2), 64 pairs a
+    // tile; an odd last pixel pairs with zeros.
+    float* pair_image = workspace_->data();
+    const int64_t pixels = static_cast<int64_t>(g.batch) * g.out_h * g.out_w;
+    const int channels = g.channels;
+    const PairRowFunction build = active_->build_pair_row;
+    const bool built = Parallelize1DTile(
+        serial_ ? nullptr : pool_.get(), (pixels + 1) / 2, 64,
+        [&](int64_t pair, int64_t pairs) {
+          const int count = static_cast<int>(std::min(2 * pairs, pixels - 2 * pair));
+          build(input + 2 * pair * channels, count, channels, 0, count + count % 2, 1, 2,
+                pair_image + 2 * pair * channels);
+        });
+    if (!built) return false;
+    source = pair_image;
   } else if (!panel && g.needs_padding) {
     const bool padded = Parallelize1DTile(
         serial_ ? nullptr : pool_.get(), static_cast<int64_t>(g.batch) * g.in_h, 1,
@@ -635,8 +662,8 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
   const int64_t chunks = static_cast<int64_t>(chunk_first_group_.size()) - 1;
   const int64_t* tile_first_pixel = tile_first_pixel_.data();
   const int64_t* tile_first_pair = tile_first_pair_.data();
-  const bool tile_pairs = pair_tiles_;
-  const bool tile_pair_rows = pair_tiles_ && (params_.stride_h > 1 || params_.stride_w > 1);
+  const bool tile_pairs = pair_tiles_ && !image_pairs_;
+  const bool tile_pair_rows = tile_pairs && (params_.stride_h > 1 || params_.stride_w > 1);
   const PairRowFunction build_pairs = active_->build_pair_row;
   const size_t tile_buffer_floats = static_cast<size_t>(active_->tile_pixels) * g.channels;
   const uint8_t* pair_widths = pair_widths_.data();

@@ -225,6 +225,10 @@ class SparseConvOperator {
   // consecutive flattened pixels (stride 1) or, for a strided one, from the pairs of each output
   // row the tile covers (PairTileRows).
   bool pair_tiles_ = false;
+  // ... except a 1x1 stride-1 layer cut into several group chunks: its tiles would be paired once
+  // per chunk, so Run pairs the whole batch once into the workspace instead (consecutive
+  // flattened pixels, pair q at 2 x q x channels floats), as for a KxK layer.
+  bool image_pairs_ = false;
   bool pair_fallback_ = true;
   std::vector<int64_t> tile_first_pair_;  // pixel-pair: num tiles + 1 boundaries over pairs
   // Work decomposition, fixed at prepare time. Pixel tiles: the flattened output pixels cut into
