@@ -56,6 +56,11 @@ constexpr double kBlockingMaxKeptFraction = 0.15;
 // weight prefetching the pairs ran ResNet-50's 7x7 layers at 0.83-0.95x. With it they run them
 // 1.04-1.11x faster: docs/RESULTS.md, "Weight prefetching"; the last column now pairs
 // vertically, see PreparePairs.)
+// Since 2026-12-04 14:10 UTC a stride-1 layer counts its kept FLOPs per input value over the
+// whole layer, not per chunk: with several chunks it is paired once per Run (image_pairs_), not
+// once per chunk. That gave ResNet-50's 7x7 2048->512 layers to the pairs: 1.11-1.21x at 1
+// thread in both models, 1.10-1.25x at 2 threads in "2.0G", 0.89-0.93x at 2 threads in "1.0G"
+// (compare_delegate_builds --profile, 9 rounds).
 constexpr int kPairPixelMajorMinBlockN = 16;
 constexpr double kPairMinKeptFlopsPerInputPerChunk = 96.0;
 // Orders this thread's non-temporal stores before its later stores (the pool's join).
@@ -413,7 +418,9 @@ bool SparseConvOperator::PreparePairs() {
     // 1x16 pairs gain 1.1-1.3x in the loop; where pairing each tile again per group chunk costs
     // more than that, the pixel-major kernel runs the layer (see the constants).
     const int64_t kept = packed_.group_begin[packed_.num_groups];
-    const int64_t chunks = std::max<int64_t>(1, WeightChunks());
+    // A stride-1 layer in several chunks is paired once per Run (image_pairs_), a strided one
+    // tile by tile per chunk.
+    const int64_t chunks = strided ? std::max<int64_t>(1, WeightChunks()) : 1;
     if (KeptFlopsPerInputValue(kept, packed_.block_n, g.channels) / chunks <
         kPairMinKeptFlopsPerInputPerChunk) {
       return false;
@@ -611,14 +618,18 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
     if (!built) return false;
     source = pair_image;
   } else if (image_pairs_) {
-    // Consecutive pixels into disjoint pairs (PairRowFunction with column_step 2), 64 pairs a
-    // tile; an odd last pixel pairs with zeros.
+    // Consecutive pixels into disjoint pairs (PairRowFunction with column_step 2); an odd last
+    // pixel pairs with zeros. Tiles of about 32 KiB of pairs, so that both threads share even a
+    // 7x7 image (25 pairs): built by one thread, a 7x7x2048 image made the layer 1.2x slower at
+    // 2 threads.
     float* pair_image = workspace_->data();
     const int64_t pixels = static_cast<int64_t>(g.batch) * g.out_h * g.out_w;
     const int channels = g.channels;
     const PairRowFunction build = active_->build_pair_row;
+    const int64_t tile_pairs =
+        std::max<int64_t>(1, 32 * 1024 / (2 * static_cast<int64_t>(channels) * sizeof(float)));
     const bool built = Parallelize1DTile(
-        serial_ ? nullptr : pool_.get(), (pixels + 1) / 2, 64,
+        serial_ ? nullptr : pool_.get(), (pixels + 1) / 2, tile_pairs,
         [&](int64_t pair, int64_t pairs) {
           const int count = static_cast<int>(std::min(2 * pairs, pixels - 2 * pair));
           build(input + 2 * pair * channels, count, channels, 0, count + count % 2, 1, 2,
