@@ -3,6 +3,7 @@
 //   build/native/bench_kernels [--shapes HxWxCINxCOUTxK[xSTRIDE],...] [--block-n 16]
 //       [--sparsity 0.5] [--threads 1,2] [--repeats 11] [--isa auto|avx512|avx2|generic]
 //       [--min-sample-ms 20] [--layout auto|pixel_major|both] [--microkernels 1|0]
+//       [--pools 1|0]
 //
 // Default: the stride-1 convolutions of ResNet-50's four stages at 224x224 input (output widths
 // 56, 28, 14 and 7), 1x16 blocks at 50 % block sparsity (whole KxK windows, the same count kept in
@@ -19,6 +20,11 @@
 // interleaved; channel-major and pixel-pair variants need the operator's panel or pair image
 // and are timed in the operator table only.
 //
+// The max-pool table (--pools 1, the default) times the max-pool operator that runs a pool fused
+// after a claimed conv (operator/max_pool_operator.h) on ResNet's stem pool (a 112x112x64 input
+// padded by one zero on every side, 3x3 stride 2) and two other common pools, with every ISA
+// this CPU runs, ISAs interleaved: median microseconds and input GB/s (input bytes / time).
+//
 // --layout: "auto" runs each shape with the variant the delegate selects (SelectMicrokernel: by
 // shape class and kept work per input and output value, so channel-major or pixel-pair where
 // the ISA has one for N and the filter keeps enough work); "pixel_major" forces the
@@ -32,6 +38,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <random>
 #include <string>
@@ -39,6 +46,7 @@
 
 #include "common/aligned_buffer.h"
 #include "microkernels/microkernel.h"
+#include "operator/max_pool_operator.h"
 #include "operator/sparse_conv_operator.h"
 #include "packing/block_pattern.h"
 #include "packing/packing.h"
@@ -63,6 +71,7 @@ struct Flags {
   double min_sample_ms = 20.0;
   std::string layout = "auto";
   bool microkernels = true;  // --microkernels 0 skips the microkernels-alone table
+  bool pools = true;         // --pools 0 skips the max-pool table
 };
 
 // ResNet-50's stride-1 convolutions at 224x224 input (bottleneck 1x1 / 3x3 / 1x1 and the block
@@ -134,6 +143,9 @@ Flags ParseFlags(int argc, char** argv) {
     } else if (flag == "--microkernels") {
       if (value != "0" && value != "1") Usage("--microkernels takes 0 or 1");
       flags.microkernels = value == "1";
+    } else if (flag == "--pools") {
+      if (value != "0" && value != "1") Usage("--pools takes 0 or 1");
+      flags.pools = value == "1";
     } else if (flag == "--layout") {
       if (value != "auto" && value != "pixel_major" && value != "both") Usage("bad --layout");
       flags.layout = value;
@@ -394,6 +406,81 @@ void BenchMicrokernels(const Flags& flags) {
   }
 }
 
+void BenchMaxPools(const Flags& flags) {
+  struct PoolShape {
+    const char* name;
+    int in_h, in_w, channels;
+    tflite_sparse::PoolParameters params;
+  };
+  tflite_sparse::PoolParameters stem;  // ResNet's pool1_pad + pool1_pool
+  stem.filter_h = stem.filter_w = 3;
+  stem.stride_h = stem.stride_w = 2;
+  stem.pad_top = stem.pad_bottom = stem.pad_left = stem.pad_right = 1;
+  tflite_sparse::PoolParameters same = stem;  // the same window with TFLite's SAME padding
+  same.pad_top = same.pad_bottom = same.pad_left = same.pad_right = 0;
+  same.padding = tflite_sparse::Padding::kSame;
+  tflite_sparse::PoolParameters two;  // VGG's 2x2 stride-2 pools
+  two.filter_h = two.filter_w = two.stride_h = two.stride_w = 2;
+  const PoolShape shapes[] = {{"112x112x64, 3x3/2, zero pad 1", 112, 112, 64, stem},
+                              {"112x112x64, 3x3/2, SAME", 112, 112, 64, same},
+                              {"56x56x256, 2x2/2, VALID", 56, 56, 256, two}};
+  std::vector<Isa> isas;
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kGeneric}) {
+    if (tflite_sparse::IsaRegistered(isa) && tflite_sparse::IsaSupportedByCpu(isa)) {
+      isas.push_back(isa);
+    }
+  }
+  std::printf("\n## Max-pool operator (ISAs interleaved)\n\n| pool | threads |");
+  for (Isa isa : isas) std::printf(" %s us | %s GB/s |", tflite_sparse::IsaName(isa),
+                                   tflite_sparse::IsaName(isa));
+  std::printf("\n|---|---:|");
+  for (size_t i = 0; i < isas.size(); ++i) std::printf("---:|---:|");
+  std::printf("\n");
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (const PoolShape& shape : shapes) {
+    std::vector<float> input(static_cast<size_t>(shape.in_h) * shape.in_w * shape.channels);
+    for (float& value : input) value = uniform(rng);
+    for (int threads : flags.threads) {
+      auto pool = std::make_shared<tflite_sparse::ThreadPool>(threads);
+      std::vector<std::unique_ptr<tflite_sparse::MaxPoolOperator>> ops;
+      std::vector<std::vector<float>> outputs;
+      std::vector<int> iterations;
+      std::vector<std::vector<double>> times(isas.size());
+      for (Isa isa : isas) {
+        ops.push_back(std::make_unique<tflite_sparse::MaxPoolOperator>(
+            shape.params, std::numeric_limits<float>::lowest(), std::numeric_limits<float>::max(),
+            isa, pool));
+        std::string error;
+        if (!ops.back()->Prepare(1, shape.in_h, shape.in_w, shape.channels, &error)) {
+          Usage(error.c_str());
+        }
+        const tflite_sparse::ConvGeometry& g = ops.back()->geometry();
+        outputs.emplace_back(static_cast<size_t>(g.out_h) * g.out_w * g.out_channels);
+        tflite_sparse::MaxPoolOperator* op = ops.back().get();
+        float* output = outputs.back().data();
+        iterations.push_back(
+            Calibrate(flags.min_sample_ms, [&] { op->Run(input.data(), output); }));
+      }
+      for (int repeat = 0; repeat < flags.repeats; ++repeat) {
+        for (size_t k = 0; k < isas.size(); ++k) {
+          tflite_sparse::MaxPoolOperator* op = ops[k].get();
+          float* output = outputs[k].data();
+          times[k].push_back(Sample(iterations[k], [&] { op->Run(input.data(), output); }));
+        }
+      }
+      std::printf("| %s | %d |", shape.name, threads);
+      const double bytes = static_cast<double>(input.size()) * sizeof(float);
+      for (size_t k = 0; k < isas.size(); ++k) {
+        const double seconds = Median(times[k]);
+        std::printf(" %.1f | %.1f |", seconds * 1e6, bytes / seconds * 1e-9);
+      }
+      std::printf("\n");
+      std::fflush(stdout);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -409,5 +496,6 @@ int main(int argc, char** argv) {
               command.c_str(), tflite_sparse::IsaName(isa), flags.repeats, load[0]);
   if (flags.microkernels) BenchMicrokernels(flags);
   BenchOperators(flags, isa);
+  if (flags.pools) BenchMaxPools(flags);
   return 0;
 }

@@ -41,8 +41,9 @@ class MaxPoolOperator {
   bool Run(const float* input, float* output);
 
   // Window positions x output values below which the calling thread pools alone (the analogue
-  // of SparseConvOperator::kDefaultMinParallelFlops: about 10 us of one core).
-  static constexpr int64_t kMinParallelWork = 1000 * 1000;
+  // of SparseConvOperator::kDefaultMinParallelFlops): about 10 us of one Zen 5 core, which
+  // pools about 30 G of them per second with AVX-512 (`make bench-kernels`, max-pool table).
+  static constexpr int64_t kMinParallelWork = 256 * 1024;
 
   const char* microkernel_name() const { return MaxPoolRowName(isa_); }
 
