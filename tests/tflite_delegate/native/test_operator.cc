@@ -825,8 +825,9 @@ std::unique_ptr<tflite_sparse::SparseConvOperator> GenericOperatorSplitFromZeroF
 
 TEST(FewTilesAreSplitIntoJustEnoughGroupChunks) {
   // A dense 1x1 16->64 layer: 4 groups of 16, 4 KiB of weights (one chunk by the cache budget).
-  // With 2 threads every thread needs 8 work items (tiles x chunks): 16 or more tiles keep the
-  // groups in one chunk, 7 tiles need 3 chunks, 1 tile all 4 groups in chunks of their own.
+  // With 2 threads every thread needs 6 work items (tiles x chunks): 12 or more tiles keep the
+  // groups in one chunk, 7 tiles need 2 chunks, 4 tiles 3, 1 tile all 4 groups in chunks of
+  // their own.
   const Layer layer = DenseOneByOneLayer(16, 64);
   for (int threads : {1, 2}) {
     auto op = GenericOperatorSplitFromZeroFlops(layer, threads);
@@ -835,7 +836,7 @@ TEST(FewTilesAreSplitIntoJustEnoughGroupChunks) {
     const int tile = op->variant().tile_pixels;
     const struct {
       int tiles, chunks_at_2_threads;
-    } cases[] = {{16, 1}, {40, 1}, {15, 2}, {7, 3}, {2, 4}, {1, 4}};
+    } cases[] = {{12, 1}, {40, 1}, {11, 2}, {7, 2}, {4, 3}, {2, 4}, {1, 4}};
     for (const auto& c : cases) {
       std::string error;
       EXPECT_TRUE(op->Prepare(1, 1, c.tiles * tile, 16, &error)) << error;

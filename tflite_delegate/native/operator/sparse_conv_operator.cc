@@ -21,12 +21,16 @@ namespace {
 constexpr int64_t kChunkWeightBytes = 256 * 1024;
 // Below this many work items per thread, groups are cut into just enough more chunks to reach
 // it, so that the work-stealing split stays balanced for any image size (a 7x7 image has only 7
-// tiles of 7 pixels: 3 chunks at 2 threads). Each further chunk re-reads the tile's input rows
+// tiles of 7 pixels: 2 chunks at 2 threads). Each further chunk re-reads the tile's input rows
 // once more and adds calls per tile: cutting every 7x7 and 14x14 layer into 4 chunks per thread,
 // as before 2026-12-03, made ResNet-50's 14x14 1x16 layers at 90 % block sparsity up to 1.4x
 // slower at 2 threads than this rule, and it changed the others by less than the noise
-// (docs/RESULTS.md).
-constexpr int64_t kMinItemsPerThread = 8;
+// (docs/RESULTS.md). 6 rather than 8 since 2026-12-04 14:25 UTC: a 14x14 pixel-pair layer has
+// 13 tiles, which 8 cut into 2 chunks at 2 threads (both threads pairing every tile, or one more
+// parallel job to pair the image); with 6 the threads share the 13 tiles of one chunk, and
+// ResNet-50's 14x14 1x1 layers ran 1.05-1.25x faster at 2 threads inside "1.0G" (per-node
+// profile, 11 rounds), the single layers as fast or faster at 50, 77 and 90 % (bench_kernels).
+constexpr int64_t kMinItemsPerThread = 6;
 // A pixel-major tile reads, for every kept tap vector of every group, one input value of each of
 // its pixels: the tile's input rows are re-read once per group. Above this many bytes (pixels x
 // input channels x 4; Zen 4's L1D holds 32 KiB, shared with the streaming weights) a 1x1 layer
