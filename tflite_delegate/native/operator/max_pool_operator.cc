@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "threading/parallelize.h"
 
@@ -9,21 +10,26 @@ namespace tflite_sparse {
 
 namespace {
 
-// One axis of a pooling window at output index `out`: the window covers padded positions
-// [out x stride, out x stride + filter); the zero-padded input is [zero_begin, zero_end) of them
-// and the real input [real_begin, real_begin + real). Gives the first real index, the real count
-// and the count inside the zero-padded input.
-void WindowAxis(int64_t out, int64_t stride, int64_t filter, int64_t zero_begin, int64_t zero_end,
-                int64_t real_begin, int64_t real, int32_t* first, int32_t* count,
-                int32_t* window) {
-  const int64_t begin = out * stride;
-  const int64_t end = begin + filter;
-  const int64_t real_first = std::max(begin, real_begin);
-  const int64_t real_end = std::min(end, real_begin + real);
-  *first = static_cast<int32_t>(real_end > real_first ? real_first - real_begin : 0);
-  *count = static_cast<int32_t>(std::max<int64_t>(real_end - real_first, 0));
-  *window = static_cast<int32_t>(
-      std::max<int64_t>(std::min(end, zero_end) - std::max(begin, zero_begin), 0));
+// One axis of the pooling windows, for every output index `out` < `outputs`: the window covers
+// padded positions [out x stride, out x stride + filter); the zero-padded input is [zero_begin,
+// zero_end) of them and the real input [real_begin, real_begin + real). Gives, per output index,
+// the first real index, the real count and the count inside the zero-padded input.
+void WindowAxis(int64_t outputs, int64_t stride, int64_t filter, int64_t zero_begin,
+                int64_t zero_end, int64_t real_begin, int64_t real, std::vector<int32_t>* first,
+                std::vector<int32_t>* count, std::vector<int32_t>* window) {
+  first->resize(static_cast<size_t>(outputs));
+  count->resize(static_cast<size_t>(outputs));
+  window->resize(static_cast<size_t>(outputs));
+  for (int64_t out = 0; out < outputs; ++out) {
+    const int64_t begin = out * stride;
+    const int64_t end = begin + filter;
+    const int64_t real_first = std::max(begin, real_begin);
+    const int64_t real_end = std::min(end, real_begin + real);
+    (*first)[out] = static_cast<int32_t>(real_end > real_first ? real_first - real_begin : 0);
+    (*count)[out] = static_cast<int32_t>(std::max<int64_t>(real_end - real_first, 0));
+    (*window)[out] = static_cast<int32_t>(
+        std::max<int64_t>(std::min(end, zero_end) - std::max(begin, zero_begin), 0));
+  }
 }
 
 }  // namespace
@@ -68,22 +74,12 @@ bool MaxPoolOperator::Prepare(int batch, int in_h, int in_w, int channels, std::
   // Padded coordinates: SAME's rows come first, then the folded PAD's zeros, then the input.
   const int64_t same_top = g.pad_top - params_.pad_top;
   const int64_t same_left = g.pad_left - params_.pad_left;
-  row_first_.resize(static_cast<size_t>(g.out_h));
-  row_count_.resize(static_cast<size_t>(g.out_h));
-  window_rows_.resize(static_cast<size_t>(g.out_h));
-  for (int64_t y = 0; y < g.out_h; ++y) {
-    WindowAxis(y, params_.stride_h, params_.filter_h, same_top,
-               g.pad_top + in_h + params_.pad_bottom, g.pad_top, in_h, &row_first_[y],
-               &row_count_[y], &window_rows_[y]);
-  }
-  column_first_.resize(static_cast<size_t>(g.out_w));
-  column_count_.resize(static_cast<size_t>(g.out_w));
-  window_columns_.resize(static_cast<size_t>(g.out_w));
-  for (int64_t x = 0; x < g.out_w; ++x) {
-    WindowAxis(x, params_.stride_w, params_.filter_w, same_left,
-               g.pad_left + in_w + params_.pad_right, g.pad_left, in_w, &column_first_[x],
-               &column_count_[x], &window_columns_[x]);
-  }
+  WindowAxis(g.out_h, params_.stride_h, params_.filter_h, same_top,
+             g.pad_top + in_h + params_.pad_bottom, g.pad_top, in_h, &row_first_, &row_count_,
+             &window_rows_);
+  WindowAxis(g.out_w, params_.stride_w, params_.filter_w, same_left,
+             g.pad_left + in_w + params_.pad_right, g.pad_left, in_w, &column_first_,
+             &column_count_, &window_columns_);
   const int64_t work = static_cast<int64_t>(g.batch) * g.out_h * g.out_w * channels *
                        params_.filter_h * params_.filter_w;
   serial_ = pool_->num_threads() == 1 || work < kMinParallelWork;
