@@ -374,11 +374,13 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
   auto rng = native_test::Random(5151);
   int pair_runs = 0;
   int whole_image_runs = 0;  // 1x1 stride-1 layers in several chunks: paired once per Run
+  int strided_vertical_runs = 0;  // strided 1x1 layers with an odd output width: vertical pairs
   for (int trial = 0; trial < 40; ++trial) {
     Layer layer = RandomLayer(rng);
     layer.block_n = trial % 2 == 0 ? 16 : 8;
     // A third of the trials 1x1 stride-1 (consecutive pixels paired tile by tile), a sixth
-    // strided 1x1 (the output rows a tile covers paired tile by tile).
+    // strided 1x1 (the output rows a tile covers paired tile by tile, the last column of an
+    // odd-width output vertically).
     if (trial % 3 == 0) {
       layer.shape.kernel_h = layer.shape.kernel_w = 1;
       layer.params.stride_h = layer.params.stride_w = 1;
@@ -417,6 +419,9 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
         EXPECT_TRUE(&op->variant() == pair) << op->variant().name;
         ++pair_runs;
         if (trial % 3 == 0 && op->group_chunks() > 1) ++whole_image_runs;
+        if (trial % 6 == 1 && op->geometry().out_w % 2 == 1 && op->geometry().out_h >= 2) {
+          ++strided_vertical_runs;
+        }
         std::vector<float> output(reference.size(), -777.0f);
         const float* add = fused_add ? residual.data() : nullptr;
         EXPECT_TRUE(op->Run(input.data(), output.data(), add));
@@ -433,6 +438,7 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
                                        "CPU");
   } else {
     EXPECT_TRUE(whole_image_runs > 0);
+    EXPECT_TRUE(strided_vertical_runs > 0);
   }
 }
 

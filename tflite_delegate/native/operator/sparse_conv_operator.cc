@@ -467,29 +467,44 @@ bool SparseConvOperator::PreparePairs() {
     return true;
   }
   // Pairs of horizontally adjacent output pixels of each row. In an odd-width row the last pixel
-  // is left: alone (strided 1x1 layers, a last row without a partner) or, for a KxK layer, paired
-  // with the last pixel of the next row, its origin in the appended columns of its first row.
-  // Rows y and y + 1 then give their pairs in the order row y, the vertical pair, row y + 1, so
-  // that first pixels ascend.
+  // is paired with the last pixel of the next row (for a KxK layer its origin in the appended
+  // columns of its first row), or left alone in a last row without a partner. Rows y and y + 1
+  // then give their pairs in the order row y, the vertical pair, row y + 1, so that first pixels
+  // ascend. (Until 2026-12-04 a strided 1x1 layer left the last pixel of every odd row alone:
+  // a 7-wide row is three pairs and a lone pixel, 1/8 of the FMAs wasted.)
+  const bool vertical_pairs = g.out_w % 2 == 1 && g.out_h >= 2;
   const int64_t image_floats = static_cast<int64_t>(g.padded_h) * pair_image_w_ * g.channels;
   const int64_t row_step = static_cast<int64_t>(params_.stride_h) * pair_image_w_ * g.channels;
   const int64_t column_step = static_cast<int64_t>(params_.stride_w) * g.channels;
   const int64_t width = g.out_w;
   const int64_t full_pairs = width / 2;
+  pair_sources_.clear();
+  pair_partners_.clear();
+  // A strided 1x1 pair's sources (PairTileRows): output pixel (image, y, x) reads input pixel
+  // (image, y x stride_h, x x stride_w).
+  const auto add_source = [&](int64_t image, int64_t y, int64_t x, int64_t partner) {
+    if (!pair_tiles_) return;
+    pair_sources_.push_back(
+        ((image * g.in_h + y * params_.stride_h) * g.in_w + x * params_.stride_w) * g.channels);
+    pair_partners_.push_back(static_cast<int32_t>(partner));
+  };
   for (int64_t image = 0; image < batch; ++image) {
     for (int64_t y = 0; y < g.out_h; ++y) {
       const int64_t row_origin = image * image_floats + y * row_step;
       const int64_t row_pixel = (image * g.out_h + y) * width;
       for (int64_t x = 0; x < 2 * full_pairs; x += 2) {
         add_pair(2 * (row_origin + x * column_step), row_pixel + x, row_pixel + x + 1, false);
+        add_source(image, y, x, params_.stride_w);
       }
       if (width % 2 == 0) continue;
       const int64_t last = row_pixel + width - 1;
-      if (vertical_columns_ == 0 || (y % 2 == 0 && y + 1 == g.out_h)) {
+      if (!vertical_pairs || (y % 2 == 0 && y + 1 == g.out_h)) {
         add_pair(2 * (row_origin + (width - 1) * column_step), last, last, true);
+        add_source(image, y, width - 1, 0);
       } else if (y % 2 == 0) {
         add_pair(2 * (row_origin + static_cast<int64_t>(g.padded_w) * g.channels), last,
                  last + width, false);
+        add_source(image, y, width - 1, static_cast<int64_t>(params_.stride_h) * g.in_w);
       }
     }
   }
@@ -544,25 +559,34 @@ void SparseConvOperator::PairRows(const float* input, int64_t first_row, int64_t
 
 void SparseConvOperator::PairTileRows(const float* input, int64_t first_pair, int64_t end_pair,
                                       float* tile_buffer) const {
-  // Pairs [first_pair, end_pair) of a strided 1x1 layer, row segment by row segment: output
-  // pixels (y, x) and (y, x + 1) read input columns stride_w apart, and the next pair starts
-  // 2 x stride_w input columns further (PairRowFunction with column_step 2 x stride_w).
+  // Pairs [first_pair, end_pair) of a strided 1x1 layer (pair_sources_): a run of horizontal
+  // pairs of one row in one call (output pixels (y, x) and (y, x + 1) read input columns
+  // stride_w apart, and the next pair starts 2 x stride_w input columns further:
+  // PairRowFunction with column_step 2 x stride_w); a vertical pair as a "row" whose second
+  // column is stride_h input rows below; a pixel alone with zeros (a one-column row).
   const ConvGeometry& g = geometry_;
-  const int64_t row_pairs = (g.out_w + 1) / 2;
-  const int column_step = 2 * params_.stride_w;
+  const int stride_w = params_.stride_w;
+  const int column_step = 2 * stride_w;
+  const int64_t run_step = static_cast<int64_t>(column_step) * g.channels;
   int64_t pair = first_pair;
   while (pair < end_pair) {
-    const int64_t row = pair / row_pairs;  // over batch x out_h
-    const int64_t first_in_row = pair % row_pairs;
-    const int64_t count = std::min(end_pair - pair, row_pairs - first_in_row);
-    const int64_t image = row / g.out_h;
-    const int64_t y = row % g.out_h;
-    const int64_t first_column = first_in_row * column_step;
-    const float* input_row =
-        input + ((image * g.in_h + y * params_.stride_h) * g.in_w + first_column) * g.channels;
-    active_->build_pair_row(input_row, g.in_w - static_cast<int>(first_column), g.channels, 0,
-                            static_cast<int>(count) * column_step, params_.stride_w,
-                            column_step, tile_buffer + (pair - first_pair) * 2 * g.channels);
+    const int64_t source = pair_sources_[static_cast<size_t>(pair)];
+    const int32_t partner = pair_partners_[static_cast<size_t>(pair)];
+    float* out = tile_buffer + (pair - first_pair) * 2 * g.channels;
+    int64_t count = 1;
+    if (partner == stride_w) {
+      while (pair + count < end_pair &&
+             pair_partners_[static_cast<size_t>(pair + count)] == stride_w &&
+             pair_sources_[static_cast<size_t>(pair + count)] == source + count * run_step) {
+        ++count;
+      }
+      const int columns = static_cast<int>(count) * column_step;
+      active_->build_pair_row(input + source, columns, g.channels, 0, columns, stride_w,
+                              column_step, out);
+    } else {
+      active_->build_pair_row(input + source, partner + 1, g.channels, 0, 1,
+                              partner > 0 ? partner : 1, 1, out);
+    }
     pair += count;
   }
 }

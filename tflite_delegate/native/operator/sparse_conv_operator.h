@@ -225,6 +225,11 @@ class SparseConvOperator {
   // consecutive flattened pixels (stride 1) or, for a strided one, from the pairs of each output
   // row the tile covers (PairTileRows).
   bool pair_tiles_ = false;
+  // Strided 1x1 pixel-pair: per pair, the input offset (floats) of its first pixel and how many
+  // input pixels further its second pixel is (stride_w in a row; stride_h x in_w for the
+  // vertical pair of an odd-width output's last column, as for KxK layers; 0 for a pixel alone).
+  std::vector<int64_t> pair_sources_;
+  std::vector<int32_t> pair_partners_;
   // ... except a 1x1 stride-1 layer cut into several group chunks: its tiles would be paired once
   // per chunk, so Run pairs the whole batch once into the workspace instead (consecutive
   // flattened pixels, pair q at 2 x q x channels floats), as for a KxK layer.
