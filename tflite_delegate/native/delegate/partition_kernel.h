@@ -75,6 +75,9 @@ class PartitionKernel {
     bool Prepare(int batch, int in_h, int in_w, int channels, std::string* error);
     const ConvGeometry& geometry() const { return op ? op->geometry() : pool->geometry(); }
   };
+  // Gives the activation scratch and the operators' workspace to the first conv steps whose
+  // work items prefetch nothing of their own, as the range they prefetch (see the .cc).
+  void PlanWarmUp();
   // Data of `ref` for `image` (-1: the whole batch), or null when it has none.
   float* Data(TfLiteContext* context, const TensorRef& ref, int image);
 

@@ -162,6 +162,9 @@ class SparseConvOperator {
     int32_t step = 0;
   };
   TilePrefetch Prefetch(int64_t item) const;
+  // After Prepare: whether any work item prefetches (false when the next weights were too small
+  // to spread over this layer's items, see PlannedPrefetch in the .cc).
+  bool prefetches() const { return !prefetch_plan_.empty(); }
   // After Prepare: the packed weights of group chunk `chunk` (< group_chunks()).
   WeightRange ChunkWeights(int64_t chunk) const;
 
