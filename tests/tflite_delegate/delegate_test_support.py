@@ -370,3 +370,11 @@ def numpy_conv2d(inputs: np.ndarray, spec: ConvSpec) -> np.ndarray:
         "RELU_N1_TO_1": (-1, 1),
     }[spec.activation]
     return np.clip(result, low, high)
+
+
+def few_channel_stem_claimed(interpreter) -> bool:
+    """Whether the delegate behind `interpreter` runs a dense RGB stem: the few-input-channel
+    rule (`DenseFewChannelConvPays`, claiming_policy.h) is AVX-512 only."""
+    import tflite_delegate
+
+    return tflite_delegate.delegation_report(interpreter)[0].isa == "avx512"
