@@ -414,13 +414,15 @@ void BenchMaxPools(const Flags& flags) {
   };
   tflite_sparse::PoolParameters stem;  // ResNet's pool1_pad + pool1_pool
   stem.filter_h = stem.filter_w = 3;
-  stem.stride_h = stem.stride_w = 2;
-  stem.pad_top = stem.pad_bottom = stem.pad_left = stem.pad_right = 1;
+  stem.window.stride_h = stem.window.stride_w = 2;
+  stem.window.pad_top = stem.window.pad_bottom = 1;
+  stem.window.pad_left = stem.window.pad_right = 1;
   tflite_sparse::PoolParameters same = stem;  // the same window with TFLite's SAME padding
-  same.pad_top = same.pad_bottom = same.pad_left = same.pad_right = 0;
-  same.padding = tflite_sparse::Padding::kSame;
+  same.window = tflite_sparse::ConvParameters();
+  same.window.stride_h = same.window.stride_w = 2;
+  same.window.padding = tflite_sparse::Padding::kSame;
   tflite_sparse::PoolParameters two;  // VGG's 2x2 stride-2 pools
-  two.filter_h = two.filter_w = two.stride_h = two.stride_w = 2;
+  two.filter_h = two.filter_w = two.window.stride_h = two.window.stride_w = 2;
   const PoolShape shapes[] = {{"112x112x64, 3x3/2, zero pad 1", 112, 112, 64, stem},
                               {"112x112x64, 3x3/2, SAME", 112, 112, 64, same},
                               {"56x56x256, 2x2/2, VALID", 56, 56, 256, two}};

@@ -27,30 +27,32 @@ struct Shape {
 std::vector<float> ReferencePool(const std::vector<float>& input, const Shape& shape,
                                  const PoolParameters& params, float low, float high, int* out_h,
                                  int* out_w) {
-  const int h = shape.in_h + params.pad_top + params.pad_bottom;
-  const int w = shape.in_w + params.pad_left + params.pad_right;
+  const tflite_sparse::ConvParameters& window = params.window;
+  const int h = shape.in_h + window.pad_top + window.pad_bottom;
+  const int w = shape.in_w + window.pad_left + window.pad_right;
   const int c = shape.channels;
   std::vector<float> padded(static_cast<size_t>(shape.batch) * h * w * c, 0.0f);
   for (int n = 0; n < shape.batch; ++n) {
     for (int y = 0; y < shape.in_h; ++y) {
       for (int x = 0; x < shape.in_w; ++x) {
         for (int k = 0; k < c; ++k) {
-          padded[((static_cast<size_t>(n) * h + y + params.pad_top) * w + x + params.pad_left) * c +
-                 k] = input[((static_cast<size_t>(n) * shape.in_h + y) * shape.in_w + x) * c + k];
+          const size_t at =
+              ((static_cast<size_t>(n) * h + y + window.pad_top) * w + x + window.pad_left) * c + k;
+          padded[at] = input[((static_cast<size_t>(n) * shape.in_h + y) * shape.in_w + x) * c + k];
         }
       }
     }
   }
   int top = 0;
   int left = 0;
-  if (params.padding == Padding::kSame) {
-    *out_h = (h + params.stride_h - 1) / params.stride_h;
-    *out_w = (w + params.stride_w - 1) / params.stride_w;
-    top = std::max((*out_h - 1) * params.stride_h + params.filter_h - h, 0) / 2;
-    left = std::max((*out_w - 1) * params.stride_w + params.filter_w - w, 0) / 2;
+  if (window.padding == Padding::kSame) {
+    *out_h = (h + window.stride_h - 1) / window.stride_h;
+    *out_w = (w + window.stride_w - 1) / window.stride_w;
+    top = std::max((*out_h - 1) * window.stride_h + params.filter_h - h, 0) / 2;
+    left = std::max((*out_w - 1) * window.stride_w + params.filter_w - w, 0) / 2;
   } else {
-    *out_h = h >= params.filter_h ? (h - params.filter_h) / params.stride_h + 1 : 0;
-    *out_w = w >= params.filter_w ? (w - params.filter_w) / params.stride_w + 1 : 0;
+    *out_h = h >= params.filter_h ? (h - params.filter_h) / window.stride_h + 1 : 0;
+    *out_w = w >= params.filter_w ? (w - params.filter_w) / window.stride_w + 1 : 0;
   }
   std::vector<float> output(static_cast<size_t>(shape.batch) * *out_h * *out_w * c);
   for (int n = 0; n < shape.batch; ++n) {
@@ -60,10 +62,11 @@ std::vector<float> ReferencePool(const std::vector<float>& input, const Shape& s
           float maximum = std::numeric_limits<float>::lowest();
           for (int fy = 0; fy < params.filter_h; ++fy) {
             for (int fx = 0; fx < params.filter_w; ++fx) {
-              const int y = oy * params.stride_h - top + fy;
-              const int x = ox * params.stride_w - left + fx;
+              const int y = oy * window.stride_h - top + fy;
+              const int x = ox * window.stride_w - left + fx;
               if (y < 0 || y >= h || x < 0 || x >= w) continue;
-              maximum = std::max(maximum, padded[((static_cast<size_t>(n) * h + y) * w + x) * c + k]);
+              const size_t at = ((static_cast<size_t>(n) * h + y) * w + x) * c + k;
+              maximum = std::max(maximum, padded[at]);
             }
           }
           output[((static_cast<size_t>(n) * *out_h + oy) * *out_w + ox) * c + k] =
@@ -102,13 +105,14 @@ TEST(MaxPoolWithFoldedZerosEqualsPaddingThenPoolingBitwise) {
     PoolParameters params;
     params.filter_h = native_test::UniformInt(rng, 1, 4);
     params.filter_w = native_test::UniformInt(rng, 1, 4);
-    params.stride_h = native_test::UniformInt(rng, 1, 3);
-    params.stride_w = native_test::UniformInt(rng, 1, 3);
-    params.padding = native_test::UniformInt(rng, 0, 1) == 0 ? Padding::kSame : Padding::kValid;
-    params.pad_top = native_test::UniformInt(rng, 0, 2);
-    params.pad_bottom = native_test::UniformInt(rng, 0, 2);
-    params.pad_left = native_test::UniformInt(rng, 0, 2);
-    params.pad_right = native_test::UniformInt(rng, 0, 2);
+    params.window.stride_h = native_test::UniformInt(rng, 1, 3);
+    params.window.stride_w = native_test::UniformInt(rng, 1, 3);
+    params.window.padding =
+        native_test::UniformInt(rng, 0, 1) == 0 ? Padding::kSame : Padding::kValid;
+    params.window.pad_top = native_test::UniformInt(rng, 0, 2);
+    params.window.pad_bottom = native_test::UniformInt(rng, 0, 2);
+    params.window.pad_left = native_test::UniformInt(rng, 0, 2);
+    params.window.pad_right = native_test::UniformInt(rng, 0, 2);
     Shape shape;
     shape.batch = native_test::UniformInt(rng, 1, 2);
     shape.in_h = native_test::UniformInt(rng, 4, 12);
@@ -146,8 +150,9 @@ TEST(MaxPoolHandComputedWindows) {
   // and columns 0 and 2.
   PoolParameters params;
   params.filter_h = params.filter_w = 3;
-  params.stride_h = params.stride_w = 2;
-  params.pad_top = params.pad_bottom = params.pad_left = params.pad_right = 1;
+  params.window.stride_h = params.window.stride_w = 2;
+  params.window.pad_top = params.window.pad_bottom = 1;
+  params.window.pad_left = params.window.pad_right = 1;
   const std::vector<float> input = {-1, -2, -3,  //
                                     -4, 5, -6,   //
                                     -7, -8, -9};
@@ -161,13 +166,14 @@ TEST(MaxPoolHandComputedWindows) {
                          {5, 5, 5, 5}));
     // Without the explicit zeros (VALID on the 3x3 image): one window, the whole image.
     PoolParameters valid = params;
-    valid.pad_top = valid.pad_bottom = valid.pad_left = valid.pad_right = 0;
+    valid.window.pad_top = valid.window.pad_bottom = 0;
+    valid.window.pad_left = valid.window.pad_right = 0;
     const std::vector<float> negative = {-1, -2, -3, -4, -5, -6, -7, -8, -9};
     EXPECT_TRUE(SameBits(RunPool(valid, lowest, highest, isa, 1, shape, negative, &error),
                          {-1}));
     // SAME on the 3x3 image: a 2x2 output and two ignored rows and columns, one on each side,
     // so windows cover rows and columns {0, 1} and {1, 2}.
-    valid.padding = Padding::kSame;
+    valid.window.padding = Padding::kSame;
     EXPECT_TRUE(SameBits(RunPool(valid, lowest, highest, isa, 1, shape, negative, &error),
                          {-1, -2, -4, -5}));
     // The explicit zeros again, clamped to [0.5, 6] (RELU6-like range with a raised floor).

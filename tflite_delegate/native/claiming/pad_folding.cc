@@ -111,12 +111,16 @@ std::map<int, FoldedPad> FindFoldedPads(TfLiteContext* context, const TensorUse&
   return folds;
 }
 
+void AddFoldedZeros(const FoldedPad& pad, ConvParameters* params) {
+  params->pad_top += pad.top;
+  params->pad_bottom += pad.bottom;
+  params->pad_left += pad.left;
+  params->pad_right += pad.right;
+}
+
 void FoldPad(const FoldedPad& pad, ConvLayerPlan* plan) {
   plan->input_tensor = pad.input_tensor;
-  plan->params.pad_top += pad.top;
-  plan->params.pad_bottom += pad.bottom;
-  plan->params.pad_left += pad.left;
-  plan->params.pad_right += pad.right;
+  AddFoldedZeros(pad, &plan->params);
 }
 
 }  // namespace tflite_sparse

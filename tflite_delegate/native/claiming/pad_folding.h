@@ -55,6 +55,9 @@ bool DescribeFoldablePad(TfLiteContext* context, int pad_node, int pad_output, F
 std::map<int, FoldedPad> FindFoldedPads(TfLiteContext* context, const TensorUse& use,
                                         const std::map<int, ConvLayerPlan>& claimed);
 
+// Adds the PAD's zeros to the explicit padding of `params` (a conv's, or a fused pool's window).
+void AddFoldedZeros(const FoldedPad& pad, ConvParameters* params);
+
 // Turns the plan of a conv into that of its step with `pad` folded in: the PAD's input as
 // input, the PAD's zeros added to the explicit padding.
 void FoldPad(const FoldedPad& pad, ConvLayerPlan* plan);

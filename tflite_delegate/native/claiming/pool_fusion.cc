@@ -36,10 +36,10 @@ bool DescribePool(TfLiteContext* context, int pool_node, int input, FusedPool* f
   }
   fused->pool_node = pool_node;
   fused->output_tensor = node->outputs->data[0];
-  fused->params.padding =
+  fused->params.window.padding =
       params->padding == kTfLitePaddingSame ? Padding::kSame : Padding::kValid;
-  fused->params.stride_h = params->stride_height;
-  fused->params.stride_w = params->stride_width;
+  fused->params.window.stride_h = params->stride_height;
+  fused->params.window.stride_w = params->stride_width;
   fused->params.filter_h = params->filter_height;
   fused->params.filter_w = params->filter_width;
   return true;
@@ -69,10 +69,7 @@ std::map<int, FusedPool> FindFusedPools(TfLiteContext* context, const TensorUse&
       if (pad.input_tensor != plan.output_tensor) continue;
       fused.pad_node = reader;
       fused.pad_output_tensor = reader_output;
-      fused.params.pad_top = pad.top;
-      fused.params.pad_bottom = pad.bottom;
-      fused.params.pad_left = pad.left;
-      fused.params.pad_right = pad.right;
+      AddFoldedZeros(pad, &fused.params.window);
       nodes.push_back(reader);
       reader = use.OnlyReaderOf(reader_output);
       if (reader < 0) continue;

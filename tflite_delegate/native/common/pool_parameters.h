@@ -10,16 +10,10 @@ namespace tflite_sparse {
 struct PoolParameters {
   int filter_h = 1;
   int filter_w = 1;
-  int stride_h = 1;
-  int stride_w = 1;
-  // TFLite's padding rule; SAME's padded positions take no part in the maximum.
-  Padding padding = Padding::kValid;
-  // Zero rows and columns a folded PAD node puts around the input before `padding` applies:
-  // unlike SAME's, these zeros take part in the maximum (they are values of the PAD's output).
-  int pad_top = 0;
-  int pad_bottom = 0;
-  int pad_left = 0;
-  int pad_right = 0;
+  // The window's strides, TFLite padding rule and a folded PAD's zeros, as a conv's (dilation
+  // stays 1). SAME's padded positions take no part in the maximum; the folded PAD's zeros
+  // (pad_top ...) do: they are values of the PAD's output.
+  ConvParameters window;
 };
 
 }  // namespace tflite_sparse

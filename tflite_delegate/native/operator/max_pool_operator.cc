@@ -52,18 +52,10 @@ bool MaxPoolOperator::Prepare(int batch, int in_h, int in_w, int channels, std::
   window.kernel_h = params_.filter_h;
   window.kernel_w = params_.filter_w;
   window.in_channels = channels;
-  ConvParameters conv;
-  conv.padding = params_.padding;
-  conv.stride_h = params_.stride_h;
-  conv.stride_w = params_.stride_w;
-  conv.pad_top = params_.pad_top;
-  conv.pad_bottom = params_.pad_bottom;
-  conv.pad_left = params_.pad_left;
-  conv.pad_right = params_.pad_right;
   ConvGeometry geometry;
   std::string reason;
   if (batch < 0 || !ComputeConvGeometry(batch > 0 ? batch : 1, in_h, in_w, channels, window,
-                                        conv, &geometry, &reason)) {
+                                        params_.window, &geometry, &reason)) {
     *error = "unsupported max-pool input shape: " +
              (reason.empty() ? std::string("negative batch") : reason);
     return false;
@@ -72,14 +64,13 @@ bool MaxPoolOperator::Prepare(int batch, int in_h, int in_w, int channels, std::
   geometry_ = geometry;
   const ConvGeometry& g = geometry_;
   // Padded coordinates: SAME's rows come first, then the folded PAD's zeros, then the input.
-  const int64_t same_top = g.pad_top - params_.pad_top;
-  const int64_t same_left = g.pad_left - params_.pad_left;
-  WindowAxis(g.out_h, params_.stride_h, params_.filter_h, same_top,
-             g.pad_top + in_h + params_.pad_bottom, g.pad_top, in_h, &row_first_, &row_count_,
+  const ConvParameters& w = params_.window;
+  WindowAxis(g.out_h, w.stride_h, params_.filter_h, g.pad_top - w.pad_top,
+             g.pad_top + in_h + w.pad_bottom, g.pad_top, in_h, &row_first_, &row_count_,
              &window_rows_);
-  WindowAxis(g.out_w, params_.stride_w, params_.filter_w, same_left,
-             g.pad_left + in_w + params_.pad_right, g.pad_left, in_w, &column_first_,
-             &column_count_, &window_columns_);
+  WindowAxis(g.out_w, w.stride_w, params_.filter_w, g.pad_left - w.pad_left,
+             g.pad_left + in_w + w.pad_right, g.pad_left, in_w, &column_first_, &column_count_,
+             &window_columns_);
   const int64_t work = static_cast<int64_t>(g.batch) * g.out_h * g.out_w * channels *
                        params_.filter_h * params_.filter_w;
   serial_ = pool_->num_threads() == 1 || work < kMinParallelWork;

@@ -246,7 +246,8 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   }
   // Measured on ResNet-50 "1.0G" (compare_delegate_builds, 15 rounds, 2026-12-04 14:05 UTC): 1.02x
   // at 1 thread, where its 7x7 1x1 layers have 4 to 8 chunks; no change at 2 threads, where
-  // every 14x14 and 7x7 1x1 layer has at least two (docs/RESULTS.md, "Fused max pools").
+  // every 14x14 and 7x7 1x1 layer has at least two (docs/RESULTS.md, "Fused max pools and
+  // whole-image pairs").
   image_pairs_ = pair_tiles_ && params_.stride_h == 1 && params_.stride_w == 1 && chunks > 1;
   if (image_pairs_) {
     for (size_t pair = 0; pair < pixel_offsets_.size(); ++pair) {
