@@ -159,9 +159,12 @@ TEST(EmptyRangesRunNothing) {
 }
 
 TEST(ADelayedThreadsTilesAreTakenOverByTheOthers) {
-  // The worker's first tile stalls (as a descheduled thread would) until every other tile is
-  // done; the calling thread must then run the worker's remaining tiles itself. With a purely
-  // static split it would stop after its own half and the stall would last the whole timeout.
+  // The worker's first tile stalls (as a descheduled thread would) until every tile but those of
+  // its first claim is done; the calling thread must then run the worker's remaining tiles
+  // itself. With a purely static split it would stop after its own half and the stall would last
+  // the whole timeout; so would it if a claim took more than kMaxTilesPerClaim tiles. The
+  // caller's first tile waits until the worker is inside its first tile, so that the caller
+  // cannot finish the whole job before the worker wakes up.
   ThreadPool pool(2);
   constexpr int64_t kTiles = 64;
   const std::thread::id caller = std::this_thread::get_id();
@@ -170,18 +173,21 @@ TEST(ADelayedThreadsTilesAreTakenOverByTheOthers) {
   std::atomic<bool> stalled{false};
   std::atomic<bool> timed_out{false};
   std::vector<std::atomic<int>> hits(kTiles);
+  const auto wait_until = [&](const auto& condition) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!condition()) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        timed_out = true;
+        return;
+      }
+      std::this_thread::yield();
+    }
+  };
   EXPECT_TRUE(tflite_sparse::Parallelize1DTile(&pool, kTiles, 1, [&](int64_t start, int64_t) {
     if (std::this_thread::get_id() == caller) {
-      ++by_caller;
+      if (by_caller++ == 0) wait_until([&] { return stalled.load(); });
     } else if (!stalled.exchange(true)) {
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-      while (done.load() < kTiles - 1) {
-        if (std::chrono::steady_clock::now() > deadline) {
-          timed_out = true;
-          break;
-        }
-        std::this_thread::yield();
-      }
+      wait_until([&] { return done.load() >= kTiles - tflite_sparse::kMaxTilesPerClaim; });
     }
     hits[start].fetch_add(1);
     ++done;
@@ -191,8 +197,8 @@ TEST(ADelayedThreadsTilesAreTakenOverByTheOthers) {
   int wrong = 0;
   for (auto& hit : hits) wrong += hit.load() != 1;
   EXPECT_EQ(wrong, 0);
-  // The worker ran at most the tile it stalled on (plus any it took before the caller started).
-  EXPECT_TRUE(by_caller.load() >= kTiles / 2);
+  // The worker ran at most its first claim.
+  EXPECT_TRUE(by_caller.load() >= kTiles - tflite_sparse::kMaxTilesPerClaim);
 }
 
 
