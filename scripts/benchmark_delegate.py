@@ -35,7 +35,9 @@ drifts hit all of them alike. A sample is the mean of enough back-to-back invoke
 `--min_sample_ms`. All models are converted before any timing starts and cached under
 `<out_dir>/cache` (ResNet-50 takes about a minute); `--rebuild` reconverts, `--convert_only`
 fills the cache without timing (conversion can run on a busy machine, timing should not). The
-load average is printed at start and end; anything above 1.0 means other work shared the cores.
+load average is printed at start and end (above 1.0: other work shared the cores), and so is the
+time the two cores take to pass a cache line back and forth (scripts/core_round_trip.py; above
+250 ns the 2-thread rows ran on the host's slow placement of the VM's two vCPUs).
 
 Outputs in `--out_dir`: delegate_benchmark.md (carrying the command), delegate_benchmark.json and
 delegate_benchmark.png (speedup against block sparsity per N, with the ideal curve; needs
@@ -1161,10 +1163,14 @@ def load_average() -> list[float]:
 
 
 def print_load(when: str, values: Sequence[float]) -> str:
-    """Print and return a load-average line, with a warning above 1.0."""
+    """Print and return a load-average line, with a warning above 1.0, and the core-to-core
+    round trip measured now (scripts/core_round_trip.py), with a warning when it is slow."""
+    from scripts.core_round_trip import round_trip_text
+
     line = f"load average {when}: {values[0]:.2f} {values[1]:.2f} {values[2]:.2f} (1/5/15 min)"
     if values[0] > 1.0:
         line += " -- WARNING: above 1.0, other processes share the cores; timings are suspect"
+    line += f"; {round_trip_text()}"
     print(line, flush=True)
     return line
 

@@ -42,6 +42,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from scripts.core_round_trip import round_trip_text  # noqa: E402
+
 XNNPACK = "xnnpack"
 
 FLAGS = flags.FLAGS
@@ -259,7 +261,11 @@ def main(argv: Sequence[str]) -> int:
     missing = [str(model) for model in models if not model.is_file()]
     if missing:
         raise app.UsageError(f"--models: no such file: {', '.join(missing)}")
-    print(f"# {' '.join(sys.argv)}\n# load average at start: {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"# {' '.join(sys.argv)}\n# load average at start: {os.getloadavg()[0]:.2f}; "
+        f"{round_trip_text()}",
+        flush=True,
+    )
     rows = []
     for model in models:
         row = compare_model(
@@ -277,7 +283,7 @@ def main(argv: Sequence[str]) -> int:
         for line in format_layers(row):
             print(line, flush=True)
         rows.append(row)
-    print(f"# load average at end: {os.getloadavg()[0]:.2f}")
+    print(f"# load average at end: {os.getloadavg()[0]:.2f}; {round_trip_text()}")
     if FLAGS.json:
         Path(FLAGS.json).write_text(json.dumps({"command": sys.argv, "rows": rows}, indent=1))
     return 0 if all(all(row["bitwise_equal"].values()) for row in rows) else 1

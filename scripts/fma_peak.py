@@ -11,13 +11,11 @@ on AVX-512 machines, the 256-bit forms on AVX2-only ones).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from scripts.c_probe import run_c_program
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 CEILINGS_SOURCE = REPOSITORY / "benchmarks" / "ceilings" / "fma_ceilings.c"
@@ -65,24 +63,4 @@ def measure_fma_peak(sample_ms: float = 40.0, compiler: str | None = None) -> Fm
     """
     if not sample_ms > 0:
         raise ValueError(f"sample_ms must be > 0, got {sample_ms}")
-    compiler = compiler or os.environ.get("CC") or "cc"
-    if shutil.which(compiler) is None:
-        raise RuntimeError(f"no C compiler {compiler!r} to build {CEILINGS_SOURCE.name}")
-    with tempfile.TemporaryDirectory(prefix="fma_peak_") as directory:
-        binary = Path(directory) / "fma_ceilings"
-        built = subprocess.run(
-            [compiler, "-O2", str(CEILINGS_SOURCE), "-o", str(binary)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if built.returncode != 0:
-            raise RuntimeError(
-                f"{compiler} could not build {CEILINGS_SOURCE}: {built.stderr[-2000:]}"
-            )
-        ran = subprocess.run(
-            [str(binary), f"{sample_ms:g}"], capture_output=True, text=True, check=False
-        )
-        if ran.returncode != 0:
-            raise RuntimeError(f"fma_ceilings exited with {ran.returncode}: {ran.stderr[-2000:]}")
-    return parse_ceilings(ran.stdout)
+    return parse_ceilings(run_c_program(CEILINGS_SOURCE, [f"{sample_ms:g}"], compiler))
