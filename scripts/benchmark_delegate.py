@@ -37,7 +37,7 @@ drifts hit all of them alike. A sample is the mean of enough back-to-back invoke
 fills the cache without timing (conversion can run on a busy machine, timing should not). The
 load average is printed at start and end (above 1.0: other work shared the cores), and so is the
 time the two cores take to pass a cache line back and forth (scripts/core_round_trip.py; above
-250 ns the 2-thread rows ran on the host's slow placement of the VM's two vCPUs).
+250 ns the run met a period in which 2-thread rows of the delegate run 20-35 % slower).
 
 Outputs in `--out_dir`: delegate_benchmark.md (carrying the command), delegate_benchmark.json and
 delegate_benchmark.png (speedup against block sparsity per N, with the ideal curve; needs

@@ -2,12 +2,13 @@
 
 A 2-thread layer of the sparse delegate reads, every layer, data the other thread wrote, and
 joins its threads once or twice per layer; on this project's 2-core VMs both cost what a cache
-line's trip between the two cores costs. That trip is not fixed: for minutes at a time the
-host places the two vCPUs where a round trip takes about 450 ns instead of about 90 ns, and
-then the delegate's 2-thread timings of ResNet-50 grow by 20-35 % while XNNPACK's grow by
-about 5 % (docs/RESULTS.md, "Claiming tiles a few at a time"). The benchmarks print the round
-trip beside the load average, measured by `benchmarks/ceilings/core_round_trip.c`, so that every
-2-thread figure says on which placement it was taken.
+line's trip between the two cores costs. That trip is not fixed: from seconds to minutes at a
+time it takes 400-1500 ns instead of about 90 ns (the host places or pauses the two vCPUs
+differently), and then the delegate's 2-thread timings of ResNet-50 grow by 20-35 % while
+XNNPACK's grow by about 5 % (docs/RESULTS.md, "Claiming tiles a few at a time"). The benchmarks
+print the round trip beside the load average, measured by
+`benchmarks/ceilings/core_round_trip.c`: a sample at the start and at the end of a run, so a
+slow one says the run met such a period (a fast one does not rule one out in between).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from scripts.c_probe import run_c_program
 REPOSITORY = Path(__file__).resolve().parents[1]
 ROUND_TRIP_SOURCE = REPOSITORY / "benchmarks" / "ceilings" / "core_round_trip.c"
 
-# Round trips above this many nanoseconds are the slow placement (about 450 ns measured; the
-# usual one measures 85-145 ns).
+# Round trips above this many nanoseconds are the slow periods (400-1500 ns measured; the usual
+# placement measures 80-145 ns).
 SLOW_ROUND_TRIP_NS = 250.0
 
 _LINE = re.compile(r"^round trip ns: ([0-9.]+)$", re.MULTILINE)

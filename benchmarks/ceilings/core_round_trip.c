@@ -4,11 +4,11 @@
 //
 // This project's 2-core VMs are not always placed the same way on their host. Most of the time
 // their two vCPUs exchange a line in about 90 ns (a round trip: one store seen by the other core
-// and its answer seen back); at other times, for minutes, in about 450 ns, as two cores on
-// different dies would. The sparse delegate's 2-thread layers move far more data between the
-// cores per FLOP than dense XNNPACK's, so in those periods they lose 20-35 % while XNNPACK loses
-// about 5 % (docs/RESULTS.md, "Claiming tiles a few at a time"). The benchmarks print this
-// figure beside the load average, so that a 2-thread table says which placement it ran on.
+// and its answer seen back); at other times, from seconds to minutes, in 400-1500 ns, as two
+// cores on different dies (or a vCPU the host has paused) would. The sparse delegate's 2-thread
+// layers move far more data between the cores per FLOP than dense XNNPACK's, so in those
+// periods they lose 20-35 % while XNNPACK loses about 5 % (docs/RESULTS.md, "Claiming tiles a
+// few at a time"). The benchmarks print this figure beside the load average.
 //
 // Two threads pinned to the first two CPUs the process may use pass a counter back and forth
 // through one 128-byte aligned atomic: the first stores an odd value and waits for the next even

@@ -58,10 +58,10 @@ struct alignas(128) TileCursor {
 // How many tiles a thread claims at once from a run with `left` unclaimed tiles: a quarter of
 // them, at most kMaxTilesPerClaim, one each once fewer than 8 are left (so the runs still end
 // together). A claim is a locked read-modify-write, which waits until every store the thread has
-// issued (the tile it just computed) is in its L1: one claim per tile cost ResNet-50 "1.0G"
-// 3.8 % and "2.0G" 1.1 % at 2 threads (compare_delegate_builds, 15 rounds, Zen 5), and up to
-// 7 % at times when the two cores exchange cache lines slowly (docs/RESULTS.md, "Claiming tiles
-// a few at a time").
+// issued (the tile it just computed) is in its L1; `perf annotate` put 0.4 ms per invoke of
+// ResNet-50 "1.0G" at 2 threads on the claims' instruction. Claiming up to four at a time ran the
+// model 0.995-1.048x as fast and "2.0G" 1.010-1.035x (four runs of compare_delegate_builds, 7-15
+// rounds each, Zen 5; docs/RESULTS.md, "Claiming tiles a few at a time").
 constexpr int64_t kMaxTilesPerClaim = 4;
 inline int64_t TilesPerClaim(int64_t left) {
   return left < 8 ? 1 : std::min<int64_t>(left / 4, kMaxTilesPerClaim);
