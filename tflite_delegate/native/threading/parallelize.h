@@ -123,8 +123,9 @@ bool Parallelize2DTile(ThreadPool* pool, int64_t range_i, int64_t range_j, int64
           for (int64_t left = end - next.load(std::memory_order_relaxed); left > 0;
                left = end - next.load(std::memory_order_relaxed)) {
             // `left` may be stale: the claim is clipped to the run's end.
-            const int64_t first = next.fetch_add(TilesPerClaim(left), std::memory_order_relaxed);
-            const int64_t last = std::min(first + TilesPerClaim(left), end);
+            const int64_t claim = TilesPerClaim(left);
+            const int64_t first = next.fetch_add(claim, std::memory_order_relaxed);
+            const int64_t last = std::min(first + claim, end);
             for (int64_t t = first; t < last; ++t) c.RunTile(t);
           }
         }
