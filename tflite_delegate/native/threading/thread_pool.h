@@ -5,8 +5,9 @@
 // ResNet bottleneck) follow each other within microseconds, and a futex wake-up of a sleeping
 // worker costs tens of microseconds on a virtual machine, which is a visible share of a 1 ms
 // layer; the poll is short so that a worker never holds a core for long while XNNPACK and the
-// builtin ops run between our nodes. The calling thread runs task 0 itself and polls for the
-// workers' completion the same way.
+// builtin ops run between our nodes, and a worker yields its core (sched_yield) between polls,
+// so that a thread of XNNPACK's woken onto that core runs at once. The calling thread runs task
+// 0 itself and polls for the workers' completion with pause instructions.
 // A job either needs every thread index (Join::kEveryThread) or lets the caller's task finish
 // it alone (Join::kStartedThreads, for work-stealing loops): then a worker that has not begun
 // the job by the time the caller's task returns skips it, and the caller waits only for the
