@@ -33,7 +33,7 @@ enum class Poll {
   // XNNPACK's nodes (MobileNetV1: 13 of our partitions between its depthwise convs) XNNPACK's
   // worker is woken onto the core where ours has just finished a job, and a worker polling with
   // pause instructions held that core for the rest of its poll: MobileNetV1 at 2 threads ran
-  // 1.06-1.10x faster with the yields (docs/RESULTS.md), ResNets, one partition each, 0.98-1.01x.
+  // 1.06-1.10x faster with the yields (docs/RESULTS.md), ResNets, one partition each, 0.98-1.02x.
   kYield,
 };
 
