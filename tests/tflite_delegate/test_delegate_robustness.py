@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ai_edge_litert.interpreter import Interpreter
 
 from tests.tflite_delegate.delegate_test_support import (
     assert_outputs_close,
@@ -361,3 +362,27 @@ def test_non_finite_inputs_of_pruned_channels_do_not_reach_the_output():
         assert np.isnan(output[0, 0, 0]).all() and np.isfinite(output[0, 1:]).all(), isa
     (reference_output,) = run(reference, [pruned_nan])
     assert np.isnan(reference_output[0, 1, 1]).all()  # the reference propagates 0 * NaN
+
+
+@pytest.mark.parametrize("activation", ["NONE", "RELU", "RELU6"])
+def test_overflowing_outputs_stay_infinite_as_with_xnnpack(activation):
+    """Documented difference from the reference: as in XNNPACK (LiteRT's default engine), an
+    unbounded side of a fused activation is infinite, so a conv output that overflows stays
+    +-inf, where TFLite's built-in kernels clamp it to +-FLT_MAX. Each output reads one kept tap
+    vector here, so the overflow does not depend on the order of a sum."""
+
+    weights = np.zeros((16, 1, 1, 8), np.float32)
+    weights[:, 0, 0, 5] = np.where(np.arange(16) % 2 == 0, 2.0, -2.0)  # one kept block
+    content = build_conv_model((1, 2, 2, 8), [ConvSpec(weights, None, activation=activation)])
+    inputs = np.ones((1, 2, 2, 8), np.float32)
+    inputs[0, 0, 0, 5] = 3e38  # times +-2: +-inf in float32
+    (xnnpack,) = run(Interpreter(model_content=content), [inputs])
+    (builtin,) = run(reference_interpreter(content), [inputs])
+    bound = {"NONE": np.inf, "RELU": np.inf, "RELU6": 6.0}[activation]
+    assert xnnpack[0, 0, 0, 0] == bound
+    assert builtin[0, 0, 0, 0] == min(bound, np.finfo(np.float32).max)
+    for isa in available_isas():
+        interpreter, delegate = delegate_interpreter(content, min_sparsity=0.0, isa=isa)
+        (output,) = run(interpreter, [inputs])
+        assert _decision(delegate, 0).claimed, isa
+        np.testing.assert_array_equal(output, xnnpack, err_msg=isa)

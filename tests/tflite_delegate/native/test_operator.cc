@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,9 +31,13 @@ struct Layer {
   std::vector<float> filter;  // OHWI with 1xN tap-vector sparsity
   std::vector<float> bias;
   int block_n = 1;
-  float low = 0.0f;
+  float low = 0.0f;  // the conv's activation range
   float high = 6.0f;
+  float residual_low = 0.0f;  // a fused ADD's, where a test adds one
+  float residual_high = 6.0f;
 };
+
+constexpr float kInfinity = std::numeric_limits<float>::infinity();
 
 // A random OHWI filter for the layer's shape with 1 x block_n blocks: about half the tap
 // vectors of a group kept, one group in six empty.
@@ -70,9 +75,37 @@ Layer RandomLayer(std::mt19937_64& rng) {
   for (int channel = 0; channel < layer.shape.out_channels; ++channel) {
     layer.bias.push_back(native_test::UniformFloat(rng, -0.5f, 0.5f));
   }
-  if (native_test::UniformInt(rng, 0, 1)) {
-    layer.low = -3.4e38f;
-    layer.high = 3.4e38f;
+  // RELU6 (above), linear or RELU, the unbounded sides infinite as the delegate sets them
+  // (ActivationRange) or +-FLT_MAX: every epilogue kind of microkernels/epilogue_clamps.h and
+  // the general clamps.
+  switch (native_test::UniformInt(rng, 0, 3)) {
+    case 1:
+      layer.low = -kInfinity;
+      layer.high = kInfinity;
+      break;
+    case 2:
+      layer.low = 0.0f;
+      layer.high = kInfinity;
+      break;
+    case 3:
+      layer.low = -3.4e38f;
+      layer.high = 3.4e38f;
+      break;
+    default:
+      break;
+  }
+  // The same choice for a fused ADD's range.
+  switch (native_test::UniformInt(rng, 0, 2)) {
+    case 1:
+      layer.residual_low = 0.0f;
+      layer.residual_high = kInfinity;
+      break;
+    case 2:
+      layer.residual_low = -kInfinity;
+      layer.residual_high = kInfinity;
+      break;
+    default:
+      break;
   }
   return layer;
 }
@@ -301,7 +334,7 @@ std::vector<float> PixelMajorReference(const Layer& layer, tflite_sparse::Isa is
   if (rng != nullptr) {
     residual->resize(reference.size());
     for (float& value : *residual) value = native_test::UniformFloat(*rng, -4.0f, 4.0f);
-    op->set_residual_activation(0.0f, 6.0f);
+    op->set_residual_activation(layer.residual_low, layer.residual_high);
     EXPECT_TRUE(op->Run(input.data(), reference.data(), residual->data()));
   }
   return reference;
@@ -413,7 +446,7 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
             MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(threads), pair);
         op->set_min_parallel_flops(0);
         op->set_pixel_pair_fallback(false);
-        if (fused_add) op->set_residual_activation(0.0f, 6.0f);
+        if (fused_add) op->set_residual_activation(layer.residual_low, layer.residual_high);
         std::string error;
         EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
         EXPECT_TRUE(&op->variant() == pair) << op->variant().name;
@@ -490,7 +523,7 @@ TEST(PixelPairOddWidthsMatchPixelMajorBitwise) {
             auto op = MakeOperator(layer, isa,
                                    std::make_shared<tflite_sparse::ThreadPool>(threads), pair);
             op->set_min_parallel_flops(0);
-            if (fused_add) op->set_residual_activation(0.0f, 6.0f);
+            if (fused_add) op->set_residual_activation(layer.residual_low, layer.residual_high);
             std::string error;
             EXPECT_TRUE(op->Prepare(c.batch, c.in_h, c.in_w, 19, &error)) << error;
             EXPECT_TRUE(&op->variant() == pair) << op->variant().name;
@@ -577,6 +610,96 @@ TEST(PixelPairGivesWayWhereItMeasuredSlower) {
   }
 }
 
+// Ranges with an infinite side (ActivationRange: as XNNPACK sets them) make the microkernels
+// skip those clamps (microkernels/epilogue_clamps.h): on finite values the same bits as the same
+// ranges with +-FLT_MAX, which clamp, for every ISA, the pixel-major and the pixel-pair variants,
+// with and without a fused ADD, 1 and 2 threads; an output that overflows stays infinite.
+TEST(InfiniteRangesSkipClampsWithTheSameBits) {
+  auto rng = native_test::Random(7117);
+  constexpr float kMax = std::numeric_limits<float>::max();
+  // {activation low, high, ADD low, high} with infinities and the same with +-FLT_MAX.
+  const float ranges[][4] = {{0.0f, kInfinity, 0.0f, kInfinity},        // RELU, ADD + RELU
+                             {-kInfinity, kInfinity, 0.0f, kInfinity},  // linear, ADD + RELU
+                             {-kInfinity, kInfinity, -kInfinity, kInfinity}};
+  int runs = 0;
+  int64_t infinite_outputs = 0;
+  for (int trial = 0; trial < 24; ++trial) {
+    Layer layer = RandomLayer(rng);
+    const int widths[] = {16, 32, 8};
+    layer.block_n = widths[trial % 3];
+    layer.shape.out_channels = layer.block_n * native_test::UniformInt(rng, 1, 2);
+    layer.params.stride_h = layer.params.stride_w = 1;
+    layer.params.padding = Padding::kSame;
+    FillRandomBlocks(layer, rng);
+    layer.bias.resize(static_cast<size_t>(layer.shape.out_channels), 0.25f);
+    const int in_h = native_test::UniformInt(rng, 4, 7);
+    const int in_w = native_test::UniformInt(rng, 16, 20);  // full tiles of 8 pixels or pairs
+    std::vector<float> input = RandomInput(rng, layer, 1, in_h, in_w);
+    const float* range = ranges[trial % 3];
+    for (tflite_sparse::Isa isa : RunnableIsas()) {
+      const tflite_sparse::MicrokernelVariant* variants[] = {
+          tflite_sparse::FindMicrokernel(isa, layer.block_n),
+          tflite_sparse::FindMicrokernel(isa, layer.block_n, tflite_sparse::WeightType::kFloat32,
+                                         tflite_sparse::InputLayout::kPixelPair)};
+      for (const tflite_sparse::MicrokernelVariant* variant : variants) {
+        if (variant == nullptr) continue;
+        for (int threads = 1; threads <= 2; ++threads) {
+          Layer infinite = layer;
+          infinite.low = range[0];
+          infinite.high = range[1];
+          Layer finite = infinite;
+          finite.low = std::max(range[0], -kMax);
+          finite.high = std::min(range[1], kMax);
+          auto pool = std::make_shared<tflite_sparse::ThreadPool>(threads);
+          auto skipping = MakeOperator(infinite, isa, pool, variant);
+          auto clamping = MakeOperator(finite, isa, pool, variant);
+          std::string error;
+          for (auto* op : {skipping.get(), clamping.get()}) {
+            op->set_min_parallel_flops(0);
+            op->set_pixel_pair_fallback(false);
+            EXPECT_TRUE(op->Prepare(1, in_h, in_w, layer.shape.in_channels, &error)) << error;
+          }
+          skipping->set_residual_activation(range[2], range[3]);
+          clamping->set_residual_activation(std::max(range[2], -kMax), std::min(range[3], kMax));
+          const ConvGeometry& g = skipping->geometry();
+          const size_t size = static_cast<size_t>(g.out_h) * g.out_w * g.out_channels;
+          std::vector<float> residual(size);
+          for (float& value : residual) value = native_test::UniformFloat(rng, -4.0f, 4.0f);
+          const float* const addends[] = {nullptr, residual.data()};
+          for (const float* add : addends) {
+            std::vector<float> skipped(size, -777.0f), clamped(size, -777.0f);
+            EXPECT_TRUE(skipping->Run(input.data(), skipped.data(), add));
+            EXPECT_TRUE(clamping->Run(input.data(), clamped.data(), add));
+            EXPECT_TRUE(std::memcmp(skipped.data(), clamped.data(), size * sizeof(float)) == 0)
+                << variant->name << " trial " << trial << " threads " << threads
+                << (add ? " with" : " without") << " a fused ADD: infinite ranges differ";
+            ++runs;
+          }
+          // Overflow: huge inputs make some outputs infinite; they stay so where the range is
+          // unbounded and stop at +-FLT_MAX where it is +-FLT_MAX, as in TFLite's built-in
+          // kernels.
+          if (range[0] < 0.0f) {
+            const std::vector<float> huge(input.size(), 3e38f);
+            std::vector<float> skipped(size), clamped(size);
+            EXPECT_TRUE(skipping->Run(huge.data(), skipped.data()));
+            EXPECT_TRUE(clamping->Run(huge.data(), clamped.data()));
+            for (size_t i = 0; i < size; ++i) {
+              if (std::isinf(skipped[i])) {
+                ++infinite_outputs;
+                EXPECT_TRUE(std::fabs(clamped[i]) == kMax) << variant->name << " " << clamped[i];
+              } else {
+                EXPECT_TRUE(std::memcmp(&skipped[i], &clamped[i], sizeof(float)) == 0);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_TRUE(runs > 0);
+  EXPECT_TRUE(infinite_outputs > 0);
+}
+
 // A fused ADD (Run with a residual) equals the unfused convolution followed by TFLite's ADD with
 // its fused activation (sum, then clamp), bitwise, for every ISA, both layouts (1x1 stride-1
 // layers at N = 4 and 8 take the channel-major variant where the ISA has one) and 1-3 threads.
@@ -597,8 +720,10 @@ TEST(FusedAddEqualsConvolutionThenAddBitwise) {
     const int in_h = native_test::UniformInt(rng, 5, 10);
     const int in_w = native_test::UniformInt(rng, 5, 12);
     const std::vector<float> input = RandomInput(rng, layer, batch, in_h, in_w);
-    const float low = native_test::UniformInt(rng, 0, 1) ? 0.0f : -3.4e38f;
-    const float high = native_test::UniformInt(rng, 0, 1) ? 6.0f : 3.4e38f;
+    const float lows[] = {0.0f, -3.4e38f, -kInfinity};
+    const float highs[] = {6.0f, 3.4e38f, kInfinity};
+    const float low = lows[native_test::UniformInt(rng, 0, 2)];
+    const float high = highs[native_test::UniformInt(rng, 0, 2)];
     for (tflite_sparse::Isa isa : RunnableIsas()) {
       const tflite_sparse::MicrokernelVariant* panel =
           pointwise ? tflite_sparse::FindMicrokernel(isa, layer.block_n,
@@ -763,8 +888,8 @@ TEST(StreamedOutputsEqualPlainStoresBitwise) {
         actual.ResizeZeroed(size);
         const float* const addends[] = {nullptr, residual.data()};
         for (const float* add : addends) {
-          plain->set_residual_activation(0.0f, 6.0f);
-          streamed->set_residual_activation(0.0f, 6.0f);
+          plain->set_residual_activation(layer.residual_low, layer.residual_high);
+          streamed->set_residual_activation(layer.residual_low, layer.residual_high);
           EXPECT_TRUE(plain->Run(input.data(), expected.data(), add));
           EXPECT_TRUE(streamed->Run(input.data(), actual.data(), add));
           EXPECT_TRUE(std::memcmp(actual.data(), expected.data(), size * sizeof(float)) == 0)

@@ -283,8 +283,8 @@ bool Analyze(TfLiteContext* context, const TfLiteNode& node,
 }  // namespace
 
 bool ActivationRange(TfLiteFusedActivation activation, float* low, float* high) {
-  constexpr float kLowest = std::numeric_limits<float>::lowest();
-  constexpr float kHighest = std::numeric_limits<float>::max();
+  constexpr float kLowest = -std::numeric_limits<float>::infinity();
+  constexpr float kHighest = std::numeric_limits<float>::infinity();
   switch (activation) {
     case kTfLiteActNone:
       *low = kLowest;

@@ -163,7 +163,10 @@ NodeDecision AnalyzeConvNode(TfLiteContext* context, int node_index, const TfLit
                              const ClaimingOptions& options, ConvLayerPlan* plan);
 
 // The clamp range of a fused activation TFLite's float kernels implement as a clamp (NONE,
-// RELU, RELU_N1_TO_1, RELU6); false for the others.
+// RELU, RELU_N1_TO_1, RELU6); false for the others. An unbounded side is infinite, as in
+// TFLite's XNNPACK delegate (its built-in kernels use +-FLT_MAX): an output that overflows to
+// +-inf stays infinite, as XNNPACK leaves it, and the microkernels skip the clamp against an
+// infinity (microkernels/epilogue_clamps.h).
 bool ActivationRange(TfLiteFusedActivation activation, float* low, float* high);
 
 // Block widths the registry has for `isa`, for detection.

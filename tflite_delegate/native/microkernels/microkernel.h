@@ -137,6 +137,8 @@ struct SparseTileArgs {
   float* output;                 // output of the tile's first pixel, channel 0
   int64_t output_pixel_stride;   // floats between consecutive flattened output pixels
   int out_channels;              // real output channels (the last group may be partial)
+  // The clamp range; an unbounded side is infinite and its clamp is skipped, which gives the
+  // same bits (epilogue_clamps.h).
   float activation_min;
   float activation_max;
   // Fused ADD: null, or the residual of the tile's first pixel, channel 0, laid out like the

@@ -29,6 +29,7 @@
 #ifndef TFLITE_DELEGATE_MICROKERNELS_PIXEL_PAIR_TEMPLATE_H_
 #define TFLITE_DELEGATE_MICROKERNELS_PIXEL_PAIR_TEMPLATE_H_
 
+#include "microkernels/epilogue_clamps.h"
 #include "microkernels/microkernel.h"
 
 namespace tflite_sparse {
@@ -49,8 +50,9 @@ inline void LoadDuplicated(const float* source, typename V::Reg (&out)[2 * N / V
 // One group of N output channels (N = kLanes: two registers per pair; N = kLanes / 2: one) for
 // the P pairs whose origins (in the pair image) are `origins`; pixel_index[2p] and
 // pixel_index[2p + 1] are pair p's output pixels within the tile and widths[p] its pixel count (1
-// or 2); kPrefetch: issue SparseTileArgs's prefetches (one per kept tap vector).
-template <class V, int N, int P, bool kPrefetch>
+// or 2); kPrefetch: issue SparseTileArgs's prefetches (one per kept tap vector); kEpilogue: the
+// EpilogueKind of the call (EpilogueOf).
+template <class V, int N, int P, bool kPrefetch, int kEpilogue>
 inline void PairGroupTile(const SparseTileArgs& args, const float* const* origins,
                           const int32_t* pixel_index, const int* widths, int group) {
   constexpr int kBlockN = N;
@@ -107,14 +109,18 @@ inline void PairGroupTile(const SparseTileArgs& args, const float* const* origin
   float* output = args.output + static_cast<int64_t>(group) * kBlockN;
   const float* residual =
       args.residual != nullptr ? args.residual + static_cast<int64_t>(group) * kBlockN : nullptr;
+  constexpr int kActivation = EpilogueClamps<kEpilogue>::kActivation;
+  constexpr int kAdd = EpilogueClamps<kEpilogue>::kAdd;
 #pragma GCC unroll 8
   for (int p = 0; p < P; ++p) {
     Reg pixel[2];
     if constexpr (R == 2) {
-      V::Deinterleave(V::Clamp(accumulators[p][0], low, high),
-                      V::Clamp(accumulators[p][1], low, high), &pixel[0], &pixel[1]);
+      V::Deinterleave(ClampAs<V, kActivation>(accumulators[p][0], low, high),
+                      ClampAs<V, kActivation>(accumulators[p][1], low, high), &pixel[0],
+                      &pixel[1]);
     } else {
-      V::DeinterleaveHalves(V::Clamp(accumulators[p][0], low, high), &pixel[0], &pixel[1]);
+      V::DeinterleaveHalves(ClampAs<V, kActivation>(accumulators[p][0], low, high), &pixel[0],
+                            &pixel[1]);
     }
 #pragma GCC unroll 2
     for (int s = 0; s < 2; ++s) {
@@ -122,8 +128,8 @@ inline void PairGroupTile(const SparseTileArgs& args, const float* const* origin
       const int64_t offset = pixel_index[2 * p + s] * stride;
       Reg value = pixel[s];
       if (residual != nullptr) {
-        value = V::Clamp(V::Add(value, V::LoadFirst(residual + offset, channels)), residual_low,
-                         residual_high);
+        value = ClampAs<V, kAdd>(V::Add(value, V::LoadFirst(residual + offset, channels)),
+                                 residual_low, residual_high);
       }
       if (stream) {
         V::Stream(output + offset, value);
@@ -135,8 +141,8 @@ inline void PairGroupTile(const SparseTileArgs& args, const float* const* origin
 }
 
 // P pairs, every group of the call's range.
-template <class V, int N, int P>
-inline void PairTile(const SparseTileArgs& args) {
+template <class V, int N, int P, int kEpilogue>
+inline void PairTileGroups(const SparseTileArgs& args) {
   const float* origins[P];
   int widths[P];
   for (int p = 0; p < P; ++p) {
@@ -146,25 +152,47 @@ inline void PairTile(const SparseTileArgs& args) {
   const int32_t* pixel_index = args.pair_pixels;
   if (args.prefetch_address != 0) {
     for (int group = args.first_group; group < args.end_group; ++group) {
-      PairGroupTile<V, N, P, true>(args, origins, pixel_index, widths, group);
+      PairGroupTile<V, N, P, true, kEpilogue>(args, origins, pixel_index, widths, group);
     }
     return;
   }
   for (int group = args.first_group; group < args.end_group; ++group) {
-    PairGroupTile<V, N, P, false>(args, origins, pixel_index, widths, group);
+    PairGroupTile<V, N, P, false, kEpilogue>(args, origins, pixel_index, widths, group);
   }
 }
 
+// PairTileGroups with the call's epilogue: full tiles (kMaxP pairs, nearly every tile) get an
+// instantiation per EpilogueKind, smaller ones clamp as kEpilogueGeneral (the same bits).
+template <class V, int N, int P, int kMaxP>
+inline void PairTile(const SparseTileArgs& args) {
+  if constexpr (P == kMaxP) {
+    switch (EpilogueOf(args)) {
+      case kEpilogueRelu:
+        PairTileGroups<V, N, P, kEpilogueRelu>(args);
+        return;
+      case kEpilogueLinear:
+        PairTileGroups<V, N, P, kEpilogueLinear>(args);
+        return;
+      case kEpilogueLinearAddRelu:
+        PairTileGroups<V, N, P, kEpilogueLinearAddRelu>(args);
+        return;
+      case kEpilogueGeneral:
+        break;
+    }
+  }
+  PairTileGroups<V, N, P, kEpilogueGeneral>(args);
+}
+
 // PairTile<V, N, pairs> for a run-time pair count in [1, P].
-template <class V, int N, int P>
+template <class V, int N, int P, int kMaxP = P>
 inline void PairTileOfSize(const SparseTileArgs& args, int pairs) {
   if constexpr (P > 1) {
     if (pairs < P) {
-      PairTileOfSize<V, N, P - 1>(args, pairs);
+      PairTileOfSize<V, N, P - 1, kMaxP>(args, pairs);
       return;
     }
   }
-  PairTile<V, N, P>(args);
+  PairTile<V, N, P, kMaxP>(args);
 }
 
 // The microkernel: a tile of 1 to P pairs, N output channels per group.

@@ -16,6 +16,7 @@
 #ifndef TFLITE_DELEGATE_MICROKERNELS_SPARSE_TILE_TEMPLATE_H_
 #define TFLITE_DELEGATE_MICROKERNELS_SPARSE_TILE_TEMPLATE_H_
 
+#include "microkernels/epilogue_clamps.h"
 #include "microkernels/microkernel.h"
 
 namespace tflite_sparse {
@@ -55,8 +56,9 @@ inline void PutOutput(float* destination, typename V::Reg value) {
 }
 
 // The epilogue of a full group's P x R accumulators: clamp, and with a fused ADD add the
-// residual and clamp to the ADD's range; one store per register.
-template <class V, int R, int P, bool kStream>
+// residual and clamp to the ADD's range; one store per register. kActivation and kAdd: how each
+// clamp runs (epilogue_clamps.h).
+template <class V, int R, int P, bool kStream, int kActivation, int kAdd>
 inline void StoreFullGroup(const SparseTileArgs& args, const typename V::Reg (&accumulators)[P][R],
                            typename V::Reg low, typename V::Reg high, const float* residual,
                            float* output) {
@@ -67,7 +69,7 @@ inline void StoreFullGroup(const SparseTileArgs& args, const typename V::Reg (&a
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         PutOutput<V, kStream>(output + p * args.output_pixel_stride + r * V::kLanes,
-                              V::Clamp(accumulators[p][r], low, high));
+                              ClampAs<V, kActivation>(accumulators[p][r], low, high));
       }
     }
     return;
@@ -80,15 +82,17 @@ inline void StoreFullGroup(const SparseTileArgs& args, const typename V::Reg (&a
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const int64_t offset = p * args.output_pixel_stride + r * V::kLanes;
-      const Reg sum = V::Add(V::Clamp(accumulators[p][r], low, high), V::Load(residual + offset));
-      PutOutput<V, kStream>(output + offset, V::Clamp(sum, residual_low, residual_high));
+      const Reg sum = V::Add(ClampAs<V, kActivation>(accumulators[p][r], low, high),
+                             V::Load(residual + offset));
+      PutOutput<V, kStream>(output + offset, ClampAs<V, kAdd>(sum, residual_low, residual_high));
     }
   }
 }
 
 // One group of N output channels for P pixels whose receptive-field origins are `origins`;
-// kPrefetch: issue SparseTileArgs's prefetches (one per kept tap vector).
-template <class V, int R, int P, bool kPrefetch>
+// kPrefetch: issue SparseTileArgs's prefetches (one per kept tap vector); kEpilogue: the
+// EpilogueKind of the call (EpilogueOf).
+template <class V, int R, int P, bool kPrefetch, int kEpilogue>
 inline void GroupTile(const SparseTileArgs& args, const float* const* origins, int group,
                       float* output) {
   constexpr int kBlockN = V::kLanes * R;
@@ -166,10 +170,13 @@ inline void GroupTile(const SparseTileArgs& args, const float* const* origins, i
   const float* residual = finish && args.residual != nullptr
                               ? args.residual + static_cast<int64_t>(group) * kBlockN
                               : nullptr;
+  using Clamps = EpilogueClamps<kEpilogue>;
   if (full && finish && args.stream_output) {
-    StoreFullGroup<V, R, P, true>(args, accumulators, low, high, residual, output);
+    StoreFullGroup<V, R, P, true, Clamps::kActivation, Clamps::kAdd>(args, accumulators, low, high,
+                                                                       residual, output);
   } else if (full) {
-    StoreFullGroup<V, R, P, false>(args, accumulators, low, high, residual, output);
+    StoreFullGroup<V, R, P, false, Clamps::kActivation, Clamps::kAdd>(args, accumulators, low,
+                                                                        high, residual, output);
   } else {
     // Partial last group: only the first remaining_channels lanes exist in the output tensor.
     // Fully unrolled so the accumulators stay in registers (a rolled loop over p makes GCC keep
@@ -196,44 +203,72 @@ inline void GroupTile(const SparseTileArgs& args, const float* const* origins, i
 }
 
 // P pixels, every group of the call's range.
-template <class V, int R, int P>
-inline void PixelTile(const SparseTileArgs& args, const float* const* origins, float* output) {
+template <class V, int R, int P, int kEpilogue>
+inline void PixelTileGroups(const SparseTileArgs& args, const float* const* origins,
+                            float* output) {
   constexpr int kBlockN = V::kLanes * R;
   if (args.prefetch_address != 0) {
     for (int group = args.first_group; group < args.end_group; ++group) {
-      GroupTile<V, R, P, true>(args, origins, group,
-                               output + static_cast<int64_t>(group) * kBlockN);
+      GroupTile<V, R, P, true, kEpilogue>(args, origins, group,
+                                          output + static_cast<int64_t>(group) * kBlockN);
     }
     return;
   }
   for (int group = args.first_group; group < args.end_group; ++group) {
-    GroupTile<V, R, P, false>(args, origins, group, output + static_cast<int64_t>(group) * kBlockN);
+    GroupTile<V, R, P, false, kEpilogue>(args, origins, group,
+                                         output + static_cast<int64_t>(group) * kBlockN);
   }
+}
+
+// PixelTileGroups with the call's epilogue. With kEpilogueKinds, the tile sizes the operator
+// cuts most pixels into (kMaxP and kMaxP - 1: it makes tiles of nearly equal size) get an
+// instantiation per EpilogueKind; other tiles, and every tile of the variants registered
+// without, clamp as kEpilogueGeneral, which gives the same bits.
+template <class V, int R, int P, int kMaxP, bool kEpilogueKinds>
+inline void PixelTile(const SparseTileArgs& args, const float* const* origins, float* output) {
+  if constexpr (kEpilogueKinds && P + 1 >= kMaxP) {
+    switch (EpilogueOf(args)) {
+      case kEpilogueRelu:
+        PixelTileGroups<V, R, P, kEpilogueRelu>(args, origins, output);
+        return;
+      case kEpilogueLinear:
+        PixelTileGroups<V, R, P, kEpilogueLinear>(args, origins, output);
+        return;
+      case kEpilogueLinearAddRelu:
+        PixelTileGroups<V, R, P, kEpilogueLinearAddRelu>(args, origins, output);
+        return;
+      case kEpilogueGeneral:
+        break;
+    }
+  }
+  PixelTileGroups<V, R, P, kEpilogueGeneral>(args, origins, output);
 }
 
 // Runs PixelTile<V, R, pixels> for a run-time pixel count in [1, P]: every tile size has its own
 // instantiation, so the operator can cut the flattened pixels into tiles of nearly equal size
 // (49 pixels as 7 x 7 rather than 6 x 8 + 1) and no pixel runs as a lone, latency-bound chain.
-template <class V, int R, int P>
+template <class V, int R, int P, int kMaxP, bool kEpilogueKinds>
 inline void PixelTileOfSize(const SparseTileArgs& args, const float* const* origins,
                             int pixels) {
   if constexpr (P > 1) {
     if (pixels < P) {
-      PixelTileOfSize<V, R, P - 1>(args, origins, pixels);
+      PixelTileOfSize<V, R, P - 1, kMaxP, kEpilogueKinds>(args, origins, pixels);
       return;
     }
   }
-  PixelTile<V, R, P>(args, origins, args.output);
+  PixelTile<V, R, P, kMaxP, kEpilogueKinds>(args, origins, args.output);
 }
 
-// The microkernel: a tile of 1 to P pixels.
-template <class V, int R, int P>
+// The microkernel: a tile of 1 to P pixels. kEpilogueKinds: instantiate the common epilogues
+// without their infinite clamps (epilogue_clamps.h; the variants that run most layers, where
+// the extra code pays).
+template <class V, int R, int P, bool kEpilogueKinds = false>
 void SparseTile(const SparseTileArgs& args) {
   static_assert(P >= 1, "a tile has at least one pixel");
   const float* origins[P];
   const int pixels = args.num_pixels < P ? args.num_pixels : P;
   for (int p = 0; p < pixels; ++p) origins[p] = args.input + args.pixel_offsets[p];
-  PixelTileOfSize<V, R, P>(args, origins, pixels);
+  PixelTileOfSize<V, R, P, P, kEpilogueKinds>(args, origins, pixels);
 }
 
 }  // namespace

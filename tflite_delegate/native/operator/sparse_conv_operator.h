@@ -66,7 +66,7 @@ class SparseConvOperator {
   // microkernel.h). False if not prepared or a worker failed.
   bool Run(const float* input, float* output, const float* residual = nullptr);
 
-  // The fused ADD's activation range (default: none, the whole float range).
+  // The fused ADD's activation range (default: none, [-inf, inf]).
   void set_residual_activation(float activation_min, float activation_max) {
     residual_min_ = activation_min;
     residual_max_ = activation_max;
