@@ -47,6 +47,71 @@ inline void LoadDuplicated(const float* source, typename V::Reg (&out)[2 * N / V
   }
 }
 
+// The epilogue of PairGroupTile: clamps each pair register, turns it into one register per
+// pixel, adds the residual of a fused ADD and stores each pixel's channels of the group.
+// kWhole: a group of N real channels stored with plain stores (no partial group, no streamed
+// stores), so no per-pixel test.
+template <class V, int N, int P, int kEpilogue, bool kWhole>
+inline void StorePairGroup(const SparseTileArgs& args,
+                           const typename V::Reg (&accumulators)[P][2 * N / V::kLanes],
+                           const int32_t* pixel_index, const int* widths, int group) {
+  constexpr int kBlockN = N;
+  constexpr int R = 2 * N / V::kLanes;
+  constexpr int kActivation = EpilogueClamps<kEpilogue>::kActivation;
+  constexpr int kAdd = EpilogueClamps<kEpilogue>::kAdd;
+  using Reg = typename V::Reg;
+  const Reg low = V::Set(args.activation_min);
+  const Reg high = V::Set(args.activation_max);
+  const Reg residual_low = V::Set(args.residual_min);
+  const Reg residual_high = V::Set(args.residual_max);
+  const int remaining_channels = args.out_channels - group * kBlockN;
+  const int channels = remaining_channels < kBlockN ? remaining_channels : kBlockN;
+  // Streamed (non-temporal) stores for full groups that fill a register, when the operator asks
+  // (microkernel.h).
+  const bool stream = !kWhole && N == V::kLanes && args.stream_output && channels == kBlockN;
+  const int64_t stride = args.output_pixel_stride;
+  float* output = args.output + static_cast<int64_t>(group) * kBlockN;
+  const float* residual =
+      args.residual != nullptr ? args.residual + static_cast<int64_t>(group) * kBlockN : nullptr;
+#pragma GCC unroll 8
+  for (int p = 0; p < P; ++p) {
+    Reg pixel[2];
+    if constexpr (R == 2) {
+      V::Deinterleave(ClampAs<V, kActivation>(accumulators[p][0], low, high),
+                      ClampAs<V, kActivation>(accumulators[p][1], low, high), &pixel[0],
+                      &pixel[1]);
+    } else {
+      V::DeinterleaveHalves(ClampAs<V, kActivation>(accumulators[p][0], low, high), &pixel[0],
+                            &pixel[1]);
+    }
+#pragma GCC unroll 2
+    for (int s = 0; s < 2; ++s) {
+      if (s == 1 && widths[p] < 2) break;
+      const int64_t offset = pixel_index[2 * p + s] * stride;
+      Reg value = pixel[s];
+      if constexpr (kWhole) {
+        // kBlockN is a constant here: a plain load and store for N = kLanes, masked ones with a
+        // constant mask for N = kLanes / 2.
+        if (residual != nullptr) {
+          value = ClampAs<V, kAdd>(V::Add(value, V::LoadFirst(residual + offset, kBlockN)),
+                                   residual_low, residual_high);
+        }
+        V::StoreFirst(output + offset, value, kBlockN);
+      } else {
+        if (residual != nullptr) {
+          value = ClampAs<V, kAdd>(V::Add(value, V::LoadFirst(residual + offset, channels)),
+                                   residual_low, residual_high);
+        }
+        if (stream) {
+          V::Stream(output + offset, value);
+        } else {
+          V::StoreFirst(output + offset, value, channels);
+        }
+      }
+    }
+  }
+}
+
 // One group of N output channels (N = kLanes: two registers per pair; N = kLanes / 2: one) for
 // the P pairs whose origins (in the pair image) are `origins`; pixel_index[2p] and
 // pixel_index[2p + 1] are pair p's output pixels within the tile and widths[p] its pixel count (1
@@ -97,46 +162,13 @@ inline void PairGroupTile(const SparseTileArgs& args, const float* const* origin
       }
     }
   }
-  const Reg low = V::Set(args.activation_min);
-  const Reg high = V::Set(args.activation_max);
-  const Reg residual_low = V::Set(args.residual_min);
-  const Reg residual_high = V::Set(args.residual_max);
-  const int channels = remaining_channels < kBlockN ? remaining_channels : kBlockN;
-  // Streamed (non-temporal) stores for full groups that fill a register, when the operator asks
-  // (microkernel.h).
-  const bool stream = N == V::kLanes && args.stream_output && channels == kBlockN;
-  const int64_t stride = args.output_pixel_stride;
-  float* output = args.output + static_cast<int64_t>(group) * kBlockN;
-  const float* residual =
-      args.residual != nullptr ? args.residual + static_cast<int64_t>(group) * kBlockN : nullptr;
-  constexpr int kActivation = EpilogueClamps<kEpilogue>::kActivation;
-  constexpr int kAdd = EpilogueClamps<kEpilogue>::kAdd;
-#pragma GCC unroll 8
-  for (int p = 0; p < P; ++p) {
-    Reg pixel[2];
-    if constexpr (R == 2) {
-      V::Deinterleave(ClampAs<V, kActivation>(accumulators[p][0], low, high),
-                      ClampAs<V, kActivation>(accumulators[p][1], low, high), &pixel[0],
-                      &pixel[1]);
-    } else {
-      V::DeinterleaveHalves(ClampAs<V, kActivation>(accumulators[p][0], low, high), &pixel[0],
-                            &pixel[1]);
-    }
-#pragma GCC unroll 2
-    for (int s = 0; s < 2; ++s) {
-      if (s == 1 && widths[p] < 2) break;
-      const int64_t offset = pixel_index[2 * p + s] * stride;
-      Reg value = pixel[s];
-      if (residual != nullptr) {
-        value = ClampAs<V, kAdd>(V::Add(value, V::LoadFirst(residual + offset, channels)),
-                                 residual_low, residual_high);
-      }
-      if (stream) {
-        V::Stream(output + offset, value);
-      } else {
-        V::StoreFirst(output + offset, value, channels);
-      }
-    }
+  // Full groups stored with plain stores, nearly every call: an epilogue without the per-pixel
+  // tests of partial groups and streamed stores (docs/RESULTS.md, "Epilogues without infinite
+  // clamps").
+  if (remaining_channels >= kBlockN && !args.stream_output) {
+    StorePairGroup<V, N, P, kEpilogue, true>(args, accumulators, pixel_index, widths, group);
+  } else {
+    StorePairGroup<V, N, P, kEpilogue, false>(args, accumulators, pixel_index, widths, group);
   }
 }
 
