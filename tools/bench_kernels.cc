@@ -10,9 +10,9 @@
 // every group, as SUBP trains them), 1 and 2 threads.
 //
 // For each shape and thread count the operator runs on the sparse filter and on the same layer
-// with a fully dense filter (every block kept), both with a ReLU, interleaved: each repeat times one sample of
-// each, a sample repeats the call until it lasts at least --min-sample-ms, and the tables report
-// medians. "dense GFLOP/s" is the layer's dense FLOPs (2 x pixels x Cout x KH x KW x Cin) over
+// with a fully dense filter (every block kept), both with a ReLU, interleaved: each repeat times
+// one sample of each, a sample repeats the call until it lasts at least --min-sample-ms, and the
+// tables report medians. "dense GFLOP/s" is the layer's dense FLOPs (2 x pixels x Cout x KH x KW x Cin) over
 // the dense time: the dense rate measured in this run. "effective GFLOP/s" is the same dense
 // FLOPs over the sparse time; "speedup" is dense time / sparse time and "efficiency" the speedup
 // over the ideal 1 / (1 - sparsity). The microkernel table times each registered pixel-major

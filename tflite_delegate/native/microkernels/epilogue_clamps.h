@@ -69,6 +69,35 @@ inline EpilogueKind EpilogueOf(const SparseTileArgs& args) {
   return kEpilogueGeneral;
 }
 
+// An EpilogueKind as a type, for WithEpilogue's callback.
+template <int kEpilogue>
+struct EpilogueTag {
+  static constexpr int kValue = kEpilogue;
+};
+
+// Calls body(EpilogueTag<EpilogueOf(args)>()) when kSpecialize, else
+// body(EpilogueTag<kEpilogueGeneral>()): the one place a microkernel picks the instantiation of
+// its epilogue (the general clamps give the same bits for every kind).
+template <bool kSpecialize, class Body>
+inline void WithEpilogue(const SparseTileArgs& args, const Body& body) {
+  if constexpr (kSpecialize) {
+    switch (EpilogueOf(args)) {
+      case kEpilogueRelu:
+        body(EpilogueTag<kEpilogueRelu>());
+        return;
+      case kEpilogueLinear:
+        body(EpilogueTag<kEpilogueLinear>());
+        return;
+      case kEpilogueLinearAddRelu:
+        body(EpilogueTag<kEpilogueLinearAddRelu>());
+        return;
+      case kEpilogueGeneral:
+        break;
+    }
+  }
+  body(EpilogueTag<kEpilogueGeneral>());
+}
+
 // The activation and ADD clamp kinds of each EpilogueKind.
 template <int kEpilogue>
 struct EpilogueClamps {

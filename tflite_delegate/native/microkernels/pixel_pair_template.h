@@ -197,22 +197,9 @@ inline void PairTileGroups(const SparseTileArgs& args) {
 // instantiation per EpilogueKind, smaller ones clamp as kEpilogueGeneral (the same bits).
 template <class V, int N, int P, int kMaxP>
 inline void PairTile(const SparseTileArgs& args) {
-  if constexpr (P == kMaxP) {
-    switch (EpilogueOf(args)) {
-      case kEpilogueRelu:
-        PairTileGroups<V, N, P, kEpilogueRelu>(args);
-        return;
-      case kEpilogueLinear:
-        PairTileGroups<V, N, P, kEpilogueLinear>(args);
-        return;
-      case kEpilogueLinearAddRelu:
-        PairTileGroups<V, N, P, kEpilogueLinearAddRelu>(args);
-        return;
-      case kEpilogueGeneral:
-        break;
-    }
-  }
-  PairTileGroups<V, N, P, kEpilogueGeneral>(args);
+  WithEpilogue<P == kMaxP>(args, [&](auto epilogue) {
+    PairTileGroups<V, N, P, decltype(epilogue)::kValue>(args);
+  });
 }
 
 // PairTile<V, N, pairs> for a run-time pair count in [1, P].

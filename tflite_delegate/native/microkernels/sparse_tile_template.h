@@ -226,22 +226,9 @@ inline void PixelTileGroups(const SparseTileArgs& args, const float* const* orig
 // without, clamp as kEpilogueGeneral, which gives the same bits.
 template <class V, int R, int P, int kMaxP, bool kEpilogueKinds>
 inline void PixelTile(const SparseTileArgs& args, const float* const* origins, float* output) {
-  if constexpr (kEpilogueKinds && P + 1 >= kMaxP) {
-    switch (EpilogueOf(args)) {
-      case kEpilogueRelu:
-        PixelTileGroups<V, R, P, kEpilogueRelu>(args, origins, output);
-        return;
-      case kEpilogueLinear:
-        PixelTileGroups<V, R, P, kEpilogueLinear>(args, origins, output);
-        return;
-      case kEpilogueLinearAddRelu:
-        PixelTileGroups<V, R, P, kEpilogueLinearAddRelu>(args, origins, output);
-        return;
-      case kEpilogueGeneral:
-        break;
-    }
-  }
-  PixelTileGroups<V, R, P, kEpilogueGeneral>(args, origins, output);
+  WithEpilogue<kEpilogueKinds && P + 1 >= kMaxP>(args, [&](auto epilogue) {
+    PixelTileGroups<V, R, P, decltype(epilogue)::kValue>(args, origins, output);
+  });
 }
 
 // Runs PixelTile<V, R, pixels> for a run-time pixel count in [1, P]: every tile size has its own
