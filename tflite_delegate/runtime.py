@@ -26,6 +26,7 @@ OPTION_NAMES = (
     "min_sparsity",
     "block_n",
     "isa",
+    "pixel_pairs",
     "fuse_add",
     "fold_pad",
     "fuse_pool",
@@ -136,13 +137,16 @@ class DelegateSummary:
     """Delegate-wide facts: kernel variant, threads (0 before the first Prepare when the option
     was not given), kernels created so far (one per claimed conv per delegation), partitions
     created so far (one delegate node per connected run of claimed convs; 0 from libraries
-    older than the field), and the nodes."""
+    older than the field), the nodes, and whether pixel-pair microkernels may run (the option
+    pixel_pairs as resolved: "auto" gives this CPU's answer; None from libraries older than the
+    field)."""
 
     isa: str
     num_threads: int
     kernels_created: int
     nodes: list[NodeDecision]
     partitions_created: int = 0
+    pixel_pairs: bool | None = None
 
 
 def library_path() -> str:
@@ -217,7 +221,11 @@ def load_delegate(**options: Any):
     i.e. never unless the filter is all zero),
     block_n ("auto" or a width of the microkernel registry:
     1/2/4/8/16/32), isa ("auto"/"avx512"/"avx2"/"generic"; default $TFLITE_SPARSE_DELEGATE_ISA or
-    auto), fuse_add (bool, default True: an ADD of two same-shape float tensors, one of them a
+    auto), pixel_pairs ("auto" or bool, default "auto": whether KxK and 1x1 layers at N = 16 and
+    8 may run the AVX-512 pixel-pair microkernels, which compute two output pixels per FMA; "auto"
+    allows them where they run faster than the pixel-major ones, i.e. on every CPU but AMD's
+    family 19h (Zen 4), where they ran 0.81-0.97x as fast; bitwise the same result either
+    way), fuse_add (bool, default True: an ADD of two same-shape float tensors, one of them a
     claimed conv's output read by nothing else, e.g. a ResNet block's shortcut ADD with its ReLU,
     runs in that conv's epilogue instead of as its own XNNPACK node; bitwise the same result),
     fold_pad (bool, default True: a zero PAD node whose output only a claimed conv reads, such as
@@ -373,6 +381,7 @@ def delegate_summary(delegate_or_interpreter: Any) -> DelegateSummary:
         kernels_created=data["kernels_created"],
         nodes=nodes,
         partitions_created=data.get("partitions_created", 0),
+        pixel_pairs=data.get("pixel_pairs"),
     )
 
 

@@ -3,7 +3,7 @@
 //   build/native/bench_kernels [--shapes HxWxCINxCOUTxK[xSTRIDE],...] [--block-n 16]
 //       [--sparsity 0.5] [--threads 1,2] [--repeats 11] [--isa auto|avx512|avx2|generic]
 //       [--min-sample-ms 20] [--layout auto|pixel_major|both] [--microkernels 1|0]
-//       [--pools 1|0]
+//       [--pools 1|0] [--pixel-pairs auto|1|0]
 //
 // Default: the stride-1 convolutions of ResNet-50's four stages at 224x224 input (output widths
 // 56, 28, 14 and 7), 1x16 blocks at 50 % block sparsity (whole KxK windows, the same count kept in
@@ -31,7 +31,9 @@
 // pixel-major variant; "both" times the selected variant and the pixel-major one interleaved in
 // the same repeats (two extra columns: the pixel-major sparse kept-work GFLOP/s and
 // selected-over-pixel-major speedup). The dense run uses the variant selected for the dense
-// filter.
+// filter. --pixel-pairs is the delegate option pixel_pairs: whether "auto" and "both" may select
+// pixel-pair variants ("auto", the default: where this CPU runs them faster,
+// PixelPairsPayOnCpu).
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -72,6 +74,7 @@ struct Flags {
   std::string layout = "auto";
   bool microkernels = true;  // --microkernels 0 skips the microkernels-alone table
   bool pools = true;         // --pools 0 skips the max-pool table
+  bool pixel_pairs = tflite_sparse::PixelPairsPayOnCpu();  // --pixel-pairs
 };
 
 // ResNet-50's stride-1 convolutions at 224x224 input (bottleneck 1x1 / 3x3 / 1x1 and the block
@@ -149,6 +152,11 @@ Flags ParseFlags(int argc, char** argv) {
     } else if (flag == "--layout") {
       if (value != "auto" && value != "pixel_major" && value != "both") Usage("bad --layout");
       flags.layout = value;
+    } else if (flag == "--pixel-pairs") {
+      if (value != "auto" && value != "0" && value != "1") {
+        Usage("--pixel-pairs takes auto, 0 or 1");
+      }
+      flags.pixel_pairs = value == "auto" ? tflite_sparse::PixelPairsPayOnCpu() : value == "1";
     } else if (flag == "--min-sample-ms") {
       flags.min_sample_ms = std::atof(value.c_str());
     } else {
@@ -266,7 +274,8 @@ void BenchOperators(const Flags& flags, Isa isa) {
           tflite_sparse::KeptFlopsPerInputValue(pattern.kept_tap_vectors, flags.block_n,
                                                 s.in_channels),
           tflite_sparse::KeptFlopsPerOutputValue(pattern.kept_tap_vectors, flags.block_n,
-                                                 s.out_channels));
+                                                 s.out_channels),
+          flags.pixel_pairs);
     };
     const tflite_sparse::MicrokernelVariant* variant = select(sparse);
     const tflite_sparse::MicrokernelVariant* dense_variant = select(dense);

@@ -199,6 +199,13 @@ def available_isas() -> tuple[str, ...]:
     return tflite_delegate.supported_isas()
 
 
+def default_pixel_pairs() -> bool:
+    """The delegate option pixel_pairs as "auto" (its default) resolves on this CPU."""
+    import tflite_delegate
+
+    return tflite_delegate.delegate_summary(tflite_delegate.load_delegate()).pixel_pairs
+
+
 def reference_interpreter(model_content: bytes) -> Interpreter:
     """Builtin kernels, no XNNPACK, no delegate: the reference."""
     return Interpreter(
@@ -216,10 +223,13 @@ def delegate_interpreter(
     """Our delegate alone (XNNPACK off), so every claimed node runs on our kernels.
 
     `interpreter_threads` is the interpreter's num_threads (the delegate's default thread count);
-    `options` go to `tflite_delegate.load_delegate` (num_threads there overrides it).
+    `options` go to `tflite_delegate.load_delegate` (num_threads there overrides it). The option
+    pixel_pairs is True unless given, so that the pixel-pair microkernels run on every AVX-512 CPU
+    (its default, "auto", leaves them out where they are slower: `default_pixel_pairs`).
     """
     import tflite_delegate
 
+    options.setdefault("pixel_pairs", True)
     delegate = tflite_delegate.load_delegate(**options)
     interpreter = Interpreter(
         model_content=model_content,

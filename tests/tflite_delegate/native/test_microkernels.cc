@@ -448,54 +448,53 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
       // Below kChannelMajorMinKeptFlopsPerInput (kPixelPairMinKeptFlopsPerInput) too little
       // work shares each transposed (paired) input value, and below the row's
       // min_kept_flops_per_output each transposed output value, so the pixel-major row is
-      // chosen then too.
+      // chosen then too. Without pixel_pairs (a CPU where they are slower) no pair row is
+      // chosen: everything above holds with no pair row.
       constexpr double kMuchWork = 1e6;
       constexpr double kLittleWork = tflite_sparse::kChannelMajorMinKeptFlopsPerInput / 2;
-      const MicrokernelVariant* pair = tflite_sparse::FindMicrokernel(
+      const MicrokernelVariant* pair_row = tflite_sparse::FindMicrokernel(
           isa, block_n, tflite_sparse::WeightType::kFloat32,
           tflite_sparse::InputLayout::kPixelPair);
-      EXPECT_TRUE(pair == nullptr ||
+      EXPECT_TRUE(pair_row == nullptr ||
                   (isa == tflite_sparse::Isa::kAvx512 && (block_n == 8 || block_n == 16)));
-      for (const double work : {kMuchWork, 0.0}) {
-        EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 3, 3, 1, 1, work, work) ==
-                    (pair != nullptr ? pair : found));
-        EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 3, 2, 2, work, work) ==
-                    (pair != nullptr ? pair : found));
-      }
-      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 2, 2, kMuchWork,
-                                                   kMuchWork) == (pair != nullptr ? pair : found));
-      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 2, 2, 0.0, kMuchWork) ==
-                  found);
-      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kLittleWork,
-                                                   kMuchWork) == found);
-      const MicrokernelVariant* panel = tflite_sparse::FindMicrokernel(
-          isa, block_n, tflite_sparse::WeightType::kFloat32,
-          tflite_sparse::InputLayout::kChannelMajor);
-      EXPECT_TRUE(panel == nullptr || pair == nullptr);
-      const MicrokernelVariant* one_by_one =
-          panel != nullptr ? panel : pair != nullptr ? pair : found;
-      EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kMuchWork,
-                                                   kMuchWork) == one_by_one);
-      if (pair != nullptr) {
-        // Exactly at the work threshold it is taken; just below it is not.
-        constexpr double kThreshold = tflite_sparse::kPixelPairMinKeptFlopsPerInput;
-        EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kThreshold,
-                                                     0.0) == pair);
-        EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1,
-                                                     kThreshold * 0.99, 0.0) == found);
-      }
-      if (panel != nullptr) {
-        // Exactly at the row's limit it is taken; just below it is not (where the row has one).
-        const double limit = panel->min_kept_flops_per_output;
-        EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kMuchWork,
-                                                     limit) == panel);
-        if (limit > 0) {
-          EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kMuchWork,
-                                                       limit * 0.99) == found);
+      for (const bool pixel_pairs : {true, false}) {
+        const MicrokernelVariant* pair = pixel_pairs ? pair_row : nullptr;
+        const auto select = [&](int kernel_h, int kernel_w, int stride_h, int stride_w,
+                                double per_input, double per_output) {
+          return tflite_sparse::SelectMicrokernel(isa, block_n, kernel_h, kernel_w, stride_h,
+                                                  stride_w, per_input, per_output, pixel_pairs);
+        };
+        for (const double work : {kMuchWork, 0.0}) {
+          EXPECT_TRUE(select(3, 3, 1, 1, work, work) == (pair != nullptr ? pair : found));
+          EXPECT_TRUE(select(1, 3, 2, 2, work, work) == (pair != nullptr ? pair : found));
         }
-      } else {
-        EXPECT_TRUE(tflite_sparse::SelectMicrokernel(isa, block_n, 1, 1, 1, 1, kMuchWork, 0.0) ==
-                    one_by_one);
+        EXPECT_TRUE(select(1, 1, 2, 2, kMuchWork, kMuchWork) == (pair != nullptr ? pair : found));
+        EXPECT_TRUE(select(1, 1, 2, 2, 0.0, kMuchWork) == found);
+        EXPECT_TRUE(select(1, 1, 1, 1, kLittleWork, kMuchWork) == found);
+        const MicrokernelVariant* panel = tflite_sparse::FindMicrokernel(
+            isa, block_n, tflite_sparse::WeightType::kFloat32,
+            tflite_sparse::InputLayout::kChannelMajor);
+        EXPECT_TRUE(panel == nullptr || pair_row == nullptr);
+        const MicrokernelVariant* one_by_one =
+            panel != nullptr ? panel : pair != nullptr ? pair : found;
+        EXPECT_TRUE(select(1, 1, 1, 1, kMuchWork, kMuchWork) == one_by_one);
+        if (pair != nullptr) {
+          // Exactly at the work threshold it is taken; just below it is not.
+          constexpr double kThreshold = tflite_sparse::kPixelPairMinKeptFlopsPerInput;
+          EXPECT_TRUE(select(1, 1, 1, 1, kThreshold, 0.0) == pair);
+          EXPECT_TRUE(select(1, 1, 1, 1, kThreshold * 0.99, 0.0) == found);
+        }
+        if (panel != nullptr) {
+          // Exactly at the row's limit it is taken; just below it is not (where the row has
+          // one).
+          const double limit = panel->min_kept_flops_per_output;
+          EXPECT_TRUE(select(1, 1, 1, 1, kMuchWork, limit) == panel);
+          if (limit > 0) {
+            EXPECT_TRUE(select(1, 1, 1, 1, kMuchWork, limit * 0.99) == found);
+          }
+        } else {
+          EXPECT_TRUE(select(1, 1, 1, 1, kMuchWork, 0.0) == one_by_one);
+        }
       }
     }
     EXPECT_EQ(tflite_sparse::RegisteredBlockWidthsText(isa), std::string("1, 2, 4, 8, 16 or 32"));

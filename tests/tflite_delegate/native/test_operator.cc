@@ -119,7 +119,8 @@ std::vector<float> RandomInput(std::mt19937_64& rng, const Layer& layer, int bat
 }
 
 // The operator with the variant the delegate would choose for this shape class
-// (SelectMicrokernel), or with `forced` when given.
+// (SelectMicrokernel, pixel pairs allowed so that they run on every AVX-512 CPU, also where
+// the option's default leaves them out), or with `forced` when given.
 std::unique_ptr<tflite_sparse::SparseConvOperator> MakeOperator(
     const Layer& layer, tflite_sparse::Isa isa, std::shared_ptr<tflite_sparse::ThreadPool> pool,
     const tflite_sparse::MicrokernelVariant* forced = nullptr) {
@@ -140,7 +141,8 @@ std::unique_ptr<tflite_sparse::SparseConvOperator> MakeOperator(
                 tflite_sparse::KeptFlopsPerInputValue(pattern.kept_tap_vectors, layer.block_n,
                                                       layer.shape.in_channels),
                 tflite_sparse::KeptFlopsPerOutputValue(pattern.kept_tap_vectors, layer.block_n,
-                                                       layer.shape.out_channels));
+                                                       layer.shape.out_channels),
+                /*pixel_pairs=*/true);
   return std::make_unique<tflite_sparse::SparseConvOperator>(
       layer.params, layer.low, layer.high, std::move(packed), variant, std::move(pool));
 }

@@ -28,7 +28,8 @@ TEST(ValidOptionsAreParsed) {
   std::string error;
   EXPECT_TRUE(Parse({{"num_threads", "3"}, {"min_sparsity", "0.25"}, {"block_n", "16"},
                      {"isa", "generic"}, {"fuse_add", "0"}, {"fold_pad", "false"},
-                     {"fuse_pool", "0"}, {"verbose", "True"}, {"per_image_bytes", "4194304"}, {"profile", "1"}},
+                     {"fuse_pool", "0"}, {"verbose", "True"}, {"per_image_bytes", "4194304"},
+                     {"profile", "1"}, {"pixel_pairs", "0"}},
                     &options, &error))
       << error;
   EXPECT_EQ(options.per_image_bytes, 4194304);
@@ -41,7 +42,15 @@ TEST(ValidOptionsAreParsed) {
   EXPECT_TRUE(!options.fuse_add);
   EXPECT_TRUE(!options.fold_pad);
   EXPECT_TRUE(!options.fuse_pool);
+  EXPECT_TRUE(!options.pixel_pairs);
+  EXPECT_TRUE(tflite_sparse::ClaimingOptionsOf(options).pixel_pairs == options.pixel_pairs);
+  EXPECT_TRUE(Parse({{"pixel_pairs", "true"}}, &options, &error)) << error;
+  EXPECT_TRUE(options.pixel_pairs);
+  EXPECT_TRUE(tflite_sparse::ClaimingOptionsOf(options).pixel_pairs);
+  EXPECT_TRUE(Parse({{"pixel_pairs", "auto"}}, &options, &error)) << error;
+  EXPECT_TRUE(options.pixel_pairs == tflite_sparse::PixelPairsPayOnCpu());
   EXPECT_TRUE(Parse({{"block_n", "auto"}, {"isa", "auto"}}, &options, &error)) << error;
+  EXPECT_TRUE(options.pixel_pairs == tflite_sparse::PixelPairsPayOnCpu());  // the default
   EXPECT_TRUE(options.fuse_add);  // the default
   EXPECT_TRUE(options.fold_pad);  // the default
   EXPECT_TRUE(options.fuse_pool);  // the default
@@ -59,8 +68,8 @@ TEST(ValidOptionsAreParsed) {
 TEST(BadOptionsAreNamedInTheError) {
   const std::vector<std::pair<std::pair<std::string, std::string>, std::string>> cases = {
       {{"bogus", "1"}, "unknown option 'bogus' (known options: num_threads, min_sparsity, "
-                       "block_n, isa, fuse_add, fold_pad, fuse_pool, verbose, per_image_bytes, "
-                       "profile)"},
+                       "block_n, isa, pixel_pairs, fuse_add, fold_pad, fuse_pool, verbose, "
+                       "per_image_bytes, profile)"},
       {{"num_threads", "0"}, "option num_threads='0' is invalid: expected an integer in [1, 256]"},
       {{"num_threads", " 2"}, "option num_threads=' 2' is invalid"},
       {{"min_sparsity", "nan"}, "option min_sparsity='nan' is invalid: expected a number in [0, 1]"},
@@ -71,6 +80,8 @@ TEST(BadOptionsAreNamedInTheError) {
       {{"fuse_add", "2"}, "option fuse_add='2' is invalid: expected 1, 0, true, false"},
       {{"fold_pad", "-1"}, "option fold_pad='-1' is invalid: expected 1, 0, true, false"},
       {{"fuse_pool", "no"}, "option fuse_pool='no' is invalid: expected 1, 0, true, false"},
+      {{"pixel_pairs", "on"},
+       "option pixel_pairs='on' is invalid: expected auto, 1, 0, true, false, True or False"},
       {{"profile", "yes"}, "option profile='yes' is invalid: expected 1, 0, true, false"},
       {{"per_image_bytes", "-1"},
        "option per_image_bytes='-1' is invalid: expected auto, off or a number of bytes >= 0"},

@@ -199,15 +199,16 @@ bool ApplyPolicy(const ClaimingOptions& options, int64_t output_pixels_per_image
   // pixel-pair where the registry has one that fits and, for the layouts that transpose or pair
   // each tile, enough kept work shares each input and output value (today: channel-major for
   // 1x1 stride-1 convolutions at N = 4 with AVX2 or AVX-512, pixel-pair for KxK and 1x1 ones
-  // at N = 16 and 8 with AVX-512), else pixel-major. Chosen first because the default threshold
-  // depends on its layout.
+  // at N = 16 and 8 with AVX-512 where the CPU runs them fast, option pixel_pairs), else
+  // pixel-major. Chosen first because the default threshold depends on its layout.
   const MicrokernelVariant* variant = SelectMicrokernel(
       options.isa, pattern.block_n, plan->filter_shape.kernel_h, plan->filter_shape.kernel_w,
       plan->params.stride_h, plan->params.stride_w,
       KeptFlopsPerInputValue(pattern.kept_tap_vectors, pattern.block_n,
                              plan->filter_shape.in_channels),
       KeptFlopsPerOutputValue(pattern.kept_tap_vectors, pattern.block_n,
-                              plan->filter_shape.out_channels));
+                              plan->filter_shape.out_channels),
+      options.pixel_pairs);
   const InputLayout layout = variant != nullptr ? variant->layout : InputLayout::kPixelMajor;
   const bool per_width = options.min_sparsity < 0;
   const double default_min_sparsity = DefaultMinSparsity(pattern.block_n, layout, options.isa);

@@ -112,6 +112,7 @@ struct ClaimingOptions {
   double min_sparsity = -1.0;
   int block_n = 0;            // 0: detect per layer among the registry's widths; else forced
   Isa isa = Isa::kGeneric;    // the microkernel ISA the delegate runs
+  bool pixel_pairs = true;    // SelectMicrokernel may choose pixel-pair variants
 };
 
 struct NodeDecision {

@@ -12,8 +12,8 @@ const char kIsaEnvironmentVariable[] = "TFLITE_SPARSE_DELEGATE_ISA";
 namespace {
 
 const char kKnownOptions[] =
-    "num_threads, min_sparsity, block_n, isa, fuse_add, fold_pad, fuse_pool, verbose, "
-    "per_image_bytes, profile";
+    "num_threads, min_sparsity, block_n, isa, pixel_pairs, fuse_add, fold_pad, fuse_pool, "
+    "verbose, per_image_bytes, profile";
 
 // Strict integer parse: the whole string must be a base-10 integer (Python passes str(value)).
 bool ParseInteger(const std::string& text, long* value) {
@@ -96,6 +96,7 @@ bool ResolveIsa(const std::string& text, const std::string& source, Isa* isa,
 bool ParseDelegateOptions(const char* const* keys, const char* const* values, size_t count,
                           DelegateOptions* options, std::string* error) {
   *options = DelegateOptions();
+  options->pixel_pairs = PixelPairsPayOnCpu();
   bool isa_given = false;
   for (size_t i = 0; i < count; ++i) {
     if (keys == nullptr || values == nullptr || keys[i] == nullptr || values[i] == nullptr) {
@@ -135,6 +136,13 @@ bool ParseDelegateOptions(const char* const* keys, const char* const* values, si
     } else if (key == "isa") {
       if (!ResolveIsa(value, "option isa", &options->isa, error)) return false;
       isa_given = true;
+    } else if (key == "pixel_pairs") {
+      if (value == "auto") {
+        options->pixel_pairs = PixelPairsPayOnCpu();
+      } else if (!ParseBoolean(value, &options->pixel_pairs)) {
+        *error = quoted + " is invalid: expected auto, 1, 0, true, false, True or False";
+        return false;
+      }
     } else if (key == "verbose" || key == "fuse_add" || key == "fold_pad" || key == "fuse_pool" ||
                key == "profile") {
       bool* flag = key == "verbose"     ? &options->verbose
@@ -186,6 +194,7 @@ ClaimingOptions ClaimingOptionsOf(const DelegateOptions& options) {
   claiming.min_sparsity = options.min_sparsity;
   claiming.block_n = options.block_n;
   claiming.isa = options.isa;
+  claiming.pixel_pairs = options.pixel_pairs;
   return claiming;
 }
 

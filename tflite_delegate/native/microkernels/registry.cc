@@ -17,8 +17,9 @@
 //
 // A pixel-pair row is Q(the same fields as X); it declares <prefix>_1x<N>_p<P>_pair_<isa> and
 // the ISA's pair-image row builder <prefix>_pair_row_<isa>, and registers
-// "<prefix>_1x<N>_p<P>_pair__<isa>". The AVX-512 1x16 and 1x8 pair rows are selected for every
-// KxK layer and the 1x1 ones with enough kept work per input value; at prepare time the
+// "<prefix>_1x<N>_p<P>_pair__<isa>". Where the CPU runs them fast (PixelPairsPayOnCpu, the
+// delegate option pixel_pairs) the AVX-512 1x16 and 1x8 pair rows are selected for every KxK
+// layer and the 1x1 ones with enough kept work per input value; at prepare time the
 // operator gives a 1x16 layer back to the pixel-major row where pairs measured slower inside a
 // model (SparseConvOperator::set_pixel_pair_fallback; docs/RESULTS.md, "Pixel pairs for 1x16
 // layers").
@@ -182,10 +183,12 @@ double KeptFlopsPerOutputValue(int64_t kept_tap_vectors, int block_n, int out_ch
 const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, int kernel_w,
                                             int stride_h, int stride_w,
                                             double kept_flops_per_input,
-                                            double kept_flops_per_output, WeightType weight_type) {
+                                            double kept_flops_per_output, bool pixel_pairs,
+                                            WeightType weight_type) {
   for (const MicrokernelVariant& variant : kRegistry) {
     if (variant.isa != isa || variant.block_n != block_n || variant.weight_type != weight_type ||
-        !LayoutSupportsConv(variant.layout, kernel_h, kernel_w, stride_h, stride_w)) {
+        !LayoutSupportsConv(variant.layout, kernel_h, kernel_w, stride_h, stride_w) ||
+        (variant.layout == InputLayout::kPixelPair && !pixel_pairs)) {
       continue;
     }
     if (variant.layout == InputLayout::kChannelMajor &&
