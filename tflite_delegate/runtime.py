@@ -137,9 +137,10 @@ class DelegateSummary:
     """Delegate-wide facts: kernel variant, threads (0 before the first Prepare when the option
     was not given), kernels created so far (one per claimed conv per delegation), partitions
     created so far (one delegate node per connected run of claimed convs; 0 from libraries
-    older than the field), the nodes, and whether pixel-pair microkernels may run (the option
-    pixel_pairs as resolved: "auto" gives this CPU's answer; None from libraries older than the
-    field)."""
+    older than the field), the nodes, whether pixel-pair microkernels may run (the option
+    pixel_pairs as resolved: "auto" gives this CPU's answer), and whether this CPU runs 512-bit
+    operations as two 256-bit halves (AMD Zen 4), which selects the default min_sparsity table
+    with AVX-512 (the last two None from libraries older than the fields)."""
 
     isa: str
     num_threads: int
@@ -147,6 +148,7 @@ class DelegateSummary:
     nodes: list[NodeDecision]
     partitions_created: int = 0
     pixel_pairs: bool | None = None
+    split_avx512: bool | None = None
 
 
 def library_path() -> str:
@@ -216,7 +218,9 @@ def load_delegate(**options: Any):
     equals its block sparsity when whole blocks were pruned, as SUBP does; default per ISA and
     block width N, from where each microkernel width was measured to beat XNNPACK: with AVX-512
     0.3 for N >= 32, 0.45 for N = 16, 0.75 for N = 8 (0.6 for a layer that runs the pixel-pair
-    1x8 microkernel), 0.88 for N = 4; with AVX2 and generic 0.3
+    1x8 microkernel), 0.88 for N = 4, except on a CPU that runs 512-bit operations as two
+    256-bit halves (AMD Zen 4, `DelegateSummary.split_avx512`) 0.2 for N >= 16, 0.4 for N = 8,
+    0.75 for N = 4; with AVX2 and generic 0.3
     for N >= 16, 0.55 for N = 8, 0.8 for N = 4; with any ISA 0.98 for N = 2 and 1.0 for N = 1,
     i.e. never unless the filter is all zero),
     block_n ("auto" or a width of the microkernel registry:
@@ -382,6 +386,7 @@ def delegate_summary(delegate_or_interpreter: Any) -> DelegateSummary:
         nodes=nodes,
         partitions_created=data.get("partitions_created", 0),
         pixel_pairs=data.get("pixel_pairs"),
+        split_avx512=data.get("split_avx512"),
     )
 
 

@@ -33,7 +33,7 @@
 // selected-over-pixel-major speedup). The dense run uses the variant selected for the dense
 // filter. --pixel-pairs is the delegate option pixel_pairs: whether "auto" and "both" may select
 // pixel-pair variants ("auto", the default: where this CPU runs them faster,
-// PixelPairsPayOnCpu).
+// !CpuSplitsAvx512()).
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -74,7 +74,7 @@ struct Flags {
   std::string layout = "auto";
   bool microkernels = true;  // --microkernels 0 skips the microkernels-alone table
   bool pools = true;         // --pools 0 skips the max-pool table
-  bool pixel_pairs = tflite_sparse::PixelPairsPayOnCpu();  // --pixel-pairs
+  bool pixel_pairs = !tflite_sparse::CpuSplitsAvx512();  // --pixel-pairs
 };
 
 // ResNet-50's stride-1 convolutions at 224x224 input (bottleneck 1x1 / 3x3 / 1x1 and the block
@@ -156,7 +156,7 @@ Flags ParseFlags(int argc, char** argv) {
       if (value != "auto" && value != "0" && value != "1") {
         Usage("--pixel-pairs takes auto, 0 or 1");
       }
-      flags.pixel_pairs = value == "auto" ? tflite_sparse::PixelPairsPayOnCpu() : value == "1";
+      flags.pixel_pairs = value == "auto" ? !tflite_sparse::CpuSplitsAvx512() : value == "1";
     } else if (flag == "--min-sample-ms") {
       flags.min_sample_ms = std::atof(value.c_str());
     } else {

@@ -206,6 +206,14 @@ def default_pixel_pairs() -> bool:
     return tflite_delegate.delegate_summary(tflite_delegate.load_delegate()).pixel_pairs
 
 
+def cpu_splits_avx512() -> bool:
+    """Whether the delegate found that this CPU runs 512-bit operations as two 256-bit halves
+    (AMD Zen 4), which selects its AVX-512 default min_sparsity table."""
+    import tflite_delegate
+
+    return tflite_delegate.delegate_summary(tflite_delegate.load_delegate()).split_avx512
+
+
 def reference_interpreter(model_content: bytes) -> Interpreter:
     """Builtin kernels, no XNNPACK, no delegate: the reference."""
     return Interpreter(

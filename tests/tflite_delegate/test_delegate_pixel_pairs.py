@@ -13,6 +13,7 @@ import pytest
 
 from tests.tflite_delegate.delegate_test_support import (
     assert_option_changes_no_bits,
+    cpu_splits_avx512,
     default_pixel_pairs,
 )
 from tflite_delegate.flatbuffer_models import ConvSpec, build_conv_model
@@ -74,6 +75,7 @@ def test_pixel_pairs_change_no_bits():
 
 @pytest.mark.skipif(not CPUINFO.is_file(), reason="needs Linux's /proc/cpuinfo")
 def test_auto_leaves_pixel_pairs_out_on_amd_family_19h_only():
+    # The delegate reads CPUID; Linux's view of the same fields is the independent reference.
     import tflite_delegate
 
     fields = {}
@@ -84,6 +86,7 @@ def test_auto_leaves_pixel_pairs_out_on_amd_family_19h_only():
         fields[key.strip()] = value.strip()
     zen4 = fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
     assert default_pixel_pairs() == (not zen4), fields.get("model name")
+    assert cpu_splits_avx512() == zen4
     for value, expected in (("auto", not zen4), (True, True), ("0", False), ("True", True)):
         summary = tflite_delegate.delegate_summary(tflite_delegate.load_delegate(pixel_pairs=value))
         assert summary.pixel_pairs is expected, value

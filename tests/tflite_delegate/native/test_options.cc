@@ -48,9 +48,11 @@ TEST(ValidOptionsAreParsed) {
   EXPECT_TRUE(options.pixel_pairs);
   EXPECT_TRUE(tflite_sparse::ClaimingOptionsOf(options).pixel_pairs);
   EXPECT_TRUE(Parse({{"pixel_pairs", "auto"}}, &options, &error)) << error;
-  EXPECT_TRUE(options.pixel_pairs == tflite_sparse::PixelPairsPayOnCpu());
+  EXPECT_TRUE(options.pixel_pairs == !tflite_sparse::CpuSplitsAvx512());
   EXPECT_TRUE(Parse({{"block_n", "auto"}, {"isa", "auto"}}, &options, &error)) << error;
-  EXPECT_TRUE(options.pixel_pairs == tflite_sparse::PixelPairsPayOnCpu());  // the default
+  EXPECT_TRUE(options.pixel_pairs == !tflite_sparse::CpuSplitsAvx512());  // the default
+  EXPECT_TRUE(options.split_avx512 == tflite_sparse::CpuSplitsAvx512());
+  EXPECT_TRUE(tflite_sparse::ClaimingOptionsOf(options).split_avx512 == options.split_avx512);
   EXPECT_TRUE(options.fuse_add);  // the default
   EXPECT_TRUE(options.fold_pad);  // the default
   EXPECT_TRUE(options.fuse_pool);  // the default

@@ -211,7 +211,8 @@ bool ApplyPolicy(const ClaimingOptions& options, int64_t output_pixels_per_image
       options.pixel_pairs);
   const InputLayout layout = variant != nullptr ? variant->layout : InputLayout::kPixelMajor;
   const bool per_width = options.min_sparsity < 0;
-  const double default_min_sparsity = DefaultMinSparsity(pattern.block_n, layout, options.isa);
+  const double default_min_sparsity =
+      DefaultMinSparsity(pattern.block_n, layout, options.isa, options.split_avx512);
   const bool few_channel_rule =
       per_width && DenseFewChannelConvPays(plan->filter_shape, pattern.block_n,
                                            output_pixels_per_image, options.isa);
@@ -308,10 +309,15 @@ bool ActivationRange(TfLiteFusedActivation activation, float* low, float* high) 
   }
 }
 
-double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa) {
+double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa, bool split_avx512) {
   // N = 2 and 1 run scalar code with every ISA.
   if (block_n < 2) return 1.0;  // never by default (only an all-zero filter)
   if (block_n < 4) return 0.98;
+  if (isa == Isa::kAvx512 && split_avx512) {
+    if (block_n >= 16) return 0.2;
+    if (block_n >= 8) return 0.4;
+    return 0.75;
+  }
   if (isa == Isa::kAvx512) {
     if (block_n >= 32) return 0.3;
     if (block_n >= 16) return 0.45;

@@ -59,7 +59,20 @@ namespace tflite_sparse {
 // list of one to four values), so 1.0: never by default, only an all-zero filter. The same for
 // AVX2 and generic, where XNNPACK's dense kernels are at most half as fast (256-bit FMAs), which
 // does not make up for 0.26x.
-double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa);
+//
+// AVX-512 on a CPU that splits 512-bit operations into halves (CpuSplitsAvx512: Zen 4, one
+// 512-bit FMA per cycle, where XNNPACK runs half as fast as on Zen 5 and our 256- and 128-bit
+// FMAs as fast) has its own table, measured there with the pixel-major variants (pixel pairs
+// off, as the option's default is there): `python -m scripts.benchmark_delegate --levels=layer
+// --nets=resnet50 --threads=1 --repeats=5 --min_sparsity=0` with --block_n and --sparsity as
+// below (2026-12-04 20:07-20:11 UTC, docs/RESULTS.md, "Zen 4: pixel pairs and claim
+// thresholds"), min / median speedup over XNNPACK on ResNet-50's 19 conv shapes: N = 32
+// 1.06 / 1.14x at 0.1, 1.18 / 1.28x at 0.2; N = 16 1.05 / 1.13x at 0.1, 1.20 / 1.28x at 0.2,
+// 1.37 / 1.46x at 0.3: threshold 0.2 for N >= 16; N = 8 0.97 / 1.05x at 0.3, 0.96 / 1.14x at
+// 0.35, 1.11 / 1.22x at 0.4, 1.31 / 1.47x at 0.5: 0.4; N = 4 0.70 / 0.84x at 0.5 (the
+// pixel-major 3x3 and strided layers), 0.88 / 1.13x at 0.65, 0.97 / 1.28x at 0.7, 1.15 / 1.54x
+// at 0.75 (both layouts): 0.75.
+double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa, bool split_avx512);
 
 // The one per-shape rule on top of DefaultMinSparsity: a convolution over few input channels
 // (the RGB stem of most CNNs) runs faster with the delegate than with XNNPACK even dense, so
@@ -113,6 +126,7 @@ struct ClaimingOptions {
   int block_n = 0;            // 0: detect per layer among the registry's widths; else forced
   Isa isa = Isa::kGeneric;    // the microkernel ISA the delegate runs
   bool pixel_pairs = true;    // SelectMicrokernel may choose pixel-pair variants
+  bool split_avx512 = false;  // CpuSplitsAvx512(): DefaultMinSparsity's table for such CPUs
 };
 
 struct NodeDecision {

@@ -420,8 +420,9 @@ std::string SparseDelegate::ReportJson() {
       decision.run_seconds = 1e-9 * static_cast<double>(entry->second.nanoseconds);
     }
   }
-  return FormatReportJson(IsaName(options_.isa), options_.pixel_pairs, num_threads_,
-                          kernels_created_.load(), partitions_created_.load(), decisions);
+  return FormatReportJson(IsaName(options_.isa), options_.split_avx512, options_.pixel_pairs,
+                          num_threads_, kernels_created_.load(), partitions_created_.load(),
+                          decisions);
 }
 
 }  // namespace tflite_sparse

@@ -96,7 +96,8 @@ bool ResolveIsa(const std::string& text, const std::string& source, Isa* isa,
 bool ParseDelegateOptions(const char* const* keys, const char* const* values, size_t count,
                           DelegateOptions* options, std::string* error) {
   *options = DelegateOptions();
-  options->pixel_pairs = PixelPairsPayOnCpu();
+  options->split_avx512 = CpuSplitsAvx512();
+  options->pixel_pairs = !options->split_avx512;
   bool isa_given = false;
   for (size_t i = 0; i < count; ++i) {
     if (keys == nullptr || values == nullptr || keys[i] == nullptr || values[i] == nullptr) {
@@ -138,7 +139,7 @@ bool ParseDelegateOptions(const char* const* keys, const char* const* values, si
       isa_given = true;
     } else if (key == "pixel_pairs") {
       if (value == "auto") {
-        options->pixel_pairs = PixelPairsPayOnCpu();
+        options->pixel_pairs = !options->split_avx512;
       } else if (!ParseBoolean(value, &options->pixel_pairs)) {
         *error = quoted + " is invalid: expected auto, 1, 0, true, false, True or False";
         return false;
@@ -195,6 +196,7 @@ ClaimingOptions ClaimingOptionsOf(const DelegateOptions& options) {
   claiming.block_n = options.block_n;
   claiming.isa = options.isa;
   claiming.pixel_pairs = options.pixel_pairs;
+  claiming.split_avx512 = options.split_avx512;
   return claiming;
 }
 

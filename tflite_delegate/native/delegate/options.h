@@ -29,8 +29,10 @@ struct DelegateOptions {
   int block_n = 0;                            // 0: detect per layer; else forced block width
   Isa isa = Isa::kGeneric;                    // resolved microkernel ISA (never "auto")
   // Offer the pixel-pair variants (SelectMicrokernel); "auto", the default, resolves to
-  // PixelPairsPayOnCpu().
+  // !CpuSplitsAvx512().
   bool pixel_pairs = true;
+  // Not an option: CpuSplitsAvx512(), which selects the default min_sparsity table.
+  bool split_avx512 = false;
   bool fuse_add = true;   // run a claimed conv's residual ADD in its epilogue (add_fusion.h)
   bool fold_pad = true;   // run the PAD node feeding a claimed conv as its padding (pad_folding.h)
   bool fuse_pool = true;  // run the max pool after a claimed conv in its partition (pool_fusion.h)

@@ -34,10 +34,11 @@ const char* JsonBool(bool value) { return value ? "true" : "false"; }
 
 }  // namespace
 
-std::string FormatReportJson(const char* isa, bool pixel_pairs, int num_threads,
-                             int kernels_created, int partitions_created,
+std::string FormatReportJson(const char* isa, bool split_avx512, bool pixel_pairs,
+                             int num_threads, int kernels_created, int partitions_created,
                              const std::vector<NodeDecision>& decisions) {
   std::string json = "{\"isa\": " + JsonString(isa) +
+                     ", \"split_avx512\": " + JsonBool(split_avx512) +
                      ", \"pixel_pairs\": " + JsonBool(pixel_pairs) +
                      ", \"num_threads\": " + std::to_string(num_threads) +
                      ", \"kernels_created\": " + std::to_string(kernels_created) +

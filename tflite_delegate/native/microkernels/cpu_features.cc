@@ -79,20 +79,20 @@ const char* IsaRequirement(Isa isa) {
   return "nothing";
 }
 
-bool PixelPairsPayOnCpu() {
+bool CpuSplitsAvx512() {
 #if defined(__x86_64__)
   unsigned int eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (__get_cpuid(0, &eax, &ebx, &ecx, &edx) == 0) return true;
+  if (__get_cpuid(0, &eax, &ebx, &ecx, &edx) == 0) return false;
   // "AuthenticAMD" in EBX, EDX, ECX.
   const bool amd = ebx == 0x68747541u && edx == 0x69746e65u && ecx == 0x444d4163u;
-  if (!amd || __get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0) return true;
+  if (!amd || __get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0) return false;
   // Family: the base family field, plus the extended one when the base is 0xf.
   const unsigned int base_family = (eax >> 8) & 0xfu;
   const unsigned int family =
       base_family == 0xfu ? base_family + ((eax >> 20) & 0xffu) : base_family;
-  return family != 0x19u;
+  return family == 0x19u;
 #else
-  return true;  // no pair variant is registered off x86
+  return false;  // no AVX-512 off x86
 #endif
 }
 

@@ -257,7 +257,7 @@ double KeptFlopsPerOutputValue(int64_t kept_tap_vectors, int block_n, int out_ch
 // this ISA, N and weight type whose layout supports the convolution and, for a channel-major
 // row, with kept_flops_per_input at least kChannelMajorMinKeptFlopsPerInput and
 // kept_flops_per_output at least the row's min_kept_flops_per_output, and for a pixel-pair row
-// (only when `pixel_pairs`; PixelPairsPayOnCpu) on a 1x1 convolution (whose tiles are paired
+// (only when `pixel_pairs`; CpuSplitsAvx512) on a 1x1 convolution (whose tiles are paired
 // right before each call) with kept_flops_per_input at least kPixelPairMinKeptFlopsPerInput
 // (today: the channel-major row for N = 4 on 1x1 stride-1 convolutions with AVX2 or AVX-512,
 // the pixel-pair rows for N = 16 and 8 on KxK and 1x1 convolutions with AVX-512 when
@@ -268,16 +268,21 @@ const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, 
                                             double kept_flops_per_output, bool pixel_pairs,
                                             WeightType weight_type = WeightType::kFloat32);
 
-// Whether this CPU runs the pixel-pair variants faster than the pixel-major ones, which decides
-// the delegate option pixel_pairs=auto (its default). A pair variant's FMAs take their input
-// from a separate 64-bit broadcast load (vbroadcastsd) where the pixel-major ones use an
-// embedded broadcast. On AMD Zen 5 both forms issue at the FMA peak and the pairs' halved
-// input loads and doubled accumulator chains win (docs/RESULTS.md, "Pixel pairs for 1x16
-// layers"); on Zen 4, whose AVX-512 unit runs each 512-bit operation as two 256-bit halves,
-// the separate broadcast caps the FMAs at about three quarters of the peak, and every pair
-// variant ran 0.81-0.97x of the pixel-major one on ResNet-50's layers ("Pixel pairs on Zen 4").
-// False on AMD CPUs of family 19h (Zen 3, which has no AVX-512, and Zen 4), true elsewhere.
-bool PixelPairsPayOnCpu();
+// Whether the CPU runs each 512-bit vector operation as two 256-bit halves: AMD Zen 4 (CPU
+// family 19h, read from CPUID; Zen 3, the same family, has no AVX-512), one 512-bit FMA per
+// cycle, no more FLOPs than its two 256-bit FMA pipes. Zen 5 and, as far as we know, Intel's
+// AVX-512 server cores issue two. Two measured consequences (docs/RESULTS.md, "Zen 4: pixel
+// pairs and claim thresholds"):
+// - A pixel-pair variant's FMAs take their input from a separate 64-bit broadcast load
+//   (vbroadcastsd) where the pixel-major ones use an embedded broadcast. On Zen 5 both forms
+//   issue at the FMA peak and the pairs' halved input loads and doubled accumulator chains win;
+//   on Zen 4 the separate broadcast caps the FMAs at about three quarters of the peak, and every
+//   pair variant ran 0.81-0.97x of the pixel-major one on ResNet-50's layers. So the delegate
+//   option pixel_pairs=auto (its default) is !CpuSplitsAvx512().
+// - XNNPACK's dense kernels run at half Zen 5's rate, while our 256- and 128-bit microkernels
+//   (N = 8 and 4) issue as fast as there, so narrow groups pay from lower sparsity
+//   (DefaultMinSparsity).
+bool CpuSplitsAvx512();
 
 // "generic", "avx2" or "avx512"; "float32"; "pixel_major", "channel_major" or "pixel_pair".
 const char* IsaName(Isa isa);

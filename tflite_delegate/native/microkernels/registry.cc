@@ -17,7 +17,7 @@
 //
 // A pixel-pair row is Q(the same fields as X); it declares <prefix>_1x<N>_p<P>_pair_<isa> and
 // the ISA's pair-image row builder <prefix>_pair_row_<isa>, and registers
-// "<prefix>_1x<N>_p<P>_pair__<isa>". Where the CPU runs them fast (PixelPairsPayOnCpu, the
+// "<prefix>_1x<N>_p<P>_pair__<isa>". Where the CPU runs them fast (CpuSplitsAvx512, the
 // delegate option pixel_pairs) the AVX-512 1x16 and 1x8 pair rows are selected for every KxK
 // layer and the 1x1 ones with enough kept work per input value; at prepare time the
 // operator gives a 1x16 layer back to the pixel-major row where pairs measured slower inside a
