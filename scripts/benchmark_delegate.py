@@ -1458,6 +1458,26 @@ def write_plot(
     return None
 
 
+def delegate_cpu_traits() -> dict:
+    """What the delegate's defaults found in this CPU: {"split_avx512": bool, "pixel_pairs":
+    bool} (None values from libraries older than those report fields)."""
+    import tflite_delegate
+
+    summary = tflite_delegate.delegate_summary(tflite_delegate.load_delegate())
+    return {"split_avx512": summary.split_avx512, "pixel_pairs": summary.pixel_pairs}
+
+
+def cpu_trait_text(traits: dict | None) -> str:
+    """The report header's words for `traits` (delegate_cpu_traits), e.g. ", pixel pairs off";
+    "" when unknown."""
+    if not traits or traits.get("pixel_pairs") is None:
+        return ""
+    text = f", pixel pairs {'on' if traits['pixel_pairs'] else 'off'}"
+    if traits.get("split_avx512"):
+        text += ", 512-bit operations split (Zen 4 claim thresholds)"
+    return text
+
+
 def markdown_report(record: dict) -> str:
     """The whole markdown report of a results record (as written to the JSON)."""
     env = record["environment"]
@@ -1468,7 +1488,7 @@ def markdown_report(record: dict) -> str:
         "",
         f"{record['created_utc']}; {machine_text(env)}; "
         f"ai_edge_litert {env['ai_edge_litert']}, numpy {env['numpy']}; delegate ISA "
-        f"{record['delegate_isa']}.",
+        f"{record['delegate_isa']}{cpu_trait_text(record.get('delegate_cpu'))}.",
         f"{record['load_start_line']}  ",
         f"{record['load_end_line']}",
         "",
@@ -1576,6 +1596,7 @@ def main(argv: Sequence[str]) -> int:
         "created_utc": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "environment": environment(),
         "delegate_isa": ",".join(isas) or "?",
+        "delegate_cpu": delegate_cpu_traits(),
         "peak_source": peak_source,
         "settings": {
             key: (str(value) if isinstance(value, Path) else value)

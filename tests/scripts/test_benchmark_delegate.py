@@ -135,6 +135,17 @@ def test_quick_run_writes_consistent_results_and_reuses_its_cache(tmp_path):
     assert record["peak_source"].startswith("measured at the start of the run")
     assert f"(fp32 FMA peak per core: {record['peak_source']})" in markdown
     assert record["environment"]["cpu_id"] in markdown
+    # So does what the delegate's defaults found in its CPU (pixel pairs, Zen 4's table).
+    import tflite_delegate
+
+    found = tflite_delegate.delegate_summary(tflite_delegate.load_delegate())
+    assert record["delegate_cpu"] == {
+        "split_avx512": found.split_avx512,
+        "pixel_pairs": found.pixel_pairs,
+    }
+    pairs = "on" if found.pixel_pairs else "off"
+    assert f"delegate ISA {record['delegate_isa']}, pixel pairs {pairs}" in markdown
+    assert ("512-bit operations split (Zen 4 claim thresholds)" in markdown) == found.split_avx512
 
     (row,) = record["layer_rows"]
     assert (row["conv"], row["out_width"], row["block_n"], row["threads"]) == (
