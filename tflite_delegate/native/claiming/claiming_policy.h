@@ -65,8 +65,8 @@ namespace tflite_sparse {
 // FMAs as fast) has its own table, measured there with the pixel-major variants (pixel pairs
 // off, as the option's default is there): `python -m scripts.benchmark_delegate --levels=layer
 // --nets=resnet50 --threads=1 --repeats=5 --min_sparsity=0` with --block_n and --sparsity as
-// below (2026-12-04 20:07-20:11 UTC, docs/RESULTS.md, "Zen 4: pixel pairs and claim
-// thresholds"), min / median speedup over XNNPACK on ResNet-50's 19 conv shapes: N = 32
+// below (2026-12-04 20:07-20:11 UTC, docs/RESULTS.md, "Zen 4 again: pixel pairs and
+// claim thresholds"), min / median speedup over XNNPACK on ResNet-50's 19 conv shapes: N = 32
 // 1.06 / 1.14x at 0.1, 1.18 / 1.28x at 0.2; N = 16 1.05 / 1.13x at 0.1, 1.20 / 1.28x at 0.2,
 // 1.37 / 1.46x at 0.3: threshold 0.2 for N >= 16; N = 8 0.97 / 1.05x at 0.3, 0.96 / 1.14x at
 // 0.35, 1.11 / 1.22x at 0.4, 1.31 / 1.47x at 0.5: 0.4; N = 4 0.70 / 0.84x at 0.5 (the

@@ -257,11 +257,11 @@ double KeptFlopsPerOutputValue(int64_t kept_tap_vectors, int block_n, int out_ch
 // this ISA, N and weight type whose layout supports the convolution and, for a channel-major
 // row, with kept_flops_per_input at least kChannelMajorMinKeptFlopsPerInput and
 // kept_flops_per_output at least the row's min_kept_flops_per_output, and for a pixel-pair row
-// (only when `pixel_pairs`; CpuSplitsAvx512) on a 1x1 convolution (whose tiles are paired
-// right before each call) with kept_flops_per_input at least kPixelPairMinKeptFlopsPerInput
-// (today: the channel-major row for N = 4 on 1x1 stride-1 convolutions with AVX2 or AVX-512,
-// the pixel-pair rows for N = 16 and 8 on KxK and 1x1 convolutions with AVX-512 when
-// `pixel_pairs`, else the pixel-major row).
+// (only when `pixel_pairs`: the delegate option, by default !CpuSplitsAvx512()) on a 1x1
+// convolution (whose tiles are paired right before each call) with kept_flops_per_input at
+// least kPixelPairMinKeptFlopsPerInput (today: the channel-major row for N = 4 on 1x1 stride-1
+// convolutions with AVX2 or AVX-512, the pixel-pair rows for N = 16 and 8 on KxK and 1x1
+// convolutions with AVX-512 when `pixel_pairs`, else the pixel-major row).
 const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, int kernel_w,
                                             int stride_h, int stride_w,
                                             double kept_flops_per_input,
@@ -271,8 +271,8 @@ const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, 
 // Whether the CPU runs each 512-bit vector operation as two 256-bit halves: AMD Zen 4 (CPU
 // family 19h, read from CPUID; Zen 3, the same family, has no AVX-512), one 512-bit FMA per
 // cycle, no more FLOPs than its two 256-bit FMA pipes. Zen 5 and, as far as we know, Intel's
-// AVX-512 server cores issue two. Two measured consequences (docs/RESULTS.md, "Zen 4: pixel
-// pairs and claim thresholds"):
+// AVX-512 server cores issue two. Two measured consequences (docs/RESULTS.md, "Zen 4 again:
+// pixel pairs and claim thresholds"):
 // - A pixel-pair variant's FMAs take their input from a separate 64-bit broadcast load
 //   (vbroadcastsd) where the pixel-major ones use an embedded broadcast. On Zen 5 both forms
 //   issue at the FMA peak and the pairs' halved input loads and doubled accumulator chains win;
