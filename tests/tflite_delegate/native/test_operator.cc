@@ -365,9 +365,12 @@ TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
     const int in_h = native_test::UniformInt(rng, 1, 12);
     const int in_w = native_test::UniformInt(rng, 1, 12);
     const std::vector<float> input = RandomInput(rng, layer, batch, in_h, in_w);
+    const std::vector<float> other_input = RandomInput(rng, layer, batch, in_h, in_w);
     for (tflite_sparse::Isa isa : RunnableIsas()) {
       const std::vector<float> reference =
           PixelMajorReference(layer, isa, batch, in_h, in_w, input, nullptr);
+      const std::vector<float> other_reference =
+          PixelMajorReference(layer, isa, batch, in_h, in_w, other_input, nullptr);
       const tflite_sparse::MicrokernelVariant* panel = tflite_sparse::FindMicrokernel(
           isa, layer.block_n, tflite_sparse::WeightType::kFloat32,
           tflite_sparse::InputLayout::kChannelMajor);
@@ -382,8 +385,17 @@ TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
         EXPECT_TRUE(panel == nullptr || &op->variant() == panel) << op->variant().name;
         channel_major_runs += panel != nullptr;
         std::vector<float> output(reference.size(), -777.0f);
-        EXPECT_TRUE(op->Run(input.data(), output.data()));
-        EXPECT_TRUE(op->Run(input.data(), output.data()));  // the panel is rebuilt every run
+        // The same input buffer with other values in between: a thread keeps a tile's panel
+        // for the next group chunk of that tile, never for the next Run (with 2 and 3 threads
+        // these layers of a few tiles are cut into up to a dozen chunks).
+        std::vector<float> buffer = other_input;
+        EXPECT_TRUE(op->Run(buffer.data(), output.data()));
+        EXPECT_TRUE(std::memcmp(output.data(), other_reference.data(),
+                                output.size() * sizeof(float)) == 0)
+            << op->variant().name << " trial " << trial << " threads " << threads
+            << " differs from the pixel-major variant (other input)";
+        buffer = input;
+        EXPECT_TRUE(op->Run(buffer.data(), output.data()));
         EXPECT_TRUE(std::memcmp(output.data(), reference.data(),
                                 output.size() * sizeof(float)) == 0)
             << op->variant().name << " trial " << trial << " threads " << threads
@@ -433,6 +445,7 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
     const int in_h = native_test::UniformInt(rng, min_h, min_h + 8);
     const int in_w = native_test::UniformInt(rng, min_w, min_w + 12);
     const std::vector<float> input = RandomInput(rng, layer, batch, in_h, in_w);
+    const std::vector<float> other_input = RandomInput(rng, layer, batch, in_h, in_w);
     const bool fused_add = native_test::UniformInt(rng, 0, 1) == 1;
     for (tflite_sparse::Isa isa : RunnableIsas()) {
       const tflite_sparse::MicrokernelVariant* pair =
@@ -442,6 +455,10 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
       std::vector<float> residual;
       const std::vector<float> reference = PixelMajorReference(
           layer, isa, batch, in_h, in_w, input, fused_add ? &rng : nullptr, &residual);
+      std::vector<float> other_residual;
+      const std::vector<float> other_reference = PixelMajorReference(
+          layer, isa, batch, in_h, in_w, other_input, fused_add ? &rng : nullptr,
+          &other_residual);
       for (int threads = 1; threads <= 3; ++threads) {
         // Forced: SelectMicrokernel leaves 1x1 layers this small to the pixel-major variant.
         auto op =
@@ -458,9 +475,19 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
           ++strided_vertical_runs;
         }
         std::vector<float> output(reference.size(), -777.0f);
+        // Another input in the same buffer first: a tile's pairs are kept for the next group
+        // chunk of that tile, never for the next Run.
+        std::vector<float> buffer = other_input;
+        EXPECT_TRUE(op->Run(buffer.data(), output.data(),
+                            fused_add ? other_residual.data() : nullptr));
+        EXPECT_TRUE(std::memcmp(output.data(), other_reference.data(),
+                                output.size() * sizeof(float)) == 0)
+            << op->variant().name << " trial " << trial << " threads " << threads
+            << " differs from the pixel-major variant (other input)";
+        buffer = input;
         const float* add = fused_add ? residual.data() : nullptr;
-        EXPECT_TRUE(op->Run(input.data(), output.data(), add));
-        EXPECT_TRUE(op->Run(input.data(), output.data(), add));
+        EXPECT_TRUE(op->Run(buffer.data(), output.data(), add));
+        EXPECT_TRUE(op->Run(buffer.data(), output.data(), add));
         EXPECT_TRUE(std::memcmp(output.data(), reference.data(),
                                 output.size() * sizeof(float)) == 0)
             << op->variant().name << " trial " << trial << " threads " << threads
