@@ -272,6 +272,7 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   // every 14x14 and 7x7 1x1 layer has at least two (docs/RESULTS.md, "Fused max pools and
   // whole-image pairs").
   image_pairs_ = pair_tiles_ && params_.stride_h == 1 && params_.stride_w == 1 && chunks > 1;
+  tile_major_ = active_->layout == InputLayout::kChannelMajor;
   if (image_pairs_) {
     for (size_t pair = 0; pair < pixel_offsets_.size(); ++pair) {
       pixel_offsets_[pair] = static_cast<int64_t>(pair) * 2 * g.channels;
@@ -294,6 +295,10 @@ WeightRange SparseConvOperator::ChunkWeights(int64_t chunk) const {
 
 int SparseConvOperator::Runs() const { return serial_ ? 1 : pool_->num_threads(); }
 
+int64_t SparseConvOperator::ItemChunk(int64_t item) const {
+  return tile_major_ ? item % group_chunks() : item / pixel_tiles();
+}
+
 std::vector<WeightRange> SparseConvOperator::FirstWeightsOfRuns() const {
   std::vector<WeightRange> first;
   if (!prepared_) return first;
@@ -302,7 +307,7 @@ std::vector<WeightRange> SparseConvOperator::FirstWeightsOfRuns() const {
   const int runs = Runs();
   for (int run = 0; run < runs; ++run) {
     const int64_t item = FirstTileOfThread(items, run, runs);
-    first.push_back(item < items ? ChunkWeights(item / tiles) : WeightRange{});
+    first.push_back(item < items ? ChunkWeights(ItemChunk(item)) : WeightRange{});
   }
   return first;
 }
@@ -318,6 +323,10 @@ SparseConvOperator::TilePrefetch SparseConvOperator::Prefetch(int64_t item) cons
 
 void SparseConvOperator::PlanPrefetch() {
   const int64_t items = group_chunks() * pixel_tiles();
+  if (tile_major_) {  // channel-major variants do not prefetch
+    prefetch_plan_.clear();
+    return;
+  }
   prefetch_plan_.resize(static_cast<size_t>(items));
   bool any = false;
   for (int64_t item = 0; item < items; ++item) {
@@ -736,13 +745,13 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
   const int64_t groups = packed_.num_groups;
   const int32_t* block_bounds = block_bounds_.data();
   const uint64_t run = RunId();  // what the threads' tile panels are kept for
-  // One work item = one pixel tile x one group chunk; chunk-major, so a thread's run sweeps
-  // every tile with the same chunk of weights before moving to the next chunk.
+  const bool tile_major = tile_major_;
+  // One work item = one pixel tile x one group chunk (ItemChunk, ItemTile).
   return Parallelize1DTile(
       serial_ ? nullptr : pool_.get(), chunks * tiles, 1,
       [&](int64_t item, int64_t) {
-        const int64_t chunk = item / tiles;
-        const int64_t tile = item % tiles;
+        const int64_t chunk = tile_major ? item % chunks : item / tiles;
+        const int64_t tile = tile_major ? item / chunks : item % tiles;
         const int64_t pixel = tile_first_pixel[tile];
         SparseTileArgs args = base;
         args.num_pixels = static_cast<int>(tile_first_pixel[tile + 1] - pixel);
