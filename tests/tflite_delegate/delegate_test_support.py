@@ -7,6 +7,7 @@ import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -199,19 +200,23 @@ def available_isas() -> tuple[str, ...]:
     return tflite_delegate.supported_isas()
 
 
-def default_pixel_pairs() -> bool:
-    """The delegate option pixel_pairs as "auto" (its default) resolves on this CPU."""
+@cache
+def _default_summary():
+    """The summary of a delegate with default options (what it found in this CPU)."""
     import tflite_delegate
 
-    return tflite_delegate.delegate_summary(tflite_delegate.load_delegate()).pixel_pairs
+    return tflite_delegate.delegate_summary(tflite_delegate.load_delegate())
+
+
+def default_pixel_pairs() -> bool:
+    """The delegate option pixel_pairs as "auto" (its default) resolves on this CPU."""
+    return _default_summary().pixel_pairs
 
 
 def cpu_splits_avx512() -> bool:
     """Whether the delegate found that this CPU runs 512-bit operations as two 256-bit halves
     (AMD Zen 4), which selects its AVX-512 default min_sparsity table."""
-    import tflite_delegate
-
-    return tflite_delegate.delegate_summary(tflite_delegate.load_delegate()).split_avx512
+    return _default_summary().split_avx512
 
 
 def reference_interpreter(model_content: bytes) -> Interpreter:

@@ -94,13 +94,21 @@ struct TileScratch {
   int64_t tile = -1;
 };
 
-TileScratch& ThreadTileScratch(size_t floats) {
+// The calling thread's buffer of at least `floats` floats holding tile `tile` of Run `run`:
+// build(buffer) fills it unless it already does.
+template <class Build>
+float* KeptTileBuffer(size_t floats, uint64_t run, int64_t tile, const Build& build) {
   thread_local TileScratch scratch;
   if (scratch.buffer.size() < floats) {
     scratch.buffer.ResizeZeroed(floats);
     scratch.run = 0;
   }
-  return scratch;
+  if (scratch.run != run || scratch.tile != tile) {
+    build(scratch.buffer.data());
+    scratch.run = run;
+    scratch.tile = tile;
+  }
+  return scratch.buffer.data();
 }
 
 // A process-wide unique id per Run (never 0), so that a panel kept from one Run, of any
@@ -272,7 +280,6 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   // every 14x14 and 7x7 1x1 layer has at least two (docs/RESULTS.md, "Fused max pools and
   // whole-image pairs").
   image_pairs_ = pair_tiles_ && params_.stride_h == 1 && params_.stride_w == 1 && chunks > 1;
-  tile_major_ = active_->layout == InputLayout::kChannelMajor;
   if (image_pairs_) {
     for (size_t pair = 0; pair < pixel_offsets_.size(); ++pair) {
       pixel_offsets_[pair] = static_cast<int64_t>(pair) * 2 * g.channels;
@@ -295,8 +302,16 @@ WeightRange SparseConvOperator::ChunkWeights(int64_t chunk) const {
 
 int SparseConvOperator::Runs() const { return serial_ ? 1 : pool_->num_threads(); }
 
+bool SparseConvOperator::TileMajor() const {
+  return active_->layout == InputLayout::kChannelMajor;
+}
+
 int64_t SparseConvOperator::ItemChunk(int64_t item) const {
-  return tile_major_ ? item % group_chunks() : item / pixel_tiles();
+  return TileMajor() ? item % group_chunks() : item / pixel_tiles();
+}
+
+int64_t SparseConvOperator::ItemTile(int64_t item) const {
+  return TileMajor() ? item / group_chunks() : item % pixel_tiles();
 }
 
 std::vector<WeightRange> SparseConvOperator::FirstWeightsOfRuns() const {
@@ -323,7 +338,7 @@ SparseConvOperator::TilePrefetch SparseConvOperator::Prefetch(int64_t item) cons
 
 void SparseConvOperator::PlanPrefetch() {
   const int64_t items = group_chunks() * pixel_tiles();
-  if (tile_major_) {  // channel-major variants do not prefetch
+  if (TileMajor()) {  // channel-major variants do not prefetch
     prefetch_plan_.clear();
     return;
   }
@@ -745,32 +760,25 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
   const int64_t groups = packed_.num_groups;
   const int32_t* block_bounds = block_bounds_.data();
   const uint64_t run = RunId();  // what the threads' tile panels are kept for
-  const bool tile_major = tile_major_;
   // One work item = one pixel tile x one group chunk (ItemChunk, ItemTile).
   return Parallelize1DTile(
       serial_ ? nullptr : pool_.get(), chunks * tiles, 1,
       [&](int64_t item, int64_t) {
-        const int64_t chunk = tile_major ? item % chunks : item / tiles;
-        const int64_t tile = tile_major ? item / chunks : item % tiles;
+        const int64_t chunk = ItemChunk(item);
+        const int64_t tile = ItemTile(item);
         const int64_t pixel = tile_first_pixel[tile];
         SparseTileArgs args = base;
         args.num_pixels = static_cast<int>(tile_first_pixel[tile + 1] - pixel);
         if (panel) {
           // A 1x1 stride-1 convolution: flattened output pixel i reads flattened input pixel i.
-          TileScratch& scratch = ThreadTileScratch(panel_floats);
-          if (scratch.run != run || scratch.tile != tile) {
-            transpose(input + pixel * channels, channels, args.num_pixels, scratch.buffer.data(),
+          args.input = KeptTileBuffer(panel_floats, run, tile, [&](float* tile_panel) {
+            transpose(input + pixel * channels, channels, args.num_pixels, tile_panel,
                       panel_stride);
-            scratch.run = run;
-            scratch.tile = tile;
-          }
-          args.input = scratch.buffer.data();
+          });
         } else if (pairs) {
           const int64_t pair = tile_first_pair[tile];
           if (tile_pairs) {
-            TileScratch& scratch = ThreadTileScratch(tile_buffer_floats);
-            float* tile_buffer = scratch.buffer.data();
-            if (scratch.run != run || scratch.tile != tile) {
+            args.input = KeptTileBuffer(tile_buffer_floats, run, tile, [&](float* tile_buffer) {
               if (tile_pair_rows) {
                 PairTileRows(input, pair, tile_first_pair[tile + 1], tile_buffer);
               } else {
@@ -779,10 +787,7 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
                 build_pairs(input + pixel * channels, count, channels, 0, count + count % 2, 1,
                             2, tile_buffer);
               }
-              scratch.run = run;
-              scratch.tile = tile;
-            }
-            args.input = tile_buffer;
+            });
           }
           args.pixel_offsets = base.pixel_offsets + pair;
           args.pair_widths = pair_widths + pair;

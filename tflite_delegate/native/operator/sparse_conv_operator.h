@@ -188,8 +188,11 @@ class SparseConvOperator {
   int64_t WeightChunks() const;
   // Threads Run splits the work items between (1 when the calling thread runs them alone).
   int Runs() const;
-  // The group chunk of work item `item` (see tile_major_).
+  // Whether work items go tile-major (see tile_first_pixel_), and the group chunk and pixel tile
+  // of work item `item`.
+  bool TileMajor() const;
   int64_t ItemChunk(int64_t item) const;
+  int64_t ItemTile(int64_t item) const;
   // Fills prefetch_plan_ (empty when no work item prefetches) from the prepared decomposition
   // and next_weights_; PlannedPrefetch computes one item's entry.
   void PlanPrefetch();
@@ -247,8 +250,8 @@ class SparseConvOperator {
   // budget, more chunks when there are too few tiles to keep every thread busy. Work items are
   // (chunk, tile) pairs, split into one contiguous run per thread, in chunk-major order (a
   // thread's run sweeps its tiles with one chunk of weights, which stay in L2), or tile-major
-  // for a channel-major variant (tile_major_: a thread transposes a tile's panel once and keeps
-  // it for that tile's chunks, where each transposition costs more than reading a chunk again).
+  // for a channel-major variant (TileMajor: a thread transposes a tile's panel once and keeps it
+  // for that tile's chunks, where each transposition costs more than reading a chunk again).
   std::vector<int64_t> tile_first_pixel_;   // num tiles + 1 boundaries over flattened pixels
   std::vector<int32_t> chunk_first_group_;  // num chunks + 1 boundaries over groups
   // Input-channel blocks of a pixel-major 1x1 layer whose tile input (tile pixels x Cin floats)
@@ -261,7 +264,6 @@ class SparseConvOperator {
   int64_t streaming_output_bytes_ = StreamingOutputBytes();
   bool stream_output_ = false;
   bool serial_ = false;  // too little work to wake a worker: the calling thread runs it all
-  bool tile_major_ = false;  // work items in tile-major order (see tile_first_pixel_)
   std::vector<WeightRange> next_weights_;  // per run (set_next_weights)
   std::vector<TilePrefetch> prefetch_plan_;  // per work item (PlanPrefetch)
 };
