@@ -31,81 +31,85 @@ def _uniform_1xn_filter(
 
 @pytest.mark.parametrize("isa", available_isas())
 @pytest.mark.parametrize(
-    ("block_n", "kept", "claimed_with_avx512", "claimed_otherwise"),
+    ("block_n", "kept"),
     [
         # AVX-512 thresholds are Zen 5's break-evens (XNNPACK's dense kernels use both 512-bit
         # FMA pipes there, our pixel-major 1x8 and 1x4 microkernels only 256 and 128 bits): 0.45
-        # for N = 16, 0.75 for N = 8 (0.6 for the pixel-pair 1x8 variant, which these 3x3 layers
-        # get), 0.88 for N = 4; AVX2 and generic keep 0.3, 0.55 and 0.8.
-        (16, 8, True, True),  # 0.5
-        (16, 10, False, True),  # 0.375: >= 0.3, < 0.45
-        (16, 12, False, False),  # 0.25 < 0.3
-        (8, 4, True, True),  # 0.75
-        (8, 6, True, True),  # 0.625: >= 0.55 and, pixel-pair, >= 0.6
-        (8, 7, False, True),  # 0.5625: >= 0.55, < 0.6 (pixel-pair 1x1 layers ran 0.74-1.18x at 0.5)
-        (8, 8, False, False),  # 0.5 < 0.55
-        (4, 1, True, True),  # 0.9375
-        (4, 2, False, True),  # 0.875: >= 0.8, < 0.88
-        (4, 3, False, True),  # 0.8125
-        (4, 8, False, False),  # 0.5: a 1x4 layer at 50 % ran at 0.63x XNNPACK's speed (Zen 4)
+        # for N = 16, 0.75 for N = 8 (0.6 for the pixel-pair 1x8 variant), 0.88 for N = 4; AVX2
+        # and generic keep 0.3, 0.55 and 0.8 (0.75 for the channel-major 1x4 variant, which
+        # these 3x3 layers get with AVX2). On a CPU that splits 512-bit operations (Zen 4) the
+        # AVX-512 table is 0.2 for N >= 16, 0.4 for N = 8 and for the channel-major 1x4 variant,
+        # 0.75 for the pixel-major one.
+        (16, 8),  # 0.5
+        (16, 10),  # 0.375
+        (16, 12),  # 0.25
+        (16, 13),  # 0.1875
+        (8, 4),  # 0.75
+        (8, 6),  # 0.625
+        (8, 7),  # 0.5625 (pixel-pair 1x1 layers ran 0.74-1.18x at 0.5 on Zen 5)
+        (8, 8),  # 0.5
+        (8, 10),  # 0.375
+        (4, 1),  # 0.9375
+        (4, 2),  # 0.875
+        (4, 3),  # 0.8125
+        (4, 4),  # 0.75
+        (4, 8),  # 0.5: a pixel-major 1x4 layer at 50 % ran at 0.63x XNNPACK's speed (Zen 4)
+        (4, 10),  # 0.375
         # Scalar code with every ISA: N = 2 from 0.98, N = 1 only for an all-zero filter.
-        (2, 0, True, True),  # 1.0
-        (2, 1, False, False),  # 0.9375 < 0.98
-        (1, 0, True, True),  # 1.0
-        (1, 1, False, False),  # 0.9375: N = 1 ran 0.34x at 98.5 % on Zen 5
+        (2, 0),  # 1.0
+        (2, 1),  # 0.9375 < 0.98
+        (1, 0),  # 1.0
+        (1, 1),  # 0.9375: N = 1 ran 0.34x at 98.5 % on Zen 5
     ],
 )
-def test_default_threshold_depends_on_the_block_width_and_isa(
-    isa, block_n, kept, claimed_with_avx512, claimed_otherwise
-):
+def test_default_threshold_depends_on_the_block_width_layout_and_isa(isa, block_n, kept):
     import tflite_delegate
 
+    layouts = {kernel.name: kernel.layout for kernel in tflite_delegate.microkernels()}
     weights = _uniform_1xn_filter(32, 16, block_n, kept, seed=block_n * 100 + kept)
     content = build_conv_model((1, 8, 8, 16), [ConvSpec(weights, None)])
-    # With AVX-512 and pixel pairs (the option; the default where this CPU runs them faster) the
-    # 3x3 layers at N = 16 and 8 take the pixel-pair variant; without, the pixel-major one,
-    # which at N = 8 is claimed from 0.75 (0.625 and 0.5625 are then below it). On a CPU that
-    # splits 512-bit operations (Zen 4) the AVX-512 table is 0.2 for N >= 16, 0.4 for N = 8 and
-    # 0.75 for N = 4 whatever the layout: the sparsity against it decides.
     split = isa == "avx512" and cpu_splits_avx512()
+    names = {"pixel_pair": ", pixel-pair", "channel_major": ", channel-major", "pixel_major": ""}
     for pixel_pairs in (True, False):
-        thresholds = {"avx512": {16: 0.45, 8: 0.6 if pixel_pairs else 0.75, 4: 0.88}}.get(
-            isa, {16: 0.3, 8: 0.55, 4: 0.8}
+        # The variant the delegate picks for this layer (forced claim): pixel-pair, channel-major
+        # (enough kept work per value) or pixel-major; the default threshold is that layout's.
+        _, delegate = delegate_interpreter(
+            content, block_n=block_n, isa=isa, pixel_pairs=pixel_pairs, min_sparsity=0.0
         )
+        (forced,) = tflite_delegate.delegation_report(delegate)
+        assert forced.claimed
+        layout = layouts[forced.microkernel]
+        assert layout != "pixel_pair" or (pixel_pairs and isa == "avx512" and block_n in (8, 16))
+        channel_major = layout == "channel_major"
         if split:
-            thresholds = {16: 0.2, 8: 0.4, 4: 0.75}
+            thresholds = {16: 0.2, 8: 0.4, 4: 0.4 if channel_major else 0.75}
+        elif isa == "avx512":
+            thresholds = {16: 0.45, 8: 0.6 if layout == "pixel_pair" else 0.75, 4: 0.88}
+        else:
+            thresholds = {16: 0.3, 8: 0.55, 4: 0.75 if channel_major else 0.8}
         threshold = {**thresholds, 2: 0.98, 1: 1.0}[block_n]
-        paired = pixel_pairs and isa == "avx512" and block_n in (8, 16)
-        layout = ", pixel-pair" if paired else ""
-        expected = claimed_with_avx512 if isa == "avx512" else claimed_otherwise
-        if isa == "avx512" and block_n == 8 and not pixel_pairs:
-            expected = expected and kept <= 4
-        if split:
-            expected = 1 - kept / 16 >= threshold
         _, delegate = delegate_interpreter(
             content, block_n=block_n, isa=isa, pixel_pairs=pixel_pairs
         )
         (decision,) = tflite_delegate.delegation_report(delegate)
         assert decision.block_n == block_n
-        assert decision.claimed == expected, pixel_pairs
-        assert not expected or ("_pair__" in decision.microkernel) == paired
-        if not expected:
+        assert decision.claimed == (1 - kept / 16 >= threshold), (pixel_pairs, decision.reason)
+        if decision.claimed:
+            assert decision.microkernel == forced.microkernel
+        else:
             assert decision.reason_code == "below_min_sparsity"
             assert (
-                f"below min_sparsity {threshold:.2f} (the default for N={block_n}{layout} with "
-                f"{isa})" in decision.reason
-            )
-    # An explicit threshold applies to every width.
-    _, delegate = delegate_interpreter(content, block_n=block_n, min_sparsity=0.0)
-    (decision,) = tflite_delegate.delegation_report(delegate)
-    assert decision.claimed
+                f"below min_sparsity {threshold:.2f} (the default for N={block_n}"
+                f"{names[layout]} with {isa})" in decision.reason
+            ), decision.reason
 
 
 # A 1x1 layer at N = 4: (I, O, kept tap vectors per group of 4), the layout the delegate picks and
 # the default threshold, per ISA. The channel-major variant needs 32 kept FLOPs per input value
-# (2 x O x (1 - s)) with both ISAs, and with AVX-512 also 64 per output value (2 x I x (1 - s));
-# its threshold is 0.75 with AVX2 and N = 4's 0.88 with AVX-512 (0.75 on a CPU that splits 512-bit
-# operations, "avx512_split"). Generic has no channel-major row.
+# (2 x O x (1 - s)) with both ISAs, and with AVX-512 also 64 per output value (2 x I x (1 - s)),
+# 8 on a CPU that splits 512-bit operations ("avx512_split"); its threshold is 0.75 with AVX2,
+# N = 4's 0.88 with AVX-512 and 0.4 on a splitting CPU (0.75 for the pixel-major variant there).
+# Generic has no channel-major row.
 CHANNEL_MAJOR_CASES = {
     "avx2": [
         ((16, 64, 4), "channel_major", True, None),  # s = 0.75
@@ -118,10 +122,11 @@ CHANNEL_MAJOR_CASES = {
         ((64, 128, 8), "pixel_major", False, "0.88 (the default for N=4 with"),  # 0.875
     ],
     "avx512_split": [
-        ((64, 128, 8), "pixel_major", True, None),  # 0.875: 16 per output value
-        ((512, 256, 128), "channel_major", True, None),  # 0.75: 128 per input, 256 per output
-        ((512, 256, 136), "channel_major", False, "0.75 (the default for N=4, channel-major"),
-        ((64, 128, 20), "pixel_major", False, "0.75 (the default for N=4 with"),  # 0.6875
+        ((64, 128, 8), "channel_major", True, None),  # 0.875: 16 per output value
+        ((64, 128, 2), "pixel_major", True, None),  # 0.96875: 4 per output value
+        ((512, 256, 300), "channel_major", True, None),  # 0.414: 600 per output
+        ((512, 256, 320), "channel_major", False, "0.40 (the default for N=4, channel-major"),
+        ((8, 64, 3), "pixel_major", False, "0.75 (the default for N=4 with"),  # 0.625: 6 per output
     ],
     "generic": [
         ((16, 64, 3), "pixel_major", True, None),  # 0.8125

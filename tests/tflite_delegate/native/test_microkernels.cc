@@ -310,9 +310,10 @@ TEST(EveryRegisteredMicrokernelMatchesTheScalarReference) {
   EXPECT_TRUE(checked > 0);
 }
 
-// Panel builders against a scalar transposition: random channels (tails of every width) and
-// pixel counts; the padding columns up to the alignment must come out zero, the columns past
-// them (a stride may be longer) untouched.
+// Panel builders against a scalar transposition: random channels (tails of every width), pixel
+// counts, pixel strides (the first channels of wider pixels, as for a KxK layer's planes) and
+// panel starts (aligned, or anywhere, as a plane row); every column before the start and from
+// the last pixel on must stay untouched (the next plane row may be another thread's).
 TEST(EveryPanelTransposeMatchesAScalarTransposition) {
   size_t count = 0;
   const MicrokernelVariant* variants = tflite_sparse::RegisteredMicrokernels(&count);
@@ -321,7 +322,8 @@ TEST(EveryPanelTransposeMatchesAScalarTransposition) {
     const MicrokernelVariant& variant = variants[i];
     if (variant.layout != tflite_sparse::InputLayout::kChannelMajor) {
       EXPECT_TRUE(variant.transpose == nullptr && variant.vector_pixels == 1 &&
-                  variant.min_kept_flops_per_output == 0.0)
+                  variant.min_kept_flops_per_output == 0.0 &&
+                  variant.min_kept_flops_per_output_split == 0.0)
           << variant.name;
       continue;
     }
@@ -335,22 +337,28 @@ TEST(EveryPanelTransposeMatchesAScalarTransposition) {
       const int channels = native_test::UniformInt(rng, 1, 40);
       const int64_t pixels = native_test::UniformInt(rng, 1, 70);
       const int64_t written = (pixels + kAlign - 1) / kAlign * kAlign;
-      const int64_t stride = written + native_test::UniformInt(rng, 0, 1) * kAlign;
-      std::vector<float> input(static_cast<size_t>(pixels * channels));
+      const int64_t pixel_stride = channels + native_test::UniformInt(rng, 0, 1) *
+                                                  native_test::UniformInt(rng, 1, 20);
+      const int64_t start = native_test::UniformInt(rng, 0, 1) * native_test::UniformInt(rng, 1, 15);
+      const int64_t stride = start + written + native_test::UniformInt(rng, 0, 1) * kAlign;
+      std::vector<float> input(static_cast<size_t>(pixels * pixel_stride));
       for (float& value : input) value = native_test::UniformFloat(rng, -1.0f, 1.0f);
       AlignedBuffer panel;
       panel.ResizeZeroed(static_cast<size_t>(stride * channels));
       for (size_t j = 0; j < panel.size(); ++j) panel.data()[j] = kSentinel;
-      variant.transpose(input.data(), channels, pixels, panel.data(), stride);
+      variant.transpose(input.data(), channels, pixel_stride, pixels, panel.data() + start,
+                        stride);
       int wrong = 0;
       for (int c = 0; c < channels; ++c) {
-        for (int64_t p = 0; p < stride; ++p) {
-          const float got = panel.data()[c * stride + p];
-          const float want = p >= written ? kSentinel : p < pixels ? input[p * channels + c] : 0.0f;
+        for (int64_t q = 0; q < stride; ++q) {
+          const int64_t p = q - start;
+          const float got = panel.data()[c * stride + q];
+          const float want = p < 0 || p >= pixels ? kSentinel : input[p * pixel_stride + c];
           wrong += std::memcmp(&got, &want, sizeof(float)) != 0;
         }
       }
-      EXPECT_EQ(wrong, 0) << variant.name << " channels=" << channels << " pixels=" << pixels;
+      EXPECT_EQ(wrong, 0) << variant.name << " channels=" << channels << " pixels=" << pixels
+                          << " pixel_stride=" << pixel_stride << " start=" << start;
     }
   }
 }
@@ -440,11 +448,12 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
         EXPECT_EQ(found->block_n, block_n);
         EXPECT_TRUE(found->layout == tflite_sparse::InputLayout::kPixelMajor);
       }
-      // Shape-class selection: a 3x3 convolution gets the pixel-pair row where the ISA has one
-      // for this N (whatever the work per value), else the pixel-major row; a strided 1x1 one
-      // the pixel-pair row with enough work per paired value, else the pixel-major row; a 1x1
-      // stride-1 one gets the channel-major or the pixel-pair row where the ISA has one for
-      // this N (never both today).
+      // Shape-class selection: a stride-1 or 1x1 convolution gets the pixel-pair row where the
+      // ISA has one for this N (a 3x3 one whatever the work per value, a 1x1 one with enough
+      // work per paired value), else the channel-major row where the ISA has one and there is
+      // enough work per value, else the pixel-major row; a strided KxK convolution the
+      // pixel-pair row, else the pixel-major row. (Where an ISA has both, the pair row comes
+      // first in the registry.)
       // Below kChannelMajorMinKeptFlopsPerInput (kPixelPairMinKeptFlopsPerInput) too little
       // work shares each transposed (paired) input value, and below the row's
       // min_kept_flops_per_output each transposed output value, so the pixel-major row is
@@ -457,6 +466,10 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
           tflite_sparse::InputLayout::kPixelPair);
       EXPECT_TRUE(pair_row == nullptr ||
                   (isa == tflite_sparse::Isa::kAvx512 && (block_n == 8 || block_n == 16)));
+      const MicrokernelVariant* panel = tflite_sparse::FindMicrokernel(
+          isa, block_n, tflite_sparse::WeightType::kFloat32,
+          tflite_sparse::InputLayout::kChannelMajor);
+      EXPECT_TRUE(panel == nullptr || pair_row == nullptr || pair_row < panel);
       for (const bool pixel_pairs : {true, false}) {
         const MicrokernelVariant* pair = pixel_pairs ? pair_row : nullptr;
         const auto select = [&](int kernel_h, int kernel_w, int stride_h, int stride_w,
@@ -464,19 +477,18 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
           return tflite_sparse::SelectMicrokernel(isa, block_n, kernel_h, kernel_w, stride_h,
                                                   stride_w, per_input, per_output, pixel_pairs);
         };
+        const MicrokernelVariant* paired_or_found = pair != nullptr ? pair : found;
+        EXPECT_TRUE(select(3, 3, 1, 1, kMuchWork, kMuchWork) ==
+                    (pair == nullptr && panel != nullptr ? panel : paired_or_found));
+        EXPECT_TRUE(select(3, 3, 1, 1, 0.0, 0.0) == paired_or_found);
         for (const double work : {kMuchWork, 0.0}) {
-          EXPECT_TRUE(select(3, 3, 1, 1, work, work) == (pair != nullptr ? pair : found));
-          EXPECT_TRUE(select(1, 3, 2, 2, work, work) == (pair != nullptr ? pair : found));
+          EXPECT_TRUE(select(1, 3, 2, 2, work, work) == paired_or_found);
         }
-        EXPECT_TRUE(select(1, 1, 2, 2, kMuchWork, kMuchWork) == (pair != nullptr ? pair : found));
+        const MicrokernelVariant* one_by_one =
+            pair != nullptr ? pair : panel != nullptr ? panel : found;
+        EXPECT_TRUE(select(1, 1, 2, 2, kMuchWork, kMuchWork) == one_by_one);
         EXPECT_TRUE(select(1, 1, 2, 2, 0.0, kMuchWork) == found);
         EXPECT_TRUE(select(1, 1, 1, 1, kLittleWork, kMuchWork) == found);
-        const MicrokernelVariant* panel = tflite_sparse::FindMicrokernel(
-            isa, block_n, tflite_sparse::WeightType::kFloat32,
-            tflite_sparse::InputLayout::kChannelMajor);
-        EXPECT_TRUE(panel == nullptr || pair_row == nullptr);
-        const MicrokernelVariant* one_by_one =
-            panel != nullptr ? panel : pair != nullptr ? pair : found;
         EXPECT_TRUE(select(1, 1, 1, 1, kMuchWork, kMuchWork) == one_by_one);
         if (pair != nullptr) {
           // Exactly at the work threshold it is taken; just below it is not.
@@ -484,10 +496,13 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
           EXPECT_TRUE(select(1, 1, 1, 1, kThreshold, 0.0) == pair);
           EXPECT_TRUE(select(1, 1, 1, 1, kThreshold * 0.99, 0.0) == found);
         }
-        if (panel != nullptr) {
+        if (panel != nullptr && pair == nullptr) {
           // Exactly at the row's limit it is taken; just below it is not (where the row has
           // one).
-          const double limit = panel->min_kept_flops_per_output;
+          const double limit = tflite_sparse::MinKeptFlopsPerOutput(*panel);
+          EXPECT_TRUE(limit == (tflite_sparse::CpuSplitsAvx512()
+                                    ? panel->min_kept_flops_per_output_split
+                                    : panel->min_kept_flops_per_output));
           EXPECT_TRUE(select(1, 1, 1, 1, kMuchWork, limit) == panel);
           if (limit > 0) {
             EXPECT_TRUE(select(1, 1, 1, 1, kMuchWork, limit * 0.99) == found);

@@ -342,35 +342,60 @@ std::vector<float> PixelMajorReference(const Layer& layer, tflite_sparse::Isa is
   return reference;
 }
 
-// 1x1 stride-1 layers at N = 4 and 8, run with the ISA's channel-major variant for N when it has
+// Stride-1 layers at N = 4 and 8, run with the ISA's channel-major variant for N when it has
 // one (forced: these small layers are below SelectMicrokernel's work threshold): against the
 // direct convolution, bitwise across 1, 2 and 3 threads, and bitwise equal to the pixel-major
-// variant of the same ISA (both are bias + one fused
-// multiply-add per kept tap vector in packed order). Pixel counts cover partial pixel vectors
-// and tiles crossing images; out_channels cover partial groups.
+// variant of the same ISA (both are bias + one fused multiply-add per kept tap vector in packed
+// order), with and without a fused ADD. Half the trials are 1x1 layers (per-tile panels; pixel
+// counts cover partial pixel vectors and tiles crossing rows and images; one in four of all
+// trials strided, each output row's pixels gathered at the stride), half KxK stride-1 ones with
+// either padding and dilation (the planes of the padded input, tiles crossing rows, lanes in
+// the padding columns, images in one batch), built in a workspace that holds garbage first;
+// out_channels cover partial groups.
 TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
   auto rng = native_test::Random(4242);
   int channel_major_runs = 0;
-  for (int trial = 0; trial < 40; ++trial) {
+  int plane_runs = 0;
+  int strided_runs = 0;
+  for (int trial = 0; trial < 60; ++trial) {
     Layer layer = RandomLayer(rng);
     layer.block_n = native_test::UniformInt(rng, 0, 1) ? 4 : 8;
-    layer.shape.kernel_h = layer.shape.kernel_w = 1;
-    layer.shape.in_channels = native_test::UniformInt(rng, 1, 40);
+    const bool one_by_one = trial % 2 == 0;
+    if (one_by_one) {
+      layer.shape.kernel_h = layer.shape.kernel_w = 1;
+      layer.params.dilation_h = layer.params.dilation_w = 1;
+    }
+    layer.shape.in_channels = native_test::UniformInt(rng, 1, one_by_one ? 40 : 20);
     layer.shape.out_channels = native_test::UniformInt(rng, 1, 40);
     layer.params.stride_h = layer.params.stride_w = 1;
+    if (trial % 4 == 2) {
+      layer.params.stride_h = 1 + (trial / 4) % 3;
+      layer.params.stride_w = 2 + (trial / 4) % 2;
+    }
     // A third of the blocks pruned.
-    FillOneByOneBlocks(layer, rng, [](auto& r) { return native_test::UniformInt(r, 0, 2) != 0; });
-    layer.bias.resize(static_cast<size_t>(layer.shape.out_channels));
+    if (one_by_one) {
+      FillOneByOneBlocks(layer, rng,
+                         [](auto& r) { return native_test::UniformInt(r, 0, 2) != 0; });
+    } else {
+      FillRandomBlocks(layer, rng);
+    }
+    layer.bias.resize(static_cast<size_t>(layer.shape.out_channels), 0.25f);
     const int batch = native_test::UniformInt(rng, 1, 3);
-    const int in_h = native_test::UniformInt(rng, 1, 12);
-    const int in_w = native_test::UniformInt(rng, 1, 12);
+    const int min_h = (layer.shape.kernel_h - 1) * layer.params.dilation_h + 1;
+    const int min_w = (layer.shape.kernel_w - 1) * layer.params.dilation_w + 1;
+    const int in_h = native_test::UniformInt(rng, min_h, min_h + 11);
+    const int in_w = native_test::UniformInt(rng, min_w, min_w + 20);
     const std::vector<float> input = RandomInput(rng, layer, batch, in_h, in_w);
     const std::vector<float> other_input = RandomInput(rng, layer, batch, in_h, in_w);
+    const bool fused_add = native_test::UniformInt(rng, 0, 1) == 1;
     for (tflite_sparse::Isa isa : RunnableIsas()) {
-      const std::vector<float> reference =
-          PixelMajorReference(layer, isa, batch, in_h, in_w, input, nullptr);
-      const std::vector<float> other_reference =
-          PixelMajorReference(layer, isa, batch, in_h, in_w, other_input, nullptr);
+      std::vector<float> residual;
+      const std::vector<float> reference = PixelMajorReference(
+          layer, isa, batch, in_h, in_w, input, fused_add ? &rng : nullptr, &residual);
+      std::vector<float> other_residual;
+      const std::vector<float> other_reference = PixelMajorReference(
+          layer, isa, batch, in_h, in_w, other_input, fused_add ? &rng : nullptr,
+          &other_residual);
       const tflite_sparse::MicrokernelVariant* panel = tflite_sparse::FindMicrokernel(
           isa, layer.block_n, tflite_sparse::WeightType::kFloat32,
           tflite_sparse::InputLayout::kChannelMajor);
@@ -380,32 +405,42 @@ TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
                                                 : tflite_sparse::FindMicrokernel(isa,
                                                                                  layer.block_n));
         op->set_min_parallel_flops(0);
+        auto workspace = std::make_shared<tflite_sparse::AlignedBuffer>();
+        workspace->ResizeZeroed(1 << 16);
+        for (size_t i = 0; i < workspace->size(); ++i) workspace->data()[i] = -555.0f;
+        op->set_workspace(workspace);
+        if (fused_add) op->set_residual_activation(layer.residual_low, layer.residual_high);
         std::string error;
         EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
         EXPECT_TRUE(panel == nullptr || &op->variant() == panel) << op->variant().name;
         channel_major_runs += panel != nullptr;
+        plane_runs += panel != nullptr && !one_by_one;
+        strided_runs += panel != nullptr && trial % 4 == 2;
         std::vector<float> output(reference.size(), -777.0f);
         // The same input buffer with other values in between: a thread keeps a tile's panel
         // for the next group chunk of that tile, never for the next Run (with 2 and 3 threads
         // these layers of a few tiles are cut into up to a dozen chunks).
         std::vector<float> buffer = other_input;
-        EXPECT_TRUE(op->Run(buffer.data(), output.data()));
+        EXPECT_TRUE(op->Run(buffer.data(), output.data(),
+                            fused_add ? other_residual.data() : nullptr));
         EXPECT_TRUE(std::memcmp(output.data(), other_reference.data(),
                                 output.size() * sizeof(float)) == 0)
             << op->variant().name << " trial " << trial << " threads " << threads
             << " differs from the pixel-major variant (other input)";
         buffer = input;
-        EXPECT_TRUE(op->Run(buffer.data(), output.data()));
+        EXPECT_TRUE(op->Run(buffer.data(), output.data(), fused_add ? residual.data() : nullptr));
         EXPECT_TRUE(std::memcmp(output.data(), reference.data(),
                                 output.size() * sizeof(float)) == 0)
             << op->variant().name << " trial " << trial << " threads " << threads
-            << " differs from the pixel-major variant";
+            << (fused_add ? " fused ADD" : "") << " differs from the pixel-major variant";
       }
     }
   }
   if (channel_major_runs == 0) {
     native_test::SkipNotes().push_back("channel-major operator test: no channel-major variant "
                                        "on this CPU");
+  } else {
+    EXPECT_TRUE(plane_runs > 0 && strided_runs > 0);
   }
 }
 

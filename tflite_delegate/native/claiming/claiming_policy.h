@@ -71,7 +71,14 @@ namespace tflite_sparse {
 // 1.37 / 1.46x at 0.3: threshold 0.2 for N >= 16; N = 8 0.97 / 1.05x at 0.3, 0.96 / 1.14x at
 // 0.35, 1.11 / 1.22x at 0.4, 1.31 / 1.47x at 0.5: 0.4; N = 4 0.70 / 0.84x at 0.5 (the
 // pixel-major 3x3 and strided layers), 0.88 / 1.13x at 0.65, 0.97 / 1.28x at 0.7, 1.15 / 1.54x
-// at 0.75 (both layouts): 0.75.
+// at 0.75 (both layouts): 0.75. Since the channel-major variants also run KxK stride-1 layers
+// (from planes) and strided 1x1 ones (2026-12-04 22:00 UTC), every ResNet-50 shape at N = 4
+// runs channel-major from about 0.3 on Zen 4 (1x1 ones need 8 kept FLOPs per output value
+// there: MinKeptFlopsPerOutput), and the same command with --block_n=4 gave 1.01 / 1.27x at 0.3,
+// 1.13 / 1.43x at 0.4, 1.33 / 1.60x at 0.5, and 1.12 / 1.30x at 0.4 with --threads=2: 0.4 for
+// channel-major N = 4 (0.75 stays for the pixel-major layers left: too little work per value).
+// N = 8's channel-major variant (KxK from planes; after the pixel pairs in the registry) keeps
+// N = 8's 0.4: 1.13 / 1.32x at 0.4 with 2 threads.
 double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa, bool split_avx512);
 
 // The one per-shape rule on top of DefaultMinSparsity: a convolution over few input channels

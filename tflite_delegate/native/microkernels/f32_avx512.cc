@@ -17,6 +17,7 @@
 #include <immintrin.h>
 
 #include "microkernels/max_pool_template.h"
+#include "microkernels/panel_transpose_template.h"
 #include "microkernels/pixel_pair_template.h"
 #include "microkernels/pixel_vector_template.h"
 #include "microkernels/sparse_tile_template.h"
@@ -48,15 +49,21 @@ struct Avx512Vector {  // 16 lanes
   static void Stream(float* destination, Reg value) { _mm512_stream_ps(destination, value); }
 };
 
+// A 256-bit store of the lanes whose mask lane has its top bit set, as a k-masked store.
+struct Avx512VlMaskedStore {
+  static void Store(float* destination, __m256i mask, __m256 value) {
+    _mm256_mask_storeu_ps(destination, _mm256_cmplt_epi32_mask(mask, _mm256_setzero_si256()),
+                          value);
+  }
+};
+
 // The channel-major microkernels' vector: 16 pixels of one channel.
 struct Avx512PixelVector : Avx512Vector {
-  static Reg LoadAligned(const float* source) { return _mm512_load_ps(source); }
-
-  // Writes channels 0..3 (registers r0..r3, 16 pixels each) of the first `pixels` (may be <= 0
-  // or > 16) of 16 pixels to output + pixel * stride: the AVX2 variant's 4x4 transpose inside
-  // each 128-bit lane leaves pixel 4j+k's four channels in lane j of quad[k], stored as 16 bytes.
-  static void StoreQuad(Reg r0, Reg r1, Reg r2, Reg r3, float* output, int64_t stride,
-                        int pixels) {
+  // Writes channels 0..3 (registers r0..r3, 16 lanes each) of each lane l to destination(l), a
+  // float* (skipped when null): the AVX2 variant's 4x4 transpose inside each 128-bit lane leaves
+  // lane 4j+k's four channels in lane j of quad[k], stored as 16 bytes.
+  template <class Destination>
+  static void StoreQuad(Reg r0, Reg r1, Reg r2, Reg r3, const Destination& destination) {
     // Masked all-lanes forms: GCC 12 warns (-Wmaybe-uninitialized) about the plain ones.
     constexpr __mmask16 kAll16 = 0xffff;
     constexpr __mmask8 kAll8 = 0xff;
@@ -71,18 +78,17 @@ struct Avx512PixelVector : Avx512Vector {
     constexpr __mmask8 kAll4 = 0xf;
 #pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) {
-      if (k < pixels) {
-        _mm_storeu_ps(output + k * stride, _mm512_maskz_extractf32x4_ps(kAll4, quad[k], 0));
+      if (float* out = destination(k)) {
+        _mm_storeu_ps(out, _mm512_maskz_extractf32x4_ps(kAll4, quad[k], 0));
       }
-      if (4 + k < pixels) {
-        _mm_storeu_ps(output + (4 + k) * stride, _mm512_maskz_extractf32x4_ps(kAll4, quad[k], 1));
+      if (float* out = destination(4 + k)) {
+        _mm_storeu_ps(out, _mm512_maskz_extractf32x4_ps(kAll4, quad[k], 1));
       }
-      if (8 + k < pixels) {
-        _mm_storeu_ps(output + (8 + k) * stride, _mm512_maskz_extractf32x4_ps(kAll4, quad[k], 2));
+      if (float* out = destination(8 + k)) {
+        _mm_storeu_ps(out, _mm512_maskz_extractf32x4_ps(kAll4, quad[k], 2));
       }
-      if (12 + k < pixels) {
-        _mm_storeu_ps(output + (12 + k) * stride,
-                      _mm512_maskz_extractf32x4_ps(kAll4, quad[k], 3));
+      if (float* out = destination(12 + k)) {
+        _mm_storeu_ps(out, _mm512_maskz_extractf32x4_ps(kAll4, quad[k], 3));
       }
     }
   }
@@ -156,15 +162,24 @@ void f32_1x4_p8_avx512(const SparseTileArgs& args) { SparseTile<Avx128Vector, 1,
 void f32_1x2_p4_avx512(const SparseTileArgs& args) { SparseTile<ScalarVector, 2, 4>(args); }
 void f32_1x1_p8_avx512(const SparseTileArgs& args) { SparseTile<ScalarVector, 1, 8>(args); }
 
-// Channel-major N = 4 (1x1 stride-1 layers): 512-bit FMAs over 16 pixels of a channel where the
-// pixel-major N = 4 variant can only use 128-bit ones; 4 channels x 4 vectors (64 pixels), 16
-// accumulators of the 32 zmm registers. Measured against that pixel-major variant on ResNet-50's
-// nine 1x1 stride-1 shapes (bench_kernels --layout both, 1 thread, Zen 4): 1.2-3.0x at 50 %,
-// 1.5-3.4x at 75 %, 1.2-2.0x at 90 % wherever SelectMicrokernel picks it. A channel-major N = 8
-// row (PixelVectorTile<Avx512PixelVector, 8, 8, 3>) measured 0.64-1.68x of the pixel-major
-// 256-bit N = 8 variant (losing at 90 % and on 7x7 2048->512) and is not registered.
+// Channel-major N = 4 (stride-1 layers: 1x1 from per-tile panels, KxK from planes of the padded
+// input): 512-bit FMAs over 16 pixels of a channel where the pixel-major N = 4 variant can only
+// use 128-bit ones; 4 channels x 4 vectors (64 pixels), 16 accumulators of the 32 zmm registers.
+// Measured against that pixel-major variant (bench_kernels --layout both, 1 thread, Zen 4): on
+// ResNet-50's nine 1x1 stride-1 shapes 1.2-3.0x at 50 %, 1.5-3.4x at 75 %, 1.2-2.0x at 90 %
+// wherever SelectMicrokernel picks it; on its four 3x3 shapes 2.0-2.3x at 75 % and 1.8-2.4x at
+// 90 % (75-94 GFLOP/s on the kept work).
 void f32_1x4_p64_panel_avx512(const SparseTileArgs& args) {
   PixelVectorTile<Avx512PixelVector, 4, 4, 4>(args);
+}
+
+// Channel-major N = 8: the 8 channels in one pass, 3 vectors (48 pixels), 24 accumulators.
+// Against the pixel-major N = 8 variant (256-bit FMAs; bench_kernels --layout both, 1 thread,
+// Zen 4, without pixel pairs): ResNet-50's four 3x3 shapes 0.99-1.21x at 50 %, 1.03-1.16x at
+// 75 %, 1.04-1.28x at 90 %; 1x1 shapes 0.99-1.21x where SelectMicrokernel picks it. Where the
+// CPU runs pixel pairs (pixel_pairs, Zen 5) the 1x8 pair row comes first.
+void f32_1x8_p48_panel_avx512(const SparseTileArgs& args) {
+  PixelVectorTile<Avx512PixelVector, 8, 8, 3>(args);
 }
 
 // Pixel pairs: 8 pairs, 16 pixels, 16 accumulator chains. Measured against the pixel-major
@@ -210,13 +225,13 @@ void f32_pair_row_avx512(const float* input_row, int in_w, int channels, int pad
   }
 }
 
-// The panel layout does not depend on the ISA, and every CPU that runs the AVX-512 variants
-// has AVX2 (IsaRequirement): the AVX2 builder serves both.
-void f32_panel_transpose_avx2(const float* input, int channels, int64_t pixels, float* panel,
-                              int64_t panel_stride);
-void f32_panel_transpose_avx512(const float* input, int channels, int64_t pixels, float* panel,
-                                int64_t panel_stride) {
-  f32_panel_transpose_avx2(input, channels, pixels, panel, panel_stride);
+// The panel builder (panel_transpose_template.h) with AVX-512VL k-masked stores: KxK planes
+// end most rows in a partial block (56 = 3 x 16 + 8), and AVX2's vmaskmovps made building
+// ResNet-50's 3x3 planes about 1.2x slower on Zen 4.
+void f32_panel_transpose_avx512(const float* input, int channels, int64_t pixel_stride,
+                                int64_t pixels, float* panel, int64_t panel_stride) {
+  PanelTranspose<Avx512VlMaskedStore>(input, channels, pixel_stride, pixels, panel,
+                                      panel_stride);
 }
 
 void f32_maxpool_row_avx512(const MaxPoolRowArgs& args) {

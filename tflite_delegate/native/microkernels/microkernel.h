@@ -102,16 +102,17 @@ enum class InputLayout {
 };
 
 // A channel-major panel: panel[c * stride + pixel] for the pixels of one tile, where the stride
-// (floats) is a multiple of this, the base is 64-byte aligned and the columns past the tile's
-// last pixel up to the next multiple of this are zero. So every vector load at a tile's pixels
-// is aligned and in bounds (up to 16 lanes).
+// (floats) is a multiple of this and the base is 64-byte aligned, so every vector load at a
+// tile's pixels is aligned and in bounds (up to 16 lanes). The columns past the tile's last
+// pixel hold whatever the buffer held: their lanes are computed and never stored.
 constexpr int kPanelPixelAlignment = 16;
 
-// Writes the panel of `pixels` consecutive NHWC pixels starting at `input` (pixels x channels
-// floats): panel[c * panel_stride + p] = input[p * channels + c] for p < pixels, and zero for
-// pixels <= p < the next multiple of kPanelPixelAlignment.
-using PanelTransposeFunction = void (*)(const float* input, int channels, int64_t pixels,
-                                        float* panel, int64_t panel_stride);
+// Writes the panel of `pixels` NHWC pixels starting at `input`, pixel_stride floats apart (the
+// first `channels` of each): panel[c * panel_stride + p] = input[p * pixel_stride + c] for
+// p < pixels, and nothing else. `panel` needs no alignment (a plane row of a KxK layer starts
+// anywhere, and the next row may be another thread's: SparseConvOperator::BuildPlaneRows).
+using PanelTransposeFunction = void (*)(const float* input, int channels, int64_t pixel_stride,
+                                        int64_t pixels, float* panel, int64_t panel_stride);
 
 // Writes one row of a pixel-pair variant's pair image: for every padded column x in
 // [0, padded_w) that is a multiple of column_step, and channel c,
@@ -195,8 +196,10 @@ struct MicrokernelVariant {
   int vector_pixels;
   PanelTransposeFunction transpose;
   // Channel-major only: SelectMicrokernel takes this row only for layers with at least this many
-  // kept FLOPs per output value (0: no limit); see KeptFlopsPerOutputValue.
+  // kept FLOPs per output value (0: no limit; see KeptFlopsPerOutputValue), and on a CPU that
+  // splits 512-bit operations (CpuSplitsAvx512) at least min_kept_flops_per_output_split.
   double min_kept_flops_per_output;
+  double min_kept_flops_per_output_split;
   // Pixel-pair only: the ISA's pair-image row builder (nullptr for other rows).
   PairRowFunction build_pair_row;
 };
@@ -243,6 +246,10 @@ constexpr double kChannelMajorMinKeptFlopsPerInput = 32.0;
 // (56x56 64->64 and 256->64 at 75 %), 1.00-1.08x at 64 and 1.1-1.35x from 128 up.
 constexpr double kPixelPairMinKeptFlopsPerInput = 48.0;
 
+// A channel-major row's limit on kept FLOPs per output value on this CPU: its
+// min_kept_flops_per_output, or min_kept_flops_per_output_split where CpuSplitsAvx512().
+double MinKeptFlopsPerOutput(const MicrokernelVariant& variant);
+
 // 2 x kept_tap_vectors x block_n / in_channels (0 when in_channels <= 0).
 double KeptFlopsPerInputValue(int64_t kept_tap_vectors, int block_n, int in_channels);
 
@@ -256,7 +263,7 @@ double KeptFlopsPerOutputValue(int64_t kept_tap_vectors, int block_n, int out_ch
 // The variant for a convolution of this shape class: the first row, in preference order, with
 // this ISA, N and weight type whose layout supports the convolution and, for a channel-major
 // row, with kept_flops_per_input at least kChannelMajorMinKeptFlopsPerInput and
-// kept_flops_per_output at least the row's min_kept_flops_per_output, and for a pixel-pair row
+// kept_flops_per_output at least the row's MinKeptFlopsPerOutput, and for a pixel-pair row
 // (only when `pixel_pairs`: the delegate option, by default !CpuSplitsAvx512()) on a 1x1
 // convolution (whose tiles are paired right before each call) with kept_flops_per_input at
 // least kPixelPairMinKeptFlopsPerInput (today: the channel-major row for N = 4 on 1x1 stride-1

@@ -3,16 +3,21 @@
 //
 // The pixel-major template (sparse_tile_template.h) puts the N channels of a group in one
 // register, so for N = 4 every FMA is a 128-bit one: half of what a 256-bit FMA does in the same
-// issue slot (a quarter of a 512-bit one). Here a register holds V::kLanes consecutive pixels of
-// one input channel (8 for AVX2), read from a channel-major panel (panel[c][pixel] of the tile's
-// pixels, transposed by the operator right before the call). A group is computed in passes of Q
-// of its N channels, each pass keeping Q x P accumulators (Q channels x P pixel vectors) and
-// walking the group's kept tap vectors: P aligned loads from the panel row of the input channel,
-// then for each of the Q weights one broadcast and P full-width FMAs. (Q < N keeps wide groups
-// within 16 ymm registers: N = 8 as two passes of Q = 4 needs 0.75 loads per FMA where one pass
-// of 8 x 1 needs 1.125.) The Q x P block is clamped and written back to the NHWC output through
-// 4x4 transposes inside each 128-bit lane (V::StoreQuad), so every pixel gets its channels as
-// stores of 16 bytes.
+// issue slot (a quarter of a 512-bit one). Here a register holds V::kLanes consecutive lanes of
+// one input channel (8 for AVX2), read from a channel-major panel: for a 1x1 stride-1 layer
+// panel[c][pixel] of the tile's pixels, transposed by the operator right before the call; for a
+// KxK stride-1 layer the operator's planes of the padded input (microkernel.h), where lane l of
+// the tile is a position of the padded grid and a tap's input is the same plane a fixed
+// distance further, so the microkernel is the same loop over tap offsets. A group is computed in
+// passes of Q of its N channels, each pass keeping Q x P accumulators (Q channels x P vectors)
+// and walking the group's kept tap vectors: P loads from the panel row of the input channel
+// (unaligned for a KxK tap), then for each of the Q weights one broadcast and P full-width
+// FMAs. (Q < N keeps wide groups within 16 ymm registers: N = 8 as two passes of Q = 4 needs
+// 0.75 loads per FMA where one pass of 8 x 1 needs 1.125.) The Q x P block is clamped and written
+// back to the NHWC output through 4x4 transposes inside each 128-bit lane (V::StoreQuad), so
+// every pixel gets its channels as stores of 16 bytes: lane l to output pixel l (a 1x1 tile), or
+// to pixel_offsets[l] and not at all where that is negative (a KxK tile's lanes in the padding
+// columns).
 //
 // Arithmetic per output element is the pixel-major variants' (bias, then one fused multiply-add
 // per kept tap vector in packed order: fma(input, weight, sum) is fma(weight, input, sum)), so
@@ -30,10 +35,12 @@
 namespace tflite_sparse {
 namespace {
 
-// Channels [q0, q0 + Q) of one group of N output channels for P x V::kLanes pixels starting at
-// args.input (the panel column of the tile's first pixel); `pixels` of them are real (the rest
-// of the last vector reads the panel's zero padding and is not stored).
-template <class V, int N, int Q, int P>
+// Channels [q0, q0 + Q) of one group of N output channels for P x V::kLanes lanes starting at
+// args.input (the panel column of the tile's first lane). Without kLaneTable lane l is output
+// pixel l and the first `pixels` lanes are real (the rest of the last vector reads whatever the
+// panel holds there and is not stored); with it lane l is output pixel args.pixel_offsets[l], not
+// stored where negative.
+template <class V, int N, int Q, int P, bool kLaneTable>
 inline void PanelGroupPass(const SparseTileArgs& args, int group, int q0, int pixels) {
   static_assert(Q % 4 == 0 && N % Q == 0, "the output transpose works on quads of channels");
   constexpr int kLanes = V::kLanes;
@@ -55,7 +62,7 @@ inline void PanelGroupPass(const SparseTileArgs& args, int group, int q0, int pi
     const float* column = args.input + taps[k];
     Reg inputs[P];
 #pragma GCC unroll 8
-    for (int v = 0; v < P; ++v) inputs[v] = V::LoadAligned(column + v * kLanes);
+    for (int v = 0; v < P; ++v) inputs[v] = V::Load(column + v * kLanes);
 #pragma GCC unroll 8
     for (int n = 0; n < Q; ++n) {
       const Reg weight = V::Broadcast(weights + n);
@@ -75,14 +82,24 @@ inline void PanelGroupPass(const SparseTileArgs& args, int group, int q0, int pi
   const int64_t stride = args.output_pixel_stride;
   float* output = args.output + static_cast<int64_t>(group) * N + q0;
   const int remaining_channels = args.out_channels - group * N - q0;
+  // Output pixel of lane `lane` of the tile, or -1.
+  const auto pixel_of = [&](int lane) -> int64_t {
+    if constexpr (kLaneTable) {
+      return args.pixel_offsets[lane];
+    } else {
+      return lane < pixels ? lane : -1;
+    }
+  };
   if (remaining_channels >= Q) {
 #pragma GCC unroll 8
     for (int v = 0; v < P; ++v) {
 #pragma GCC unroll 8
       for (int q = 0; q < Q; q += 4) {
         V::StoreQuad(accumulators[q][v], accumulators[q + 1][v], accumulators[q + 2][v],
-                     accumulators[q + 3][v], output + v * kLanes * stride + q, stride,
-                     pixels - v * kLanes);
+                     accumulators[q + 3][v], [&](int lane) -> float* {
+                       const int64_t pixel = pixel_of(v * kLanes + lane);
+                       return pixel >= 0 ? output + pixel * stride + q : nullptr;
+                     });
       }
     }
   } else {
@@ -93,10 +110,10 @@ inline void PanelGroupPass(const SparseTileArgs& args, int group, int q0, int pi
       alignas(64) float lanes[Q][kLanes];
 #pragma GCC unroll 8
       for (int n = 0; n < Q; ++n) V::Store(lanes[n], accumulators[n][v]);
-      const int real = pixels - v * kLanes < kLanes ? pixels - v * kLanes : kLanes;
-      for (int p = 0; p < real; ++p) {
-        float* destination = output + (v * kLanes + p) * stride;
-        for (int n = 0; n < remaining_channels; ++n) destination[n] = lanes[n][p];
+      for (int l = 0; l < kLanes; ++l) {
+        const int64_t pixel = pixel_of(v * kLanes + l);
+        if (pixel < 0) continue;
+        for (int n = 0; n < remaining_channels; ++n) output[pixel * stride + n] = lanes[n][l];
       }
     }
   }
@@ -105,10 +122,12 @@ inline void PanelGroupPass(const SparseTileArgs& args, int group, int q0, int pi
     // arithmetic (clamped convolution + residual, clamped to the ADD's range).
     const float* residual = args.residual + static_cast<int64_t>(group) * N + q0;
     const int channels = remaining_channels < Q ? remaining_channels : Q;
-    for (int p = 0; p < pixels; ++p) {
+    for (int lane = 0; lane < P * kLanes; ++lane) {
+      const int64_t pixel = pixel_of(lane);
+      if (pixel < 0) continue;
       for (int n = 0; n < channels; ++n) {
-        float& value = output[p * stride + n];
-        value = ScalarVector::Clamp(value + residual[p * stride + n], args.residual_min,
+        float& value = output[pixel * stride + n];
+        value = ScalarVector::Clamp(value + residual[pixel * stride + n], args.residual_min,
                                     args.residual_max);
       }
     }
@@ -118,30 +137,35 @@ inline void PanelGroupPass(const SparseTileArgs& args, int group, int q0, int pi
 // Runs the group range for a run-time vector count in [1, P]: every count has its own
 // instantiation (accumulators stay in registers), so the operator can cut the pixels into tiles
 // of nearly equal vector counts.
-template <class V, int N, int Q, int P>
+template <class V, int N, int Q, int P, bool kLaneTable>
 inline void PanelTileOfVectors(const SparseTileArgs& args, int vectors, int pixels) {
   if constexpr (P > 1) {
     if (vectors < P) {
-      PanelTileOfVectors<V, N, Q, P - 1>(args, vectors, pixels);
+      PanelTileOfVectors<V, N, Q, P - 1, kLaneTable>(args, vectors, pixels);
       return;
     }
   }
   for (int group = args.first_group; group < args.end_group; ++group) {
     const int channels = args.out_channels - group * N;
     for (int q0 = 0; q0 < N && q0 < channels; q0 += Q) {
-      PanelGroupPass<V, N, Q, P>(args, group, q0, pixels);
+      PanelGroupPass<V, N, Q, P, kLaneTable>(args, group, q0, pixels);
     }
   }
 }
 
-// The microkernel: 1 to P x V::kLanes consecutive pixels of the panel, groups of N channels in
-// passes of Q.
+// The microkernel: 1 to P x V::kLanes consecutive lanes of the panel (num_pixels of them; with
+// a lane table, pixel_offsets, rounded up to whole vectors), groups of N channels in passes of Q.
 template <class V, int N, int Q, int P>
 void PixelVectorTile(const SparseTileArgs& args) {
   static_assert(P >= 1, "a tile has at least one pixel vector");
   const int pixels = args.num_pixels < P * V::kLanes ? args.num_pixels : P * V::kLanes;
   if (pixels <= 0) return;
-  PanelTileOfVectors<V, N, Q, P>(args, (pixels + V::kLanes - 1) / V::kLanes, pixels);
+  const int vectors = (pixels + V::kLanes - 1) / V::kLanes;
+  if (args.pixel_offsets != nullptr) {
+    PanelTileOfVectors<V, N, Q, P, true>(args, vectors, pixels);
+  } else {
+    PanelTileOfVectors<V, N, Q, P, false>(args, vectors, pixels);
+  }
 }
 
 }  // namespace

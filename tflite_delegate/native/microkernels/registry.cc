@@ -12,8 +12,11 @@
 // sparsity (bench_kernels --block-n 4 --layout both, 1 thread) it ran 0.55-0.70x of the
 // pixel-major 1x4 variant on 56x56 1x1 64->256, 28x28 128->512 and 14x14 256->1024 (12.8, 25.6
 // and 51.2 kept FLOPs per output value) and 1.26-2.30x on 7x7 512->2048, 14x14 1024->256 and 7x7
-// 2048->512 (102-410). The AVX2 row keeps no limit (measured on Zen 4 AVX2 only: it won on all
-// nine 1x1 shapes at its threshold).
+// 2048->512 (102-410). On Zen 4 (the last field, for CPUs that split 512-bit operations) it
+// needs 8: there it ran those three at 1.19-1.48x of the pixel-major variant at 90 %, and
+// 1.75-1.86x 56x56 64->64 and 64->256 at 75 % (32 per output value; bench_kernels, 2026-12-04).
+// The AVX-512 1x8 panel row keeps 64 on both (not measured below it). The AVX2 row keeps no
+// limit (measured on Zen 4 AVX2 only: it won on all nine 1x1 shapes at its threshold).
 //
 // A pixel-pair row is Q(the same fields as X); it declares <prefix>_1x<N>_p<P>_pair_<isa> and
 // the ISA's pair-image row builder <prefix>_pair_row_<isa>, and registers
@@ -35,16 +38,17 @@
 
 #if defined(__x86_64__)
 #define TFLITE_SPARSE_X86_MICROKERNELS(X, C, Q)  \
-  C(f32, kFloat32, 4, 64, avx512, kAvx512, 16, 64.0) \
+  C(f32, kFloat32, 4, 64, avx512, kAvx512, 16, 64.0, 8.0) \
   X(f32, kFloat32, 32, 8, avx512, kAvx512)     \
   Q(f32, kFloat32, 16, 16, avx512, kAvx512)   \
   X(f32, kFloat32, 16, 8, avx512, kAvx512)    \
   Q(f32, kFloat32, 8, 16, avx512, kAvx512)    \
+  C(f32, kFloat32, 8, 48, avx512, kAvx512, 16, 64.0, 64.0) \
   X(f32, kFloat32, 8, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 4, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 2, 4, avx512, kAvx512)     \
   X(f32, kFloat32, 1, 8, avx512, kAvx512)     \
-  C(f32, kFloat32, 4, 24, avx2, kAvx2, 8, 0.0)     \
+  C(f32, kFloat32, 4, 24, avx2, kAvx2, 8, 0.0, 0.0)     \
   X(f32, kFloat32, 32, 2, avx2, kAvx2)        \
   X(f32, kFloat32, 16, 5, avx2, kAvx2)        \
   X(f32, kFloat32, 8, 8, avx2, kAvx2)         \
@@ -69,10 +73,11 @@ namespace tflite_sparse {
 namespace microkernels {
 #define TFLITE_SPARSE_DECLARE(prefix, type, n, p, isa, isa_enum) \
   void prefix##_1x##n##_p##p##_##isa(const SparseTileArgs& args);
-#define TFLITE_SPARSE_DECLARE_PANEL(prefix, type, n, p, isa, isa_enum, lanes, output_flops) \
+#define TFLITE_SPARSE_DECLARE_PANEL(prefix, type, n, p, isa, isa_enum, lanes, output_flops, \
+                                    output_flops_split)                                  \
   void prefix##_1x##n##_p##p##_panel_##isa(const SparseTileArgs& args);             \
-  void prefix##_panel_transpose_##isa(const float* input, int channels, int64_t pixels,  \
-                                      float* panel, int64_t panel_stride);
+  void prefix##_panel_transpose_##isa(const float* input, int channels, int64_t pixel_stride, \
+                                      int64_t pixels, float* panel, int64_t panel_stride);
 #define TFLITE_SPARSE_DECLARE_PAIR(prefix, type, n, p, isa, isa_enum)                  \
   void prefix##_1x##n##_p##p##_pair_##isa(const SparseTileArgs& args);                  \
   void prefix##_pair_row_##isa(const float* input_row, int in_w, int channels, int pad_left, \
@@ -94,15 +99,16 @@ namespace {
 #define TFLITE_SPARSE_ROW(prefix, type, n, p, isa, isa_enum)                           \
   {#prefix "_1x" #n "_p" #p "__" #isa,           Isa::isa_enum, WeightType::type, n, p, \
    &microkernels::prefix##_1x##n##_p##p##_##isa, InputLayout::kPixelMajor,     1,  nullptr, 0.0, \
-   nullptr},
-#define TFLITE_SPARSE_PANEL_ROW(prefix, type, n, p, isa, isa_enum, lanes, output_flops)         \
+   0.0, nullptr},
+#define TFLITE_SPARSE_PANEL_ROW(prefix, type, n, p, isa, isa_enum, lanes, output_flops,         \
+                                output_flops_split)                                             \
   {#prefix "_1x" #n "_p" #p "_panel__" #isa,              Isa::isa_enum, WeightType::type, n, p, \
    &microkernels::prefix##_1x##n##_p##p##_panel_##isa,   InputLayout::kChannelMajor, lanes,     \
-   &microkernels::prefix##_panel_transpose_##isa, output_flops, nullptr},
+   &microkernels::prefix##_panel_transpose_##isa, output_flops, output_flops_split, nullptr},
 #define TFLITE_SPARSE_PAIR_ROW(prefix, type, n, p, isa, isa_enum)                              \
   {#prefix "_1x" #n "_p" #p "_pair__" #isa,            Isa::isa_enum, WeightType::type, n, p, \
    &microkernels::prefix##_1x##n##_p##p##_pair_##isa, InputLayout::kPixelPair, 1, nullptr, 0.0, \
-   &microkernels::prefix##_pair_row_##isa},
+   0.0, &microkernels::prefix##_pair_row_##isa},
 constexpr MicrokernelVariant kRegistry[] = {TFLITE_SPARSE_MICROKERNELS(
     TFLITE_SPARSE_ROW, TFLITE_SPARSE_PANEL_ROW, TFLITE_SPARSE_PAIR_ROW)};
 #undef TFLITE_SPARSE_ROW
@@ -160,14 +166,20 @@ bool LayoutSupportsConv(InputLayout layout, int kernel_h, int kernel_w, int stri
                         int stride_w) {
   switch (layout) {
     case InputLayout::kChannelMajor:
-      // Output pixel i reads input pixel i only for a 1x1 window at stride 1.
-      return kernel_h == 1 && kernel_w == 1 && stride_h == 1 && stride_w == 1;
+      // A lane's tap is a fixed distance along its plane only at stride 1 (microkernel.h); a
+      // 1x1 tile's panel gathers any stride's pixels.
+      return (stride_h == 1 && stride_w == 1) || (kernel_h == 1 && kernel_w == 1);
     case InputLayout::kPixelPair:
       return true;
     case InputLayout::kPixelMajor:
       break;
   }
   return true;
+}
+
+double MinKeptFlopsPerOutput(const MicrokernelVariant& variant) {
+  return CpuSplitsAvx512() ? variant.min_kept_flops_per_output_split
+                           : variant.min_kept_flops_per_output;
 }
 
 double KeptFlopsPerInputValue(int64_t kept_tap_vectors, int block_n, int in_channels) {
@@ -193,7 +205,7 @@ const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, 
     }
     if (variant.layout == InputLayout::kChannelMajor &&
         (kept_flops_per_input < kChannelMajorMinKeptFlopsPerInput ||
-         kept_flops_per_output < variant.min_kept_flops_per_output)) {
+         kept_flops_per_output < MinKeptFlopsPerOutput(variant))) {
       continue;  // too little work per transposed input or output value
     }
     if (variant.layout == InputLayout::kPixelPair && kernel_h * kernel_w == 1 &&

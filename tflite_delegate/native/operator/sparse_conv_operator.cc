@@ -68,6 +68,12 @@ constexpr double kBlockingMaxKeptFraction = 0.15;
 // (compare_delegate_builds --profile, 9 rounds).
 constexpr int kPairPixelMajorMinBlockN = 16;
 constexpr double kPairMinKeptFlopsPerInputPerChunk = 96.0;
+// A channel-major KxK layer with fewer tiles than this per thread has every thread build its
+// own copy of the planes (the threads share its tiles' group chunks, so each reads every plane;
+// from shared planes half of them came from the other core's caches): ResNet-50's 14x14 and
+// 7x7 3x3 layers at N = 4 and 90 % ran 1.06x and 1.05-1.11x as fast at 2 threads as from
+// shared planes (bench_kernels, two alternations of the builds, Zen 4).
+constexpr int64_t kSharedPlanesMinTilesPerThread = 4;
 // Orders this thread's non-temporal stores before its later stores (the pool's join).
 inline void StoreFence() {
 #if defined(__x86_64__)
@@ -169,6 +175,9 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   pair_widths_.clear();
   tile_first_pair_.clear();
   pair_tiles_ = false;
+  planes_ = false;
+  tile_first_lane_.clear();
+  lane_pixels_.clear();
   if ((variant_->layout == InputLayout::kChannelMajor && !PreparePanel()) ||
       (variant_->layout == InputLayout::kPixelPair && !PreparePairs())) {
     active_ = FindMicrokernel(variant_->isa, variant_->block_n, variant_->weight_type,
@@ -182,17 +191,21 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   if (active_->layout == InputLayout::kChannelMajor) {
     pixel_offsets_.clear();
     padded_input_.ResizeZeroed(0);
-    // Tiles of whole pixel vectors (each starts on an aligned panel column), nearly equal
-    // vector counts of at most the variant's tile_pixels / vector_pixels.
     pixels = static_cast<int64_t>(g.batch) * g.out_h * g.out_w;
-    const int64_t lanes = active_->vector_pixels;
-    const int64_t vectors = (pixels + lanes - 1) / lanes;
-    const int64_t tile_vectors = active_->tile_pixels / lanes;
-    const int64_t tiles = (vectors + tile_vectors - 1) / tile_vectors;
-    tile_first_pixel_.resize(static_cast<size_t>(tiles + 1));
-    for (int64_t t = 0; t <= tiles; ++t) {
-      const int64_t first = tiles > 0 ? vectors * t / tiles * lanes : 0;
-      tile_first_pixel_[t] = first < pixels ? first : pixels;
+    if (planes_) {
+      PrepareLaneTiles();
+    } else {
+      // Tiles of whole pixel vectors (each starts on an aligned panel column), nearly equal
+      // vector counts of at most the variant's tile_pixels / vector_pixels.
+      const int64_t lanes = active_->vector_pixels;
+      const int64_t vectors = (pixels + lanes - 1) / lanes;
+      const int64_t tile_vectors = active_->tile_pixels / lanes;
+      const int64_t tiles = (vectors + tile_vectors - 1) / tile_vectors;
+      tile_first_pixel_.resize(static_cast<size_t>(tiles + 1));
+      for (int64_t t = 0; t <= tiles; ++t) {
+        const int64_t first = tiles > 0 ? vectors * t / tiles * lanes : 0;
+        tile_first_pixel_[t] = first < pixels ? first : pixels;
+      }
     }
   } else if (active_->layout == InputLayout::kPixelPair) {
     // Tiles of nearly equal pair counts, at most tile_pixels / 2 pairs.
@@ -265,6 +278,7 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   }
   if (chunks > groups) chunks = groups;
   if (chunks < 1) chunks = 1;
+  private_planes_ = planes_ && !serial_ && tiles < kSharedPlanesMinTilesPerThread * threads;
   const int64_t total_cost = kept + groups;
   chunk_first_group_.assign(static_cast<size_t>(chunks + 1), static_cast<int32_t>(groups));
   chunk_first_group_[0] = 0;
@@ -642,10 +656,13 @@ void SparseConvOperator::PairTileRows(const float* input, int64_t first_pair, in
 bool SparseConvOperator::PreparePanel() {
   const ConvGeometry& g = geometry_;
   if (!LayoutSupportsConv(InputLayout::kChannelMajor, packed_.shape.kernel_h,
-                          packed_.shape.kernel_w, params_.stride_h, params_.stride_w) ||
-      g.needs_padding || g.out_h != g.in_h || g.out_w != g.in_w) {
+                          packed_.shape.kernel_w, params_.stride_h, params_.stride_w)) {
     return false;
   }
+  const bool one_by_one = packed_.shape.kernel_h == 1 && packed_.shape.kernel_w == 1;
+  const bool strided = params_.stride_h > 1 || params_.stride_w > 1;
+  if (strided && (!one_by_one || g.needs_padding)) return false;
+  if (!one_by_one || g.needs_padding) return PreparePlanes();
   // The per-tile panel: rows of the tile's pixels rounded up to whole 64-byte lines, and an odd
   // number of lines, because a tile reads the same columns of many rows and with an even line
   // count those rows would share a fraction of L1's sets.
@@ -661,6 +678,133 @@ bool SparseConvOperator::PreparePanel() {
   }
   panel_stride_ = stride;
   return true;
+}
+
+bool SparseConvOperator::PreparePlanes() {
+  const ConvGeometry& g = geometry_;
+  const FilterShape& shape = packed_.shape;
+  const int64_t pitch = g.padded_w;
+  const int64_t align = kPanelPixelAlignment;
+  const int64_t lanes = static_cast<int64_t>(g.out_h - 1) * pitch + g.out_w;
+  image_lanes_ = (lanes + align - 1) / align * align;
+  // A plane holds the padded image and what the image's last lane reads at its last tap; an
+  // odd number of 64-byte lines, so that the same lanes of consecutive channels do not share L1
+  // sets.
+  const int64_t last_tap = static_cast<int64_t>(shape.kernel_h - 1) * params_.dilation_h * pitch +
+                           static_cast<int64_t>(shape.kernel_w - 1) * params_.dilation_w;
+  int64_t stride = std::max(static_cast<int64_t>(g.padded_h) * pitch, image_lanes_ + last_tap);
+  stride = (stride + align - 1) / align * align;
+  if ((stride / align) % 2 == 0) stride += align;
+  // Tap offsets c x stride + the tap's distance on the padded grid, in 32 bits.
+  if (stride * shape.in_channels > std::numeric_limits<int32_t>::max()) return false;
+  tap_offsets_.resize(packed_.tap_index.size());
+  for (size_t vector = 0; vector < packed_.tap_index.size(); ++vector) {
+    const int64_t tap = packed_.tap_index[vector];
+    const int64_t channel = tap % shape.in_channels;
+    const int64_t kx = (tap / shape.in_channels) % shape.kernel_w;
+    const int64_t ky = tap / (static_cast<int64_t>(shape.in_channels) * shape.kernel_w);
+    tap_offsets_[vector] = static_cast<int32_t>(channel * stride +
+                                                ky * params_.dilation_h * pitch +
+                                                kx * params_.dilation_w);
+  }
+  panel_stride_ = stride;
+  planes_ = true;
+  const size_t floats = static_cast<size_t>(g.batch) * g.channels * static_cast<size_t>(stride);
+  if (workspace_->size() < floats) workspace_->ResizeZeroed(floats);
+  return true;
+}
+
+void SparseConvOperator::PrepareLaneTiles() {
+  // Per image: its lanes (positions of the padded grid up to its last output pixel) in whole
+  // vectors, cut into tiles of nearly equal vector counts of at most tile_pixels lanes.
+  const ConvGeometry& g = geometry_;
+  const int64_t pitch = g.padded_w;
+  const int64_t vector = active_->vector_pixels;
+  const int64_t tile_vectors = active_->tile_pixels / vector;
+  const int64_t lanes = static_cast<int64_t>(g.out_h - 1) * pitch + g.out_w;
+  const int64_t vectors = (lanes + vector - 1) / vector;
+  const int64_t tiles = (vectors + tile_vectors - 1) / tile_vectors;
+  tile_first_lane_.clear();
+  tile_first_pixel_.clear();
+  lane_pixels_.assign(static_cast<size_t>(g.batch * image_lanes_), -1);
+  for (int64_t image = 0; image < g.batch; ++image) {
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t first = vectors * t / tiles * vector;
+      const int64_t end = vectors * (t + 1) / tiles * vector;
+      int64_t first_pixel = -1;
+      for (int64_t lane = first; lane < end; ++lane) {
+        const int64_t y = lane / pitch;
+        const int64_t x = lane % pitch;
+        if (y >= g.out_h || x >= g.out_w) continue;
+        const int64_t pixel = (image * g.out_h + y) * g.out_w + x;
+        if (first_pixel < 0) first_pixel = pixel;
+        lane_pixels_[static_cast<size_t>(image * image_lanes_ + lane)] = pixel - first_pixel;
+      }
+      tile_first_lane_.push_back(image * image_lanes_ + first);
+      // (A tile of padding columns only, possible for a wide valid-padded window, stores
+      // nothing.)
+      tile_first_pixel_.push_back(first_pixel >= 0 ? first_pixel : 0);
+    }
+  }
+  tile_first_lane_.push_back(g.batch * image_lanes_);
+  tile_first_pixel_.push_back(static_cast<int64_t>(g.batch) * g.out_h * g.out_w);
+}
+
+void SparseConvOperator::BuildPlaneRows(const float* input, int64_t first_row, int64_t end_row,
+                                        float* destination) const {
+  // Rows are indexed over batch x padded_h; each item writes its padded row of every channel's
+  // plane whole (the workspace may hold another layer's values), and the last row of an image
+  // also the zeros after its planes. Nothing is written outside the item's rows, so threads
+  // may build any rows: Run splits them like the tiles, and a thread mostly reads the rows it
+  // wrote (at 2 threads, planes split by channels instead made every thread read half its
+  // input from the other core's caches).
+  const ConvGeometry& g = geometry_;
+  const int64_t pitch = g.padded_w;
+  const int64_t stride = panel_stride_;
+  const int channels = g.channels;
+  const int64_t row_floats = static_cast<int64_t>(g.in_w) * channels;
+  for (int64_t row = first_row; row < end_row; ++row) {
+    const int64_t image = row / g.padded_h;
+    const int64_t padded_row = row % g.padded_h;
+    const int64_t y = padded_row - g.pad_top;
+    float* planes = destination + image * channels * stride + padded_row * pitch;
+    const bool last = padded_row + 1 == g.padded_h;
+    const int64_t zeros_after = last ? stride - g.padded_h * pitch : 0;
+    if (y < 0 || y >= g.in_h) {
+      for (int c = 0; c < channels; ++c) {
+        std::fill(planes + c * stride, planes + c * stride + pitch + zeros_after, 0.0f);
+      }
+      continue;
+    }
+    const float* source = input + (image * g.in_h + y) * row_floats;
+    for (int c = 0; c < channels; ++c) {
+      float* plane_row = planes + c * stride;
+      std::fill(plane_row, plane_row + g.pad_left, 0.0f);
+      std::fill(plane_row + g.pad_left + g.in_w, plane_row + pitch + zeros_after, 0.0f);
+    }
+    active_->transpose(source, channels, channels, g.in_w, planes + g.pad_left, stride);
+  }
+}
+
+void SparseConvOperator::TransposeStridedTile(const float* input, int64_t first_pixel,
+                                              int64_t pixels, float* panel) const {
+  // Output pixel (image, y, x) reads input pixel (image, y x stride_h, x x stride_w): one
+  // transposition per output row the tile covers, its pixels stride_w input pixels apart.
+  const ConvGeometry& g = geometry_;
+  const int64_t end = first_pixel + pixels;
+  for (int64_t pixel = first_pixel; pixel < end;) {
+    const int64_t row = pixel / g.out_w;  // over batch x out_h
+    const int64_t x = pixel % g.out_w;
+    const int64_t image = row / g.out_h;
+    const int64_t y = row % g.out_h;
+    const int64_t count = std::min<int64_t>(end - pixel, g.out_w - x);
+    const float* source =
+        input + ((image * g.in_h + y * params_.stride_h) * g.in_w + x * params_.stride_w) *
+                    g.channels;
+    active_->transpose(source, g.channels, static_cast<int64_t>(params_.stride_w) * g.channels,
+                       count, panel + (pixel - first_pixel), panel_stride_);
+    pixel += count;
+  }
 }
 
 void SparseConvOperator::PadRows(const float* input, int64_t first_row, int64_t end_row) {
@@ -683,8 +827,18 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
   const bool panel = active_->layout == InputLayout::kChannelMajor;
   const bool pairs = active_->layout == InputLayout::kPixelPair;
   const float* source = input;
-  // (A channel-major variant needs nothing before the tiles: each transposes its own pixels.)
-  if (pairs && !pair_tiles_) {
+  // (A channel-major variant on a 1x1 layer needs nothing before the tiles: each transposes its
+  // own pixels.)
+  if (planes_ && !private_planes_) {
+    float* planes = workspace_->data();
+    const bool built = Parallelize1DTile(
+        serial_ ? nullptr : pool_.get(), static_cast<int64_t>(g.batch) * g.padded_h, 1,
+        [this, input, planes](int64_t row, int64_t rows) {
+          BuildPlaneRows(input, row, row + rows, planes);
+        });
+    if (!built) return false;
+    source = planes;
+  } else if (pairs && !pair_tiles_) {
     float* pair_image = workspace_->data();
     const bool built = Parallelize1DTile(
         serial_ ? nullptr : pool_.get(), static_cast<int64_t>(g.batch) * g.padded_h, 1,
@@ -759,6 +913,14 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
   const int64_t blocks = channel_blocks_;
   const int64_t groups = packed_.num_groups;
   const int32_t* block_bounds = block_bounds_.data();
+  const bool strided_panel = params_.stride_h > 1 || params_.stride_w > 1;
+  const bool planes = planes_;
+  const bool private_planes = private_planes_;
+  const size_t planes_floats = static_cast<size_t>(g.batch) * g.channels * panel_stride_;
+  const int64_t plane_rows = static_cast<int64_t>(g.batch) * g.padded_h;
+  const int64_t* tile_first_lane = tile_first_lane_.data();
+  const int64_t* lane_pixels = lane_pixels_.data();
+  const int64_t image_lanes = image_lanes_;
   const uint64_t run = RunId();  // what the threads' tile panels are kept for
   // One work item = one pixel tile x one group chunk (ItemChunk, ItemTile).
   return Parallelize1DTile(
@@ -769,12 +931,30 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
         const int64_t pixel = tile_first_pixel[tile];
         SparseTileArgs args = base;
         args.num_pixels = static_cast<int>(tile_first_pixel[tile + 1] - pixel);
-        if (panel) {
-          // A 1x1 stride-1 convolution: flattened output pixel i reads flattened input pixel i.
+        if (planes) {
+          const float* planes_base =
+              private_planes ? KeptTileBuffer(planes_floats, run, -1,
+                                              [&](float* own) {
+                                                BuildPlaneRows(input, 0, plane_rows, own);
+                                              })
+                             : source;
+          const int64_t lane = tile_first_lane[tile];
+          const int64_t image = lane / image_lanes;
+          args.input =
+              planes_base + image * channels * panel_stride + (lane - image * image_lanes);
+          args.num_pixels = static_cast<int>(tile_first_lane[tile + 1] - lane);
+          args.pixel_offsets = lane_pixels + lane;
+        } else if (panel) {
           args.input = KeptTileBuffer(panel_floats, run, tile, [&](float* tile_panel) {
-            transpose(input + pixel * channels, channels, args.num_pixels, tile_panel,
-                      panel_stride);
+            if (strided_panel) {
+              TransposeStridedTile(input, pixel, args.num_pixels, tile_panel);
+            } else {
+              // Stride 1: flattened output pixel i reads flattened input pixel i.
+              transpose(input + pixel * channels, channels, channels, args.num_pixels,
+                        tile_panel, panel_stride);
+            }
           });
+          args.pixel_offsets = nullptr;  // lane l is the tile's pixel l
         } else if (pairs) {
           const int64_t pair = tile_first_pair[tile];
           if (tile_pairs) {

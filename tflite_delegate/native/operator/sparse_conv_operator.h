@@ -6,12 +6,15 @@
 // convolution needs it, then calls the microkernel once per (pixel tile, group range) through
 // the threading layer.
 //
-// With a channel-major variant (InputLayout::kChannelMajor, chosen by SelectMicrokernel for 1x1
-// stride-1 convolutions) tiles are whole pixel vectors, and each work item first transposes its
-// tile's pixels into a small per-thread channel-major panel (then calls the microkernel on it).
-// If the panel cannot be used for a shape (offsets beyond 32 bits, or a convolution the layout
-// does not support) the operator runs the pixel-major variant of the same ISA, N and weight type
-// instead.
+// With a channel-major variant (InputLayout::kChannelMajor, chosen by SelectMicrokernel for
+// stride-1 and 1x1 convolutions) tiles are whole pixel vectors. On a 1x1 layer each work item
+// first transposes its tile's pixels (at a stride, those of each output row it covers) into a
+// small per-thread channel-major panel (then calls the microkernel on it); on a KxK stride-1
+// one (or a padded 1x1) Run first writes the batch's planes, the
+// padded input channel by channel, into the workspace (microkernel.h), and tiles are runs of
+// positions of the padded grid. If the panel cannot be used for a shape (offsets beyond 32
+// bits, or a convolution the layout does not support) the operator runs the pixel-major variant
+// of the same ISA, N and weight type instead.
 //
 // With a pixel-pair variant (InputLayout::kPixelPair, chosen for KxK and 1x1 convolutions) Run builds the whole batch's pair image first (instead of the padded copy;
 // microkernel.h) in a workspace that operators may share (set_workspace), or for a 1x1 layer
@@ -198,6 +201,16 @@ class SparseConvOperator {
   void PlanPrefetch();
   TilePrefetch PlannedPrefetch(int64_t item) const;
   bool PreparePanel();
+  bool PreparePlanes();
+  // Transposes the tile of `pixels` output pixels from first_pixel of a strided 1x1 layer into
+  // its panel.
+  void TransposeStridedTile(const float* input, int64_t first_pixel, int64_t pixels,
+                            float* panel) const;
+  void PrepareLaneTiles();
+  // Writes rows [first_row, end_row) (over batch x padded_h) of every channel's plane into the
+  // batch's planes at `destination`.
+  void BuildPlaneRows(const float* input, int64_t first_row, int64_t end_row,
+                      float* destination) const;
 
   ConvParameters params_;
   float activation_min_;
@@ -215,6 +228,22 @@ class SparseConvOperator {
   std::vector<int64_t> pixel_offsets_;  // per flattened output pixel: its receptive-field origin
   AlignedBuffer padded_input_;          // batch x padded image; borders stay zero
   int64_t panel_stride_ = 0;            // channel-major: floats per row of a tile's panel
+  // Channel-major on a KxK (or padded 1x1) layer: Run writes the batch's planes into the
+  // workspace, image after image, each input channel's padded image (padded_h x padded_w,
+  // flattened) in panel_stride_ floats with zeros after it. Lane l of an image is the padded
+  // grid position l, output pixel (l / padded_w, l % padded_w) when that column is below out_w;
+  // an image has image_lanes_ lanes (its last output pixel's, rounded up to
+  // kPanelPixelAlignment), and tile t the global lanes [tile_first_lane_[t],
+  // tile_first_lane_[t + 1]) (image x image_lanes_ + lane; whole vectors, never two images).
+  // lane_pixels_[global lane]: its output pixel counted from its tile's first output pixel
+  // (tile_first_pixel_), or -1 for a lane in the padding columns (SparseTileArgs::pixel_offsets).
+  bool planes_ = false;
+  // ... in a per-thread buffer, each thread its own copy, instead of the workspace (see
+  // kSharedPlanesMinTilesPerThread in the .cc).
+  bool private_planes_ = false;
+  int64_t image_lanes_ = 0;
+  std::vector<int64_t> tile_first_lane_;
+  std::vector<int64_t> lane_pixels_;
   // Pixel-pair: per pair (in flattened pixel order) its origin in the pair image (in
   // pixel_offsets_) and its pixel count; the buffer of the batch's pair image (2 x the padded
   // input's floats, see set_workspace).
