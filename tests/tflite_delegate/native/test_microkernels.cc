@@ -323,7 +323,7 @@ TEST(EveryPanelTransposeMatchesAScalarTransposition) {
     if (variant.layout != tflite_sparse::InputLayout::kChannelMajor) {
       EXPECT_TRUE(variant.transpose == nullptr && variant.vector_pixels == 1 &&
                   variant.min_kept_flops_per_output == 0.0 &&
-                  variant.min_kept_flops_per_output_split == 0.0)
+                  variant.min_kept_flops_per_output_split == 0.0 && !variant.kxk_only)
           << variant.name;
       continue;
     }
@@ -484,8 +484,11 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
         for (const double work : {kMuchWork, 0.0}) {
           EXPECT_TRUE(select(1, 3, 2, 2, work, work) == paired_or_found);
         }
+        // (A KxK-only channel-major row never runs a 1x1 convolution.)
         const MicrokernelVariant* one_by_one =
-            pair != nullptr ? pair : panel != nullptr ? panel : found;
+            pair != nullptr                          ? pair
+            : panel != nullptr && !panel->kxk_only ? panel
+                                                     : found;
         EXPECT_TRUE(select(1, 1, 2, 2, kMuchWork, kMuchWork) == one_by_one);
         EXPECT_TRUE(select(1, 1, 2, 2, 0.0, kMuchWork) == found);
         EXPECT_TRUE(select(1, 1, 1, 1, kLittleWork, kMuchWork) == found);
@@ -496,7 +499,7 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
           EXPECT_TRUE(select(1, 1, 1, 1, kThreshold, 0.0) == pair);
           EXPECT_TRUE(select(1, 1, 1, 1, kThreshold * 0.99, 0.0) == found);
         }
-        if (panel != nullptr && pair == nullptr) {
+        if (panel != nullptr && pair == nullptr && !panel->kxk_only) {
           // Exactly at the row's limit it is taken; just below it is not (where the row has
           // one).
           const double limit = tflite_sparse::MinKeptFlopsPerOutput(*panel);

@@ -176,8 +176,8 @@ void f32_1x4_p64_panel_avx512(const SparseTileArgs& args) {
 // Channel-major N = 8: the 8 channels in one pass, 3 vectors (48 pixels), 24 accumulators.
 // Against the pixel-major N = 8 variant (256-bit FMAs; bench_kernels --layout both, 1 thread,
 // Zen 4, without pixel pairs): ResNet-50's four 3x3 shapes 0.99-1.21x at 50 %, 1.03-1.16x at
-// 75 %, 1.04-1.28x at 90 %; 1x1 shapes 0.99-1.21x where SelectMicrokernel picks it. Where the
-// CPU runs pixel pairs (pixel_pairs, Zen 5) the 1x8 pair row comes first.
+// 75 %, 1.04-1.28x at 90 %; registered for KxK layers only (registry.cc). Where the CPU runs
+// pixel pairs (pixel_pairs, Zen 5) the 1x8 pair row comes first.
 void f32_1x8_p48_panel_avx512(const SparseTileArgs& args) {
   PixelVectorTile<Avx512PixelVector, 8, 8, 3>(args);
 }

@@ -200,6 +200,9 @@ struct MicrokernelVariant {
   // splits 512-bit operations (CpuSplitsAvx512) at least min_kept_flops_per_output_split.
   double min_kept_flops_per_output;
   double min_kept_flops_per_output_split;
+  // Channel-major only: SelectMicrokernel takes this row only for KxK convolutions (more than one
+  // tap per input channel), never for 1x1 ones.
+  bool kxk_only;
   // Pixel-pair only: the ISA's pair-image row builder (nullptr for other rows).
   PairRowFunction build_pair_row;
 };
