@@ -270,7 +270,7 @@ void BenchOperators(const Flags& flags, Isa isa) {
       const tflite_sparse::BlockPattern pattern =
           tflite_sparse::AnalyzeBlockPattern(filter.data(), shape, flags.block_n);
       return tflite_sparse::SelectMicrokernel(
-          isa, flags.block_n, s.kernel, s.kernel, s.stride, s.stride,
+          isa, flags.block_n, s.kernel, s.kernel,
           tflite_sparse::KeptFlopsPerInputValue(pattern.kept_tap_vectors, flags.block_n,
                                                 s.in_channels),
           tflite_sparse::KeptFlopsPerOutputValue(pattern.kept_tap_vectors, flags.block_n,

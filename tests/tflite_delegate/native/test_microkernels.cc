@@ -448,12 +448,12 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
         EXPECT_EQ(found->block_n, block_n);
         EXPECT_TRUE(found->layout == tflite_sparse::InputLayout::kPixelMajor);
       }
-      // Shape-class selection: a stride-1 or 1x1 convolution gets the pixel-pair row where the
-      // ISA has one for this N (a 3x3 one whatever the work per value, a 1x1 one with enough
-      // work per paired value), else the channel-major row where the ISA has one and there is
-      // enough work per value, else the pixel-major row; a strided KxK convolution the
-      // pixel-pair row, else the pixel-major row. (Where an ISA has both, the pair row comes
-      // first in the registry.)
+      // Selection by kernel (every layout runs every stride): a KxK convolution gets the
+      // pixel-pair row where the ISA has one for this N (whatever the work per value), else the
+      // channel-major row where the ISA has one and there is enough work per value, else the
+      // pixel-major row; a 1x1 one the pixel-pair row with enough work per paired value, else
+      // the channel-major row (not a KxK-only one) with enough work per value, else the
+      // pixel-major row. (Where an ISA has both, the pair row comes first in the registry.)
       // Below kChannelMajorMinKeptFlopsPerInput (kPixelPairMinKeptFlopsPerInput) too little
       // work shares each transposed (paired) input value, and below the row's
       // min_kept_flops_per_output each transposed output value, so the pixel-major row is
@@ -472,32 +472,30 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
       EXPECT_TRUE(panel == nullptr || pair_row == nullptr || pair_row < panel);
       for (const bool pixel_pairs : {true, false}) {
         const MicrokernelVariant* pair = pixel_pairs ? pair_row : nullptr;
-        const auto select = [&](int kernel_h, int kernel_w, int stride_h, int stride_w,
-                                double per_input, double per_output) {
-          return tflite_sparse::SelectMicrokernel(isa, block_n, kernel_h, kernel_w, stride_h,
-                                                  stride_w, per_input, per_output, pixel_pairs);
+        const auto select = [&](int kernel_h, int kernel_w, double per_input,
+                                double per_output) {
+          return tflite_sparse::SelectMicrokernel(isa, block_n, kernel_h, kernel_w, per_input,
+                                                  per_output, pixel_pairs);
         };
         const MicrokernelVariant* paired_or_found = pair != nullptr ? pair : found;
-        EXPECT_TRUE(select(3, 3, 1, 1, kMuchWork, kMuchWork) ==
-                    (pair == nullptr && panel != nullptr ? panel : paired_or_found));
-        EXPECT_TRUE(select(3, 3, 1, 1, 0.0, 0.0) == paired_or_found);
-        for (const double work : {kMuchWork, 0.0}) {
-          EXPECT_TRUE(select(1, 3, 2, 2, work, work) == paired_or_found);
+        for (const int kernel : {3, 5}) {
+          EXPECT_TRUE(select(kernel, 3, kMuchWork, kMuchWork) ==
+                      (pair == nullptr && panel != nullptr ? panel : paired_or_found));
+          EXPECT_TRUE(select(kernel, 3, 0.0, 0.0) == paired_or_found);
         }
         // (A KxK-only channel-major row never runs a 1x1 convolution.)
         const MicrokernelVariant* one_by_one =
             pair != nullptr                          ? pair
             : panel != nullptr && !panel->kxk_only ? panel
                                                      : found;
-        EXPECT_TRUE(select(1, 1, 2, 2, kMuchWork, kMuchWork) == one_by_one);
-        EXPECT_TRUE(select(1, 1, 2, 2, 0.0, kMuchWork) == found);
-        EXPECT_TRUE(select(1, 1, 1, 1, kLittleWork, kMuchWork) == found);
-        EXPECT_TRUE(select(1, 1, 1, 1, kMuchWork, kMuchWork) == one_by_one);
+        EXPECT_TRUE(select(1, 1, 0.0, kMuchWork) == found);
+        EXPECT_TRUE(select(1, 1, kLittleWork, kMuchWork) == found);
+        EXPECT_TRUE(select(1, 1, kMuchWork, kMuchWork) == one_by_one);
         if (pair != nullptr) {
           // Exactly at the work threshold it is taken; just below it is not.
           constexpr double kThreshold = tflite_sparse::kPixelPairMinKeptFlopsPerInput;
-          EXPECT_TRUE(select(1, 1, 1, 1, kThreshold, 0.0) == pair);
-          EXPECT_TRUE(select(1, 1, 1, 1, kThreshold * 0.99, 0.0) == found);
+          EXPECT_TRUE(select(1, 1, kThreshold, 0.0) == pair);
+          EXPECT_TRUE(select(1, 1, kThreshold * 0.99, 0.0) == found);
         }
         if (panel != nullptr && pair == nullptr && !panel->kxk_only) {
           // Exactly at the row's limit it is taken; just below it is not (where the row has
@@ -506,12 +504,12 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
           EXPECT_TRUE(limit == (tflite_sparse::CpuSplitsAvx512()
                                     ? panel->min_kept_flops_per_output_split
                                     : panel->min_kept_flops_per_output));
-          EXPECT_TRUE(select(1, 1, 1, 1, kMuchWork, limit) == panel);
+          EXPECT_TRUE(select(1, 1, kMuchWork, limit) == panel);
           if (limit > 0) {
-            EXPECT_TRUE(select(1, 1, 1, 1, kMuchWork, limit * 0.99) == found);
+            EXPECT_TRUE(select(1, 1, kMuchWork, limit * 0.99) == found);
           }
         } else {
-          EXPECT_TRUE(select(1, 1, 1, 1, kMuchWork, 0.0) == one_by_one);
+          EXPECT_TRUE(select(1, 1, kMuchWork, 0.0) == one_by_one);
         }
       }
     }

@@ -137,7 +137,6 @@ std::unique_ptr<tflite_sparse::SparseConvOperator> MakeOperator(
           ? forced
           : tflite_sparse::SelectMicrokernel(
                 isa, layer.block_n, layer.shape.kernel_h, layer.shape.kernel_w,
-                layer.params.stride_h, layer.params.stride_w,
                 tflite_sparse::KeptFlopsPerInputValue(pattern.kept_tap_vectors, layer.block_n,
                                                       layer.shape.in_channels),
                 tflite_sparse::KeptFlopsPerOutputValue(pattern.kept_tap_vectors, layer.block_n,
@@ -348,15 +347,16 @@ std::vector<float> PixelMajorReference(const Layer& layer, tflite_sparse::Isa is
 // variant of the same ISA (both are bias + one fused multiply-add per kept tap vector in packed
 // order), with and without a fused ADD. Half the trials are 1x1 layers (per-tile panels; pixel
 // counts cover partial pixel vectors and tiles crossing rows and images; one in four of all
-// trials strided, each output row's pixels gathered at the stride), half KxK stride-1 ones with
-// either padding and dilation (the planes of the padded input, tiles crossing rows, lanes in
-// the padding columns, images in one batch), built in a workspace that holds garbage first;
-// out_channels cover partial groups.
+// trials strided, each output row's pixels gathered at the stride), half KxK ones with either
+// padding, dilation and, one in four of all trials, strides (the planes of the padded input or
+// its phases, tiles crossing rows, lanes in the padding columns, images in one batch), built in
+// a workspace that holds garbage first; out_channels cover partial groups.
 TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
   auto rng = native_test::Random(4242);
   int channel_major_runs = 0;
   int plane_runs = 0;
   int strided_runs = 0;
+  int strided_plane_runs = 0;
   for (int trial = 0; trial < 60; ++trial) {
     Layer layer = RandomLayer(rng);
     layer.block_n = native_test::UniformInt(rng, 0, 1) ? 4 : 8;
@@ -368,7 +368,7 @@ TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
     layer.shape.in_channels = native_test::UniformInt(rng, 1, one_by_one ? 40 : 20);
     layer.shape.out_channels = native_test::UniformInt(rng, 1, 40);
     layer.params.stride_h = layer.params.stride_w = 1;
-    if (trial % 4 == 2) {
+    if (trial % 4 >= 2) {  // strided 1x1 and KxK layers
       layer.params.stride_h = 1 + (trial / 4) % 3;
       layer.params.stride_w = 2 + (trial / 4) % 2;
     }
@@ -416,6 +416,7 @@ TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
         channel_major_runs += panel != nullptr;
         plane_runs += panel != nullptr && !one_by_one;
         strided_runs += panel != nullptr && trial % 4 == 2;
+        strided_plane_runs += panel != nullptr && trial % 4 == 3;
         std::vector<float> output(reference.size(), -777.0f);
         // The same input buffer with other values in between: a thread keeps a tile's panel
         // for the next group chunk of that tile, never for the next Run (with 2 and 3 threads
@@ -440,7 +441,7 @@ TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
     native_test::SkipNotes().push_back("channel-major operator test: no channel-major variant "
                                        "on this CPU");
   } else {
-    EXPECT_TRUE(plane_runs > 0 && strided_runs > 0);
+    EXPECT_TRUE(plane_runs > 0 && strided_runs > 0 && strided_plane_runs > 0);
   }
 }
 

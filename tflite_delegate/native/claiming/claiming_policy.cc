@@ -203,7 +203,6 @@ bool ApplyPolicy(const ClaimingOptions& options, int64_t output_pixels_per_image
   // pixel-major. Chosen first because the default threshold depends on its layout.
   const MicrokernelVariant* variant = SelectMicrokernel(
       options.isa, pattern.block_n, plan->filter_shape.kernel_h, plan->filter_shape.kernel_w,
-      plan->params.stride_h, plan->params.stride_w,
       KeptFlopsPerInputValue(pattern.kept_tap_vectors, pattern.block_n,
                              plan->filter_shape.in_channels),
       KeptFlopsPerOutputValue(pattern.kept_tap_vectors, pattern.block_n,

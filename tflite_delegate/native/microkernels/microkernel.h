@@ -26,21 +26,35 @@
 // the convolution needs padding, so microkernels never test bounds.
 //
 // That is the *pixel-major* layout (kPixelMajor). A *channel-major* variant (kChannelMajor,
-// the "pixel-vector" microkernels of pixel_vector_template.h) reads a panel instead: before each
-// call the operator transposes the tile's pixels into a small channel-major panel[c][pixel] (see
-// kPanelPixelAlignment and PanelTransposeFunction) and the microkernel vectorises over
-// consecutive pixels (8 per ymm, 16 per zmm), with the N weights of a kept tap vector broadcast
-// as scalars. The same SparseTileArgs then mean:
+// the "pixel-vector" microkernels of pixel_vector_template.h) reads a panel instead and
+// vectorises over consecutive lanes (8 per ymm, 16 per zmm), with the N weights of a kept tap
+// vector broadcast as scalars. For a 1x1 convolution the operator transposes each tile's pixels
+// (at a stride, those of every output row the tile covers) into a small channel-major
+// panel[c][pixel] right before the call (see kPanelPixelAlignment and PanelTransposeFunction),
+// and the same SparseTileArgs then mean:
 //
 //   input          the tile's panel (its column 0 is the tile's first pixel)
-//   pixel_offsets  unused (nullptr)
+//   pixel_offsets  nullptr: lane l is the tile's pixel l
 //   num_pixels     1 .. tile_pixels consecutive flattened pixels from there
 //   tap_offsets    floats from a pixel's panel column to its tap's input: c * panel stride
 //                  (the same for every tile: the operator fixes the stride at prepare time)
 //
-// and the output is NHWC as for pixel-major variants, with the same per-element arithmetic.
-// Only 1x1 stride-1 convolutions have a channel-major form here (a flattened output pixel is
-// the flattened input pixel), see LayoutSupportsConv.
+// For a KxK convolution it writes *planes* once per run instead: per input channel the padded
+// image, flattened row after row (at a stride s_h x s_w, its s_h x s_w phases: the rows
+// ph, ph + s_h, ... and columns pw, pw + s_w, ... of phase (ph, pw)), so that lane l = y x W + x
+// (W the phase width) is output pixel (y, x) when x < out_w, and each tap reads every lane's
+// input a fixed distance further (its phase, then ky d_h div s_h rows and kx d_w div s_w
+// columns); the lanes of the padding columns (x >= out_w) compute values that are not stored.
+// Then:
+//
+//   input          the first lane of the tile in the image's planes
+//   pixel_offsets  per lane of the tile (whole vectors): its output pixel, counted from the
+//                  tile's first output pixel (`output`), or -1 for a lane not stored
+//   num_pixels     the tile's lanes, 1 .. tile_pixels
+//   tap_offsets    c x channel stride + phase x phase stride + the distance within the phase
+//
+// In both cases the output is NHWC as for pixel-major variants, with the same per-element
+// arithmetic.
 //
 // A *pixel-pair* variant (kPixelPair, pixel_pair_template.h) computes two horizontally adjacent
 // output pixels of one row per FMA: it reads a "pair image" that the operator builds once per
@@ -226,13 +240,6 @@ const MicrokernelVariant* FindMicrokernel(Isa isa, int block_n,
                                           WeightType weight_type = WeightType::kFloat32,
                                           InputLayout layout = InputLayout::kPixelMajor);
 
-// True if a convolution of this shape class can run in `layout`: pixel-major runs every
-// convolution, channel-major only 1x1 stride-1 ones (dilation and padding do not matter there),
-// pixel-pair every convolution too (KxK from a pair image of the batch, 1x1 from pairs built per
-// tile).
-bool LayoutSupportsConv(InputLayout layout, int kernel_h, int kernel_w, int stride_h,
-                        int stride_w);
-
 // A channel-major variant transposes every input value of a tile once per (tile, group chunk)
 // and writes the output through in-register transposes, so it only pays off when enough kept
 // work shares each input value. The measure: kept FLOPs per input value per pixel, 2 x kept tap
@@ -263,17 +270,17 @@ double KeptFlopsPerInputValue(int64_t kept_tap_vectors, int block_n, int in_chan
 // 0 when out_channels <= 0.
 double KeptFlopsPerOutputValue(int64_t kept_tap_vectors, int block_n, int out_channels);
 
-// The variant for a convolution of this shape class: the first row, in preference order, with
-// this ISA, N and weight type whose layout supports the convolution and, for a channel-major
-// row, with kept_flops_per_input at least kChannelMajorMinKeptFlopsPerInput and
-// kept_flops_per_output at least the row's MinKeptFlopsPerOutput, and for a pixel-pair row
-// (only when `pixel_pairs`: the delegate option, by default !CpuSplitsAvx512()) on a 1x1
-// convolution (whose tiles are paired right before each call) with kept_flops_per_input at
-// least kPixelPairMinKeptFlopsPerInput (today: the channel-major row for N = 4 on 1x1 stride-1
-// convolutions with AVX2 or AVX-512, the pixel-pair rows for N = 16 and 8 on KxK and 1x1
-// convolutions with AVX-512 when `pixel_pairs`, else the pixel-major row).
+// The variant for a convolution with this kernel (any stride, padding and dilation: every
+// layout runs every convolution): the first row, in preference order, with this ISA, N and
+// weight type that, for a channel-major row, has kept_flops_per_input at least
+// kChannelMajorMinKeptFlopsPerInput, kept_flops_per_output at least the row's
+// MinKeptFlopsPerOutput and, for a kxk_only row, a KxK kernel, and for a pixel-pair row (only
+// when `pixel_pairs`: the delegate option, by default !CpuSplitsAvx512()) on a 1x1 convolution
+// (whose tiles are paired right before each call) kept_flops_per_input at least
+// kPixelPairMinKeptFlopsPerInput (today, with enough work: the pixel-pair rows for N = 16 and
+// 8 with AVX-512 when `pixel_pairs`, else the channel-major row for N = 4 with AVX2 or AVX-512
+// and for N = 8 on KxK layers with AVX-512, else the pixel-major row).
 const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, int kernel_w,
-                                            int stride_h, int stride_w,
                                             double kept_flops_per_input,
                                             double kept_flops_per_output, bool pixel_pairs,
                                             WeightType weight_type = WeightType::kFloat32);

@@ -166,21 +166,6 @@ const MicrokernelVariant* FindMicrokernel(Isa isa, int block_n, WeightType weigh
   return nullptr;
 }
 
-bool LayoutSupportsConv(InputLayout layout, int kernel_h, int kernel_w, int stride_h,
-                        int stride_w) {
-  switch (layout) {
-    case InputLayout::kChannelMajor:
-      // A lane's tap is a fixed distance along its plane only at stride 1 (microkernel.h); a
-      // 1x1 tile's panel gathers any stride's pixels.
-      return (stride_h == 1 && stride_w == 1) || (kernel_h == 1 && kernel_w == 1);
-    case InputLayout::kPixelPair:
-      return true;
-    case InputLayout::kPixelMajor:
-      break;
-  }
-  return true;
-}
-
 double MinKeptFlopsPerOutput(const MicrokernelVariant& variant) {
   return CpuSplitsAvx512() ? variant.min_kept_flops_per_output_split
                            : variant.min_kept_flops_per_output;
@@ -197,13 +182,11 @@ double KeptFlopsPerOutputValue(int64_t kept_tap_vectors, int block_n, int out_ch
 }
 
 const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, int kernel_w,
-                                            int stride_h, int stride_w,
                                             double kept_flops_per_input,
                                             double kept_flops_per_output, bool pixel_pairs,
                                             WeightType weight_type) {
   for (const MicrokernelVariant& variant : kRegistry) {
     if (variant.isa != isa || variant.block_n != block_n || variant.weight_type != weight_type ||
-        !LayoutSupportsConv(variant.layout, kernel_h, kernel_w, stride_h, stride_w) ||
         (variant.layout == InputLayout::kPixelPair && !pixel_pairs)) {
       continue;
     }

@@ -471,10 +471,6 @@ void SparseConvOperator::PrepareIndirection() {
 
 bool SparseConvOperator::PreparePairs() {
   const ConvGeometry& g = geometry_;
-  if (!LayoutSupportsConv(InputLayout::kPixelPair, packed_.shape.kernel_h,
-                          packed_.shape.kernel_w, params_.stride_h, params_.stride_w)) {
-    return false;
-  }
   const int64_t batch = g.batch;
   const bool one_by_one =
       packed_.shape.kernel_h == 1 && packed_.shape.kernel_w == 1 && !g.needs_padding;
@@ -655,13 +651,7 @@ void SparseConvOperator::PairTileRows(const float* input, int64_t first_pair, in
 
 bool SparseConvOperator::PreparePanel() {
   const ConvGeometry& g = geometry_;
-  if (!LayoutSupportsConv(InputLayout::kChannelMajor, packed_.shape.kernel_h,
-                          packed_.shape.kernel_w, params_.stride_h, params_.stride_w)) {
-    return false;
-  }
   const bool one_by_one = packed_.shape.kernel_h == 1 && packed_.shape.kernel_w == 1;
-  const bool strided = params_.stride_h > 1 || params_.stride_w > 1;
-  if (strided && (!one_by_one || g.needs_padding)) return false;
   if (!one_by_one || g.needs_padding) return PreparePlanes();
   // The per-tile panel: rows of the tile's pixels rounded up to whole 64-byte lines, and an odd
   // number of lines, because a tile reads the same columns of many rows and with an even line
@@ -681,31 +671,44 @@ bool SparseConvOperator::PreparePanel() {
 }
 
 bool SparseConvOperator::PreparePlanes() {
+  // Phase planes: with strides s_h x s_w, phase (ph, pw) of a channel holds the padded image's
+  // rows ph, ph + s_h, ... and columns pw, pw + s_w, ... (plane_rows_ x plane_pitch_, zeros past
+  // the padded image), so that output pixel (y, x) at tap (ky, kx) reads phase
+  // (ky d_h mod s_h, kx d_w mod s_w) at (y + ky d_h div s_h, x + kx d_w div s_w): lane
+  // y x plane_pitch_ + x plus a fixed distance per tap, as at stride 1 (one phase, the padded
+  // image itself).
   const ConvGeometry& g = geometry_;
   const FilterShape& shape = packed_.shape;
-  const int64_t pitch = g.padded_w;
+  const int64_t stride_h = params_.stride_h;
+  const int64_t stride_w = params_.stride_w;
+  plane_rows_ = (g.padded_h + stride_h - 1) / stride_h;
+  plane_pitch_ = (g.padded_w + stride_w - 1) / stride_w;
+  const int64_t pitch = plane_pitch_;
   const int64_t align = kPanelPixelAlignment;
   const int64_t lanes = static_cast<int64_t>(g.out_h - 1) * pitch + g.out_w;
   image_lanes_ = (lanes + align - 1) / align * align;
-  // A plane holds the padded image and what the image's last lane reads at its last tap; an
-  // odd number of 64-byte lines, so that the same lanes of consecutive channels do not share L1
-  // sets.
-  const int64_t last_tap = static_cast<int64_t>(shape.kernel_h - 1) * params_.dilation_h * pitch +
-                           static_cast<int64_t>(shape.kernel_w - 1) * params_.dilation_w;
-  int64_t stride = std::max(static_cast<int64_t>(g.padded_h) * pitch, image_lanes_ + last_tap);
-  stride = (stride + align - 1) / align * align;
+  // A phase holds its rows and what the image's last lane reads at its farthest tap.
+  const int64_t last_tap =
+      static_cast<int64_t>(shape.kernel_h - 1) * params_.dilation_h / stride_h * pitch +
+      static_cast<int64_t>(shape.kernel_w - 1) * params_.dilation_w / stride_w;
+  int64_t phase = std::max(plane_rows_ * pitch, image_lanes_ + last_tap);
+  phase_stride_ = (phase + align - 1) / align * align;
+  // A channel's phases, an odd number of 64-byte lines, so that the same lanes of consecutive
+  // channels do not share L1 sets.
+  int64_t stride = stride_h * stride_w * phase_stride_;
   if ((stride / align) % 2 == 0) stride += align;
-  // Tap offsets c x stride + the tap's distance on the padded grid, in 32 bits.
+  // Tap offsets c x stride + the tap's phase and distance within it, in 32 bits.
   if (stride * shape.in_channels > std::numeric_limits<int32_t>::max()) return false;
   tap_offsets_.resize(packed_.tap_index.size());
   for (size_t vector = 0; vector < packed_.tap_index.size(); ++vector) {
     const int64_t tap = packed_.tap_index[vector];
     const int64_t channel = tap % shape.in_channels;
-    const int64_t kx = (tap / shape.in_channels) % shape.kernel_w;
-    const int64_t ky = tap / (static_cast<int64_t>(shape.in_channels) * shape.kernel_w);
-    tap_offsets_[vector] = static_cast<int32_t>(channel * stride +
-                                                ky * params_.dilation_h * pitch +
-                                                kx * params_.dilation_w);
+    const int64_t kx = (tap / shape.in_channels) % shape.kernel_w * params_.dilation_w;
+    const int64_t ky = tap / (static_cast<int64_t>(shape.in_channels) * shape.kernel_w) *
+                       params_.dilation_h;
+    const int64_t phase_index = ky % stride_h * stride_w + kx % stride_w;
+    tap_offsets_[vector] = static_cast<int32_t>(channel * stride + phase_index * phase_stride_ +
+                                                ky / stride_h * pitch + kx / stride_w);
   }
   panel_stride_ = stride;
   planes_ = true;
@@ -715,10 +718,10 @@ bool SparseConvOperator::PreparePlanes() {
 }
 
 void SparseConvOperator::PrepareLaneTiles() {
-  // Per image: its lanes (positions of the padded grid up to its last output pixel) in whole
+  // Per image: its lanes (positions of the plane grid up to its last output pixel) in whole
   // vectors, cut into tiles of nearly equal vector counts of at most tile_pixels lanes.
   const ConvGeometry& g = geometry_;
-  const int64_t pitch = g.padded_w;
+  const int64_t pitch = plane_pitch_;
   const int64_t vector = active_->vector_pixels;
   const int64_t tile_vectors = active_->tile_pixels / vector;
   const int64_t lanes = static_cast<int64_t>(g.out_h - 1) * pitch + g.out_w;
@@ -750,39 +753,60 @@ void SparseConvOperator::PrepareLaneTiles() {
   tile_first_pixel_.push_back(static_cast<int64_t>(g.batch) * g.out_h * g.out_w);
 }
 
+int64_t SparseConvOperator::PlaneRows() const {
+  return static_cast<int64_t>(geometry_.batch) * plane_rows_ * params_.stride_h;
+}
+
 void SparseConvOperator::BuildPlaneRows(const float* input, int64_t first_row, int64_t end_row,
                                         float* destination) const {
-  // Rows are indexed over batch x padded_h; each item writes its padded row of every channel's
-  // plane whole (the workspace may hold another layer's values), and the last row of an image
-  // also the zeros after its planes. Nothing is written outside the item's rows, so threads
-  // may build any rows: Run splits them like the tiles, and a thread mostly reads the rows it
-  // wrote (at 2 threads, planes split by channels instead made every thread read half its
-  // input from the other core's caches).
+  // Rows are padded rows (PlaneRows: over batch x plane_rows_ x stride_h, the last few past the
+  // padded image all zeros); each item writes its row of every phase of every channel whole
+  // (the workspace may hold another layer's values), and a phase's last row also the zeros
+  // after it. Nothing is written outside the item's rows, so threads may build any rows: Run
+  // splits them like the tiles, and a thread mostly reads the rows it wrote (at 2 threads,
+  // planes split by channels instead made every thread read half its input from the other
+  // core's caches).
   const ConvGeometry& g = geometry_;
-  const int64_t pitch = g.padded_w;
+  const int64_t stride_h = params_.stride_h;
+  const int64_t stride_w = params_.stride_w;
+  const int64_t pitch = plane_pitch_;
   const int64_t stride = panel_stride_;
+  const int64_t image_rows = plane_rows_ * stride_h;
   const int channels = g.channels;
   const int64_t row_floats = static_cast<int64_t>(g.in_w) * channels;
   for (int64_t row = first_row; row < end_row; ++row) {
-    const int64_t image = row / g.padded_h;
-    const int64_t padded_row = row % g.padded_h;
+    const int64_t image = row / image_rows;
+    const int64_t padded_row = row % image_rows;
     const int64_t y = padded_row - g.pad_top;
-    float* planes = destination + image * channels * stride + padded_row * pitch;
-    const bool last = padded_row + 1 == g.padded_h;
-    const int64_t zeros_after = last ? stride - g.padded_h * pitch : 0;
-    if (y < 0 || y >= g.in_h) {
+    const int64_t phase_row = padded_row / stride_h;
+    const bool data = padded_row < g.padded_h && y >= 0 && y < g.in_h;
+    // The row's end within its phase: the zeros after the phase too for its last row.
+    const int64_t end = phase_row + 1 == plane_rows_ ? phase_stride_ - phase_row * pitch : pitch;
+    for (int64_t pw = 0; pw < stride_w; ++pw) {
+      const int64_t phase = padded_row % stride_h * stride_w + pw;
+      float* rows = destination + image * channels * stride + phase * phase_stride_ +
+                    phase_row * pitch;
+      // Phase columns [first, last) hold input columns first x s_w + pw - pad_left, ...
+      const int64_t first =
+          g.pad_left > pw ? (g.pad_left - pw + stride_w - 1) / stride_w : 0;
+      const int64_t last = std::max(
+          first, std::min(pitch, (g.pad_left + g.in_w - pw + stride_w - 1) / stride_w));
+      const int64_t count = data ? last - first : 0;
       for (int c = 0; c < channels; ++c) {
-        std::fill(planes + c * stride, planes + c * stride + pitch + zeros_after, 0.0f);
+        float* plane_row = rows + c * stride;
+        if (count == 0) {
+          std::fill(plane_row, plane_row + end, 0.0f);
+        } else {
+          std::fill(plane_row, plane_row + first, 0.0f);
+          std::fill(plane_row + last, plane_row + end, 0.0f);
+        }
       }
-      continue;
+      if (count > 0) {
+        const int64_t column = first * stride_w + pw - g.pad_left;
+        active_->transpose(input + (image * g.in_h + y) * row_floats + column * channels,
+                           channels, stride_w * channels, count, rows + first, stride);
+      }
     }
-    const float* source = input + (image * g.in_h + y) * row_floats;
-    for (int c = 0; c < channels; ++c) {
-      float* plane_row = planes + c * stride;
-      std::fill(plane_row, plane_row + g.pad_left, 0.0f);
-      std::fill(plane_row + g.pad_left + g.in_w, plane_row + pitch + zeros_after, 0.0f);
-    }
-    active_->transpose(source, channels, channels, g.in_w, planes + g.pad_left, stride);
   }
 }
 
@@ -832,7 +856,7 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
   if (planes_ && !private_planes_) {
     float* planes = workspace_->data();
     const bool built = Parallelize1DTile(
-        serial_ ? nullptr : pool_.get(), static_cast<int64_t>(g.batch) * g.padded_h, 1,
+        serial_ ? nullptr : pool_.get(), PlaneRows(), 1,
         [this, input, planes](int64_t row, int64_t rows) {
           BuildPlaneRows(input, row, row + rows, planes);
         });
@@ -917,7 +941,7 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
   const bool planes = planes_;
   const bool private_planes = private_planes_;
   const size_t planes_floats = static_cast<size_t>(g.batch) * g.channels * panel_stride_;
-  const int64_t plane_rows = static_cast<int64_t>(g.batch) * g.padded_h;
+  const int64_t plane_rows = PlaneRows();
   const int64_t* tile_first_lane = tile_first_lane_.data();
   const int64_t* lane_pixels = lane_pixels_.data();
   const int64_t image_lanes = image_lanes_;

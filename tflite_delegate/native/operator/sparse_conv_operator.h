@@ -207,10 +207,12 @@ class SparseConvOperator {
   void TransposeStridedTile(const float* input, int64_t first_pixel, int64_t pixels,
                             float* panel) const;
   void PrepareLaneTiles();
-  // Writes rows [first_row, end_row) (over batch x padded_h) of every channel's plane into the
+  // Writes padded rows [first_row, end_row) (of PlaneRows()) of every channel's phases into the
   // batch's planes at `destination`.
   void BuildPlaneRows(const float* input, int64_t first_row, int64_t end_row,
                       float* destination) const;
+  // Padded rows of the batch's planes: batch x plane_rows_ x stride_h.
+  int64_t PlaneRows() const;
 
   ConvParameters params_;
   float activation_min_;
@@ -229,15 +231,19 @@ class SparseConvOperator {
   AlignedBuffer padded_input_;          // batch x padded image; borders stay zero
   int64_t panel_stride_ = 0;            // channel-major: floats per row of a tile's panel
   // Channel-major on a KxK (or padded 1x1) layer: Run writes the batch's planes into the
-  // workspace, image after image, each input channel's padded image (padded_h x padded_w,
-  // flattened) in panel_stride_ floats with zeros after it. Lane l of an image is the padded
-  // grid position l, output pixel (l / padded_w, l % padded_w) when that column is below out_w;
-  // an image has image_lanes_ lanes (its last output pixel's, rounded up to
+  // workspace, image after image, each input channel's padded image in panel_stride_ floats:
+  // stride_h x stride_w phases of phase_stride_ floats (PreparePlanes; one at stride 1), each
+  // plane_rows_ x plane_pitch_ (flattened) with zeros after it. Lane l of an image is the plane
+  // grid position l, output pixel (l / plane_pitch_, l % plane_pitch_) when that column is below
+  // out_w; an image has image_lanes_ lanes (its last output pixel's, rounded up to
   // kPanelPixelAlignment), and tile t the global lanes [tile_first_lane_[t],
   // tile_first_lane_[t + 1]) (image x image_lanes_ + lane; whole vectors, never two images).
   // lane_pixels_[global lane]: its output pixel counted from its tile's first output pixel
   // (tile_first_pixel_), or -1 for a lane in the padding columns (SparseTileArgs::pixel_offsets).
   bool planes_ = false;
+  int64_t plane_rows_ = 0;
+  int64_t plane_pitch_ = 0;
+  int64_t phase_stride_ = 0;
   // ... in a per-thread buffer, each thread its own copy, instead of the workspace (see
   // kSharedPlanesMinTilesPerThread in the .cc).
   bool private_planes_ = false;
