@@ -199,10 +199,31 @@ float Reference(const Problem& problem, int pixel, int channel, int64_t stride, 
 
 // Runs one variant on pixels [0, pixels) and groups [first, end); checks every element against
 // both references (all elements must agree with the same one) and that nothing else is written.
+// A channel-major variant gets a lane table half the time (as for a KxK layer's planes): lane l
+// of the panel goes to a random output pixel, or nowhere (-1) for about one lane in five, whose
+// pixel must then stay unwritten.
 void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64& rng) {
   Problem problem = MakeProblem(variant.block_n, pixels, variant.layout, rng);
   const bool panel = variant.layout == tflite_sparse::InputLayout::kChannelMajor;
   const bool pairs = variant.layout == tflite_sparse::InputLayout::kPixelPair;
+  std::vector<int64_t> lane_pixels;
+  std::vector<bool> written(static_cast<size_t>(pixels), true);
+  if (panel && native_test::UniformInt(rng, 0, 1) == 1) {
+    const int vector = variant.vector_pixels;
+    lane_pixels.assign(static_cast<size_t>((pixels + vector - 1) / vector * vector), -1);
+    std::vector<int32_t> order(static_cast<size_t>(pixels));
+    for (int p = 0; p < pixels; ++p) order[p] = p;
+    std::shuffle(order.begin(), order.end(), rng);
+    for (int lane = 0; lane < pixels; ++lane) {
+      const int pixel = order[lane];
+      if (native_test::UniformInt(rng, 0, 4) == 0) {
+        written[pixel] = false;
+        continue;
+      }
+      lane_pixels[lane] = pixel;
+      problem.pixel_offsets[pixel] = lane;  // the reference's input of that pixel
+    }
+  }
   const int first = native_test::UniformInt(rng, 0, problem.num_groups - 1);
   const int end = native_test::UniformInt(rng, first + 1, problem.num_groups);
   const int64_t stride = problem.out_channels + native_test::UniformInt(rng, 0, 3);
@@ -216,7 +237,8 @@ void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64
   }
   SparseTileArgs args;
   args.input = problem.input.data();
-  args.pixel_offsets = panel ? nullptr : problem.pixel_offsets.data();
+  args.pixel_offsets = panel ? (lane_pixels.empty() ? nullptr : lane_pixels.data())
+                             : problem.pixel_offsets.data();
   args.num_pixels = pixels;
   args.first_group = first;
   args.end_group = end;
@@ -266,8 +288,8 @@ void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64
   for (int p = 0; p < pixels; ++p) {
     for (int64_t c = 0; c < stride; ++c) {
       const float got = output[p * stride + c];
-      const bool computed = c < problem.out_channels && c / variant.block_n >= first &&
-                            c / variant.block_n < end;
+      const bool computed = written[p] && c < problem.out_channels &&
+                            c / variant.block_n >= first && c / variant.block_n < end;
       if (!computed) {
         stray_writes += std::memcmp(&got, &kSentinel, sizeof(float)) != 0;
         continue;
@@ -283,6 +305,7 @@ void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64
       << ") of " << problem.num_groups << ", O=" << problem.out_channels
       << (problem.residual.empty() ? "" : ", fused ADD") << (split ? ", split sums" : "")
       << (pairs ? ", " + std::to_string(problem.pair_widths.size()) + " pairs" : std::string())
+      << (lane_pixels.empty() ? "" : ", lane table")
       << ": "
       << unfused_mismatches << " elements differ from the unfused and " << fused_mismatches
       << " from the fused reference";
