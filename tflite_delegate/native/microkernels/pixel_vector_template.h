@@ -4,10 +4,10 @@
 // The pixel-major template (sparse_tile_template.h) puts the N channels of a group in one
 // register, so for N = 4 every FMA is a 128-bit one: half of what a 256-bit FMA does in the same
 // issue slot (a quarter of a 512-bit one). Here a register holds V::kLanes consecutive lanes of
-// one input channel (8 for AVX2), read from a channel-major panel: for a 1x1 stride-1 layer
+// one input channel (8 for AVX2), read from a channel-major panel: for a 1x1 layer
 // panel[c][pixel] of the tile's pixels, transposed by the operator right before the call; for a
-// KxK stride-1 layer the operator's planes of the padded input (microkernel.h), where lane l of
-// the tile is a position of the padded grid and a tap's input is the same plane a fixed
+// KxK layer the operator's planes of the padded input (microkernel.h; at a stride, its phases),
+// where lane l of the tile is a position of the plane grid and a tap's input is a fixed
 // distance further, so the microkernel is the same loop over tap offsets. A group is computed in
 // passes of Q of its N channels, each pass keeping Q x P accumulators (Q channels x P vectors)
 // and walking the group's kept tap vectors: P loads from the panel row of the input channel

@@ -6,15 +6,15 @@
 // convolution needs it, then calls the microkernel once per (pixel tile, group range) through
 // the threading layer.
 //
-// With a channel-major variant (InputLayout::kChannelMajor, chosen by SelectMicrokernel for
-// stride-1 and 1x1 convolutions) tiles are whole pixel vectors. On a 1x1 layer each work item
-// first transposes its tile's pixels (at a stride, those of each output row it covers) into a
-// small per-thread channel-major panel (then calls the microkernel on it); on a KxK stride-1
-// one (or a padded 1x1) Run first writes the batch's planes, the
-// padded input channel by channel, into the workspace (microkernel.h), and tiles are runs of
-// positions of the padded grid. If the panel cannot be used for a shape (offsets beyond 32
-// bits, or a convolution the layout does not support) the operator runs the pixel-major variant
-// of the same ISA, N and weight type instead.
+// With a channel-major variant (InputLayout::kChannelMajor, chosen by SelectMicrokernel)
+// tiles are whole pixel vectors. On a 1x1 layer each work item first transposes its tile's
+// pixels (at a stride, those of each output row it covers) into a small per-thread
+// channel-major panel (then calls the microkernel on it); on a KxK one (or a padded 1x1) Run
+// first writes the batch's planes, the padded input channel by channel (at a stride, its
+// phases), into the workspace or, for a layer of few tiles, each thread its own copy
+// (microkernel.h), and tiles are runs of positions of the plane grid. If the panel cannot be
+// used for a shape (offsets beyond 32 bits) the operator runs the pixel-major variant of the
+// same ISA, N and weight type instead.
 //
 // With a pixel-pair variant (InputLayout::kPixelPair, chosen for KxK and 1x1 convolutions) Run builds the whole batch's pair image first (instead of the padded copy;
 // microkernel.h) in a workspace that operators may share (set_workspace), or for a 1x1 layer
