@@ -341,6 +341,47 @@ std::vector<float> PixelMajorReference(const Layer& layer, tflite_sparse::Isa is
   return reference;
 }
 
+// The pixel-major results of a layer on two inputs, with fused-ADD residuals when `fused_add`,
+// that a variant of another layout must reproduce bitwise.
+struct PixelMajorPair {
+  std::vector<float> reference, residual, other_reference, other_residual;
+};
+
+PixelMajorPair PixelMajorReferences(const Layer& layer, tflite_sparse::Isa isa, int batch,
+                                    int in_h, int in_w, const std::vector<float>& input,
+                                    const std::vector<float>& other_input, bool fused_add,
+                                    std::mt19937_64& rng) {
+  PixelMajorPair pair;
+  pair.reference = PixelMajorReference(layer, isa, batch, in_h, in_w, input,
+                                       fused_add ? &rng : nullptr, &pair.residual);
+  pair.other_reference = PixelMajorReference(layer, isa, batch, in_h, in_w, other_input,
+                                             fused_add ? &rng : nullptr, &pair.other_residual);
+  return pair;
+}
+
+// Runs `op` on the other input, then `runs` times on the input, in the same buffer (a thread
+// keeps a tile's panel or pairs for the next group chunk of that tile, never for the next
+// Run), and expects each output bitwise equal to its pixel-major reference.
+void ExpectPixelMajorBits(tflite_sparse::SparseConvOperator& op, const std::vector<float>& input,
+                          const std::vector<float>& other_input, const PixelMajorPair& pair,
+                          bool fused_add, int runs, const std::string& what) {
+  std::vector<float> output(pair.reference.size(), -777.0f);
+  std::vector<float> buffer = other_input;
+  EXPECT_TRUE(op.Run(buffer.data(), output.data(),
+                     fused_add ? pair.other_residual.data() : nullptr));
+  EXPECT_TRUE(std::memcmp(output.data(), pair.other_reference.data(),
+                          output.size() * sizeof(float)) == 0)
+      << op.variant().name << " " << what << " differs from the pixel-major variant (other input)";
+  buffer = input;
+  for (int run = 0; run < runs; ++run) {
+    EXPECT_TRUE(op.Run(buffer.data(), output.data(), fused_add ? pair.residual.data() : nullptr));
+  }
+  EXPECT_TRUE(std::memcmp(output.data(), pair.reference.data(), output.size() * sizeof(float)) ==
+              0)
+      << op.variant().name << " " << what << (fused_add ? " fused ADD" : "")
+      << " differs from the pixel-major variant";
+}
+
 // Stride-1 layers at N = 4 and 8, run with the ISA's channel-major variant for N when it has
 // one (forced: these small layers are below SelectMicrokernel's work threshold): against the
 // direct convolution, bitwise across 1, 2 and 3 threads, and bitwise equal to the pixel-major
@@ -389,13 +430,8 @@ TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
     const std::vector<float> other_input = RandomInput(rng, layer, batch, in_h, in_w);
     const bool fused_add = native_test::UniformInt(rng, 0, 1) == 1;
     for (tflite_sparse::Isa isa : RunnableIsas()) {
-      std::vector<float> residual;
-      const std::vector<float> reference = PixelMajorReference(
-          layer, isa, batch, in_h, in_w, input, fused_add ? &rng : nullptr, &residual);
-      std::vector<float> other_residual;
-      const std::vector<float> other_reference = PixelMajorReference(
-          layer, isa, batch, in_h, in_w, other_input, fused_add ? &rng : nullptr,
-          &other_residual);
+      const PixelMajorPair references = PixelMajorReferences(layer, isa, batch, in_h, in_w, input,
+                                                             other_input, fused_add, rng);
       const tflite_sparse::MicrokernelVariant* panel = tflite_sparse::FindMicrokernel(
           isa, layer.block_n, tflite_sparse::WeightType::kFloat32,
           tflite_sparse::InputLayout::kChannelMajor);
@@ -417,23 +453,10 @@ TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
         plane_runs += panel != nullptr && !one_by_one;
         strided_runs += panel != nullptr && trial % 4 == 2;
         strided_plane_runs += panel != nullptr && trial % 4 == 3;
-        std::vector<float> output(reference.size(), -777.0f);
-        // The same input buffer with other values in between: a thread keeps a tile's panel
-        // for the next group chunk of that tile, never for the next Run (with 2 and 3 threads
-        // these layers of a few tiles are cut into up to a dozen chunks).
-        std::vector<float> buffer = other_input;
-        EXPECT_TRUE(op->Run(buffer.data(), output.data(),
-                            fused_add ? other_residual.data() : nullptr));
-        EXPECT_TRUE(std::memcmp(output.data(), other_reference.data(),
-                                output.size() * sizeof(float)) == 0)
-            << op->variant().name << " trial " << trial << " threads " << threads
-            << " differs from the pixel-major variant (other input)";
-        buffer = input;
-        EXPECT_TRUE(op->Run(buffer.data(), output.data(), fused_add ? residual.data() : nullptr));
-        EXPECT_TRUE(std::memcmp(output.data(), reference.data(),
-                                output.size() * sizeof(float)) == 0)
-            << op->variant().name << " trial " << trial << " threads " << threads
-            << (fused_add ? " fused ADD" : "") << " differs from the pixel-major variant";
+        // (With 2 and 3 threads these layers of a few tiles are cut into up to a dozen chunks.)
+        ExpectPixelMajorBits(*op, input, other_input, references, fused_add, 1,
+                             "trial " + std::to_string(trial) + " threads " +
+                                 std::to_string(threads));
       }
     }
   }
@@ -488,13 +511,8 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
           tflite_sparse::FindMicrokernel(isa, layer.block_n, tflite_sparse::WeightType::kFloat32,
                                          tflite_sparse::InputLayout::kPixelPair);
       if (pair == nullptr) continue;
-      std::vector<float> residual;
-      const std::vector<float> reference = PixelMajorReference(
-          layer, isa, batch, in_h, in_w, input, fused_add ? &rng : nullptr, &residual);
-      std::vector<float> other_residual;
-      const std::vector<float> other_reference = PixelMajorReference(
-          layer, isa, batch, in_h, in_w, other_input, fused_add ? &rng : nullptr,
-          &other_residual);
+      const PixelMajorPair references = PixelMajorReferences(layer, isa, batch, in_h, in_w, input,
+                                                             other_input, fused_add, rng);
       for (int threads = 1; threads <= 3; ++threads) {
         // Forced: SelectMicrokernel leaves 1x1 layers this small to the pixel-major variant.
         auto op =
@@ -510,24 +528,10 @@ TEST(PixelPairOperatorMatchesPixelMajorBitwise) {
         if (trial % 6 == 1 && op->geometry().out_w % 2 == 1 && op->geometry().out_h >= 2) {
           ++strided_vertical_runs;
         }
-        std::vector<float> output(reference.size(), -777.0f);
-        // Another input in the same buffer first: a tile's pairs are kept for the next group
-        // chunk of that tile, never for the next Run.
-        std::vector<float> buffer = other_input;
-        EXPECT_TRUE(op->Run(buffer.data(), output.data(),
-                            fused_add ? other_residual.data() : nullptr));
-        EXPECT_TRUE(std::memcmp(output.data(), other_reference.data(),
-                                output.size() * sizeof(float)) == 0)
-            << op->variant().name << " trial " << trial << " threads " << threads
-            << " differs from the pixel-major variant (other input)";
-        buffer = input;
-        const float* add = fused_add ? residual.data() : nullptr;
-        EXPECT_TRUE(op->Run(buffer.data(), output.data(), add));
-        EXPECT_TRUE(op->Run(buffer.data(), output.data(), add));
-        EXPECT_TRUE(std::memcmp(output.data(), reference.data(),
-                                output.size() * sizeof(float)) == 0)
-            << op->variant().name << " trial " << trial << " threads " << threads
-            << (fused_add ? " fused ADD" : "") << " differs from the pixel-major variant";
+        // Twice on the input: the pair image's zero borders must survive.
+        ExpectPixelMajorBits(*op, input, other_input, references, fused_add, 2,
+                             "trial " + std::to_string(trial) + " threads " +
+                                 std::to_string(threads));
       }
     }
   }

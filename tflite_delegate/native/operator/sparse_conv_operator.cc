@@ -86,11 +86,13 @@ inline void StoreFence() {
 // this thread (grown when a layer needs more), freed when the thread ends. A tile's panel is
 // transposed right before its microkernel call, so it is in L1 (or L2 for thousands of input
 // channels) when the microkernel reads it, and no full-size transposed copy of the input goes
-// through memory: a whole-image panel (tried first) cost more than the convolution itself on
-// 56x56x256 inputs, every panel line missing cache on its first write.
+// through memory: a whole-image panel (tried first) cost more than the 1x1 convolution itself
+// on 56x56x256 inputs, every panel line missing cache on its first write. (A KxK layer, K^2
+// times the work per input value, does read a whole-image copy: its planes.)
 //
-// `run` and `tile` say what it holds: tile `tile` of the Run with that id (RunId), or nothing
-// reusable (run 0). A thread whose next work item is another group chunk of the same tile
+// `run` and `tile` say what it holds: tile `tile` of the Run with that id (RunId; tile -1: the
+// batch's planes of a KxK layer whose threads each build their own), or nothing reusable
+// (run 0). A thread whose next work item is another group chunk of the same tile
 // keeps the panel instead of building it again: a layer of one tile (7x7) cut into a dozen
 // chunks at 2 threads transposed its whole input a dozen times, and ResNet-50's 7x7 1x1
 // 2048->512 layer at N = 4 and 90 % ran 0.58x as fast at 2 threads as at 1 on Zen 4.

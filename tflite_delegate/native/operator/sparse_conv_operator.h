@@ -287,7 +287,9 @@ class SparseConvOperator {
   // thread's run sweeps its tiles with one chunk of weights, which stay in L2), or tile-major
   // for a channel-major variant (TileMajor: a thread transposes a tile's panel once and keeps it
   // for that tile's chunks, where each transposition costs more than reading a chunk again).
-  std::vector<int64_t> tile_first_pixel_;   // num tiles + 1 boundaries over flattened pixels
+  // num tiles + 1 boundaries over flattened pixels (with planes: each tile's first output
+  // pixel, then the pixel count)
+  std::vector<int64_t> tile_first_pixel_;
   std::vector<int32_t> chunk_first_group_;  // num chunks + 1 boundaries over groups
   // Input-channel blocks of a pixel-major 1x1 layer whose tile input (tile pixels x Cin floats)
   // would not stay in L1 (see kInputTileBytes in the .cc): block b of group g is the kept tap
