@@ -107,7 +107,7 @@ def test_default_threshold_depends_on_the_block_width_layout_and_isa(isa, block_
 # A 1x1 layer at N = 4: (I, O, kept tap vectors per group of 4), the layout the delegate picks and
 # the default threshold, per ISA. The channel-major variant needs 32 kept FLOPs per input value
 # (2 x O x (1 - s)) with both ISAs, and with AVX-512 also 64 per output value (2 x I x (1 - s)),
-# 8 on a CPU that splits 512-bit operations ("avx512_split"); its threshold is 0.75 with AVX2,
+# both 8 on a CPU that splits 512-bit operations ("avx512_split"); its threshold is 0.75 with AVX2,
 # N = 4's 0.88 with AVX-512 and 0.4 on a splitting CPU (0.75 for the pixel-major variant there).
 # Generic has no channel-major row.
 CHANNEL_MAJOR_CASES = {
@@ -124,6 +124,8 @@ CHANNEL_MAJOR_CASES = {
     "avx512_split": [
         ((64, 128, 8), "channel_major", True, None),  # 0.875: 16 per output value
         ((64, 128, 2), "pixel_major", True, None),  # 0.96875: 4 per output value
+        ((64, 64, 8), "channel_major", True, None),  # 0.875: 16 per input and per output
+        ((64, 16, 8), "pixel_major", True, None),  # 0.875: 4 per input value
         ((512, 256, 300), "channel_major", True, None),  # 0.414: 600 per output
         ((512, 256, 320), "channel_major", False, "0.40 (the default for N=4, channel-major"),
         ((8, 64, 3), "pixel_major", False, "0.75 (the default for N=4 with"),  # 0.625: 6 per output

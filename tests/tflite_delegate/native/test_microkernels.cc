@@ -345,6 +345,8 @@ TEST(EveryPanelTransposeMatchesAScalarTransposition) {
     const MicrokernelVariant& variant = variants[i];
     if (variant.layout != tflite_sparse::InputLayout::kChannelMajor) {
       EXPECT_TRUE(variant.transpose == nullptr && variant.vector_pixels == 1 &&
+                  variant.min_kept_flops_per_input == 0.0 &&
+                  variant.min_kept_flops_per_input_split == 0.0 &&
                   variant.min_kept_flops_per_output == 0.0 &&
                   variant.min_kept_flops_per_output_split == 0.0 && !variant.kxk_only)
           << variant.name;
@@ -477,13 +479,12 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
       // pixel-major row; a 1x1 one the pixel-pair row with enough work per paired value, else
       // the channel-major row (not a KxK-only one) with enough work per value, else the
       // pixel-major row. (Where an ISA has both, the pair row comes first in the registry.)
-      // Below kChannelMajorMinKeptFlopsPerInput (kPixelPairMinKeptFlopsPerInput) too little
-      // work shares each transposed (paired) input value, and below the row's
-      // min_kept_flops_per_output each transposed output value, so the pixel-major row is
-      // chosen then too. Without pixel_pairs (a CPU where they are slower) no pair row is
-      // chosen: everything above holds with no pair row.
+      // Below the row's MinKeptFlopsPerInput (kPixelPairMinKeptFlopsPerInput) too little
+      // work shares each transposed (paired) input value, and below its MinKeptFlopsPerOutput
+      // each transposed output value, so the pixel-major row is chosen then too. Without
+      // pixel_pairs (a CPU where they are slower) no pair row is chosen: everything above holds
+      // with no pair row.
       constexpr double kMuchWork = 1e6;
-      constexpr double kLittleWork = tflite_sparse::kChannelMajorMinKeptFlopsPerInput / 2;
       const MicrokernelVariant* pair_row = tflite_sparse::FindMicrokernel(
           isa, block_n, tflite_sparse::WeightType::kFloat32,
           tflite_sparse::InputLayout::kPixelPair);
@@ -493,6 +494,11 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
           isa, block_n, tflite_sparse::WeightType::kFloat32,
           tflite_sparse::InputLayout::kChannelMajor);
       EXPECT_TRUE(panel == nullptr || pair_row == nullptr || pair_row < panel);
+      const double input_limit = panel != nullptr
+                                     ? tflite_sparse::MinKeptFlopsPerInput(*panel)
+                                     : tflite_sparse::kChannelMajorMinKeptFlopsPerInput;
+      const double little_work =
+          std::min(input_limit, tflite_sparse::kPixelPairMinKeptFlopsPerInput) / 2;
       for (const bool pixel_pairs : {true, false}) {
         const MicrokernelVariant* pair = pixel_pairs ? pair_row : nullptr;
         const auto select = [&](int kernel_h, int kernel_w, double per_input,
@@ -512,7 +518,7 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
             : panel != nullptr && !panel->kxk_only ? panel
                                                      : found;
         EXPECT_TRUE(select(1, 1, 0.0, kMuchWork) == found);
-        EXPECT_TRUE(select(1, 1, kLittleWork, kMuchWork) == found);
+        EXPECT_TRUE(select(1, 1, little_work, kMuchWork) == found);
         EXPECT_TRUE(select(1, 1, kMuchWork, kMuchWork) == one_by_one);
         if (pair != nullptr) {
           // Exactly at the work threshold it is taken; just below it is not.
@@ -527,6 +533,11 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
           EXPECT_TRUE(limit == (tflite_sparse::CpuSplitsAvx512()
                                     ? panel->min_kept_flops_per_output_split
                                     : panel->min_kept_flops_per_output));
+          EXPECT_TRUE(input_limit == (tflite_sparse::CpuSplitsAvx512()
+                                          ? panel->min_kept_flops_per_input_split
+                                          : panel->min_kept_flops_per_input));
+          EXPECT_TRUE(select(1, 1, input_limit, kMuchWork) == panel);
+          EXPECT_TRUE(select(1, 1, input_limit * 0.99, kMuchWork) == found);
           EXPECT_TRUE(select(1, 1, kMuchWork, limit) == panel);
           if (limit > 0) {
             EXPECT_TRUE(select(1, 1, kMuchWork, limit * 0.99) == found);

@@ -210,8 +210,11 @@ struct MicrokernelVariant {
   int vector_pixels;
   PanelTransposeFunction transpose;
   // Channel-major only: SelectMicrokernel takes this row only for layers with at least this many
-  // kept FLOPs per output value (0: no limit; see KeptFlopsPerOutputValue), and on a CPU that
-  // splits 512-bit operations (CpuSplitsAvx512) at least min_kept_flops_per_output_split.
+  // kept FLOPs per input value (see KeptFlopsPerInputValue) and per output value (0: no limit;
+  // see KeptFlopsPerOutputValue), and on a CPU that splits 512-bit operations
+  // (CpuSplitsAvx512) the _split limits instead.
+  double min_kept_flops_per_input;
+  double min_kept_flops_per_input_split;
   double min_kept_flops_per_output;
   double min_kept_flops_per_output_split;
   // Channel-major only: SelectMicrokernel takes this row only for KxK convolutions (more than one
@@ -243,11 +246,12 @@ const MicrokernelVariant* FindMicrokernel(Isa isa, int block_n,
 // A channel-major variant transposes every input value of a tile once per (tile, group chunk)
 // and writes the output through in-register transposes, so it only pays off when enough kept
 // work shares each input value. The measure: kept FLOPs per input value per pixel, 2 x kept tap
-// vectors (all groups) x N / input channels (= 2 x O x (1 - s) for a uniform 1xN filter at
-// sparsity s). Below kChannelMajorMinKeptFlopsPerInput the pixel-major variant is as fast or
-// faster: measured on ResNet-50's 1x1 shapes at N = 4 (AVX2), channel-major lost at 12-26
-// (56x56 64->64 and 256->64 at s = 0.9, 28x28 512->128 at 0.9), broke even near 32 (64->64 at
-// 0.75) and won 1.2-2.7x from 48 up.
+// vectors (all groups) x N / input channels (= 2 x KH x KW x O x (1 - s) for a uniform 1xN
+// filter at sparsity s). Below kChannelMajorMinKeptFlopsPerInput the pixel-major variant was
+// as fast or faster: measured on ResNet-50's 1x1 shapes at N = 4 (AVX2), channel-major lost at
+// 12-26 (56x56 64->64 and 256->64 at s = 0.9, 28x28 512->128 at 0.9), broke even near 32
+// (64->64 at 0.75) and won 1.2-2.7x from 48 up. The registry's rows use it as their
+// min_kept_flops_per_input, except where measured otherwise (registry.cc).
 constexpr double kChannelMajorMinKeptFlopsPerInput = 32.0;
 
 // The same measure for a pixel-pair row on a 1x1 convolution, whose tiles are paired
@@ -256,8 +260,9 @@ constexpr double kChannelMajorMinKeptFlopsPerInput = 32.0;
 // (56x56 64->64 and 256->64 at 75 %), 1.00-1.08x at 64 and 1.1-1.35x from 128 up.
 constexpr double kPixelPairMinKeptFlopsPerInput = 48.0;
 
-// A channel-major row's limit on kept FLOPs per output value on this CPU: its
-// min_kept_flops_per_output, or min_kept_flops_per_output_split where CpuSplitsAvx512().
+// A channel-major row's limits on kept FLOPs per input and per output value on this CPU: its
+// min_kept_flops_per_input / _output, or the _split ones where CpuSplitsAvx512().
+double MinKeptFlopsPerInput(const MicrokernelVariant& variant);
 double MinKeptFlopsPerOutput(const MicrokernelVariant& variant);
 
 // 2 x kept_tap_vectors x block_n / in_channels (0 when in_channels <= 0).
@@ -272,9 +277,9 @@ double KeptFlopsPerOutputValue(int64_t kept_tap_vectors, int block_n, int out_ch
 
 // The variant for a convolution with this kernel (any stride, padding and dilation: every
 // layout runs every convolution): the first row, in preference order, with this ISA, N and
-// weight type that, for a channel-major row, has kept_flops_per_input at least
-// kChannelMajorMinKeptFlopsPerInput, kept_flops_per_output at least the row's
-// MinKeptFlopsPerOutput and, for a kxk_only row, a KxK kernel, and for a pixel-pair row (only
+// weight type that, for a channel-major row, has kept_flops_per_input and
+// kept_flops_per_output at least the row's MinKeptFlopsPerInput and MinKeptFlopsPerOutput and,
+// for a kxk_only row, a KxK kernel, and for a pixel-pair row (only
 // when `pixel_pairs`: the delegate option, by default !CpuSplitsAvx512()) on a 1x1 convolution
 // (whose tiles are paired right before each call) kept_flops_per_input at least
 // kPixelPairMinKeptFlopsPerInput (today, with enough work: the pixel-pair rows for N = 16 and

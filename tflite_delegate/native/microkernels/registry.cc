@@ -8,7 +8,16 @@
 // and the ISA's panel builder <prefix>_panel_transpose_<isa>, and registers
 // "<prefix>_1x<N>_p<P>_panel__<isa>".
 //
-// The AVX-512 1x4 panel row needs 64 kept FLOPs per output value: on Zen 5 at 90 % block
+// A channel-major row's fields after the pixels per vector register: the minimum kept FLOPs per
+// input value, the same on a CPU that splits 512-bit operations, the minimum per output value,
+// the same split, and whether it runs KxK layers only.
+//
+// The AVX-512 1x4 panel row needs kChannelMajorMinKeptFlopsPerInput (32, measured with AVX2)
+// kept FLOPs per input value, and 8 on Zen 4: there, with the lower limit per output value
+// below, it ran ResNet-50's 1x1 layers at 87.5-90 % (12.8-25.6 per input value: 56x56 64->64,
+// 256->64, 64->256, 28x28 512->128, and MobileNetV1's 112x112 32->64 at 16) 1.20-1.73x faster
+// than the pixel-major 1x4 variant (bench_kernels --layout both, 1 thread, 2026-12-04 22:46
+// UTC). It needs 64 kept FLOPs per output value: on Zen 5 at 90 % block
 // sparsity (bench_kernels --block-n 4 --layout both, 1 thread) it ran 0.55-0.70x of the
 // pixel-major 1x4 variant on 56x56 1x1 64->256, 28x28 128->512 and 14x14 256->1024 (12.8, 25.6
 // and 51.2 kept FLOPs per output value) and 1.26-2.30x on 7x7 512->2048, 14x14 1024->256 and 7x7
@@ -41,17 +50,20 @@
 
 #if defined(__x86_64__)
 #define TFLITE_SPARSE_X86_MICROKERNELS(X, C, Q)  \
-  C(f32, kFloat32, 4, 64, avx512, kAvx512, 16, 64.0, 8.0, false) \
+  C(f32, kFloat32, 4, 64, avx512, kAvx512, 16, kChannelMajorMinKeptFlopsPerInput, 8.0, 64.0, 8.0, \
+    false)                                                                                     \
   X(f32, kFloat32, 32, 8, avx512, kAvx512)     \
   Q(f32, kFloat32, 16, 16, avx512, kAvx512)   \
   X(f32, kFloat32, 16, 8, avx512, kAvx512)    \
   Q(f32, kFloat32, 8, 16, avx512, kAvx512)    \
-  C(f32, kFloat32, 8, 48, avx512, kAvx512, 16, 64.0, 64.0, true) \
+  C(f32, kFloat32, 8, 48, avx512, kAvx512, 16, kChannelMajorMinKeptFlopsPerInput,               \
+    kChannelMajorMinKeptFlopsPerInput, 64.0, 64.0, true)                                       \
   X(f32, kFloat32, 8, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 4, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 2, 4, avx512, kAvx512)     \
   X(f32, kFloat32, 1, 8, avx512, kAvx512)     \
-  C(f32, kFloat32, 4, 24, avx2, kAvx2, 8, 0.0, 0.0, false)     \
+  C(f32, kFloat32, 4, 24, avx2, kAvx2, 8, kChannelMajorMinKeptFlopsPerInput,                    \
+    kChannelMajorMinKeptFlopsPerInput, 0.0, 0.0, false)                                        \
   X(f32, kFloat32, 32, 2, avx2, kAvx2)        \
   X(f32, kFloat32, 16, 5, avx2, kAvx2)        \
   X(f32, kFloat32, 8, 8, avx2, kAvx2)         \
@@ -76,8 +88,9 @@ namespace tflite_sparse {
 namespace microkernels {
 #define TFLITE_SPARSE_DECLARE(prefix, type, n, p, isa, isa_enum) \
   void prefix##_1x##n##_p##p##_##isa(const SparseTileArgs& args);
-#define TFLITE_SPARSE_DECLARE_PANEL(prefix, type, n, p, isa, isa_enum, lanes, output_flops, \
-                                    output_flops_split, kxk_only)                        \
+#define TFLITE_SPARSE_DECLARE_PANEL(prefix, type, n, p, isa, isa_enum, lanes, input_flops,  \
+                                    input_flops_split, output_flops, output_flops_split,  \
+                                    kxk_only)                                             \
   void prefix##_1x##n##_p##p##_panel_##isa(const SparseTileArgs& args);             \
   void prefix##_panel_transpose_##isa(const float* input, int channels, int64_t pixel_stride, \
                                       int64_t pixels, float* panel, int64_t panel_stride);
@@ -102,17 +115,17 @@ namespace {
 #define TFLITE_SPARSE_ROW(prefix, type, n, p, isa, isa_enum)                           \
   {#prefix "_1x" #n "_p" #p "__" #isa,           Isa::isa_enum, WeightType::type, n, p, \
    &microkernels::prefix##_1x##n##_p##p##_##isa, InputLayout::kPixelMajor,     1,  nullptr, 0.0, \
-   0.0, false, nullptr},
-#define TFLITE_SPARSE_PANEL_ROW(prefix, type, n, p, isa, isa_enum, lanes, output_flops,         \
-                                output_flops_split, kxk_only)                                   \
+   0.0, 0.0, 0.0, false, nullptr},
+#define TFLITE_SPARSE_PANEL_ROW(prefix, type, n, p, isa, isa_enum, lanes, input_flops,          \
+                                input_flops_split, output_flops, output_flops_split, kxk_only)  \
   {#prefix "_1x" #n "_p" #p "_panel__" #isa,              Isa::isa_enum, WeightType::type, n, p, \
    &microkernels::prefix##_1x##n##_p##p##_panel_##isa,   InputLayout::kChannelMajor, lanes,     \
-   &microkernels::prefix##_panel_transpose_##isa, output_flops, output_flops_split, kxk_only,    \
-   nullptr},
+   &microkernels::prefix##_panel_transpose_##isa, input_flops, input_flops_split, output_flops,  \
+   output_flops_split, kxk_only, nullptr},
 #define TFLITE_SPARSE_PAIR_ROW(prefix, type, n, p, isa, isa_enum)                              \
   {#prefix "_1x" #n "_p" #p "_pair__" #isa,            Isa::isa_enum, WeightType::type, n, p, \
    &microkernels::prefix##_1x##n##_p##p##_pair_##isa, InputLayout::kPixelPair, 1, nullptr, 0.0, \
-   0.0, false, &microkernels::prefix##_pair_row_##isa},
+   0.0, 0.0, 0.0, false, &microkernels::prefix##_pair_row_##isa},
 constexpr MicrokernelVariant kRegistry[] = {TFLITE_SPARSE_MICROKERNELS(
     TFLITE_SPARSE_ROW, TFLITE_SPARSE_PANEL_ROW, TFLITE_SPARSE_PAIR_ROW)};
 #undef TFLITE_SPARSE_ROW
@@ -166,6 +179,11 @@ const MicrokernelVariant* FindMicrokernel(Isa isa, int block_n, WeightType weigh
   return nullptr;
 }
 
+double MinKeptFlopsPerInput(const MicrokernelVariant& variant) {
+  return CpuSplitsAvx512() ? variant.min_kept_flops_per_input_split
+                           : variant.min_kept_flops_per_input;
+}
+
 double MinKeptFlopsPerOutput(const MicrokernelVariant& variant) {
   return CpuSplitsAvx512() ? variant.min_kept_flops_per_output_split
                            : variant.min_kept_flops_per_output;
@@ -191,7 +209,7 @@ const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, 
       continue;
     }
     if (variant.layout == InputLayout::kChannelMajor &&
-        (kept_flops_per_input < kChannelMajorMinKeptFlopsPerInput ||
+        (kept_flops_per_input < MinKeptFlopsPerInput(variant) ||
          kept_flops_per_output < MinKeptFlopsPerOutput(variant) ||
          (variant.kxk_only && kernel_h * kernel_w == 1))) {
       continue;  // too little work per transposed input or output value
