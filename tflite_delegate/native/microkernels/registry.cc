@@ -4,13 +4,10 @@
 // A pixel-major row is X(weight prefix, WeightType, N, P, isa suffix, Isa); it declares the
 // function <prefix>_1x<N>_p<P>_<isa> (defined in that ISA's f32_<isa>.cc) and registers it under
 // the name "<prefix>_1x<N>_p<P>__<isa>". A channel-major row is C(the same fields, pixels per
-// vector register, min kept FLOPs per output value); it declares <prefix>_1x<N>_p<P>_panel_<isa>
-// and the ISA's panel builder <prefix>_panel_transpose_<isa>, and registers
-// "<prefix>_1x<N>_p<P>_panel__<isa>".
-//
-// A channel-major row's fields after the pixels per vector register: the minimum kept FLOPs per
-// input value, the same on a CPU that splits 512-bit operations, the minimum per output value,
-// the same split, and whether it runs KxK layers only.
+// vector register, min kept FLOPs per input value, the same on a CPU that splits 512-bit
+// operations, min kept FLOPs per output value, the same split, KxK layers only); it declares
+// <prefix>_1x<N>_p<P>_panel_<isa> and the ISA's panel builder <prefix>_panel_transpose_<isa>,
+// and registers "<prefix>_1x<N>_p<P>_panel__<isa>".
 //
 // The AVX-512 1x4 panel row needs kChannelMajorMinKeptFlopsPerInput (32, measured with AVX2)
 // kept FLOPs per input value, and 8 on Zen 4: there, with the lower limit per output value
@@ -21,7 +18,7 @@
 // sparsity (bench_kernels --block-n 4 --layout both, 1 thread) it ran 0.55-0.70x of the
 // pixel-major 1x4 variant on 56x56 1x1 64->256, 28x28 128->512 and 14x14 256->1024 (12.8, 25.6
 // and 51.2 kept FLOPs per output value) and 1.26-2.30x on 7x7 512->2048, 14x14 1024->256 and 7x7
-// 2048->512 (102-410). On Zen 4 (the last field, for CPUs that split 512-bit operations) it
+// 2048->512 (102-410). On Zen 4 (the _split field, for CPUs that split 512-bit operations) it
 // needs 8: there it ran those three at 1.19-1.48x of the pixel-major variant at 90 %, and
 // 1.75-1.86x 56x56 64->64 and 64->256 at 75 % (32 per output value; bench_kernels, 2026-12-04).
 // The AVX-512 1x8 panel row keeps 64 on both and runs KxK layers only: on ResNet-50's 1x1
