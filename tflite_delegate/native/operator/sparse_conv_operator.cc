@@ -281,6 +281,10 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   if (chunks > groups) chunks = groups;
   if (chunks < 1) chunks = 1;
   private_planes_ = planes_ && !serial_ && tiles < kSharedPlanesMinTilesPerThread * threads;
+  if (planes_ && !private_planes_) {
+    const size_t floats = static_cast<size_t>(g.batch) * g.channels * panel_stride_;
+    if (workspace_->size() < floats) workspace_->ResizeZeroed(floats);
+  }
   const int64_t total_cost = kept + groups;
   chunk_first_group_.assign(static_cast<size_t>(chunks + 1), static_cast<int32_t>(groups));
   chunk_first_group_[0] = 0;
@@ -703,19 +707,16 @@ bool SparseConvOperator::PreparePlanes() {
   if (stride * shape.in_channels > std::numeric_limits<int32_t>::max()) return false;
   tap_offsets_.resize(packed_.tap_index.size());
   for (size_t vector = 0; vector < packed_.tap_index.size(); ++vector) {
-    const int64_t tap = packed_.tap_index[vector];
-    const int64_t channel = tap % shape.in_channels;
-    const int64_t kx = (tap / shape.in_channels) % shape.kernel_w * params_.dilation_w;
-    const int64_t ky = tap / (static_cast<int64_t>(shape.in_channels) * shape.kernel_w) *
-                       params_.dilation_h;
+    const TapPosition tap = DecodeTapIndex(packed_.tap_index[vector], shape);
+    const int64_t kx = tap.kx * params_.dilation_w;  // padded columns and rows from the origin
+    const int64_t ky = tap.ky * params_.dilation_h;
     const int64_t phase_index = ky % stride_h * stride_w + kx % stride_w;
-    tap_offsets_[vector] = static_cast<int32_t>(channel * stride + phase_index * phase_stride_ +
+    tap_offsets_[vector] = static_cast<int32_t>(tap.channel * stride +
+                                                phase_index * phase_stride_ +
                                                 ky / stride_h * pitch + kx / stride_w);
   }
   panel_stride_ = stride;
-  planes_ = true;
-  const size_t floats = static_cast<size_t>(g.batch) * g.channels * static_cast<size_t>(stride);
-  if (workspace_->size() < floats) workspace_->ResizeZeroed(floats);
+  planes_ = true;  // (Prepare sizes the workspace once it knows whether the threads share it)
   return true;
 }
 

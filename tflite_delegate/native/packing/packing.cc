@@ -57,18 +57,19 @@ bool PackFilter(const float* filter, const float* bias, const FilterShape& shape
   return true;
 }
 
+TapPosition DecodeTapIndex(int64_t tap_index, const FilterShape& shape) {
+  return {tap_index / (static_cast<int64_t>(shape.in_channels) * shape.kernel_w),
+          tap_index / shape.in_channels % shape.kernel_w, tap_index % shape.in_channels};
+}
+
 bool ComputeTapOffsets(const PackedFilter& packed, const ConvGeometry& geometry,
-                         std::vector<int32_t>* offsets) {
-  const FilterShape& shape = packed.shape;
+                       std::vector<int32_t>* offsets) {
   const int64_t row_stride = static_cast<int64_t>(geometry.padded_w) * geometry.channels;
   offsets->resize(packed.tap_index.size());
   for (size_t vector = 0; vector < packed.tap_index.size(); ++vector) {
-    const int64_t tap = packed.tap_index[vector];
-    const int64_t channel = tap % shape.in_channels;
-    const int64_t kx = (tap / shape.in_channels) % shape.kernel_w;
-    const int64_t ky = tap / (static_cast<int64_t>(shape.in_channels) * shape.kernel_w);
-    const int64_t offset = ky * geometry.params.dilation_h * row_stride +
-                           kx * geometry.params.dilation_w * geometry.channels + channel;
+    const TapPosition tap = DecodeTapIndex(packed.tap_index[vector], packed.shape);
+    const int64_t offset = tap.ky * geometry.params.dilation_h * row_stride +
+                           tap.kx * geometry.params.dilation_w * geometry.channels + tap.channel;
     if (offset > kInt32Limit) return false;
     (*offsets)[vector] = static_cast<int32_t>(offset);
   }

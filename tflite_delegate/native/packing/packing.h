@@ -37,6 +37,15 @@ struct PackedFilter {
 bool PackFilter(const float* filter, const float* bias, const FilterShape& shape,
                 const BlockPattern& pattern, PackedFilter* packed, std::string* error);
 
+// The window row, window column and input channel of a packed tap index
+// ((ky * KW + kx) * I + ci).
+struct TapPosition {
+  int64_t ky;
+  int64_t kx;
+  int64_t channel;
+};
+TapPosition DecodeTapIndex(int64_t tap_index, const FilterShape& shape);
+
 // Per kept tap vector, the input offset (floats) from an output pixel's receptive-field origin
 // in the pre-padded NHWC image of `geometry`. Returns false if an offset does not fit 32 bits.
 bool ComputeTapOffsets(const PackedFilter& packed, const ConvGeometry& geometry,
