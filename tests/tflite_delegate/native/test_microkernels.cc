@@ -348,7 +348,7 @@ TEST(EveryPanelTransposeMatchesAScalarTransposition) {
                   variant.min_kept_flops_per_input == 0.0 &&
                   variant.min_kept_flops_per_input_split == 0.0 &&
                   variant.min_kept_flops_per_output == 0.0 &&
-                  variant.min_kept_flops_per_output_split == 0.0 && !variant.kxk_only)
+                  variant.min_kept_flops_per_output_split == 0.0)
           << variant.name;
       continue;
     }
@@ -477,7 +477,7 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
       // pixel-pair row where the ISA has one for this N (whatever the work per value), else the
       // channel-major row where the ISA has one and there is enough work per value, else the
       // pixel-major row; a 1x1 one the pixel-pair row with enough work per paired value, else
-      // the channel-major row (not a KxK-only one) with enough work per value, else the
+      // the channel-major row with enough work per value, else the
       // pixel-major row. (Where an ISA has both, the pair row comes first in the registry.)
       // Below the row's MinKeptFlopsPerInput (kPixelPairMinKeptFlopsPerInput) too little
       // work shares each transposed (paired) input value, and below its MinKeptFlopsPerOutput
@@ -512,11 +512,8 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
                       (pair == nullptr && panel != nullptr ? panel : paired_or_found));
           EXPECT_TRUE(select(kernel, 3, 0.0, 0.0) == paired_or_found);
         }
-        // (A KxK-only channel-major row never runs a 1x1 convolution.)
         const MicrokernelVariant* one_by_one =
-            pair != nullptr                          ? pair
-            : panel != nullptr && !panel->kxk_only ? panel
-                                                     : found;
+            pair != nullptr ? pair : panel != nullptr ? panel : found;
         EXPECT_TRUE(select(1, 1, 0.0, kMuchWork) == found);
         EXPECT_TRUE(select(1, 1, little_work, kMuchWork) == found);
         EXPECT_TRUE(select(1, 1, kMuchWork, kMuchWork) == one_by_one);
@@ -526,7 +523,7 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
           EXPECT_TRUE(select(1, 1, kThreshold, 0.0) == pair);
           EXPECT_TRUE(select(1, 1, kThreshold * 0.99, 0.0) == found);
         }
-        if (panel != nullptr && pair == nullptr && !panel->kxk_only) {
+        if (panel != nullptr && pair == nullptr) {
           // Exactly at the row's limit it is taken; just below it is not (where the row has
           // one).
           const double limit = tflite_sparse::MinKeptFlopsPerOutput(*panel);

@@ -92,6 +92,44 @@ struct Avx512PixelVector : Avx512Vector {
       }
     }
   }
+
+  // Transposes 16 channels x 16 lanes (channel c at rows + c * row_stride, 64-byte aligned) and
+  // calls store(l, channels of lane l) for l = 0..15: 4x4 transposes inside each 128-bit lane,
+  // then a 4x4 transpose of the 128-bit lanes (64 shuffles for 256 values).
+  template <class Store>
+  static void TransposeBlock(const float* rows, int row_stride, const Store& store) {
+    constexpr __mmask16 kAll16 = 0xffff;
+    constexpr __mmask8 kAll8 = 0xff;
+    Reg u[16];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      const float* quad_rows = rows + 4 * i * row_stride;
+      const Reg r0 = _mm512_load_ps(quad_rows);
+      const Reg r1 = _mm512_load_ps(quad_rows + row_stride);
+      const Reg r2 = _mm512_load_ps(quad_rows + 2 * row_stride);
+      const Reg r3 = _mm512_load_ps(quad_rows + 3 * row_stride);
+      const __m512d t0 = _mm512_castps_pd(_mm512_maskz_unpacklo_ps(kAll16, r0, r1));
+      const __m512d t1 = _mm512_castps_pd(_mm512_maskz_unpackhi_ps(kAll16, r0, r1));
+      const __m512d t2 = _mm512_castps_pd(_mm512_maskz_unpacklo_ps(kAll16, r2, r3));
+      const __m512d t3 = _mm512_castps_pd(_mm512_maskz_unpackhi_ps(kAll16, r2, r3));
+      // Lane j of u[4i + k]: channels 4i..4i+3 of lane 4j + k.
+      u[4 * i] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, t0, t2));
+      u[4 * i + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, t0, t2));
+      u[4 * i + 2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, t1, t3));
+      u[4 * i + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, t1, t3));
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      const Reg v0 = _mm512_maskz_shuffle_f32x4(kAll16, u[k], u[4 + k], 0x44);
+      const Reg v1 = _mm512_maskz_shuffle_f32x4(kAll16, u[k], u[4 + k], 0xee);
+      const Reg v2 = _mm512_maskz_shuffle_f32x4(kAll16, u[8 + k], u[12 + k], 0x44);
+      const Reg v3 = _mm512_maskz_shuffle_f32x4(kAll16, u[8 + k], u[12 + k], 0xee);
+      store(k, _mm512_maskz_shuffle_f32x4(kAll16, v0, v2, 0x88));
+      store(4 + k, _mm512_maskz_shuffle_f32x4(kAll16, v0, v2, 0xdd));
+      store(8 + k, _mm512_maskz_shuffle_f32x4(kAll16, v1, v3, 0x88));
+      store(12 + k, _mm512_maskz_shuffle_f32x4(kAll16, v1, v3, 0xdd));
+    }
+  }
 };
 
 // The pixel-pair microkernel's vector: lanes 2n and 2n + 1 hold channel n of two pixels.
@@ -176,8 +214,8 @@ void f32_1x4_p64_panel_avx512(const SparseTileArgs& args) {
 // Channel-major N = 8: the 8 channels in one pass, 3 vectors (48 pixels), 24 accumulators.
 // Against the pixel-major N = 8 variant (256-bit FMAs; bench_kernels --layout both, 1 thread,
 // Zen 4, without pixel pairs): ResNet-50's four 3x3 shapes 0.99-1.21x at 50 %, 1.03-1.16x at
-// 75 %, 1.04-1.28x at 90 %; registered for KxK layers only (registry.cc). Where the CPU runs
-// pixel pairs (pixel_pairs, Zen 5) the 1x8 pair row comes first.
+// 75 %, 1.04-1.28x at 90 %; its 1x1 shapes: registry.cc. Where the CPU runs pixel pairs
+// (pixel_pairs, Zen 5) the 1x8 pair row comes first.
 void f32_1x8_p48_panel_avx512(const SparseTileArgs& args) {
   PixelVectorTile<Avx512PixelVector, 8, 8, 3>(args);
 }

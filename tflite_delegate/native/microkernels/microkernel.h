@@ -217,9 +217,6 @@ struct MicrokernelVariant {
   double min_kept_flops_per_input_split;
   double min_kept_flops_per_output;
   double min_kept_flops_per_output_split;
-  // Channel-major only: SelectMicrokernel takes this row only for KxK convolutions (more than one
-  // tap per input channel), never for 1x1 ones.
-  bool kxk_only;
   // Pixel-pair only: the ISA's pair-image row builder (nullptr for other rows).
   PairRowFunction build_pair_row;
 };
@@ -278,13 +275,13 @@ double KeptFlopsPerOutputValue(int64_t kept_tap_vectors, int block_n, int out_ch
 // The variant for a convolution with this kernel (any stride, padding and dilation: every
 // layout runs every convolution): the first row, in preference order, with this ISA, N and
 // weight type that, for a channel-major row, has kept_flops_per_input and
-// kept_flops_per_output at least the row's MinKeptFlopsPerInput and MinKeptFlopsPerOutput and,
-// for a kxk_only row, a KxK kernel, and for a pixel-pair row (only
+// kept_flops_per_output at least the row's MinKeptFlopsPerInput and MinKeptFlopsPerOutput, and
+// for a pixel-pair row (only
 // when `pixel_pairs`: the delegate option, by default !CpuSplitsAvx512()) on a 1x1 convolution
 // (whose tiles are paired right before each call) kept_flops_per_input at least
 // kPixelPairMinKeptFlopsPerInput (today, with enough work: the pixel-pair rows for N = 16 and
 // 8 with AVX-512 when `pixel_pairs`, else the channel-major row for N = 4 with AVX2 or AVX-512
-// and for N = 8 on KxK layers with AVX-512, else the pixel-major row).
+// and for N = 8 with AVX-512, else the pixel-major row).
 const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, int kernel_w,
                                             double kept_flops_per_input,
                                             double kept_flops_per_output, bool pixel_pairs,

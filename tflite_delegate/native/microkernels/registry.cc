@@ -5,7 +5,7 @@
 // function <prefix>_1x<N>_p<P>_<isa> (defined in that ISA's f32_<isa>.cc) and registers it under
 // the name "<prefix>_1x<N>_p<P>__<isa>". A channel-major row is C(the same fields, pixels per
 // vector register, min kept FLOPs per input value, the same on a CPU that splits 512-bit
-// operations, min kept FLOPs per output value, the same split, KxK layers only); it declares
+// operations, min kept FLOPs per output value, the same split); it declares
 // <prefix>_1x<N>_p<P>_panel_<isa> and the ISA's panel builder <prefix>_panel_transpose_<isa>,
 // and registers "<prefix>_1x<N>_p<P>_panel__<isa>".
 //
@@ -21,11 +21,13 @@
 // 2048->512 (102-410). On Zen 4 (the _split field, for CPUs that split 512-bit operations) it
 // needs 8: there it ran those three at 1.19-1.48x of the pixel-major variant at 90 %, and
 // 1.75-1.86x 56x56 64->64 and 64->256 at 75 % (32 per output value; bench_kernels, 2026-12-04).
-// The AVX-512 1x8 panel row keeps 64 on both and runs KxK layers only: on ResNet-50's 1x1
-// shapes at 75 % it ran 0.83-0.99x of the pixel-major 1x8 variant where Cout >= Cin (and
-// 1.10-1.37x where Cout < Cin; Zen 4, bench_kernels --layout both), with no measure of work per
-// value that tells them apart. The AVX2 row keeps no
-// limit (measured on Zen 4 AVX2 only: it won on all nine 1x1 shapes at its threshold).
+// The AVX-512 1x8 panel row keeps 32 and 64 on both: with those limits, on ResNet-50's nine 1x1
+// shapes it ran 1.00-1.29x of the pixel-major 1x8 variant at 50 %, 0.95-1.38x where it is taken
+// at 75 % (0.95-0.97x: 56x56 256->64) and 1.01-1.28x at 90 % (Zen 4, bench_kernels --layout
+// both, 1 thread, 2026-12-04 23:50 UTC, since channel-major tiles store whole vectors of
+// channels per pixel); with 8 on Zen 4 it ran 0.77-0.93x on the 56x56 and 28x28 1x1 layers at
+// 90 %. The AVX2 row keeps no limit (measured on Zen 4 AVX2 only: it won on all nine 1x1 shapes
+// at its threshold).
 //
 // A pixel-pair row is Q(the same fields as X); it declares <prefix>_1x<N>_p<P>_pair_<isa> and
 // the ISA's pair-image row builder <prefix>_pair_row_<isa>, and registers
@@ -47,20 +49,19 @@
 
 #if defined(__x86_64__)
 #define TFLITE_SPARSE_X86_MICROKERNELS(X, C, Q)  \
-  C(f32, kFloat32, 4, 64, avx512, kAvx512, 16, kChannelMajorMinKeptFlopsPerInput, 8.0, 64.0, 8.0, \
-    false)                                                                                     \
+  C(f32, kFloat32, 4, 64, avx512, kAvx512, 16, kChannelMajorMinKeptFlopsPerInput, 8.0, 64.0, 8.0) \
   X(f32, kFloat32, 32, 8, avx512, kAvx512)     \
   Q(f32, kFloat32, 16, 16, avx512, kAvx512)   \
   X(f32, kFloat32, 16, 8, avx512, kAvx512)    \
   Q(f32, kFloat32, 8, 16, avx512, kAvx512)    \
   C(f32, kFloat32, 8, 48, avx512, kAvx512, 16, kChannelMajorMinKeptFlopsPerInput,               \
-    kChannelMajorMinKeptFlopsPerInput, 64.0, 64.0, true)                                       \
+    kChannelMajorMinKeptFlopsPerInput, 64.0, 64.0)                                             \
   X(f32, kFloat32, 8, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 4, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 2, 4, avx512, kAvx512)     \
   X(f32, kFloat32, 1, 8, avx512, kAvx512)     \
   C(f32, kFloat32, 4, 24, avx2, kAvx2, 8, kChannelMajorMinKeptFlopsPerInput,                    \
-    kChannelMajorMinKeptFlopsPerInput, 0.0, 0.0, false)                                        \
+    kChannelMajorMinKeptFlopsPerInput, 0.0, 0.0)                                               \
   X(f32, kFloat32, 32, 2, avx2, kAvx2)        \
   X(f32, kFloat32, 16, 5, avx2, kAvx2)        \
   X(f32, kFloat32, 8, 8, avx2, kAvx2)         \
@@ -86,8 +87,7 @@ namespace microkernels {
 #define TFLITE_SPARSE_DECLARE(prefix, type, n, p, isa, isa_enum) \
   void prefix##_1x##n##_p##p##_##isa(const SparseTileArgs& args);
 #define TFLITE_SPARSE_DECLARE_PANEL(prefix, type, n, p, isa, isa_enum, lanes, input_flops,  \
-                                    input_flops_split, output_flops, output_flops_split,  \
-                                    kxk_only)                                             \
+                                    input_flops_split, output_flops, output_flops_split)  \
   void prefix##_1x##n##_p##p##_panel_##isa(const SparseTileArgs& args);             \
   void prefix##_panel_transpose_##isa(const float* input, int channels, int64_t pixel_stride, \
                                       int64_t pixels, float* panel, int64_t panel_stride);
@@ -112,17 +112,17 @@ namespace {
 #define TFLITE_SPARSE_ROW(prefix, type, n, p, isa, isa_enum)                           \
   {#prefix "_1x" #n "_p" #p "__" #isa,           Isa::isa_enum, WeightType::type, n, p, \
    &microkernels::prefix##_1x##n##_p##p##_##isa, InputLayout::kPixelMajor,     1,  nullptr, 0.0, \
-   0.0, 0.0, 0.0, false, nullptr},
+   0.0, 0.0, 0.0, nullptr},
 #define TFLITE_SPARSE_PANEL_ROW(prefix, type, n, p, isa, isa_enum, lanes, input_flops,          \
-                                input_flops_split, output_flops, output_flops_split, kxk_only)  \
+                                input_flops_split, output_flops, output_flops_split)            \
   {#prefix "_1x" #n "_p" #p "_panel__" #isa,              Isa::isa_enum, WeightType::type, n, p, \
    &microkernels::prefix##_1x##n##_p##p##_panel_##isa,   InputLayout::kChannelMajor, lanes,     \
    &microkernels::prefix##_panel_transpose_##isa, input_flops, input_flops_split, output_flops,  \
-   output_flops_split, kxk_only, nullptr},
+   output_flops_split, nullptr},
 #define TFLITE_SPARSE_PAIR_ROW(prefix, type, n, p, isa, isa_enum)                              \
   {#prefix "_1x" #n "_p" #p "_pair__" #isa,            Isa::isa_enum, WeightType::type, n, p, \
    &microkernels::prefix##_1x##n##_p##p##_pair_##isa, InputLayout::kPixelPair, 1, nullptr, 0.0, \
-   0.0, 0.0, 0.0, false, &microkernels::prefix##_pair_row_##isa},
+   0.0, 0.0, 0.0, &microkernels::prefix##_pair_row_##isa},
 constexpr MicrokernelVariant kRegistry[] = {TFLITE_SPARSE_MICROKERNELS(
     TFLITE_SPARSE_ROW, TFLITE_SPARSE_PANEL_ROW, TFLITE_SPARSE_PAIR_ROW)};
 #undef TFLITE_SPARSE_ROW
@@ -207,8 +207,7 @@ const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, 
     }
     if (variant.layout == InputLayout::kChannelMajor &&
         (kept_flops_per_input < MinKeptFlopsPerInput(variant) ||
-         kept_flops_per_output < MinKeptFlopsPerOutput(variant) ||
-         (variant.kxk_only && kernel_h * kernel_w == 1))) {
+         kept_flops_per_output < MinKeptFlopsPerOutput(variant))) {
       continue;  // too little work per transposed input or output value
     }
     if (variant.layout == InputLayout::kPixelPair && kernel_h * kernel_w == 1 &&

@@ -288,11 +288,19 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   const int64_t total_cost = kept + groups;
   chunk_first_group_.assign(static_cast<size_t>(chunks + 1), static_cast<int32_t>(groups));
   chunk_first_group_[0] = 0;
+  // A channel-major variant writes whole vectors of channels per pixel where a chunk holds
+  // whole blocks of vector_pixels / N groups (pixel_vector_template.h, PanelBlock): chunks start
+  // at multiples of that.
+  const int64_t chunk_step = active_->layout == InputLayout::kChannelMajor &&
+                                     active_->vector_pixels % packed_.block_n == 0
+                                 ? active_->vector_pixels / packed_.block_n
+                                 : 1;
   int64_t group = 0;
   for (int64_t chunk = 1; chunk < chunks; ++chunk) {
     // First group whose cost prefix reaches chunk / chunks of the total.
     const int64_t target = (total_cost * chunk + chunks - 1) / chunks;
     while (group < groups && packed_.group_begin[group] + group < target) ++group;
+    group = std::min(groups, (group + chunk_step - 1) / chunk_step * chunk_step);
     chunk_first_group_[chunk] = static_cast<int32_t>(group);
   }
   // Measured on ResNet-50 "1.0G" (compare_delegate_builds, 15 rounds, 2026-12-04 14:05 UTC): 1.02x
