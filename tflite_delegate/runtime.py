@@ -219,10 +219,10 @@ def load_delegate(**options: Any):
     block width N, from where each microkernel width was measured to beat XNNPACK: with AVX-512
     0.3 for N >= 32, 0.45 for N = 16, 0.75 for N = 8 (0.6 for a layer that runs the pixel-pair
     1x8 microkernel), 0.88 for N = 4, except on a CPU that runs 512-bit operations as two
-    256-bit halves (AMD Zen 4, `DelegateSummary.split_avx512`) 0.2 for N >= 16, 0.4 for N = 8,
-    0.4 for N = 4 where the layer runs the channel-major 1x4 microkernel and 0.75 elsewhere; with
-    AVX2 and generic 0.3 for N >= 16, 0.55 for N = 8, 0.8 for N = 4 (0.75 channel-major); with
-    any ISA 0.98 for N = 2 and 1.0 for N = 1,
+    256-bit halves (AMD Zen 4, `DelegateSummary.split_avx512`) 0.2 for N >= 16, 0.4 for N = 8
+    and 4 where the layer runs the channel-major 1x8 or 1x4 microkernel, 0.5 and 0.75 elsewhere;
+    with AVX2 and generic 0.3 for N >= 16, 0.55 for N = 8, 0.8 for N = 4 (0.75 channel-major);
+    with any ISA 0.98 for N = 2 and 1.0 for N = 1,
     i.e. never unless the filter is all zero),
     block_n ("auto" or a width of the microkernel registry:
     1/2/4/8/16/32), isa ("auto"/"avx512"/"avx2"/"generic"; default $TFLITE_SPARSE_DELEGATE_ISA or

@@ -38,8 +38,8 @@ def _uniform_1xn_filter(
         # for N = 16, 0.75 for N = 8 (0.6 for the pixel-pair 1x8 variant), 0.88 for N = 4; AVX2
         # and generic keep 0.3, 0.55 and 0.8 (0.75 for the channel-major 1x4 variant, which
         # these 3x3 layers get with AVX2). On a CPU that splits 512-bit operations (Zen 4) the
-        # AVX-512 table is 0.2 for N >= 16, 0.4 for N = 8 and for the channel-major 1x4 variant,
-        # 0.75 for the pixel-major one.
+        # AVX-512 table is 0.2 for N >= 16, 0.4 for the channel-major 1x8 and 1x4 variants, 0.5
+        # for the pixel-major 1x8 one and 0.75 for the pixel-major 1x4 one.
         (16, 8),  # 0.5
         (16, 10),  # 0.375
         (16, 12),  # 0.25
@@ -48,6 +48,7 @@ def _uniform_1xn_filter(
         (8, 6),  # 0.625
         (8, 7),  # 0.5625 (pixel-pair 1x1 layers ran 0.74-1.18x at 0.5 on Zen 5)
         (8, 8),  # 0.5
+        (8, 9),  # 0.4375
         (8, 10),  # 0.375
         (4, 1),  # 0.9375
         (4, 2),  # 0.875
@@ -82,7 +83,11 @@ def test_default_threshold_depends_on_the_block_width_layout_and_isa(isa, block_
         assert layout != "pixel_pair" or (pixel_pairs and isa == "avx512" and block_n in (8, 16))
         channel_major = layout == "channel_major"
         if split:
-            thresholds = {16: 0.2, 8: 0.4, 4: 0.4 if channel_major else 0.75}
+            thresholds = {
+                16: 0.2,
+                8: 0.4 if channel_major else 0.5,
+                4: 0.4 if channel_major else 0.75,
+            }
         elif isa == "avx512":
             thresholds = {16: 0.45, 8: 0.6 if layout == "pixel_pair" else 0.75, 4: 0.88}
         else:

@@ -314,7 +314,7 @@ double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa, bool split_a
   if (block_n < 4) return 0.98;
   if (isa == Isa::kAvx512 && split_avx512) {
     if (block_n >= 16) return 0.2;
-    if (block_n >= 8) return 0.4;
+    if (block_n >= 8) return layout == InputLayout::kChannelMajor ? 0.4 : 0.5;
     return layout == InputLayout::kChannelMajor ? 0.4 : 0.75;
   }
   if (isa == Isa::kAvx512) {
