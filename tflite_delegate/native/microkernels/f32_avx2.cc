@@ -52,32 +52,15 @@ struct Avx256PixelVector : Avx256Vector {
   }
 
   // Transposes 8 channels x 8 lanes (channel c at rows + c * row_stride, 32-byte aligned) and
-  // calls store(l, channels of lane l) for l = 0..7.
+  // calls store(l, channels of lane l) for l = 0..7 (the panel builder's Transpose8x8).
   template <class Store>
   static void TransposeBlock(const float* rows, int row_stride, const Store& store) {
-    Reg u[8];
-#pragma GCC unroll 2
-    for (int i = 0; i < 2; ++i) {
-      const float* quad_rows = rows + 4 * i * row_stride;
-      const Reg r0 = _mm256_load_ps(quad_rows);
-      const Reg r1 = _mm256_load_ps(quad_rows + row_stride);
-      const Reg r2 = _mm256_load_ps(quad_rows + 2 * row_stride);
-      const Reg r3 = _mm256_load_ps(quad_rows + 3 * row_stride);
-      const Reg t0 = _mm256_unpacklo_ps(r0, r1);
-      const Reg t1 = _mm256_unpackhi_ps(r0, r1);
-      const Reg t2 = _mm256_unpacklo_ps(r2, r3);
-      const Reg t3 = _mm256_unpackhi_ps(r2, r3);
-      // Lane j of u[4i + k]: channels 4i..4i+3 of lane 4j + k.
-      u[4 * i] = _mm256_shuffle_ps(t0, t2, 0x44);
-      u[4 * i + 1] = _mm256_shuffle_ps(t0, t2, 0xee);
-      u[4 * i + 2] = _mm256_shuffle_ps(t1, t3, 0x44);
-      u[4 * i + 3] = _mm256_shuffle_ps(t1, t3, 0xee);
-    }
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; ++k) {
-      store(k, _mm256_permute2f128_ps(u[k], u[4 + k], 0x20));
-      store(4 + k, _mm256_permute2f128_ps(u[k], u[4 + k], 0x31));
-    }
+    Reg block[8];
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; ++c) block[c] = _mm256_load_ps(rows + c * row_stride);
+    Transpose8x8(block);
+#pragma GCC unroll 8
+    for (int l = 0; l < 8; ++l) store(l, block[l]);
   }
 };
 

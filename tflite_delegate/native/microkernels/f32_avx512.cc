@@ -59,11 +59,9 @@ struct Avx512VlMaskedStore {
 
 // The channel-major microkernels' vector: 16 pixels of one channel.
 struct Avx512PixelVector : Avx512Vector {
-  // Writes channels 0..3 (registers r0..r3, 16 lanes each) of each lane l to destination(l), a
-  // float* (skipped when null): the AVX2 variant's 4x4 transpose inside each 128-bit lane leaves
-  // lane 4j+k's four channels in lane j of quad[k], stored as 16 bytes.
-  template <class Destination>
-  static void StoreQuad(Reg r0, Reg r1, Reg r2, Reg r3, const Destination& destination) {
+  // 4x4 transposes inside each 128-bit lane of channels 0..3 (r0..r3, 16 lanes each): lane j of
+  // quad[k] holds the four channels of lane 4j + k (the AVX2 StoreQuad's transpose, four lanes).
+  static void TransposeQuadLanes(Reg r0, Reg r1, Reg r2, Reg r3, Reg quad[4]) {
     // Masked all-lanes forms: GCC 12 warns (-Wmaybe-uninitialized) about the plain ones.
     constexpr __mmask16 kAll16 = 0xffff;
     constexpr __mmask8 kAll8 = 0xff;
@@ -71,10 +69,18 @@ struct Avx512PixelVector : Avx512Vector {
     const __m512d t1 = _mm512_castps_pd(_mm512_maskz_unpackhi_ps(kAll16, r0, r1));
     const __m512d t2 = _mm512_castps_pd(_mm512_maskz_unpacklo_ps(kAll16, r2, r3));
     const __m512d t3 = _mm512_castps_pd(_mm512_maskz_unpackhi_ps(kAll16, r2, r3));
-    const __m512 quad[4] = {_mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, t0, t2)),
-                            _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, t0, t2)),
-                            _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, t1, t3)),
-                            _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, t1, t3))};
+    quad[0] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, t0, t2));
+    quad[1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, t0, t2));
+    quad[2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, t1, t3));
+    quad[3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, t1, t3));
+  }
+
+  // Writes channels 0..3 (registers r0..r3, 16 lanes each) of each lane l to destination(l), a
+  // float* (skipped when null), 16 bytes each.
+  template <class Destination>
+  static void StoreQuad(Reg r0, Reg r1, Reg r2, Reg r3, const Destination& destination) {
+    Reg quad[4];
+    TransposeQuadLanes(r0, r1, r2, r3, quad);
     constexpr __mmask8 kAll4 = 0xf;
 #pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) {
@@ -99,24 +105,14 @@ struct Avx512PixelVector : Avx512Vector {
   template <class Store>
   static void TransposeBlock(const float* rows, int row_stride, const Store& store) {
     constexpr __mmask16 kAll16 = 0xffff;
-    constexpr __mmask8 kAll8 = 0xff;
+    // Lane j of u[4i + k]: channels 4i..4i+3 of lane 4j + k.
     Reg u[16];
 #pragma GCC unroll 4
     for (int i = 0; i < 4; ++i) {
       const float* quad_rows = rows + 4 * i * row_stride;
-      const Reg r0 = _mm512_load_ps(quad_rows);
-      const Reg r1 = _mm512_load_ps(quad_rows + row_stride);
-      const Reg r2 = _mm512_load_ps(quad_rows + 2 * row_stride);
-      const Reg r3 = _mm512_load_ps(quad_rows + 3 * row_stride);
-      const __m512d t0 = _mm512_castps_pd(_mm512_maskz_unpacklo_ps(kAll16, r0, r1));
-      const __m512d t1 = _mm512_castps_pd(_mm512_maskz_unpackhi_ps(kAll16, r0, r1));
-      const __m512d t2 = _mm512_castps_pd(_mm512_maskz_unpacklo_ps(kAll16, r2, r3));
-      const __m512d t3 = _mm512_castps_pd(_mm512_maskz_unpackhi_ps(kAll16, r2, r3));
-      // Lane j of u[4i + k]: channels 4i..4i+3 of lane 4j + k.
-      u[4 * i] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, t0, t2));
-      u[4 * i + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, t0, t2));
-      u[4 * i + 2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, t1, t3));
-      u[4 * i + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, t1, t3));
+      TransposeQuadLanes(_mm512_load_ps(quad_rows), _mm512_load_ps(quad_rows + row_stride),
+                         _mm512_load_ps(quad_rows + 2 * row_stride),
+                         _mm512_load_ps(quad_rows + 3 * row_stride), u + 4 * i);
     }
 #pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) {
