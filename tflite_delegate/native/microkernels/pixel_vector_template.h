@@ -13,10 +13,12 @@
 // and walking the group's kept tap vectors: P loads from the panel row of the input channel
 // (unaligned for a KxK tap), then for each of the Q weights one broadcast and P full-width
 // FMAs. (Q < N keeps wide groups within 16 ymm registers: N = 8 as two passes of Q = 4 needs
-// 0.75 loads per FMA where one pass of 8 x 1 needs 1.125.) The Q x P block is clamped and written
-// back to the NHWC output through 4x4 transposes inside each 128-bit lane (V::StoreQuad), so
-// every pixel gets its channels as stores of 16 bytes: lane l to output pixel l (a 1x1 tile), or
-// to pixel_offsets[l] and not at all where that is negative (a KxK tile's lanes in the padding
+// 0.75 loads per FMA where one pass of 8 x 1 needs 1.125.) The Q x P block is clamped and, for
+// the groups of a whole block of V::kLanes channels, put into a channel-major stack block that
+// V::TransposeBlock writes back to the NHWC output one vector of channels per pixel (PanelBlock);
+// other groups go out through 4x4 transposes inside each 128-bit lane (V::StoreQuad), 16 bytes
+// per pixel and quad of channels. Lane l goes to output pixel l (a 1x1 tile), or to
+// pixel_offsets[l] and not at all where that is negative (a KxK tile's lanes in the padding
 // columns).
 //
 // Arithmetic per output element is the pixel-major variants' (bias, then one fused multiply-add
@@ -47,10 +49,11 @@ inline int64_t LanePixel(const SparseTileArgs& args, int lane, int pixels) {
 
 // Channels [q0, q0 + Q) of one group of N output channels for P x V::kLanes lanes starting at
 // args.input (the panel column of the tile's first lane): the Q x P accumulators after the bias,
-// every kept tap vector and the activation clamp.
+// every kept tap vector and the activation clamp. Always inlined: as a call GCC kept the
+// accumulators in memory, and the 1x4 layers ran at half speed.
 template <class V, int N, int Q, int P>
 [[gnu::always_inline]] inline void PanelGroupSums(const SparseTileArgs& args, int group, int q0,
-                           typename V::Reg (&accumulators)[Q][P]) {
+                                                  typename V::Reg (&accumulators)[Q][P]) {
   constexpr int kLanes = V::kLanes;
   using Reg = typename V::Reg;
   const int32_t first = args.group_begin[group];
@@ -110,7 +113,8 @@ inline void PanelGroupPass(const SparseTileArgs& args, int group, int q0, int pi
       for (int q = 0; q < Q; q += 4) {
         V::StoreQuad(accumulators[q][v], accumulators[q + 1][v], accumulators[q + 2][v],
                      accumulators[q + 3][v], [&](int lane) -> float* {
-                       const int64_t pixel = LanePixel<kLaneTable>(args, v * kLanes + lane, pixels);
+                       const int64_t pixel =
+                           LanePixel<kLaneTable>(args, v * kLanes + lane, pixels);
                        return pixel >= 0 ? output + pixel * stride + q : nullptr;
                      });
       }
