@@ -282,8 +282,7 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   if (chunks < 1) chunks = 1;
   private_planes_ = planes_ && !serial_ && tiles < kSharedPlanesMinTilesPerThread * threads;
   if (planes_ && !private_planes_) {
-    const size_t floats = static_cast<size_t>(g.batch) * g.channels * panel_stride_;
-    if (workspace_->size() < floats) workspace_->ResizeZeroed(floats);
+    if (workspace_->size() < PlanesFloats()) workspace_->ResizeZeroed(PlanesFloats());
   }
   const int64_t total_cost = kept + groups;
   chunk_first_group_.assign(static_cast<size_t>(chunks + 1), static_cast<int32_t>(groups));
@@ -774,6 +773,10 @@ int64_t SparseConvOperator::PlaneRows() const {
   return static_cast<int64_t>(geometry_.batch) * plane_rows_ * params_.stride_h;
 }
 
+size_t SparseConvOperator::PlanesFloats() const {
+  return static_cast<size_t>(geometry_.batch) * geometry_.channels * panel_stride_;
+}
+
 void SparseConvOperator::BuildPlaneRows(const float* input, int64_t first_row, int64_t end_row,
                                         float* destination) const {
   // Rows are padded rows (PlaneRows: over batch x plane_rows_ x stride_h, the last few past the
@@ -957,7 +960,7 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
   const bool strided_panel = params_.stride_h > 1 || params_.stride_w > 1;
   const bool planes = planes_;
   const bool private_planes = private_planes_;
-  const size_t planes_floats = static_cast<size_t>(g.batch) * g.channels * panel_stride_;
+  const size_t planes_floats = PlanesFloats();
   const int64_t plane_rows = PlaneRows();
   const int64_t* tile_first_lane = tile_first_lane_.data();
   const int64_t* lane_pixels = lane_pixels_.data();

@@ -27,6 +27,7 @@
 #ifndef TFLITE_DELEGATE_OPERATOR_SPARSE_CONV_OPERATOR_H_
 #define TFLITE_DELEGATE_OPERATOR_SPARSE_CONV_OPERATOR_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -213,6 +214,8 @@ class SparseConvOperator {
                       float* destination) const;
   // Padded rows of the batch's planes: batch x plane_rows_ x stride_h.
   int64_t PlaneRows() const;
+  // Floats of the batch's planes: batch x channels x panel_stride_.
+  size_t PlanesFloats() const;
 
   ConvParameters params_;
   float activation_min_;
