@@ -3,7 +3,7 @@
 //   build/native/bench_kernels [--shapes HxWxCINxCOUTxK[xSTRIDE],...] [--block-n 16]
 //       [--sparsity 0.5] [--threads 1,2] [--repeats 11] [--isa auto|avx512|avx2|generic]
 //       [--min-sample-ms 20] [--layout auto|pixel_major|both] [--microkernels 1|0]
-//       [--pools 1|0] [--pixel-pairs auto|1|0]
+//       [--pools 1|0] [--pixel-pairs auto|1|0] [--window 3|1]
 //
 // Default: the stride-1 convolutions of ResNet-50's four stages at 224x224 input (output widths
 // 56, 28, 14 and 7), 1x16 blocks at 50 % block sparsity (whole KxK windows, the same count kept in
@@ -18,7 +18,9 @@
 // over the ideal 1 / (1 - sparsity). The microkernel table times each registered pixel-major
 // variant alone on an L2-resident problem (one full tile, all groups per call), variants
 // interleaved; channel-major and pixel-pair variants need the operator's panel or pair image
-// and are timed in the operator table only.
+// and are timed in the operator table only. Its window is 3x3 (--window 3, the default: 9 tap
+// vectors per kept input channel, 54 per group at 90 %) or 1x1 (--window 1: 6 at 90 %, the
+// short tap lists of the 56x56 1x1 layers at high sparsity).
 //
 // The max-pool table (--pools 1, the default) times the max-pool operator that runs a pool fused
 // after a claimed conv (operator/max_pool_operator.h) on ResNet's stem pool (a 112x112x64 input
@@ -74,6 +76,7 @@ struct Flags {
   std::string layout = "auto";
   bool microkernels = true;  // --microkernels 0 skips the microkernels-alone table
   bool pools = true;         // --pools 0 skips the max-pool table
+  int window = 3;            // --window: the microkernels-alone problem's KxK (3 or 1)
   bool pixel_pairs = !tflite_sparse::CpuSplitsAvx512();  // --pixel-pairs
 };
 
@@ -146,6 +149,9 @@ Flags ParseFlags(int argc, char** argv) {
     } else if (flag == "--microkernels") {
       if (value != "0" && value != "1") Usage("--microkernels takes 0 or 1");
       flags.microkernels = value == "1";
+    } else if (flag == "--window") {
+      if (value != "1" && value != "3") Usage("--window takes 1 or 3");
+      flags.window = value == "1" ? 1 : 3;
     } else if (flag == "--pools") {
       if (value != "0" && value != "1") Usage("--pools takes 0 or 1");
       flags.pools = value == "1";
@@ -341,13 +347,15 @@ struct KernelProblem {
 };
 
 void BenchMicrokernels(const Flags& flags) {
-  // L2-resident problem: 64 input channels, 3x3 window, 4 groups; one full tile per call, all
-  // groups. Variants are timed interleaved: each repeat takes one sample of every variant.
+  // L2-resident problem: 64 input channels, a KxK window (--window), 4 groups; one full tile per
+  // call, all groups. Variants are timed interleaved: each repeat takes one sample of every
+  // variant.
   constexpr int kChannels = 64;
-  constexpr int kPadded = 18;  // a 16x16 image pre-padded for SAME 3x3
+  const int window = flags.window;
+  const int padded = 16 + window - 1;  // a 16x16 image pre-padded for SAME KxK
   std::printf("\n## Microkernels alone (1 thread, one full tile of P pixels x 4 groups per call, "
-              "3x3 window, Cin %d, %.0f %% block sparsity)\n\n",
-              kChannels, 100.0 * flags.sparsity);
+              "%dx%d window, Cin %d, %.0f %% block sparsity)\n\n",
+              window, window, kChannels, 100.0 * flags.sparsity);
   std::printf("| variant | N | P | GFLOP/s |\n|---|---:|---:|---:|\n");
   size_t count = 0;
   const tflite_sparse::MicrokernelVariant* variants = tflite_sparse::RegisteredMicrokernels(&count);
@@ -360,22 +368,23 @@ void BenchMicrokernels(const Flags& flags) {
     if (k.variant->layout != tflite_sparse::InputLayout::kPixelMajor) continue;
     FilterShape shape;
     shape.out_channels = 4 * k.variant->block_n;
-    shape.kernel_h = shape.kernel_w = 3;
+    shape.kernel_h = shape.kernel_w = window;
     shape.in_channels = kChannels;
     const std::vector<float> filter =
         BlockSparseFilter(shape, k.variant->block_n, flags.sparsity, rng);
-    const Shape s{16, 16, kChannels, shape.out_channels, 3, 1};
+    const Shape s{16, 16, kChannels, shape.out_channels, window, 1};
     k.op = MakeOperator(s, filter, k.variant->block_n, k.variant,
                         std::make_shared<tflite_sparse::ThreadPool>(1));
     const tflite_sparse::PackedFilter& packed = k.op->packed();
-    k.input.resize(kPadded * kPadded * kChannels);
+    k.input.resize(static_cast<size_t>(padded) * padded * kChannels);
     for (float& value : k.input) value = std::normal_distribution<float>(0.0f, 1.0f)(rng);
     for (int p = 0; p < k.variant->tile_pixels; ++p) {
-      k.pixel_offsets.push_back(((p / 16) * kPadded + p % 16) * kChannels);
+      k.pixel_offsets.push_back(((p / 16) * padded + p % 16) * kChannels);
     }
     for (const int32_t tap : packed.tap_index) {
-      const int ci = tap % kChannels, kx = tap / kChannels % 3, ky = tap / (3 * kChannels);
-      k.tap_offsets.push_back((ky * kPadded + kx) * kChannels + ci);
+      const int ci = tap % kChannels, kx = tap / kChannels % window,
+                ky = tap / (window * kChannels);
+      k.tap_offsets.push_back((ky * padded + kx) * kChannels + ci);
     }
     k.output.resize(static_cast<size_t>(k.variant->tile_pixels) * shape.out_channels);
     tflite_sparse::SparseTileArgs& args = k.args;
