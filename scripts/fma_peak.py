@@ -34,7 +34,7 @@ class FmaPeak:
 
 def parse_ceilings(output: str) -> FmaPeak:
     """The fastest FMA form in fma_ceilings' printed table (rows the CPU lacks and the 1x16
-    tile-loop rows are skipped).
+    tile-loop and group-pass rows are skipped).
 
     Raises ValueError when the output holds no measured row.
     """
@@ -44,9 +44,10 @@ def parse_ceilings(output: str) -> FmaPeak:
         if match is None:
             continue
         form, chains, gflops = match.group(1), match.group(2), float(match.group(3))
-        # The tile-loop rows time the 1x16 microkernel's own loop, loads included: a core's
-        # peak is what its FMA forms alone reach (a tile loop can only match it within noise).
-        if "tile loop" in form:
+        # The tile-loop and group-pass rows time the 1x16 microkernel's own work, loads and
+        # stores included: a core's peak is what its FMA forms alone reach (those rows can only
+        # match it within noise).
+        if "tile loop" in form or "group pass" in form:
             continue
         if best is None or gflops > best.gflops_per_core:
             best = FmaPeak(gflops, f"{form}, {chains} chains")

@@ -33,10 +33,13 @@ def test_fma_ceilings_runs_every_supported_row(binary):
     fma_table, memory_table = output.strip().split("\n\n")
     rows = [line for line in fma_table.splitlines() if "---" not in line]
     assert rows[0].startswith("| FMA form |")
-    assert len(rows) == 1 + 10
-    # The last two rows time the 1x16 microkernel's own inner loop, with 8 and 16 pixels.
-    assert rows[-2].startswith("| 1x16 tile loop: weight + tap loads, 8 broadcast FMAs | ")
-    assert rows[-1].startswith("| 1x16 tile loop with 16 pixels | ")
+    assert len(rows) == 1 + 12
+    # Then two rows time the 1x16 microkernel's own inner loop, with 8 and 16 pixels, and the
+    # last two a whole group pass of it (bias, tap vectors, clamp, stores) at 7 and 16 taps.
+    assert rows[-4].startswith("| 1x16 tile loop: weight + tap loads, 8 broadcast FMAs | ")
+    assert rows[-3].startswith("| 1x16 tile loop with 16 pixels | ")
+    assert rows[-2].startswith("| 1x16 group pass, 7 taps (Cin 64 at 90 %): ")
+    assert rows[-1].startswith("| 1x16 group pass, 16 taps (Cin 64 at 75 %) | ")
     for row in rows[1:]:
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         if cells[3].startswith("(CPU lacks"):
