@@ -31,8 +31,9 @@
 // the loop does not show are its stores, its tile's input misses and the groups' short tap lists.
 // The group-pass rows add the per-group work (bias, clamp, stores) written out without loops or
 // branches: on Zen 4 they run at the peak even with 7 tap vectors, so what the registered
-// microkernel loses on short tap lists (bench_kernels --window 1) is its per-group and per-call
-// bookkeeping, not that instruction mix (docs/RESULTS.md, "Short tap lists").
+// microkernel loses on short tap lists (bench_kernels --window 1) is the latency and bookkeeping
+// around each short pass, not that instruction mix (docs/RESULTS.md, "Short tap lists and two
+// threads").
 //
 // A second table times the memory floor of a layer: one pass that reads a 56x56x64 input (803
 // KB) and writes an output of the same size, as a 1x1 64->64 conv must at least (clamped copy,
@@ -108,9 +109,9 @@ static float buffer[4096] __attribute__((aligned(64)));
 // iteration).
 #define PASS_INIT(k) "vmovaps %%zmm18, %%zmm" #k "\n\t"
 #define PASS_BCAST(k) "vfmadd231ps " #k "*256(%[q],%%rax,4)%{1to16%}, %%zmm17, %%zmm" #k "\n\t"
-#define PASS_TAP                                                             \
+#define PASS_TAP                                                                          \
   "vmovaps (%[w]), %%zmm17\n\tmovslq (%[t]), %%rax\n\tadd $64, %[w]\n\tadd $4, %[t]\n\t" \
-  C8(PASS_BCAST)
+      C8(PASS_BCAST)
 #define PASS_STORE(k) \
   "vmaxps %%zmm19, %%zmm" #k ", %%zmm" #k "\n\tvmovups %%zmm" #k ", " #k "*1024(%[o])\n\t"
 #define TAPS7 PASS_TAP PASS_TAP PASS_TAP PASS_TAP PASS_TAP PASS_TAP PASS_TAP
@@ -201,7 +202,8 @@ static const struct Row kRows[] = {
     {"xmm FMA, {1to4} broadcast (EVEX)", "1x4 (AVX-512)", XmmBroadcast8, 4, 8, 1, 1},
     {"zmm vbroadcastsd + FMA", "1x16 pair (AVX-512)", ZmmPair8, 16, 8, 1, 1},
     {"zmm FMA, 64-byte memory operand", "channel-major panels", ZmmFull8, 16, 8, 1, 1},
-    {"1x16 tile loop: weight + tap loads, 8 broadcast FMAs", "1x16 p8 (AVX-512)", Tile8, 16, 8, 1, 1},
+    {"1x16 tile loop: weight + tap loads, 8 broadcast FMAs", "1x16 p8 (AVX-512)", Tile8, 16, 8, 1,
+     1},
     {"1x16 tile loop with 16 pixels", "(not registered)", Tile16, 16, 16, 1, 1},
     {"1x16 group pass, 7 taps (Cin 64 at 90 %): bias, FMAs, ReLU, 8 stores", "1x16 p8",
      Pass7, 16, 8, 1, 7},
