@@ -282,7 +282,8 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   if (chunks < 1) chunks = 1;
   private_planes_ = planes_ && !serial_ && tiles < kSharedPlanesMinTilesPerThread * threads;
   if (planes_ && !private_planes_) {
-    if (workspace_->size() < PlanesFloats()) workspace_->ResizeZeroed(PlanesFloats());
+    const size_t floats = PlanesFloats();
+    if (workspace_->size() < floats) workspace_->ResizeZeroed(floats);
   }
   const int64_t total_cost = kept + groups;
   chunk_first_group_.assign(static_cast<size_t>(chunks + 1), static_cast<int32_t>(groups));
