@@ -1,6 +1,7 @@
 // Every registered microkernel against a scalar reference, on random problems: every tile size
 // from 1 to P pixels (short tiles run as sub-tiles), partial last groups, empty groups, group
-// sub-ranges, with and without a fused ADD (a residual added after the clamp, then clamped to
+// sub-ranges, full pixel-major tiles with evenly spaced pixels (SparseTileArgs::pixel_spacing),
+// with and without a fused ADD (a residual added after the clamp, then clamped to
 // the ADD's range), pixel-major sums split in two calls at a random tap vector per group (the
 // input-channel blocking: the first stores partial sums, the second continues them, and the
 // result must be the one of a single call) and every width N of the registry. Channel-major
@@ -235,7 +236,23 @@ void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64
     for (float& value : problem.residual) value = native_test::UniformFloat(rng, -3.0f, 3.0f);
     RandomRange(rng, &problem.residual_min, &problem.residual_max);
   }
+  // A full pixel-major tile: half the time its pixels evenly spaced (SparseTileArgs::
+  // pixel_spacing, the operator's 1x1 stride-1 tiles), sometimes with a weight prefetch address
+  // (prefetches change no result).
+  int64_t spacing = 0;
+  if (variant.layout == tflite_sparse::InputLayout::kPixelMajor &&
+      pixels == variant.tile_pixels && native_test::UniformInt(rng, 0, 1) == 1) {
+    spacing = native_test::UniformInt(rng, 1, 64);
+    const int64_t origin = native_test::UniformInt(rng, 0, 64 * pixels - spacing * (pixels - 1));
+    for (int p = 0; p < pixels; ++p) problem.pixel_offsets[p] = origin + p * spacing;
+  }
   SparseTileArgs args;
+  args.pixel_spacing = spacing;
+  if (spacing != 0 && native_test::UniformInt(rng, 0, 1) == 1) {
+    args.prefetch_address = reinterpret_cast<uintptr_t>(problem.weights.data());
+    args.prefetch_first_tap = 0;
+    args.prefetch_step = 64;
+  }
   args.input = problem.input.data();
   args.pixel_offsets = panel ? (lane_pixels.empty() ? nullptr : lane_pixels.data())
                              : problem.pixel_offsets.data();
@@ -306,6 +323,7 @@ void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64
       << (problem.residual.empty() ? "" : ", fused ADD") << (split ? ", split sums" : "")
       << (pairs ? ", " + std::to_string(problem.pair_widths.size()) + " pairs" : std::string())
       << (lane_pixels.empty() ? "" : ", lane table")
+      << (spacing == 0 ? std::string() : ", evenly spaced by " + std::to_string(spacing))
       << ": "
       << unfused_mismatches << " elements differ from the unfused and " << fused_mismatches
       << " from the fused reference";
@@ -326,7 +344,9 @@ TEST(EveryRegisteredMicrokernelMatchesTheScalarReference) {
     }
     auto rng = native_test::Random(1000 + i);
     for (int pixels = 1; pixels <= variant.tile_pixels; ++pixels) {
-      for (int repeat = 0; repeat < 6; ++repeat) CheckVariant(variant, pixels, rng);
+      // More repeats of the full tile, which is also checked evenly spaced.
+      const int repeats = pixels == variant.tile_pixels ? 16 : 6;
+      for (int repeat = 0; repeat < repeats; ++repeat) CheckVariant(variant, pixels, rng);
     }
     ++checked;
   }

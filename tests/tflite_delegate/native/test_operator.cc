@@ -1047,6 +1047,53 @@ TEST(FewTilesAreSplitIntoJustEnoughGroupChunks) {
   }
 }
 
+// Which pixel-major tiles run with SparseTileArgs::pixel_spacing: full 8-pixel tiles whose
+// pixels are evenly spaced (all of a 1x1 stride-1 layer's; within one output row of a 3x3 one),
+// on layers with at most 32 kept tap vectors per group with AVX-512 and 16 with other ISAs;
+// variants of other tile sizes never.
+TEST(EvenlySpacedTilesAreFullOnesOnLayersWithShortTapLists) {
+  const struct {
+    int kernel, in_channels, height, width, spaced_avx512, spaced_other;
+  } cases[] = {
+      {1, 16, 1, 64, 8, 8},  // 8 full tiles
+      {1, 16, 1, 61, 5, 5},  // tiles of 7, 8, 7, 8, 8, 7, 8, 8 pixels
+      {1, 24, 1, 64, 8, 0},  // 24 tap vectors per group
+      {1, 64, 1, 64, 0, 0},  // 64
+      {3, 1, 2, 12, 2, 2},   // pixels 0-7 (row 0), 8-15 (rows 0 and 1), 16-23 (row 1)
+  };
+  for (tflite_sparse::Isa isa : RunnableIsas()) {
+    for (int block_n : {4, 8, 16}) {
+      const tflite_sparse::MicrokernelVariant* pixel_major = tflite_sparse::FindMicrokernel(
+          isa, block_n, tflite_sparse::WeightType::kFloat32,
+          tflite_sparse::InputLayout::kPixelMajor);
+      EXPECT_TRUE(pixel_major != nullptr);
+      if (pixel_major == nullptr) return;
+      for (const auto& c : cases) {
+        Layer layer = DenseOneByOneLayer(c.in_channels, 2 * block_n);
+        layer.block_n = block_n;
+        layer.shape.kernel_h = c.kernel;
+        layer.shape.kernel_w = c.kernel;
+        layer.params.padding = Padding::kSame;
+        layer.filter.assign(static_cast<size_t>(layer.shape.out_channels) *
+                                layer.shape.TapsPerChannel(),
+                            0.5f);
+        auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(1),
+                               pixel_major);
+        EXPECT_TRUE(op != nullptr);
+        if (op == nullptr) return;
+        std::string error;
+        EXPECT_TRUE(op->Prepare(1, c.height, c.width, c.in_channels, &error)) << error;
+        const int expected = pixel_major->tile_pixels != 8 ? 0
+                             : isa == tflite_sparse::Isa::kAvx512 ? c.spaced_avx512
+                                                                   : c.spaced_other;
+        EXPECT_EQ(op->evenly_spaced_tiles(), expected)
+            << pixel_major->name << ", " << c.kernel << "x" << c.kernel << " " << c.in_channels
+            << " channels, " << c.height << "x" << c.width;
+      }
+    }
+  }
+}
+
 TEST(EachRunPrefetchesTheWeightsItReadsNext) {
   // A dense 1x1 1024->512 layer in 1x16 blocks: 2 MiB of weights, 8 group chunks, on a 7x7
   // input. Every run of work items must prefetch, spread over its items of each chunk, every

@@ -193,6 +193,11 @@ struct SparseTileArgs {
   uintptr_t prefetch_address = 0;
   int32_t prefetch_first_tap = 0;
   int32_t prefetch_step = 0;
+  // Pixel-major variants: when not 0, the tile has its variant's full tile_pixels pixels and
+  // pixel p's origin is pixel_offsets[0] + p x pixel_spacing (floats), as in a 1x1 stride-1
+  // layer or a tile within one output row; a variant may then address the pixels from the
+  // first one (the 8-pixel ones do: SpacedTileGroups). It changes no result.
+  int64_t pixel_spacing = 0;
 };
 
 using SparseTileFunction = void (*)(const SparseTileArgs& args);

@@ -202,6 +202,88 @@ inline void GroupTile(const SparseTileArgs& args, const float* const* origins, i
   }
 }
 
+// The tap's input for pixel p < 8 of an evenly spaced tile, from `tap` (pixel 0's input for the
+// tap) and the spacing s1 in bytes with its multiples s3, s5 and s7: written so that each
+// address can be one x86 addressing form (base + index x 1, 2, 4 or 8), and 8 pixels need 5
+// general-purpose registers where 8 origins need 8.
+// (p is a constant once the caller's pixel loop is unrolled, and the selection folds away.)
+inline const float* SpacedPixel(const char* tap, int p, int64_t s1, int64_t s3, int64_t s5,
+                                int64_t s7) {
+  const char* address = p == 0   ? tap
+                        : p == 1 ? tap + s1
+                        : p == 2 ? tap + 2 * s1
+                        : p == 3 ? tap + s3
+                        : p == 4 ? tap + 4 * s1
+                        : p == 5 ? tap + s5
+                        : p == 6 ? tap + 2 * s3
+                                 : tap + s7;
+  return reinterpret_cast<const float*>(address);
+}
+
+// A full tile of 8 evenly spaced pixels (SparseTileArgs::pixel_spacing), groups [first_group,
+// end_group), every one full, each sum from the bias (no input-channel blocks): GroupTile's
+// arithmetic, with the group loop inside. GroupTile, called once per group, loads the 8 origins
+// and the call's fields again for every group; here they stay in registers across groups, which
+// counts where tap lists are short (docs/RESULTS.md, "Evenly spaced tiles").
+template <class V, int R, bool kPrefetch, int kEpilogue, bool kStream>
+__attribute__((noinline)) void SpacedTileGroups(const SparseTileArgs& args, int first_group,
+                                                int end_group) {
+  constexpr int kBlockN = V::kLanes * R;
+  using Reg = typename V::Reg;
+  using Clamps = EpilogueClamps<kEpilogue>;
+  const float* origin = args.input + args.pixel_offsets[0];
+  const int64_t s1 = args.pixel_spacing * static_cast<int64_t>(sizeof(float));
+  const int64_t s3 = 3 * s1;
+  const int64_t s5 = 5 * s1;
+  const int64_t s7 = 7 * s1;
+  const Reg low = V::Set(args.activation_min);
+  const Reg high = V::Set(args.activation_max);
+  const int32_t* group_begin = args.group_begin;
+  const int32_t* taps = args.tap_offsets;
+  const uintptr_t prefetch_step = static_cast<uintptr_t>(args.prefetch_step);
+  for (int group = first_group; group < end_group; ++group) {
+    const int32_t first = group_begin[group];
+    const int32_t end = group_begin[group + 1];
+    const float* weights = static_cast<const float*>(args.weights) +
+                           static_cast<int64_t>(first) * kBlockN;
+    uintptr_t prefetch =
+        args.prefetch_address +
+        static_cast<uintptr_t>(first - args.prefetch_first_tap) * prefetch_step;
+    Reg accumulators[8][R];
+    const float* bias = args.bias + static_cast<int64_t>(group) * kBlockN;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const Reg value = V::Load(bias + r * V::kLanes);
+#pragma GCC unroll 8
+      for (int p = 0; p < 8; ++p) accumulators[p][r] = value;
+    }
+    for (int32_t k = first; k < end; ++k, weights += kBlockN) {
+      if constexpr (kPrefetch) {
+        __builtin_prefetch(reinterpret_cast<const void*>(prefetch), 0, 2);
+        prefetch += prefetch_step;
+      }
+      const char* tap = reinterpret_cast<const char*>(origin + taps[k]);
+      Reg weight[R];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) weight[r] = V::Load(weights + r * V::kLanes);
+#pragma GCC unroll 8
+      for (int p = 0; p < 8; ++p) {
+        const Reg value = V::Broadcast(SpacedPixel(tap, p, s1, s3, s5, s7));
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+          accumulators[p][r] = V::MulAdd(value, weight[r], accumulators[p][r]);
+        }
+      }
+    }
+    const float* residual = args.residual != nullptr
+                                ? args.residual + static_cast<int64_t>(group) * kBlockN
+                                : nullptr;
+    StoreFullGroup<V, R, 8, kStream, Clamps::kActivation, Clamps::kAdd>(
+        args, accumulators, low, high, residual,
+        args.output + static_cast<int64_t>(group) * kBlockN);
+  }
+}
+
 // P pixels, every group of the call's range.
 template <class V, int R, int P, int kEpilogue>
 inline void PixelTileGroups(const SparseTileArgs& args, const float* const* origins,
@@ -246,12 +328,56 @@ inline void PixelTileOfSize(const SparseTileArgs& args, const float* const* orig
   PixelTile<V, R, P, kMaxP, kEpilogueKinds>(args, origins, args.output);
 }
 
+// A full tile of 8 evenly spaced pixels without input-channel blocks: the full groups in
+// SpacedTileGroups, a partial last group (out_channels not a multiple of N) in GroupTile.
+template <class V, int R, bool kEpilogueKinds>
+inline void SpacedTile(const SparseTileArgs& args) {
+  constexpr int kBlockN = V::kLanes * R;
+  const int full_groups = args.out_channels / kBlockN;
+  const int full_end = full_groups < args.end_group ? full_groups : args.end_group;
+  WithEpilogue<kEpilogueKinds>(args, [&](auto epilogue) {
+    constexpr int kEpilogue = decltype(epilogue)::kValue;
+    if (args.first_group < full_end) {
+      const bool prefetch = args.prefetch_address != 0;
+      if (args.stream_output) {
+        (prefetch ? SpacedTileGroups<V, R, true, kEpilogue, true>
+                  : SpacedTileGroups<V, R, false, kEpilogue, true>)(args, args.first_group,
+                                                                      full_end);
+      } else {
+        (prefetch ? SpacedTileGroups<V, R, true, kEpilogue, false>
+                  : SpacedTileGroups<V, R, false, kEpilogue, false>)(args, args.first_group,
+                                                                       full_end);
+      }
+    }
+    if (full_end < args.end_group) {
+      const float* origins[8];
+      for (int p = 0; p < 8; ++p) origins[p] = args.input + args.pixel_offsets[p];
+      for (int group = full_end > args.first_group ? full_end : args.first_group;
+           group < args.end_group; ++group) {
+        float* output = args.output + static_cast<int64_t>(group) * kBlockN;
+        if (args.prefetch_address != 0) {
+          GroupTile<V, R, 8, true, kEpilogue>(args, origins, group, output);
+        } else {
+          GroupTile<V, R, 8, false, kEpilogue>(args, origins, group, output);
+        }
+      }
+    }
+  });
+}
+
 // The microkernel: a tile of 1 to P pixels. kEpilogueKinds: instantiate the common epilogues
 // without their infinite clamps (epilogue_clamps.h; the variants that run most layers, where
 // the extra code pays).
 template <class V, int R, int P, bool kEpilogueKinds = false>
 void SparseTile(const SparseTileArgs& args) {
   static_assert(P >= 1, "a tile has at least one pixel");
+  if constexpr (P == 8) {
+    if (args.pixel_spacing != 0 && args.num_pixels == P && args.group_end == nullptr &&
+        !args.accumulate && !args.store_partial) {
+      SpacedTile<V, R, kEpilogueKinds>(args);
+      return;
+    }
+  }
   const float* origins[P];
   const int pixels = args.num_pixels < P ? args.num_pixels : P;
   for (int p = 0; p < pixels; ++p) origins[p] = args.input + args.pixel_offsets[p];

@@ -74,6 +74,17 @@ constexpr double kPairMinKeptFlopsPerInputPerChunk = 96.0;
 // 7x7 3x3 layers at N = 4 and 90 % ran 1.06x and 1.05-1.11x as fast at 2 threads as from
 // shared planes (bench_kernels, two alternations of the builds, Zen 4).
 constexpr int64_t kSharedPlanesMinTilesPerThread = 4;
+// Pixel-major tiles whose 8 pixels are evenly spaced (every full tile of a 1x1 stride-1 layer,
+// the tiles within one output row of others) run SpacedTileGroups (sparse_tile_template.h)
+// where the layer keeps at most this many tap vectors per group on average: AVX-512 and other
+// ISAs. Measured on ResNet-50's stride-1 layers at 50-90 % (bench_kernels --layout both against
+// the same operator without the spacing, interleaved, 1 thread, Zen 4; docs/RESULTS.md,
+// "Evenly spaced tiles"): with AVX-512, 1.16-1.28x at 6-7 tap vectors per group (1x16 and 1x8
+// on 56x56 64->64 and 64->256 at 90 %), 1.01-1.13x at 13, 1.03-1.20x at 26 and 0.99-1.05x from
+// 51 up; with AVX2 (1x8 and 1x4) 1.17-1.19x at 6-7 and 1.01-1.28x at 13, but 0.93-1.01x at 26
+// and 0.79-0.97x from 51 up.
+constexpr int64_t kSpacedTileMaxTapVectorsPerGroupAvx512 = 32;
+constexpr int64_t kSpacedTileMaxTapVectorsPerGroupOther = 16;
 // Orders this thread's non-temporal stores before its later stores (the pool's join).
 inline void StoreFence() {
 #if defined(__x86_64__)
@@ -178,6 +189,7 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   tile_first_pair_.clear();
   pair_tiles_ = false;
   planes_ = false;
+  tile_pixel_spacing_.clear();
   tile_first_lane_.clear();
   lane_pixels_.clear();
   if ((variant_->layout == InputLayout::kChannelMajor && !PreparePanel()) ||
@@ -255,6 +267,7 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
     for (int64_t t = 0; t <= tiles; ++t) {
       tile_first_pixel_[t] = tiles > 0 ? pixels * t / tiles : 0;
     }
+    PrepareTileSpacing();
   }
   const int64_t tiles = static_cast<int64_t>(tile_first_pixel_.size()) - 1;
   PrepareChannelBlocks();
@@ -487,6 +500,32 @@ void SparseConvOperator::PrepareIndirection() {
   // Zeroed once here; Run rewrites only the interior, so the borders stay zero.
   padded_input_.ResizeZeroed(g.needs_padding ? static_cast<size_t>(batch) * g.PaddedImageSize()
                                              : 0);
+}
+
+int64_t SparseConvOperator::evenly_spaced_tiles() const {
+  return std::count_if(tile_pixel_spacing_.begin(), tile_pixel_spacing_.end(),
+                       [](int64_t spacing) { return spacing != 0; });
+}
+
+void SparseConvOperator::PrepareTileSpacing() {
+  // SparseTileArgs::pixel_spacing: per full tile whose origins are evenly spaced, that spacing;
+  // 0 for every other tile. Only 8-pixel variants have a path for it (SpacedTileGroups).
+  const int64_t tiles = static_cast<int64_t>(tile_first_pixel_.size()) - 1;
+  tile_pixel_spacing_.assign(static_cast<size_t>(std::max<int64_t>(tiles, 0)), 0);
+  if (active_->tile_pixels != 8) return;
+  const int64_t max_taps = active_->isa == Isa::kAvx512 ? kSpacedTileMaxTapVectorsPerGroupAvx512
+                                                         : kSpacedTileMaxTapVectorsPerGroupOther;
+  if (packed_.group_begin[packed_.num_groups] > max_taps * packed_.num_groups) return;
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t first = tile_first_pixel_[t];
+    const int64_t count = tile_first_pixel_[t + 1] - first;
+    if (count != active_->tile_pixels) continue;
+    const int64_t* origin = pixel_offsets_.data() + first;
+    const int64_t spacing = origin[1] - origin[0];
+    bool even = spacing > 0;
+    for (int64_t p = 2; even && p < count; ++p) even = origin[p] - origin[0] == p * spacing;
+    if (even) tile_pixel_spacing_[static_cast<size_t>(t)] = spacing;
+  }
 }
 
 bool SparseConvOperator::PreparePairs() {
@@ -947,6 +986,7 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
   const int64_t tiles = static_cast<int64_t>(tile_first_pixel_.size()) - 1;
   const int64_t chunks = static_cast<int64_t>(chunk_first_group_.size()) - 1;
   const int64_t* tile_first_pixel = tile_first_pixel_.data();
+  const int64_t* tile_pixel_spacing = tile_pixel_spacing_.data();
   const int64_t* tile_first_pair = tile_first_pair_.data();
   const bool tile_pairs = pair_tiles_ && !image_pairs_;
   const bool tile_pair_rows = tile_pairs && (params_.stride_h > 1 || params_.stride_w > 1);
@@ -1022,6 +1062,7 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
           for (int p = 0; p < args.num_pairs; ++p) args.num_pixels += args.pair_widths[p];
         } else {
           args.pixel_offsets = base.pixel_offsets + pixel;
+          args.pixel_spacing = tile_pixel_spacing[tile];
         }
         args.first_group = chunk_first_group[chunk];
         args.end_group = chunk_first_group[chunk + 1];

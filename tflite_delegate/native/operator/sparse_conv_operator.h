@@ -97,6 +97,9 @@ class SparseConvOperator {
   // After Prepare: the work decomposition (see tile_first_pixel_ and chunk_first_group_ below).
   int64_t pixel_tiles() const { return static_cast<int64_t>(tile_first_pixel_.size()) - 1; }
   int64_t group_chunks() const { return static_cast<int64_t>(chunk_first_group_.size()) - 1; }
+  // After Prepare: the pixel tiles that run with SparseTileArgs::pixel_spacing set
+  // (PrepareTileSpacing).
+  int64_t evenly_spaced_tiles() const;
 
   // Output bytes per Run from which Run writes the output with non-temporal stores
   // (SparseTileArgs::stream_output): such an output, with the input it is computed from, does
@@ -180,6 +183,7 @@ class SparseConvOperator {
   void PadRows(const float* input, int64_t first_row, int64_t end_row);
   void PairRows(const float* input, int64_t first_row, int64_t end_row, float* pair_image);
   void PrepareIndirection();
+  void PrepareTileSpacing();
   bool PreparePairs();
   void PairTileRows(const float* input, int64_t first_pair, int64_t end_pair,
                     float* tile_buffer) const;
@@ -231,6 +235,8 @@ class SparseConvOperator {
   ConvGeometry geometry_;
   std::vector<int32_t> tap_offsets_;    // per kept tap vector, for the current input width
   std::vector<int64_t> pixel_offsets_;  // per flattened output pixel: its receptive-field origin
+  // Pixel-major: per pixel tile its SparseTileArgs::pixel_spacing, or 0 (PrepareTileSpacing).
+  std::vector<int64_t> tile_pixel_spacing_;
   AlignedBuffer padded_input_;          // batch x padded image; borders stay zero
   int64_t panel_stride_ = 0;            // channel-major: floats per row of a tile's panel
   // Channel-major on a KxK (or padded 1x1) layer: Run writes the batch's planes into the
