@@ -75,14 +75,14 @@ constexpr double kPairMinKeptFlopsPerInputPerChunk = 96.0;
 // shared planes (bench_kernels, two alternations of the builds, Zen 4).
 constexpr int64_t kSharedPlanesMinTilesPerThread = 4;
 // Pixel-major tiles whose 8 pixels are evenly spaced (every full tile of a 1x1 stride-1 layer,
-// the tiles within one output row of others) run SpacedTileGroups (sparse_tile_template.h)
-// where the layer keeps at most this many tap vectors per group on average: AVX-512 and other
-// ISAs. Measured on ResNet-50's stride-1 layers at 50-90 % (bench_kernels --layout both against
-// the same operator without the spacing, interleaved, 1 thread, Zen 4; docs/RESULTS.md,
-// "Evenly spaced tiles"): with AVX-512, 1.16-1.28x at 6-7 tap vectors per group (1x16 and 1x8
-// on 56x56 64->64 and 64->256 at 90 %), 1.01-1.13x at 13, 1.03-1.20x at 26 and 0.99-1.05x from
-// 51 up; with AVX2 (1x8 and 1x4) 1.17-1.19x at 6-7 and 1.01-1.28x at 13, but 0.93-1.01x at 26
-// and 0.79-0.97x from 51 up.
+// the tiles within one output row of others) run SpacedTileGroups (sparse_tile_template.h) on
+// layers that keep at most this many tap vectors per group on average, with AVX-512 and with
+// the other ISAs. Measured on ResNet-50's stride-1 layers at 50-90 % (bench_kernels --layout
+// both against the same operator without the spacing, interleaved, 1 thread, Zen 4;
+// docs/RESULTS.md, "Evenly spaced tiles"): with AVX-512 1.16-1.28x at 6-7 tap vectors per group
+// (1x16 and 1x8 on 56x56 64->64 and 64->256 at 90 %), 1.01-1.14x at 13, 1.03-1.20x at 26 and
+// 0.99-1.03x from 51 up; with AVX2 (1x8 and 1x4) 1.15-1.23x at 6-7 and 0.97-1.28x at 13, but
+// 0.93-1.01x at 26 and 0.79-0.97x from 51 up.
 constexpr int64_t kSpacedTileMaxTapVectorsPerGroupAvx512 = 32;
 constexpr int64_t kSpacedTileMaxTapVectorsPerGroupOther = 16;
 // Orders this thread's non-temporal stores before its later stores (the pool's join).
