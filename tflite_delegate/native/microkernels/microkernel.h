@@ -139,6 +139,10 @@ using PanelTransposeFunction = void (*)(const float* input, int channels, int64_
 using PairRowFunction = void (*)(const float* input_row, int in_w, int channels, int pad_left,
                                  int padded_w, int stride_w, int column_step, float* pair_row);
 
+// The tile size whose evenly spaced tiles have their own path (SparseTileArgs::pixel_spacing):
+// the operator sets the spacing only for variants with this many tile_pixels.
+constexpr int kSpacedTilePixels = 8;
+
 struct SparseTileArgs {
   const float* input;            // base of the (pre-padded when needed) NHWC input
   const int64_t* pixel_offsets;  // num_pixels entries: floats from `input` to each pixel's origin
@@ -196,7 +200,7 @@ struct SparseTileArgs {
   // Pixel-major variants: when not 0, the tile has its variant's full tile_pixels pixels and
   // pixel p's origin is pixel_offsets[0] + p x pixel_spacing (floats), as in a 1x1 stride-1
   // layer or a tile within one output row; a variant may then address the pixels from the
-  // first one (the 8-pixel ones do: SpacedTileGroups). It changes no result.
+  // first one (those of kSpacedTilePixels pixels do: SpacedTileGroups). It changes no result.
   int64_t pixel_spacing = 0;
 };
 

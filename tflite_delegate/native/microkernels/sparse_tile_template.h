@@ -207,6 +207,7 @@ inline void GroupTile(const SparseTileArgs& args, const float* const* origins, i
 // address can be one x86 addressing form (base + index x 1, 2, 4 or 8), and 8 pixels need 5
 // general-purpose registers where 8 origins need 8.
 // (p is a constant once the caller's pixel loop is unrolled, and the selection folds away.)
+static_assert(kSpacedTilePixels == 8, "SpacedPixel addresses 8 pixels");
 inline const float* SpacedPixel(const char* tap, int p, int64_t s1, int64_t s3, int64_t s5,
                                 int64_t s7) {
   const char* address = p == 0   ? tap
@@ -249,13 +250,13 @@ __attribute__((noinline)) void SpacedTileGroups(const SparseTileArgs& args, int 
     uintptr_t prefetch =
         args.prefetch_address +
         static_cast<uintptr_t>(first - args.prefetch_first_tap) * prefetch_step;
-    Reg accumulators[8][R];
+    Reg accumulators[kSpacedTilePixels][R];
     const float* bias = args.bias + static_cast<int64_t>(group) * kBlockN;
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const Reg value = V::Load(bias + r * V::kLanes);
 #pragma GCC unroll 8
-      for (int p = 0; p < 8; ++p) accumulators[p][r] = value;
+      for (int p = 0; p < kSpacedTilePixels; ++p) accumulators[p][r] = value;
     }
     for (int32_t k = first; k < end; ++k, weights += kBlockN) {
       if constexpr (kPrefetch) {
@@ -267,7 +268,7 @@ __attribute__((noinline)) void SpacedTileGroups(const SparseTileArgs& args, int 
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) weight[r] = V::Load(weights + r * V::kLanes);
 #pragma GCC unroll 8
-      for (int p = 0; p < 8; ++p) {
+      for (int p = 0; p < kSpacedTilePixels; ++p) {
         const Reg value = V::Broadcast(SpacedPixel(tap, p, s1, s3, s5, s7));
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
@@ -278,7 +279,7 @@ __attribute__((noinline)) void SpacedTileGroups(const SparseTileArgs& args, int 
     const float* residual = args.residual != nullptr
                                 ? args.residual + static_cast<int64_t>(group) * kBlockN
                                 : nullptr;
-    StoreFullGroup<V, R, 8, kStream, Clamps::kActivation, Clamps::kAdd>(
+    StoreFullGroup<V, R, kSpacedTilePixels, kStream, Clamps::kActivation, Clamps::kAdd>(
         args, accumulators, low, high, residual,
         args.output + static_cast<int64_t>(group) * kBlockN);
   }
@@ -350,17 +351,11 @@ inline void SpacedTile(const SparseTileArgs& args) {
       }
     }
     if (full_end < args.end_group) {
-      const float* origins[8];
-      for (int p = 0; p < 8; ++p) origins[p] = args.input + args.pixel_offsets[p];
-      for (int group = full_end > args.first_group ? full_end : args.first_group;
-           group < args.end_group; ++group) {
-        float* output = args.output + static_cast<int64_t>(group) * kBlockN;
-        if (args.prefetch_address != 0) {
-          GroupTile<V, R, 8, true, kEpilogue>(args, origins, group, output);
-        } else {
-          GroupTile<V, R, 8, false, kEpilogue>(args, origins, group, output);
-        }
-      }
+      const float* origins[kSpacedTilePixels];
+      for (int p = 0; p < kSpacedTilePixels; ++p) origins[p] = args.input + args.pixel_offsets[p];
+      SparseTileArgs partial = args;
+      partial.first_group = full_end > args.first_group ? full_end : args.first_group;
+      PixelTileGroups<V, R, kSpacedTilePixels, kEpilogue>(partial, origins, args.output);
     }
   });
 }
@@ -371,7 +366,7 @@ inline void SpacedTile(const SparseTileArgs& args) {
 template <class V, int R, int P, bool kEpilogueKinds = false>
 void SparseTile(const SparseTileArgs& args) {
   static_assert(P >= 1, "a tile has at least one pixel");
-  if constexpr (P == 8) {
+  if constexpr (P == kSpacedTilePixels) {
     if (args.pixel_spacing != 0 && args.num_pixels == P && args.group_end == nullptr &&
         !args.accumulate && !args.store_partial) {
       SpacedTile<V, R, kEpilogueKinds>(args);

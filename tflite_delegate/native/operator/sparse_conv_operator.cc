@@ -509,10 +509,10 @@ int64_t SparseConvOperator::evenly_spaced_tiles() const {
 
 void SparseConvOperator::PrepareTileSpacing() {
   // SparseTileArgs::pixel_spacing: per full tile whose origins are evenly spaced, that spacing;
-  // 0 for every other tile. Only 8-pixel variants have a path for it (SpacedTileGroups).
+  // 0 for every other tile. Only variants of kSpacedTilePixels pixels have a path for it.
   const int64_t tiles = static_cast<int64_t>(tile_first_pixel_.size()) - 1;
   tile_pixel_spacing_.assign(static_cast<size_t>(std::max<int64_t>(tiles, 0)), 0);
-  if (active_->tile_pixels != 8) return;
+  if (active_->tile_pixels != kSpacedTilePixels) return;
   const int64_t max_taps = active_->isa == Isa::kAvx512 ? kSpacedTileMaxTapVectorsPerGroupAvx512
                                                          : kSpacedTileMaxTapVectorsPerGroupOther;
   if (packed_.group_begin[packed_.num_groups] > max_taps * packed_.num_groups) return;
