@@ -1,15 +1,15 @@
 // Every registered microkernel against a scalar reference, on random problems: every tile size
 // from 1 to P pixels (short tiles run as sub-tiles), partial last groups, empty groups, group
-// sub-ranges, full pixel-major tiles with evenly spaced pixels (SparseTileArgs::pixel_spacing),
-// with and without a fused ADD (a residual added after the clamp, then clamped to
-// the ADD's range), pixel-major sums split in two calls at a random tap vector per group (the
-// input-channel blocking: the first stores partial sums, the second continues them, and the
-// result must be the one of a single call) and every width N of the registry. Channel-major
-// variants read a random panel (their pixel p of tap k is panel[tap_offsets[k] + p]); their
-// panel builders are checked against a scalar transposition. Pixel-pair variants read the pair
-// image of the random input for a random neighbour distance, with random pair widths (some 1);
-// their pair-row builders are checked against a scalar construction. Variants the CPU cannot
-// run are skipped and listed at the end of the run.
+// sub-ranges, runs of 1 to 4 full pixel-major tiles with evenly spaced pixels
+// (SparseTileArgs::pixel_spacing), with and without a fused ADD (a residual added after the clamp,
+// then clamped to the ADD's range), pixel-major sums split in two calls at a random tap vector per
+// group (the input-channel blocking: the first stores partial sums, the second continues them, and
+// the result must be the one of a single call) and every width N of the registry. Channel-major
+// variants read a random panel (their pixel p of tap k is panel[tap_offsets[k] + p]); their panel
+// builders are checked against a scalar transposition. Pixel-pair variants read the pair image of
+// the random input for a random neighbour distance, with random pair widths (some 1); their
+// pair-row builders are checked against a scalar construction. Variants the CPU cannot run are
+// skipped and listed at the end of the run.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -204,6 +204,11 @@ float Reference(const Problem& problem, int pixel, int channel, int64_t stride, 
 // of the panel goes to a random output pixel, or nowhere (-1) for about one lane in five, whose
 // pixel must then stay unwritten.
 void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64& rng) {
+  // A full pixel-major tile: half the time a run of 1 to 4 full tiles whose pixels are evenly
+  // spaced (SparseTileArgs::pixel_spacing, the operator's 1x1 stride-1 tiles and their runs).
+  const bool spaced = variant.layout == tflite_sparse::InputLayout::kPixelMajor &&
+                      pixels == variant.tile_pixels && native_test::UniformInt(rng, 0, 1) == 1;
+  if (spaced) pixels *= native_test::UniformInt(rng, 1, 4);
   Problem problem = MakeProblem(variant.block_n, pixels, variant.layout, rng);
   const bool panel = variant.layout == tflite_sparse::InputLayout::kChannelMajor;
   const bool pairs = variant.layout == tflite_sparse::InputLayout::kPixelPair;
@@ -236,12 +241,10 @@ void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64
     for (float& value : problem.residual) value = native_test::UniformFloat(rng, -3.0f, 3.0f);
     RandomRange(rng, &problem.residual_min, &problem.residual_max);
   }
-  // A full pixel-major tile: half the time its pixels evenly spaced (SparseTileArgs::
-  // pixel_spacing, the operator's 1x1 stride-1 tiles), sometimes with a weight prefetch address
-  // (prefetches change no result).
+  // Evenly spaced pixels, sometimes with a weight prefetch address (prefetches change no
+  // result).
   int64_t spacing = 0;
-  if (variant.layout == tflite_sparse::InputLayout::kPixelMajor &&
-      pixels == variant.tile_pixels && native_test::UniformInt(rng, 0, 1) == 1) {
+  if (spaced) {
     spacing = native_test::UniformInt(rng, 1, 64);
     const int64_t origin = native_test::UniformInt(rng, 0, 64 * pixels - spacing * (pixels - 1));
     for (int p = 0; p < pixels; ++p) problem.pixel_offsets[p] = origin + p * spacing;

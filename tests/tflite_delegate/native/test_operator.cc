@@ -1050,16 +1050,19 @@ TEST(FewTilesAreSplitIntoJustEnoughGroupChunks) {
 // Which pixel-major tiles run with SparseTileArgs::pixel_spacing: full 8-pixel tiles whose
 // pixels are evenly spaced (all of a 1x1 stride-1 layer's; within one output row of a 3x3 one),
 // on layers with at most 32 kept tap vectors per group with AVX-512 and 16 with other ISAs;
-// variants of other tile sizes never.
+// variants of other tile sizes never. Consecutive spaced tiles merge into runs (one tile each)
+// of up to 4 that leave at least 12 tiles per thread, never across an output row.
 TEST(EvenlySpacedTilesAreFullOnesOnLayersWithShortTapLists) {
   const struct {
-    int kernel, in_channels, height, width, spaced_avx512, spaced_other;
+    int kernel, in_channels, height, width, spaced_avx512, spaced_other, merged_tiles;
   } cases[] = {
-      {1, 16, 1, 64, 8, 8},  // 8 full tiles
-      {1, 16, 1, 61, 5, 5},  // tiles of 7, 8, 7, 8, 8, 7, 8, 8 pixels
-      {1, 24, 1, 64, 8, 0},  // 24 tap vectors per group
-      {1, 64, 1, 64, 0, 0},  // 64
-      {3, 1, 2, 12, 2, 2},   // pixels 0-7 (row 0), 8-15 (rows 0 and 1), 16-23 (row 1)
+      {1, 16, 1, 64, 8, 8, 0},  // 8 full tiles, too few to merge
+      {1, 16, 1, 61, 5, 5, 0},  // tiles of 7, 8, 7, 8, 8, 7, 8, 8 pixels
+      {1, 24, 1, 64, 8, 0, 0},  // 24 tap vectors per group
+      {1, 64, 1, 64, 0, 0, 0},  // 64
+      {3, 1, 2, 12, 2, 2, 0},   // pixels 0-7 (row 0), 8-15 (rows 0 and 1), 16-23 (row 1)
+      {1, 16, 1, 256, 16, 16, 16},  // 32 full tiles: runs of 2 leave 16
+      {3, 1, 8, 48, 16, 16, 16},    // 6 tiles per row: runs of 4 and 2 in every row
   };
   for (tflite_sparse::Isa isa : RunnableIsas()) {
     for (int block_n : {4, 8, 16}) {
@@ -1089,7 +1092,58 @@ TEST(EvenlySpacedTilesAreFullOnesOnLayersWithShortTapLists) {
         EXPECT_EQ(op->evenly_spaced_tiles(), expected)
             << pixel_major->name << ", " << c.kernel << "x" << c.kernel << " " << c.in_channels
             << " channels, " << c.height << "x" << c.width;
+        const int pixels = c.height * c.width;
+        const int tile = pixel_major->tile_pixels;
+        EXPECT_EQ(op->pixel_tiles(), expected > 0 && c.merged_tiles > 0 ? c.merged_tiles
+                                                                         : (pixels + tile - 1) / tile)
+            << pixel_major->name << ", " << c.kernel << "x" << c.kernel << " " << c.in_channels
+            << " channels, " << c.height << "x" << c.width;
       }
+    }
+  }
+}
+
+// After set_next_weights(next): every run of `op`'s work items must prefetch, spread over its
+// items of each chunk, every line of the run's next chunk, and during its last chunk every line
+// of next[run] (what the caller runs next on that thread); no address may fall before what it
+// aims at or past it by more than one item's share and the rounding of its step. An item's
+// prefetches are at address + k x step for k < count.
+void ExpectRunsPrefetchWhatTheyReadNext(const tflite_sparse::SparseConvOperator& op,
+                                        const std::vector<tflite_sparse::WeightRange>& next) {
+  const int64_t tiles = op.pixel_tiles();
+  const int64_t items = op.group_chunks() * tiles;
+  const int runs = static_cast<int>(next.size());
+  for (int run = 0; run < runs; ++run) {
+    const int64_t run_begin = tflite_sparse::FirstTileOfThread(items, run, runs);
+    const int64_t run_end = tflite_sparse::FirstTileOfThread(items, run + 1, runs);
+    for (int64_t chunk = run_begin / tiles; chunk * tiles < run_end; ++chunk) {
+      const bool last = (chunk + 1) * tiles >= run_end;
+      const tflite_sparse::WeightRange target = last ? next[run] : op.ChunkWeights(chunk + 1);
+      const uintptr_t begin = reinterpret_cast<uintptr_t>(target.data);
+      const uintptr_t end = begin + static_cast<uintptr_t>(target.bytes);
+      std::vector<bool> line_seen(static_cast<size_t>((target.bytes + 63) / 64), false);
+      uintptr_t furthest = 0;
+      int64_t most = 0;
+      const int64_t first_item = std::max(run_begin, chunk * tiles);
+      const int64_t end_item = std::min(run_end, (chunk + 1) * tiles);
+      const int64_t share = (target.bytes + end_item - first_item - 1) / (end_item - first_item);
+      for (int64_t item = first_item; item < end_item; ++item) {
+        const auto prefetch = op.Prefetch(item);
+        EXPECT_TRUE(prefetch.address != 0 && prefetch.step > 0 && prefetch.step <= 64 &&
+                    prefetch.count > 0);
+        most = std::max(most, prefetch.count);
+        for (int64_t k = 0; k < prefetch.count; ++k) {
+          const uintptr_t address = prefetch.address + static_cast<uintptr_t>(k * prefetch.step);
+          EXPECT_TRUE(address >= begin);
+          if (address >= begin && address < end) line_seen[(address - begin) / 64] = true;
+          furthest = std::max(furthest, address);
+        }
+      }
+      int missing = 0;
+      for (bool seen : line_seen) missing += seen ? 0 : 1;
+      EXPECT_EQ(missing, 0) << "run " << run << " chunk " << chunk;
+      EXPECT_TRUE(furthest < end + static_cast<uintptr_t>(share + most))
+          << "run " << run << " chunk " << chunk;
     }
   }
 }
@@ -1125,38 +1179,9 @@ TEST(EachRunPrefetchesTheWeightsItReadsNext) {
       next.push_back({reinterpret_cast<const char*>(later.data()) + 80000 * run, 80000});
     }
     op->set_next_weights(next);
-    const int64_t vector_bytes = 16 * sizeof(float);
-    for (int run = 0; run < runs; ++run) {
-      const int64_t run_begin = tflite_sparse::FirstTileOfThread(items, run, runs);
-      const int64_t run_end = tflite_sparse::FirstTileOfThread(items, run + 1, runs);
-      for (int64_t chunk = run_begin / tiles; chunk * tiles < run_end; ++chunk) {
-        const bool last = (chunk + 1) * tiles >= run_end;
-        const tflite_sparse::WeightRange target = last ? next[run] : op->ChunkWeights(chunk + 1);
-        const uintptr_t begin = reinterpret_cast<uintptr_t>(target.data);
-        const uintptr_t end = begin + static_cast<uintptr_t>(target.bytes);
-        const int64_t vectors = op->ChunkWeights(chunk).bytes / vector_bytes;
-        std::vector<bool> line_seen(static_cast<size_t>((target.bytes + 63) / 64), false);
-        uintptr_t furthest = 0;
-        const int64_t first_item = std::max(run_begin, chunk * tiles);
-        const int64_t end_item = std::min(run_end, (chunk + 1) * tiles);
-        const int64_t share = (target.bytes + end_item - first_item - 1) / (end_item - first_item);
-        for (int64_t item = first_item; item < end_item; ++item) {
-          const auto prefetch = op->Prefetch(item);
-          EXPECT_TRUE(prefetch.address != 0 && prefetch.step > 0 && prefetch.step <= 64);
-          for (int64_t k = 0; k < vectors; ++k) {
-            const uintptr_t address = prefetch.address + static_cast<uintptr_t>(k * prefetch.step);
-            EXPECT_TRUE(address >= begin);
-            if (address >= begin && address < end) line_seen[(address - begin) / 64] = true;
-            furthest = std::max(furthest, address);
-          }
-        }
-        int missing = 0;
-        for (bool seen : line_seen) missing += seen ? 0 : 1;
-        EXPECT_EQ(missing, 0) << "run " << run << " chunk " << chunk;
-        // Past the end by at most one item's share and the rounding of its step.
-        EXPECT_TRUE(furthest < end + static_cast<uintptr_t>(share + vectors))
-            << "run " << run << " chunk " << chunk;
-      }
+    ExpectRunsPrefetchWhatTheyReadNext(*op, next);
+    for (int64_t item = 0; item < items; ++item) {
+      EXPECT_EQ(op->Prefetch(item).count, op->ChunkWeights(item / tiles).bytes / 64);
     }
     // A successor too small to be worth a prefetch per kept tap vector gets none.
     op->set_next_weights(std::vector<tflite_sparse::WeightRange>(runs, {later.data(), 64}));
@@ -1167,6 +1192,98 @@ TEST(EachRunPrefetchesTheWeightsItReadsNext) {
     EXPECT_TRUE(op->Run(input.data(), output.data()));
     EXPECT_TRUE(MaxErrorAgainstDirect(layer, input, op->geometry(), output) < 1e-3);
   }
+}
+
+// Runs of spaced tiles (1x1 stride-1 and 3x3 SAME layers with short tap lists, N = 4, 8 and 16
+// on the ISA's pixel-major variant, partial last groups, two images): against the direct
+// convolution, bitwise across 1, 2 and 3 threads (whose runs differ in length), with a fused ADD
+// bitwise equal to the convolution then the ADD, and with the next weights prefetched (which
+// changes no bit, every line of them prefetched).
+TEST(SpacedRunsMatchDirectConvolutionAndAreBitwiseStableAcrossThreads) {
+  auto rng = native_test::Random(8080);
+  int merged = 0;
+  for (tflite_sparse::Isa isa : RunnableIsas()) {
+    for (int block_n : {4, 8, 16}) {
+      const tflite_sparse::MicrokernelVariant* pixel_major = tflite_sparse::FindMicrokernel(
+          isa, block_n, tflite_sparse::WeightType::kFloat32,
+          tflite_sparse::InputLayout::kPixelMajor);
+      EXPECT_TRUE(pixel_major != nullptr);
+      if (pixel_major == nullptr) return;
+      for (int kernel : {1, 3}) {
+        Layer layer;
+        layer.block_n = block_n;
+        layer.shape.out_channels = 2 * block_n + native_test::UniformInt(rng, 1, block_n - 1);
+        layer.shape.kernel_h = layer.shape.kernel_w = kernel;
+        layer.shape.in_channels = kernel == 1 ? native_test::UniformInt(rng, 8, 24) : 2;
+        layer.params.padding = Padding::kSame;
+        FillRandomBlocks(layer, rng);
+        for (int channel = 0; channel < layer.shape.out_channels; ++channel) {
+          layer.bias.push_back(native_test::UniformFloat(rng, -0.5f, 0.5f));
+        }
+        layer.low = -kInfinity;
+        layer.high = kInfinity;
+        const int batch = 2;
+        const int in_h = 12;
+        const int in_w = 40;
+        const std::vector<float> input = RandomInput(rng, layer, batch, in_h, in_w);
+        std::vector<float> first;
+        for (int threads = 1; threads <= 3; ++threads) {
+          auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(threads),
+                                 pixel_major);
+          EXPECT_TRUE(op != nullptr);
+          if (op == nullptr) return;
+          op->set_min_parallel_flops(0);
+          std::string error;
+          EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
+          const ConvGeometry& g = op->geometry();
+          const int64_t pixels = static_cast<int64_t>(batch) * g.out_h * g.out_w;
+          if (op->pixel_tiles() < (pixels + pixel_major->tile_pixels - 1) / pixel_major->tile_pixels) {
+            ++merged;
+          }
+          const size_t size = static_cast<size_t>(pixels) * g.out_channels;
+          std::vector<float> output(size, -777.0f);
+          EXPECT_TRUE(op->Run(input.data(), output.data()));
+          const std::string what = std::string(pixel_major->name) + " " +
+                                   std::to_string(kernel) + "x" + std::to_string(kernel) + ", " +
+                                   std::to_string(threads) + " threads";
+          if (threads == 1) {
+            first = output;
+            const double worst = MaxErrorAgainstDirect(layer, input, g, output);
+            EXPECT_TRUE(worst <= 1e-5) << what << ": max |diff| " << worst;
+          } else {
+            EXPECT_TRUE(std::memcmp(output.data(), first.data(), size * sizeof(float)) == 0)
+                << what << " differ from 1 thread";
+          }
+          // A next layer of about 16 bytes per prefetch (one per kept tap vector of each
+          // 8-pixel tile), so that the prefetches of a run can reach every line of it.
+          const int64_t bytes = 16 * static_cast<int64_t>(op->packed().group_begin.back()) *
+                                ((pixels + 7) / 8) / threads;
+          tflite_sparse::AlignedBuffer later;
+          later.ResizeZeroed(static_cast<size_t>(bytes * threads / 4 + 16));
+          std::vector<tflite_sparse::WeightRange> next;
+          for (int run = 0; run < threads; ++run) {
+            next.push_back({reinterpret_cast<const char*>(later.data()) + bytes * run, bytes});
+          }
+          op->set_next_weights(next);
+          EXPECT_TRUE(op->prefetches()) << what;
+          ExpectRunsPrefetchWhatTheyReadNext(*op, next);
+          std::vector<float> residual(size);
+          for (float& value : residual) value = native_test::UniformFloat(rng, -4.0f, 4.0f);
+          op->set_residual_activation(0.0f, 6.0f);
+          std::vector<float> fused(size, -777.0f);
+          EXPECT_TRUE(op->Run(input.data(), fused.data(), residual.data()));
+          int wrong = 0;
+          for (size_t i = 0; i < size; ++i) {
+            const float want = std::fmin(std::fmax(first[i] + residual[i], 0.0f), 6.0f);
+            wrong += std::memcmp(&fused[i], &want, sizeof(float)) != 0;
+          }
+          EXPECT_EQ(wrong, 0) << what << ": fused ADD with prefetches";
+        }
+      }
+    }
+  }
+  // Every CPU the tests run on has AVX2 or better (8-pixel variants) or skips nothing here.
+  EXPECT_TRUE(merged > 0 || RunnableIsas().size() == 1);
 }
 
 TEST(OperatorRefusesBadShapesAndHandlesAnEmptyBatch) {

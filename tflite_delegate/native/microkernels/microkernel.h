@@ -146,7 +146,7 @@ constexpr int kSpacedTilePixels = 8;
 struct SparseTileArgs {
   const float* input;            // base of the (pre-padded when needed) NHWC input
   const int64_t* pixel_offsets;  // num_pixels entries: floats from `input` to each pixel's origin
-  int num_pixels;                // 1 .. the variant's tile_pixels
+  int num_pixels;                // 1 .. the variant's tile_pixels (more: see pixel_spacing)
   int first_group;               // groups [first_group, end_group) of the layer
   int end_group;
   const int32_t* group_begin;    // num_groups + 1 row pointers into the kept tap vectors
@@ -191,16 +191,19 @@ struct SparseTileArgs {
   // memory traffic overlaps its FMAs instead of stalling the later call's first tile. When
   // prefetch_address is not 0, the kept tap vector with packed index t (of any group of the
   // call) prefetches byte address prefetch_address + (t - prefetch_first_tap) x prefetch_step
-  // into L2. An integer, not a pointer: the last addresses may run a little past the weights
-  // they aim at (a prefetch never faults). Pixel-major and pixel-pair variants honour it;
-  // channel-major ones ignore it. It changes no result.
+  // into L2; in a run of tiles (pixel_spacing), tile s of the run adds s x (the call's kept tap
+  // vectors) x prefetch_step. An integer, not a pointer: the last addresses may run a little past
+  // the weights they aim at (a prefetch never faults). Pixel-major and pixel-pair variants honour
+  // it; channel-major ones ignore it. It changes no result.
   uintptr_t prefetch_address = 0;
   int32_t prefetch_first_tap = 0;
   int32_t prefetch_step = 0;
-  // Pixel-major variants: when not 0, the tile has its variant's full tile_pixels pixels and
-  // pixel p's origin is pixel_offsets[0] + p x pixel_spacing (floats), as in a 1x1 stride-1
-  // layer or a tile within one output row; a variant may then address the pixels from the
-  // first one (those of kSpacedTilePixels pixels do: SpacedTileGroups). It changes no result.
+  // Pixel-major variants: when not 0, the call is a run of full tiles, num_pixels a multiple of
+  // the variant's tile_pixels, and pixel p's origin is pixel_offsets[0] + p x pixel_spacing
+  // (floats), as in a 1x1 stride-1 layer or the tiles within one output row (pixel_offsets
+  // still lists every pixel). A variant may then address the pixels from the first one (those
+  // of kSpacedTilePixels pixels do: SpacedTileGroups), and runs the tiles one after the other.
+  // It changes no result.
   int64_t pixel_spacing = 0;
 };
 

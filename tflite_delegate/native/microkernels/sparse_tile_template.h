@@ -58,17 +58,19 @@ inline void PutOutput(float* destination, typename V::Reg value) {
 // The epilogue of a full group's P x R accumulators: clamp, and with a fused ADD add the
 // residual and clamp to the ADD's range; one store per register. kActivation and kAdd: how each
 // clamp runs (epilogue_clamps.h).
+// `stride`: floats between the pixels' outputs (and residuals), passed by value so that it stays
+// in a register (read through `args` after every store, since a store may alias it).
 template <class V, int R, int P, bool kStream, int kActivation, int kAdd>
-inline void StoreFullGroup(const SparseTileArgs& args, const typename V::Reg (&accumulators)[P][R],
-                           typename V::Reg low, typename V::Reg high, const float* residual,
-                           float* output) {
+inline void StoreFullGroup(const SparseTileArgs& args, int64_t stride,
+                           const typename V::Reg (&accumulators)[P][R], typename V::Reg low,
+                           typename V::Reg high, const float* residual, float* output) {
   using Reg = typename V::Reg;
   if (residual == nullptr) {
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p) {
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        PutOutput<V, kStream>(output + p * args.output_pixel_stride + r * V::kLanes,
+        PutOutput<V, kStream>(output + p * stride + r * V::kLanes,
                               ClampAs<V, kActivation>(accumulators[p][r], low, high));
       }
     }
@@ -81,7 +83,7 @@ inline void StoreFullGroup(const SparseTileArgs& args, const typename V::Reg (&a
   for (int p = 0; p < P; ++p) {
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const int64_t offset = p * args.output_pixel_stride + r * V::kLanes;
+      const int64_t offset = p * stride + r * V::kLanes;
       const Reg sum = V::Add(ClampAs<V, kActivation>(accumulators[p][r], low, high),
                              V::Load(residual + offset));
       PutOutput<V, kStream>(output + offset, ClampAs<V, kAdd>(sum, residual_low, residual_high));
@@ -172,11 +174,11 @@ inline void GroupTile(const SparseTileArgs& args, const float* const* origins, i
                               : nullptr;
   using Clamps = EpilogueClamps<kEpilogue>;
   if (full && finish && args.stream_output) {
-    StoreFullGroup<V, R, P, true, Clamps::kActivation, Clamps::kAdd>(args, accumulators, low, high,
-                                                                       residual, output);
+    StoreFullGroup<V, R, P, true, Clamps::kActivation, Clamps::kAdd>(
+        args, args.output_pixel_stride, accumulators, low, high, residual, output);
   } else if (full) {
-    StoreFullGroup<V, R, P, false, Clamps::kActivation, Clamps::kAdd>(args, accumulators, low,
-                                                                        high, residual, output);
+    StoreFullGroup<V, R, P, false, Clamps::kActivation, Clamps::kAdd>(
+        args, args.output_pixel_stride, accumulators, low, high, residual, output);
   } else {
     // Partial last group: only the first remaining_channels lanes exist in the output tensor.
     // Fully unrolled so the accumulators stay in registers (a rolled loop over p makes GCC keep
@@ -221,67 +223,84 @@ inline const float* SpacedPixel(const char* tap, int p, int64_t s1, int64_t s3, 
   return reinterpret_cast<const float*>(address);
 }
 
-// A full tile of 8 evenly spaced pixels (SparseTileArgs::pixel_spacing), groups [first_group,
-// end_group), every one full, each sum from the bias (no input-channel blocks): GroupTile's
-// arithmetic, with the group loop inside. GroupTile, called once per group, loads the 8 origins
-// and the call's fields again for every group; here they stay in registers across groups, which
-// counts where tap lists are short (docs/RESULTS.md, "Evenly spaced tiles").
+// A run of full tiles of 8 evenly spaced pixels (SparseTileArgs::pixel_spacing: num_pixels / 8
+// tiles, each continuing the one before), groups [first_group, end_group) of each, every one
+// full, each sum from the bias (no input-channel blocks): GroupTile's arithmetic, with the group
+// and tile loops inside. GroupTile, called once per group, loads the 8 origins and the call's
+// fields again for every group, and the operator pays for a call and a work item per tile; here
+// they stay in registers across groups and tiles, which counts where tap lists are short
+// (docs/RESULTS.md, "Evenly spaced tiles" and "Runs of spaced tiles").
 template <class V, int R, bool kPrefetch, int kEpilogue, bool kStream>
 __attribute__((noinline)) void SpacedTileGroups(const SparseTileArgs& args, int first_group,
                                                 int end_group) {
   constexpr int kBlockN = V::kLanes * R;
   using Reg = typename V::Reg;
   using Clamps = EpilogueClamps<kEpilogue>;
-  const float* origin = args.input + args.pixel_offsets[0];
-  const int64_t s1 = args.pixel_spacing * static_cast<int64_t>(sizeof(float));
+  const int64_t spacing = args.pixel_spacing;
+  const int64_t s1 = spacing * static_cast<int64_t>(sizeof(float));
   const int64_t s3 = 3 * s1;
   const int64_t s5 = 5 * s1;
   const int64_t s7 = 7 * s1;
+  const int64_t stride = args.output_pixel_stride;
   const Reg low = V::Set(args.activation_min);
   const Reg high = V::Set(args.activation_max);
   const int32_t* group_begin = args.group_begin;
   const int32_t* taps = args.tap_offsets;
+  const float* origin = args.input + args.pixel_offsets[0];
+  float* output = args.output;
+  const float* residual = args.residual;
+  const int tiles = args.num_pixels / kSpacedTilePixels;
+  // Tile s of the run prefetches where tile 0 would for the s x (the call's kept tap vectors)
+  // tap vector further on (SparseTileArgs::prefetch_address).
   const uintptr_t prefetch_step = static_cast<uintptr_t>(args.prefetch_step);
-  for (int group = first_group; group < end_group; ++group) {
-    const int32_t first = group_begin[group];
-    const int32_t end = group_begin[group + 1];
-    const float* weights = static_cast<const float*>(args.weights) +
-                           static_cast<int64_t>(first) * kBlockN;
-    uintptr_t prefetch =
-        args.prefetch_address +
-        static_cast<uintptr_t>(first - args.prefetch_first_tap) * prefetch_step;
-    Reg accumulators[kSpacedTilePixels][R];
-    const float* bias = args.bias + static_cast<int64_t>(group) * kBlockN;
+  const uintptr_t prefetch_tile_step =
+      static_cast<uintptr_t>(group_begin[args.end_group] - group_begin[args.first_group]) *
+      prefetch_step;
+  uintptr_t prefetch_tile =
+      args.prefetch_address +
+      static_cast<uintptr_t>(group_begin[first_group] - args.prefetch_first_tap) * prefetch_step;
+  for (int tile = 0; tile < tiles; ++tile) {
+    uintptr_t prefetch = prefetch_tile;
+    for (int group = first_group; group < end_group; ++group) {
+      const int32_t first = group_begin[group];
+      const int32_t end = group_begin[group + 1];
+      const float* weights = static_cast<const float*>(args.weights) +
+                             static_cast<int64_t>(first) * kBlockN;
+      Reg accumulators[kSpacedTilePixels][R];
+      const float* bias = args.bias + static_cast<int64_t>(group) * kBlockN;
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const Reg value = V::Load(bias + r * V::kLanes);
+      for (int r = 0; r < R; ++r) {
+        const Reg value = V::Load(bias + r * V::kLanes);
 #pragma GCC unroll 8
-      for (int p = 0; p < kSpacedTilePixels; ++p) accumulators[p][r] = value;
-    }
-    for (int32_t k = first; k < end; ++k, weights += kBlockN) {
-      if constexpr (kPrefetch) {
-        __builtin_prefetch(reinterpret_cast<const void*>(prefetch), 0, 2);
-        prefetch += prefetch_step;
+        for (int p = 0; p < kSpacedTilePixels; ++p) accumulators[p][r] = value;
       }
-      const char* tap = reinterpret_cast<const char*>(origin + taps[k]);
-      Reg weight[R];
+      for (int32_t k = first; k < end; ++k, weights += kBlockN) {
+        if constexpr (kPrefetch) {
+          __builtin_prefetch(reinterpret_cast<const void*>(prefetch), 0, 2);
+          prefetch += prefetch_step;
+        }
+        const char* tap = reinterpret_cast<const char*>(origin + taps[k]);
+        Reg weight[R];
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) weight[r] = V::Load(weights + r * V::kLanes);
+        for (int r = 0; r < R; ++r) weight[r] = V::Load(weights + r * V::kLanes);
 #pragma GCC unroll 8
-      for (int p = 0; p < kSpacedTilePixels; ++p) {
-        const Reg value = V::Broadcast(SpacedPixel(tap, p, s1, s3, s5, s7));
+        for (int p = 0; p < kSpacedTilePixels; ++p) {
+          const Reg value = V::Broadcast(SpacedPixel(tap, p, s1, s3, s5, s7));
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) {
-          accumulators[p][r] = V::MulAdd(value, weight[r], accumulators[p][r]);
+          for (int r = 0; r < R; ++r) {
+            accumulators[p][r] = V::MulAdd(value, weight[r], accumulators[p][r]);
+          }
         }
       }
+      StoreFullGroup<V, R, kSpacedTilePixels, kStream, Clamps::kActivation, Clamps::kAdd>(
+          args, stride, accumulators, low, high,
+          residual != nullptr ? residual + static_cast<int64_t>(group) * kBlockN : nullptr,
+          output + static_cast<int64_t>(group) * kBlockN);
     }
-    const float* residual = args.residual != nullptr
-                                ? args.residual + static_cast<int64_t>(group) * kBlockN
-                                : nullptr;
-    StoreFullGroup<V, R, kSpacedTilePixels, kStream, Clamps::kActivation, Clamps::kAdd>(
-        args, accumulators, low, high, residual,
-        args.output + static_cast<int64_t>(group) * kBlockN);
+    origin += kSpacedTilePixels * spacing;
+    output += kSpacedTilePixels * stride;
+    if (residual != nullptr) residual += kSpacedTilePixels * stride;
+    prefetch_tile += prefetch_tile_step;
   }
 }
 
@@ -329,8 +348,9 @@ inline void PixelTileOfSize(const SparseTileArgs& args, const float* const* orig
   PixelTile<V, R, P, kMaxP, kEpilogueKinds>(args, origins, args.output);
 }
 
-// A full tile of 8 evenly spaced pixels without input-channel blocks: the full groups in
-// SpacedTileGroups, a partial last group (out_channels not a multiple of N) in GroupTile.
+// A run of full tiles of 8 evenly spaced pixels without input-channel blocks: the full groups in
+// SpacedTileGroups, a partial last group (out_channels not a multiple of N) tile by tile in
+// GroupTile.
 template <class V, int R, bool kEpilogueKinds>
 inline void SpacedTile(const SparseTileArgs& args) {
   constexpr int kBlockN = V::kLanes * R;
@@ -351,32 +371,60 @@ inline void SpacedTile(const SparseTileArgs& args) {
       }
     }
     if (full_end < args.end_group) {
-      const float* origins[kSpacedTilePixels];
-      for (int p = 0; p < kSpacedTilePixels; ++p) origins[p] = args.input + args.pixel_offsets[p];
       SparseTileArgs partial = args;
       partial.first_group = full_end > args.first_group ? full_end : args.first_group;
-      PixelTileGroups<V, R, kSpacedTilePixels, kEpilogue>(partial, origins, args.output);
+      partial.num_pixels = kSpacedTilePixels;
+      const uintptr_t prefetch_tile_step =
+          static_cast<uintptr_t>(args.group_begin[args.end_group] -
+                                 args.group_begin[args.first_group]) *
+          static_cast<uintptr_t>(args.prefetch_step);
+      for (int first = 0; first < args.num_pixels; first += kSpacedTilePixels) {
+        const float* origins[kSpacedTilePixels];
+        for (int p = 0; p < kSpacedTilePixels; ++p) {
+          origins[p] = args.input + args.pixel_offsets[0] + (first + p) * args.pixel_spacing;
+        }
+        PixelTileGroups<V, R, kSpacedTilePixels, kEpilogue>(partial, origins, partial.output);
+        partial.output += kSpacedTilePixels * args.output_pixel_stride;
+        if (partial.residual != nullptr) {
+          partial.residual += kSpacedTilePixels * args.output_pixel_stride;
+        }
+        if (partial.prefetch_address != 0) partial.prefetch_address += prefetch_tile_step;
+      }
     }
   });
 }
 
-// The microkernel: a tile of 1 to P pixels. kEpilogueKinds: instantiate the common epilogues
-// without their infinite clamps (epilogue_clamps.h; the variants that run most layers, where
-// the extra code pays).
+// The microkernel: a tile of 1 to P pixels, or a run of evenly spaced full tiles
+// (SparseTileArgs::pixel_spacing). kEpilogueKinds: instantiate the common epilogues without
+// their infinite clamps (epilogue_clamps.h; the variants that run most layers, where the extra
+// code pays).
 template <class V, int R, int P, bool kEpilogueKinds = false>
 void SparseTile(const SparseTileArgs& args) {
   static_assert(P >= 1, "a tile has at least one pixel");
   if constexpr (P == kSpacedTilePixels) {
-    if (args.pixel_spacing != 0 && args.num_pixels == P && args.group_end == nullptr &&
-        !args.accumulate && !args.store_partial) {
+    if (args.pixel_spacing != 0 && args.group_end == nullptr && !args.accumulate &&
+        !args.store_partial) {
       SpacedTile<V, R, kEpilogueKinds>(args);
       return;
     }
   }
+  if (args.num_pixels > P) {
+    // A run of tiles that no faster path takes (input-channel blocks, or a variant of another
+    // tile size): tile by tile.
+    SparseTileArgs part = args;
+    for (int first = 0; first < args.num_pixels; first += P) {
+      const int left = args.num_pixels - first;
+      part.pixel_offsets = args.pixel_offsets + first;
+      part.num_pixels = left < P ? left : P;
+      part.output = args.output + first * args.output_pixel_stride;
+      if (args.residual != nullptr) part.residual = args.residual + first * args.output_pixel_stride;
+      SparseTile<V, R, P, kEpilogueKinds>(part);
+    }
+    return;
+  }
   const float* origins[P];
-  const int pixels = args.num_pixels < P ? args.num_pixels : P;
-  for (int p = 0; p < pixels; ++p) origins[p] = args.input + args.pixel_offsets[p];
-  PixelTileOfSize<V, R, P, P, kEpilogueKinds>(args, origins, pixels);
+  for (int p = 0; p < args.num_pixels; ++p) origins[p] = args.input + args.pixel_offsets[p];
+  PixelTileOfSize<V, R, P, P, kEpilogueKinds>(args, origins, args.num_pixels);
 }
 
 }  // namespace

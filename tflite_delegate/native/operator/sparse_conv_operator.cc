@@ -85,6 +85,22 @@ constexpr int64_t kSharedPlanesMinTilesPerThread = 4;
 // 0.93-1.01x at 26 and 0.79-0.97x from 51 up.
 constexpr int64_t kSpacedTileMaxTapVectorsPerGroupAvx512 = 32;
 constexpr int64_t kSpacedTileMaxTapVectorsPerGroupOther = 16;
+// Consecutive evenly spaced tiles, each continuing the one before, run as one tile (one
+// microkernel call and one work item, SparseTileArgs::pixel_spacing) of up to this many of them,
+// as many as it takes to reach kSpacedRunMinTapVectors kept tap vectors per call (those of a
+// group chunk, times the tiles), and no more than leaves kSpacedRunMinTilesPerThread tiles per
+// thread for the work-stealing split. Each work item costs its own claim, indexing, argument
+// set-up and calls: on 56x56 1x1 64->64 at 90 % 1x16 (26 kept tap vectors per 8-pixel call,
+// about 210 FMAs) that was about a fifth of the layer's time (perf, 1 thread, Zen 4). Measured
+// against the same operator without runs (bench_kernels --layout both, in one process, 1 and 2
+// threads, Zen 4; docs/RESULTS.md, "Runs of spaced tiles"): at 90 %, 1x16 56x56 64->64
+// 1.17-1.24x, 64->256 1.05-1.08x, 256->64 1.01-1.06x, 1x8 64->64 1.13-1.16x; at 75 % and 50 %
+// 1x16 112x112 32->64 1.07-1.11x; no change beyond the noise where a call already has 512 kept
+// tap vectors. A minimum of 128 gained less on 64->256 and 256->64 (1.01-1.06x), runs of up to
+// 8 with 1024 no more than this.
+constexpr int64_t kMaxSpacedTilesPerRun = 4;
+constexpr int64_t kSpacedRunMinTapVectors = 512;
+constexpr int64_t kSpacedRunMinTilesPerThread = 2 * kMinItemsPerThread;
 // Orders this thread's non-temporal stores before its later stores (the pool's join).
 inline void StoreFence() {
 #if defined(__x86_64__)
@@ -269,8 +285,9 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
     }
     PrepareTileSpacing();
   }
-  const int64_t tiles = static_cast<int64_t>(tile_first_pixel_.size()) - 1;
   PrepareChannelBlocks();
+  MergeSpacedTiles();
+  const int64_t tiles = static_cast<int64_t>(tile_first_pixel_.size()) - 1;
 #if defined(__x86_64__)
   const int64_t output_bytes = static_cast<int64_t>(g.batch) * g.out_h * g.out_w *
                                g.out_channels * static_cast<int64_t>(sizeof(float));
@@ -416,18 +433,20 @@ SparseConvOperator::TilePrefetch SparseConvOperator::PlannedPrefetch(int64_t ite
   } else if (static_cast<size_t>(run) < next_weights_.size()) {
     next = next_weights_[static_cast<size_t>(run)];
   }
-  // One prefetch per kept tap vector of the call, at most a line apart. A share smaller than
-  // one byte per kept tap vector is left alone: every line would take dozens of prefetches, and
-  // on the 56x56 layers (196 tiles, a next layer of 15 KB) that cost more than it saved
-  // (docs/RESULTS.md, "Weight prefetching").
+  // One prefetch per kept tap vector of the call and tile of a spaced run, at most a line apart.
+  // A share smaller than one byte per prefetch is left alone: every line would take dozens of
+  // prefetches, and on the 56x56 layers (196 tiles, a next layer of 15 KB) that cost more than
+  // it saved (docs/RESULTS.md, "Weight prefetching").
   const int32_t first_vector = packed_.group_begin[chunk_first_group_[chunk]];
   const int64_t vectors = packed_.group_begin[chunk_first_group_[chunk + 1]] - first_vector;
+  const int64_t count = vectors * SpacedRunTiles(item % tiles);
   const int64_t share = (next.bytes + sharing - 1) / sharing;
-  if (vectors <= 0 || share < vectors) return prefetch;
+  if (count <= 0 || share < count) return prefetch;
   prefetch.address = reinterpret_cast<uintptr_t>(next.data) +
                      static_cast<uintptr_t>(std::min(share * (item - first), next.bytes - 1));
   prefetch.first_tap = first_vector;
-  prefetch.step = static_cast<int32_t>(std::min<int64_t>((share + vectors - 1) / vectors, 64));
+  prefetch.step = static_cast<int32_t>(std::min<int64_t>((share + count - 1) / count, 64));
+  prefetch.count = count;
   return prefetch;
 }
 
@@ -505,6 +524,46 @@ void SparseConvOperator::PrepareIndirection() {
 int64_t SparseConvOperator::evenly_spaced_tiles() const {
   return std::count_if(tile_pixel_spacing_.begin(), tile_pixel_spacing_.end(),
                        [](int64_t spacing) { return spacing != 0; });
+}
+
+int64_t SparseConvOperator::SpacedRunTiles(int64_t tile) const {
+  if (tile_pixel_spacing_.empty() || tile_pixel_spacing_[static_cast<size_t>(tile)] == 0) return 1;
+  return (tile_first_pixel_[tile + 1] - tile_first_pixel_[tile]) / kSpacedTilePixels;
+}
+
+void SparseConvOperator::MergeSpacedTiles() {
+  const int64_t tiles = static_cast<int64_t>(tile_pixel_spacing_.size());
+  const int64_t spaced = evenly_spaced_tiles();
+  // With input-channel blocks every tile is computed block by block, 8 pixels per call.
+  if (spaced == 0 || channel_blocks_ != 1) return;
+  const int64_t chunk_vectors =
+      packed_.group_begin[packed_.num_groups] / std::max<int64_t>(1, WeightChunks());
+  const int64_t wanted =
+      (kSpacedRunMinTapVectors + chunk_vectors - 1) / std::max<int64_t>(1, chunk_vectors);
+  const int64_t affordable = tiles / (kSpacedRunMinTilesPerThread * pool_->num_threads());
+  const int64_t run_tiles = std::min({kMaxSpacedTilesPerRun, wanted, affordable});
+  if (run_tiles <= 1) return;
+  std::vector<int64_t> first_pixel(1, 0);
+  std::vector<int64_t> spacing;
+  for (int64_t t = 0; t < tiles;) {
+    const int64_t s = tile_pixel_spacing_[static_cast<size_t>(t)];
+    int64_t run = 1;
+    // Full spaced tiles are consecutive pixels: tile t + run continues the run when its first
+    // origin is kSpacedTilePixels spacings past the previous tile's (not across a row of a KxK
+    // layer).
+    while (s != 0 && run < run_tiles && t + run < tiles &&
+           tile_pixel_spacing_[static_cast<size_t>(t + run)] == s &&
+           pixel_offsets_[static_cast<size_t>(tile_first_pixel_[t + run])] ==
+               pixel_offsets_[static_cast<size_t>(tile_first_pixel_[t + run - 1])] +
+                   kSpacedTilePixels * s) {
+      ++run;
+    }
+    first_pixel.push_back(tile_first_pixel_[t + run]);
+    spacing.push_back(s);
+    t += run;
+  }
+  tile_first_pixel_ = std::move(first_pixel);
+  tile_pixel_spacing_ = std::move(spacing);
 }
 
 void SparseConvOperator::PrepareTileSpacing() {

@@ -98,7 +98,7 @@ class SparseConvOperator {
   int64_t pixel_tiles() const { return static_cast<int64_t>(tile_first_pixel_.size()) - 1; }
   int64_t group_chunks() const { return static_cast<int64_t>(chunk_first_group_.size()) - 1; }
   // After Prepare: the pixel tiles that run with SparseTileArgs::pixel_spacing set
-  // (PrepareTileSpacing).
+  // (PrepareTileSpacing), a run of merged tiles counting once (MergeSpacedTiles).
   int64_t evenly_spaced_tiles() const;
 
   // Output bytes per Run from which Run writes the output with non-temporal stores
@@ -167,6 +167,10 @@ class SparseConvOperator {
     uintptr_t address = 0;
     int32_t first_tap = 0;
     int32_t step = 0;
+    // How many prefetches the item issues, at address + k x step for k < count: its chunk's
+    // kept tap vectors, times the tiles of a spaced run (not passed to the microkernel, which
+    // counts them itself).
+    int64_t count = 0;
   };
   TilePrefetch Prefetch(int64_t item) const;
   // After Prepare: whether any work item prefetches (false when the next weights were too small
@@ -184,6 +188,11 @@ class SparseConvOperator {
   void PairRows(const float* input, int64_t first_row, int64_t end_row, float* pair_image);
   void PrepareIndirection();
   void PrepareTileSpacing();
+  // Merges runs of consecutive evenly spaced tiles into single tiles (kMaxSpacedTilesPerRun in
+  // the .cc), after PrepareChannelBlocks.
+  void MergeSpacedTiles();
+  // The 8-pixel tiles that pixel tile `tile` runs (1 unless it is a merged spaced run).
+  int64_t SpacedRunTiles(int64_t tile) const;
   bool PreparePairs();
   void PairTileRows(const float* input, int64_t first_pair, int64_t end_pair,
                     float* tile_buffer) const;
