@@ -1,7 +1,8 @@
 // Every registered microkernel against a scalar reference, on random problems: every tile size
 // from 1 to P pixels (short tiles run as sub-tiles), partial last groups, empty groups, group
 // sub-ranges, runs of 1 to 4 full pixel-major tiles with evenly spaced pixels
-// (SparseTileArgs::pixel_spacing), with and without a fused ADD (a residual added after the clamp,
+// (SparseTileArgs::pixel_spacing; half of them with the same tap vector count in every group,
+// SparseTileArgs::group_taps), with and without a fused ADD (a residual added after the clamp,
 // then clamped to the ADD's range), pixel-major sums split in two calls at a random tap vector per
 // group (the input-channel blocking: the first stores partial sums, the second continues them, and
 // the result must be the one of a single call) and every width N of the registry. Channel-major
@@ -116,8 +117,9 @@ void MakePairs(int pixels, std::mt19937_64& rng, Problem* problem) {
   for (const int32_t offset : problem->tap_offsets) problem->pair_taps.push_back(2 * offset);
 }
 
+// group_taps: 0, or -1 for the same random tap vector count in every group, or that count.
 Problem MakeProblem(int block_n, int pixels, tflite_sparse::InputLayout layout,
-                    std::mt19937_64& rng) {
+                    std::mt19937_64& rng, int group_taps = 0) {
   Problem problem;
   const bool panel = layout == tflite_sparse::InputLayout::kChannelMajor;
   const bool pairs = layout == tflite_sparse::InputLayout::kPixelPair;
@@ -126,7 +128,7 @@ Problem MakeProblem(int block_n, int pixels, tflite_sparse::InputLayout layout,
   // Partial last group about half the time.
   const int missing = native_test::UniformInt(rng, 0, 1) ? native_test::UniformInt(rng, 0, block_n - 1) : 0;
   problem.out_channels = problem.num_groups * block_n - missing;
-  const int taps = native_test::UniformInt(rng, 1, 40);
+  const int taps = std::max(group_taps, native_test::UniformInt(rng, 1, 40));
   // Channel-major: `taps` panel rows of a stride rounded up to the panel alignment (sometimes
   // one more), values up to the real pixels, zeros past them, as the operator builds it.
   const int64_t stride = (pixels + tflite_sparse::kPanelPixelAlignment - 1) /
@@ -141,9 +143,13 @@ Problem MakeProblem(int block_n, int pixels, tflite_sparse::InputLayout layout,
   }
   problem.group_begin.push_back(0);
   std::vector<int32_t> kept_taps;
+  // The same count in every group, as SUBP trains them (SparseTileArgs::group_taps).
+  const int uniform_kept = group_taps < 0 ? native_test::UniformInt(rng, 1, taps) : group_taps;
   for (int group = 0; group < problem.num_groups; ++group) {
     // Empty groups happen (a group whose filter is all zero).
-    const int kept = native_test::UniformInt(rng, 0, 4) == 0 ? 0 : native_test::UniformInt(rng, 1, taps);
+    const int kept = uniform_kept > 0                        ? uniform_kept
+                     : native_test::UniformInt(rng, 0, 4) == 0 ? 0
+                                                               : native_test::UniformInt(rng, 1, taps);
     for (int k = 0; k < kept; ++k) kept_taps.push_back(native_test::UniformInt(rng, 0, taps - 1));
     problem.group_begin.push_back(static_cast<int32_t>(kept_taps.size()));
   }
@@ -203,13 +209,20 @@ float Reference(const Problem& problem, int pixel, int channel, int64_t stride, 
 // A channel-major variant gets a lane table half the time (as for a KxK layer's planes): lane l
 // of the panel goes to a random output pixel, or nowhere (-1) for about one lane in five, whose
 // pixel must then stay unwritten.
-void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64& rng) {
-  // A full pixel-major tile: half the time a run of 1 to 4 full tiles whose pixels are evenly
-  // spaced (SparseTileArgs::pixel_spacing, the operator's 1x1 stride-1 tiles and their runs).
-  const bool spaced = variant.layout == tflite_sparse::InputLayout::kPixelMajor &&
-                      pixels == variant.tile_pixels && native_test::UniformInt(rng, 0, 1) == 1;
+void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64& rng,
+                  int group_taps = 0) {
+  // A full pixel-major tile: half the time (always with `group_taps`) a run of 1 to 4 full tiles
+  // whose pixels are evenly spaced (SparseTileArgs::pixel_spacing, the operator's 1x1 stride-1
+  // tiles and their runs).
+  const bool pixel_major = variant.layout == tflite_sparse::InputLayout::kPixelMajor;
+  const bool spaced = pixel_major && pixels == variant.tile_pixels &&
+                      (group_taps > 0 || native_test::UniformInt(rng, 0, 1) == 1);
   if (spaced) pixels *= native_test::UniformInt(rng, 1, 4);
-  Problem problem = MakeProblem(variant.block_n, pixels, variant.layout, rng);
+  // ... and half of those with the same tap vector count in every group, passed as group_taps.
+  if (spaced && group_taps == 0 && native_test::UniformInt(rng, 0, 1) == 1) group_taps = -1;
+  const bool uniform = spaced && group_taps != 0;
+  Problem problem =
+      MakeProblem(variant.block_n, pixels, variant.layout, rng, uniform ? group_taps : 0);
   const bool panel = variant.layout == tflite_sparse::InputLayout::kChannelMajor;
   const bool pairs = variant.layout == tflite_sparse::InputLayout::kPixelPair;
   std::vector<int64_t> lane_pixels;
@@ -251,6 +264,7 @@ void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64
   }
   SparseTileArgs args;
   args.pixel_spacing = spacing;
+  if (uniform) args.group_taps = problem.group_begin[1] - problem.group_begin[0];
   if (spacing != 0 && native_test::UniformInt(rng, 0, 1) == 1) {
     args.prefetch_address = reinterpret_cast<uintptr_t>(problem.weights.data());
     args.prefetch_first_tap = 0;
@@ -291,10 +305,12 @@ void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64
       middle[g] = native_test::UniformInt(rng, problem.group_begin[g], problem.group_begin[g + 1]);
     }
     SparseTileArgs first_part = args;
+    first_part.group_taps = 0;  // the parts' counts differ from group to group
     first_part.group_end = middle.data();
     first_part.store_partial = true;
     variant.function(first_part);
     SparseTileArgs second_part = args;
+    second_part.group_taps = 0;
     second_part.group_begin = middle.data();
     second_part.group_end = problem.group_begin.data() + 1;
     second_part.accumulate = true;
@@ -327,6 +343,8 @@ void CheckVariant(const MicrokernelVariant& variant, int pixels, std::mt19937_64
       << (pairs ? ", " + std::to_string(problem.pair_widths.size()) + " pairs" : std::string())
       << (lane_pixels.empty() ? "" : ", lane table")
       << (spacing == 0 ? std::string() : ", evenly spaced by " + std::to_string(spacing))
+      << (args.group_taps == 0 ? std::string()
+                               : ", " + std::to_string(args.group_taps) + " taps per group")
       << ": "
       << unfused_mismatches << " elements differ from the unfused and " << fused_mismatches
       << " from the fused reference";
@@ -350,6 +368,12 @@ TEST(EveryRegisteredMicrokernelMatchesTheScalarReference) {
       // More repeats of the full tile, which is also checked evenly spaced.
       const int repeats = pixels == variant.tile_pixels ? 16 : 6;
       for (int repeat = 0; repeat < repeats; ++repeat) CheckVariant(variant, pixels, rng);
+    }
+    // Every tap count an unrolled loop exists for, and the first one without.
+    if (variant.layout == tflite_sparse::InputLayout::kPixelMajor) {
+      for (int taps = 1; taps <= tflite_sparse::kMaxUnrolledGroupTaps + 1; ++taps) {
+        CheckVariant(variant, variant.tile_pixels, rng, taps);
+      }
     }
     ++checked;
   }

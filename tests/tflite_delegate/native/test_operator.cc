@@ -1194,8 +1194,9 @@ TEST(EachRunPrefetchesTheWeightsItReadsNext) {
   }
 }
 
-// Runs of spaced tiles (1x1 stride-1 and 3x3 SAME layers with short tap lists, N = 4, 8 and 16
-// on the ISA's pixel-major variant, partial last groups, two images): against the direct
+// Runs of spaced tiles (1x1 stride-1 and 3x3 SAME layers with short tap lists, one 1x1 with the
+// same tap vector count in every group, whose calls pass it as group_taps, N = 4, 8 and 16 on
+// the ISA's pixel-major variant, partial last groups, two images): against the direct
 // convolution, bitwise across 1, 2 and 3 threads (whose runs differ in length), with a fused ADD
 // bitwise equal to the convolution then the ADD, and with the next weights prefetched (which
 // changes no bit, every line of them prefetched).
@@ -1209,7 +1210,10 @@ TEST(SpacedRunsMatchDirectConvolutionAndAreBitwiseStableAcrossThreads) {
           tflite_sparse::InputLayout::kPixelMajor);
       EXPECT_TRUE(pixel_major != nullptr);
       if (pixel_major == nullptr) return;
-      for (int kernel : {1, 3}) {
+      for (int trial = 0; trial < 3; ++trial) {
+        // 1x1 with random blocks, 1x1 with the same count kept in every group (group_taps), 3x3.
+        const int kernel = trial < 2 ? 1 : 3;
+        const bool uniform = trial == 1;
         Layer layer;
         layer.block_n = block_n;
         layer.shape.out_channels = 2 * block_n + native_test::UniformInt(rng, 1, block_n - 1);
@@ -1217,6 +1221,22 @@ TEST(SpacedRunsMatchDirectConvolutionAndAreBitwiseStableAcrossThreads) {
         layer.shape.in_channels = kernel == 1 ? native_test::UniformInt(rng, 8, 24) : 2;
         layer.params.padding = Padding::kSame;
         FillRandomBlocks(layer, rng);
+        const int kept = native_test::UniformInt(rng, 1, layer.shape.in_channels);
+        if (uniform) {
+          // Exactly `kept` of each group's input channels, at random (selection sampling).
+          int left = 0;
+          int needed = 0;
+          FillOneByOneBlocks(layer, rng, [&](std::mt19937_64& r) {
+            if (left == 0) {
+              left = layer.shape.in_channels;
+              needed = kept;
+            }
+            const bool keep = native_test::UniformInt(r, 1, left) <= needed;
+            --left;
+            needed -= keep ? 1 : 0;
+            return keep;
+          });
+        }
         for (int channel = 0; channel < layer.shape.out_channels; ++channel) {
           layer.bias.push_back(native_test::UniformFloat(rng, -0.5f, 0.5f));
         }
@@ -1240,6 +1260,16 @@ TEST(SpacedRunsMatchDirectConvolutionAndAreBitwiseStableAcrossThreads) {
           if (op->pixel_tiles() < (pixels + pixel_major->tile_pixels - 1) / pixel_major->tile_pixels) {
             ++merged;
           }
+          // group_taps: the count when every group keeps the same (by chance, too, for the
+          // random filters).
+          const std::vector<int32_t>& begin = op->packed().group_begin;
+          bool same = true;
+          for (size_t group = 1; group + 1 < begin.size(); ++group) {
+            same = same && begin[group + 1] - begin[group] == begin[1] - begin[0];
+          }
+          EXPECT_TRUE(!uniform || same);
+          EXPECT_EQ(op->group_taps(), same ? begin[1] - begin[0] : 0) << pixel_major->name;
+          EXPECT_TRUE(!uniform || op->group_taps() == kept) << pixel_major->name;
           const size_t size = static_cast<size_t>(pixels) * g.out_channels;
           std::vector<float> output(size, -777.0f);
           EXPECT_TRUE(op->Run(input.data(), output.data()));

@@ -190,8 +190,12 @@ struct Avx512PairVector : Avx512Vector {
 namespace microkernels {
 
 void f32_1x32_p8_avx512(const SparseTileArgs& args) { SparseTile<Avx512Vector, 2, 8, true>(args); }
-void f32_1x16_p8_avx512(const SparseTileArgs& args) { SparseTile<Avx512Vector, 1, 8, true>(args); }
-void f32_1x8_p8_avx512(const SparseTileArgs& args) { SparseTile<Avx256Vector, 1, 8>(args); }
+void f32_1x16_p8_avx512(const SparseTileArgs& args) {
+  SparseTile<Avx512Vector, 1, 8, true, true>(args);
+}
+void f32_1x8_p8_avx512(const SparseTileArgs& args) {
+  SparseTile<Avx256Vector, 1, 8, false, true>(args);
+}
 void f32_1x4_p8_avx512(const SparseTileArgs& args) { SparseTile<Avx128Vector, 1, 8>(args); }
 void f32_1x2_p4_avx512(const SparseTileArgs& args) { SparseTile<ScalarVector, 2, 4>(args); }
 void f32_1x1_p8_avx512(const SparseTileArgs& args) { SparseTile<ScalarVector, 1, 8>(args); }

@@ -142,6 +142,8 @@ using PairRowFunction = void (*)(const float* input_row, int in_w, int channels,
 // The tile size whose evenly spaced tiles have their own path (SparseTileArgs::pixel_spacing):
 // the operator sets the spacing only for variants with this many tile_pixels.
 constexpr int kSpacedTilePixels = 8;
+// The largest SparseTileArgs::group_taps whose tap loop has a completely unrolled instantiation.
+constexpr int kMaxUnrolledGroupTaps = 16;
 
 struct SparseTileArgs {
   const float* input;            // base of the (pre-padded when needed) NHWC input
@@ -205,6 +207,11 @@ struct SparseTileArgs {
   // of kSpacedTilePixels pixels do: SpacedTileGroups), and runs the tiles one after the other.
   // It changes no result.
   int64_t pixel_spacing = 0;
+  // When not 0: every group of [first_group, end_group) keeps exactly this many tap vectors
+  // (group_begin[g + 1] - group_begin[g]; SUBP keeps the same number in every group), so that a
+  // variant may unroll its tap loop completely (those registered with kUnrollTaps do on runs of
+  // spaced tiles, up to kMaxUnrolledGroupTaps). It changes no result.
+  int32_t group_taps = 0;
 };
 
 using SparseTileFunction = void (*)(const SparseTileArgs& args);

@@ -230,7 +230,13 @@ inline const float* SpacedPixel(const char* tap, int p, int64_t s1, int64_t s3, 
 // fields again for every group, and the operator pays for a call and a work item per tile; here
 // they stay in registers across groups and tiles, which counts where tap lists are short
 // (docs/RESULTS.md, "Evenly spaced tiles" and "Runs of spaced tiles").
-template <class V, int R, bool kPrefetch, int kEpilogue, bool kStream>
+//
+// kTaps > 0: every group keeps kTaps tap vectors (SparseTileArgs::group_taps) and the tap loop is
+// unrolled completely. On short tap lists its loop control and the exit branch at the end of
+// every group pass counted: a scratch copy of the loop ran 1.07-1.15x faster with a
+// compile-time count of 3 to 10 tap vectors, 1.04-1.07x at 13 to 16 (L2-resident and 56x56 1x1
+// layers, 1x16; docs/RESULTS.md, "Unrolled tap loops").
+template <class V, int R, bool kPrefetch, int kEpilogue, bool kStream, int kTaps = 0>
 __attribute__((noinline)) void SpacedTileGroups(const SparseTileArgs& args, int first_group,
                                                 int end_group) {
   constexpr int kBlockN = V::kLanes * R;
@@ -274,7 +280,8 @@ __attribute__((noinline)) void SpacedTileGroups(const SparseTileArgs& args, int 
 #pragma GCC unroll 8
         for (int p = 0; p < kSpacedTilePixels; ++p) accumulators[p][r] = value;
       }
-      for (int32_t k = first; k < end; ++k, weights += kBlockN) {
+      // One kept tap vector: its 8 x R multiply-adds.
+      const auto tap_vector = [&](int32_t k, const float* tap_weights) {
         if constexpr (kPrefetch) {
           __builtin_prefetch(reinterpret_cast<const void*>(prefetch), 0, 2);
           prefetch += prefetch_step;
@@ -282,7 +289,7 @@ __attribute__((noinline)) void SpacedTileGroups(const SparseTileArgs& args, int 
         const char* tap = reinterpret_cast<const char*>(origin + taps[k]);
         Reg weight[R];
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) weight[r] = V::Load(weights + r * V::kLanes);
+        for (int r = 0; r < R; ++r) weight[r] = V::Load(tap_weights + r * V::kLanes);
 #pragma GCC unroll 8
         for (int p = 0; p < kSpacedTilePixels; ++p) {
           const Reg value = V::Broadcast(SpacedPixel(tap, p, s1, s3, s5, s7));
@@ -291,6 +298,12 @@ __attribute__((noinline)) void SpacedTileGroups(const SparseTileArgs& args, int 
             accumulators[p][r] = V::MulAdd(value, weight[r], accumulators[p][r]);
           }
         }
+      };
+      if constexpr (kTaps > 0) {
+#pragma GCC unroll 16
+        for (int32_t k = 0; k < kTaps; ++k) tap_vector(first + k, weights + k * kBlockN);
+      } else {
+        for (int32_t k = first; k < end; ++k, weights += kBlockN) tap_vector(k, weights);
       }
       StoreFullGroup<V, R, kSpacedTilePixels, kStream, Clamps::kActivation, Clamps::kAdd>(
           args, stride, accumulators, low, high,
@@ -348,12 +361,29 @@ inline void PixelTileOfSize(const SparseTileArgs& args, const float* const* orig
   PixelTile<V, R, P, kMaxP, kEpilogueKinds>(args, origins, args.output);
 }
 
+// SpacedTileGroups with the call's tap count unrolled when it is kTaps or below (kTaps: 0, or
+// kMaxUnrolledGroupTaps to instantiate every count), else the loop as it is.
+template <class V, int R, bool kPrefetch, int kEpilogue, bool kStream, int kTaps>
+inline void SpacedTileGroupsOfTaps(const SparseTileArgs& args, int first_group, int end_group) {
+  if constexpr (kTaps > 0) {
+    if (args.group_taps == kTaps) {
+      SpacedTileGroups<V, R, kPrefetch, kEpilogue, kStream, kTaps>(args, first_group, end_group);
+      return;
+    }
+    SpacedTileGroupsOfTaps<V, R, kPrefetch, kEpilogue, kStream, kTaps - 1>(args, first_group,
+                                                                           end_group);
+  } else {
+    SpacedTileGroups<V, R, kPrefetch, kEpilogue, kStream>(args, first_group, end_group);
+  }
+}
+
 // A run of full tiles of 8 evenly spaced pixels without input-channel blocks: the full groups in
 // SpacedTileGroups, a partial last group (out_channels not a multiple of N) tile by tile in
-// GroupTile.
-template <class V, int R, bool kEpilogueKinds>
+// GroupTile. kUnrollTaps: instantiate the unrolled tap loops (SparseTileArgs::group_taps).
+template <class V, int R, bool kEpilogueKinds, bool kUnrollTaps>
 inline void SpacedTile(const SparseTileArgs& args) {
   constexpr int kBlockN = V::kLanes * R;
+  constexpr int kTaps = kUnrollTaps ? kMaxUnrolledGroupTaps : 0;
   const int full_groups = args.out_channels / kBlockN;
   const int full_end = full_groups < args.end_group ? full_groups : args.end_group;
   WithEpilogue<kEpilogueKinds>(args, [&](auto epilogue) {
@@ -361,13 +391,13 @@ inline void SpacedTile(const SparseTileArgs& args) {
     if (args.first_group < full_end) {
       const bool prefetch = args.prefetch_address != 0;
       if (args.stream_output) {
-        (prefetch ? SpacedTileGroups<V, R, true, kEpilogue, true>
-                  : SpacedTileGroups<V, R, false, kEpilogue, true>)(args, args.first_group,
-                                                                      full_end);
+        (prefetch ? SpacedTileGroupsOfTaps<V, R, true, kEpilogue, true, kTaps>
+                  : SpacedTileGroupsOfTaps<V, R, false, kEpilogue, true, kTaps>)(
+            args, args.first_group, full_end);
       } else {
-        (prefetch ? SpacedTileGroups<V, R, true, kEpilogue, false>
-                  : SpacedTileGroups<V, R, false, kEpilogue, false>)(args, args.first_group,
-                                                                       full_end);
+        (prefetch ? SpacedTileGroupsOfTaps<V, R, true, kEpilogue, false, kTaps>
+                  : SpacedTileGroupsOfTaps<V, R, false, kEpilogue, false, kTaps>)(
+            args, args.first_group, full_end);
       }
     }
     if (full_end < args.end_group) {
@@ -396,15 +426,16 @@ inline void SpacedTile(const SparseTileArgs& args) {
 
 // The microkernel: a tile of 1 to P pixels, or a run of evenly spaced full tiles
 // (SparseTileArgs::pixel_spacing). kEpilogueKinds: instantiate the common epilogues without
-// their infinite clamps (epilogue_clamps.h; the variants that run most layers, where the extra
-// code pays).
-template <class V, int R, int P, bool kEpilogueKinds = false>
+// their infinite clamps (epilogue_clamps.h); kUnrollTaps: the spaced tap loops unrolled for
+// every tap count up to kMaxUnrolledGroupTaps (SparseTileArgs::group_taps). Both for the
+// variants that run most layers, where the extra code pays.
+template <class V, int R, int P, bool kEpilogueKinds = false, bool kUnrollTaps = false>
 void SparseTile(const SparseTileArgs& args) {
   static_assert(P >= 1, "a tile has at least one pixel");
   if constexpr (P == kSpacedTilePixels) {
     if (args.pixel_spacing != 0 && args.group_end == nullptr && !args.accumulate &&
         !args.store_partial) {
-      SpacedTile<V, R, kEpilogueKinds>(args);
+      SpacedTile<V, R, kEpilogueKinds, kUnrollTaps>(args);
       return;
     }
   }
@@ -418,7 +449,7 @@ void SparseTile(const SparseTileArgs& args) {
       part.num_pixels = left < P ? left : P;
       part.output = args.output + first * args.output_pixel_stride;
       if (args.residual != nullptr) part.residual = args.residual + first * args.output_pixel_stride;
-      SparseTile<V, R, P, kEpilogueKinds>(part);
+      SparseTile<V, R, P, kEpilogueKinds, kUnrollTaps>(part);
     }
     return;
   }

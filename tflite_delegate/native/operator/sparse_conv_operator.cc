@@ -287,6 +287,16 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   }
   PrepareChannelBlocks();
   MergeSpacedTiles();
+  group_taps_ = 0;
+  if (channel_blocks_ == 1 && packed_.num_groups > 0) {
+    const int32_t* begin = packed_.group_begin.data();
+    const int32_t taps = begin[1] - begin[0];
+    bool uniform = true;
+    for (int64_t group = 1; uniform && group < packed_.num_groups; ++group) {
+      uniform = begin[group + 1] - begin[group] == taps;
+    }
+    if (uniform) group_taps_ = taps;
+  }
   const int64_t tiles = static_cast<int64_t>(tile_first_pixel_.size()) - 1;
 #if defined(__x86_64__)
   const int64_t output_bytes = static_cast<int64_t>(g.batch) * g.out_h * g.out_w *
@@ -1037,6 +1047,7 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
   base.residual_max = residual_max_;
   const bool stream = stream_output_ && reinterpret_cast<uintptr_t>(output) % 64 == 0;
   base.stream_output = stream;
+  base.group_taps = group_taps_;
   const SparseTileFunction function = active_->function;
   const PanelTransposeFunction transpose = active_->transpose;
   const int channels = g.channels;

@@ -100,6 +100,9 @@ class SparseConvOperator {
   // After Prepare: the pixel tiles that run with SparseTileArgs::pixel_spacing set
   // (PrepareTileSpacing), a run of merged tiles counting once (MergeSpacedTiles).
   int64_t evenly_spaced_tiles() const;
+  // After Prepare: SparseTileArgs::group_taps of every call (0: the groups' counts differ, or the
+  // layer has input-channel blocks).
+  int32_t group_taps() const { return group_taps_; }
 
   // Output bytes per Run from which Run writes the output with non-temporal stores
   // (SparseTileArgs::stream_output): such an output, with the input it is computed from, does
@@ -246,6 +249,9 @@ class SparseConvOperator {
   std::vector<int64_t> pixel_offsets_;  // per flattened output pixel: its receptive-field origin
   // Pixel-major: per pixel tile its SparseTileArgs::pixel_spacing, or 0 (PrepareTileSpacing).
   std::vector<int64_t> tile_pixel_spacing_;
+  // SparseTileArgs::group_taps for every call: the tap vectors every group keeps when that count
+  // is the same for all (and the layer has no input-channel blocks), else 0.
+  int32_t group_taps_ = 0;
   AlignedBuffer padded_input_;          // batch x padded image; borders stay zero
   int64_t panel_stride_ = 0;            // channel-major: floats per row of a tile's panel
   // Channel-major on a KxK (or padded 1x1) layer: Run writes the batch's planes into the
