@@ -22,15 +22,20 @@
 // needs 8: there it ran those three at 1.19-1.48x of the pixel-major variant at 90 %, and
 // 1.75-1.86x 56x56 64->64 and 64->256 at 75 % (32 per output value; bench_kernels, 2026-12-04).
 // The AVX-512 1x8 panel row needs 32 and 64 (measured only where 512-bit operations are split:
-// Zen 5 prefers the 1x8 pixel-pair row anyway) and on Zen 4 32 and 32: there, since
+// Zen 5 prefers the 1x8 pixel-pair row anyway) and on Zen 4 32 and 48 (see below): there, since
 // channel-major tiles store whole vectors of channels per pixel and the panel builder goes 8
 // pixels at a time, it ran ResNet-50's and MobileNetV1's twelve 1x1 stride-1 shapes and two
 // strided ones 1.00-1.44x as fast as the pixel-major 1x8 variant at 50 %, and those it takes
 // 0.98-1.47x at 75 %, 0.96-1.65x at 87.5 % and 0.99-1.44x at 90 % (bench_kernels --block-n 8
 // --layout both, 1 thread, 2026-12-05 01:08 UTC); with 8 and 8 the 56x56 and 28x28 1x1 layers
-// at 90 % (12.8-25.6 kept FLOPs per output or input value) ran 0.87-0.97x channel-major. The
-// AVX2 row keeps no limit (measured on Zen 4 AVX2 only: it won on all nine 1x1 shapes at its
-// threshold).
+// at 90 % (12.8-25.6 kept FLOPs per output or input value) ran 0.87-0.97x channel-major. Since
+// the pixel-major 1x8 variant runs spaced tiles in runs with unrolled tap loops (2026-12-05) the
+// split limit per output value is 48: 56x56 1x1 64->64 at 75 % (32 per input and per output
+// value) ran 0.91x channel-major in two runs, 28x28 128->512 at 87.5 % (128 and 32) 0.89-0.92x
+// and 56x56 128->128 at 87.5 % (32 and 32) 0.96-1.00x, while 56x56 64->256 at 75 % (128 and 32),
+// which now runs pixel-major too, ran 1.05-1.07x channel-major (bench_kernels --block-n 8
+// --layout both, 1 and 2 threads, 06:57 UTC). The AVX2 row keeps no limit (measured on Zen 4
+// AVX2 only: it won on all nine 1x1 shapes at its threshold).
 //
 // A pixel-pair row is Q(the same fields as X); it declares <prefix>_1x<N>_p<P>_pair_<isa> and
 // the ISA's pair-image row builder <prefix>_pair_row_<isa>, and registers
@@ -58,7 +63,7 @@
   X(f32, kFloat32, 16, 8, avx512, kAvx512)    \
   Q(f32, kFloat32, 8, 16, avx512, kAvx512)    \
   C(f32, kFloat32, 8, 48, avx512, kAvx512, 16, kChannelMajorMinKeptFlopsPerInput,               \
-    kChannelMajorMinKeptFlopsPerInput, 64.0, 32.0)                                             \
+    kChannelMajorMinKeptFlopsPerInput, 64.0, 48.0)                                             \
   X(f32, kFloat32, 8, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 4, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 2, 4, avx512, kAvx512)     \
