@@ -1047,6 +1047,21 @@ TEST(FewTilesAreSplitIntoJustEnoughGroupChunks) {
   }
 }
 
+// Calls fn(isa, block_n, pixel_major) for every runnable ISA and N = 4, 8 and 16, with that
+// ISA's pixel-major variant for N.
+template <class Function>
+void ForEachPixelMajorVariant(const Function& fn) {
+  for (tflite_sparse::Isa isa : RunnableIsas()) {
+    for (int block_n : {4, 8, 16}) {
+      const tflite_sparse::MicrokernelVariant* pixel_major = tflite_sparse::FindMicrokernel(
+          isa, block_n, tflite_sparse::WeightType::kFloat32,
+          tflite_sparse::InputLayout::kPixelMajor);
+      EXPECT_TRUE(pixel_major != nullptr);
+      if (pixel_major != nullptr) fn(isa, block_n, pixel_major);
+    }
+  }
+}
+
 // Which pixel-major tiles run with SparseTileArgs::pixel_spacing: full 8-pixel tiles whose
 // pixels are evenly spaced (all of a 1x1 stride-1 layer's; within one output row of a 3x3 one),
 // on layers with at most 32 kept tap vectors per group with AVX-512 and 16 with other ISAs;
@@ -1064,43 +1079,37 @@ TEST(EvenlySpacedTilesAreFullOnesOnLayersWithShortTapLists) {
       {1, 16, 1, 256, 16, 16, 16},  // 32 full tiles: runs of 2 leave 16
       {3, 1, 8, 48, 16, 16, 16},    // 6 tiles per row: runs of 4 and 2 in every row
   };
-  for (tflite_sparse::Isa isa : RunnableIsas()) {
-    for (int block_n : {4, 8, 16}) {
-      const tflite_sparse::MicrokernelVariant* pixel_major = tflite_sparse::FindMicrokernel(
-          isa, block_n, tflite_sparse::WeightType::kFloat32,
-          tflite_sparse::InputLayout::kPixelMajor);
-      EXPECT_TRUE(pixel_major != nullptr);
-      if (pixel_major == nullptr) return;
-      for (const auto& c : cases) {
-        Layer layer = DenseOneByOneLayer(c.in_channels, 2 * block_n);
-        layer.block_n = block_n;
-        layer.shape.kernel_h = c.kernel;
-        layer.shape.kernel_w = c.kernel;
-        layer.params.padding = Padding::kSame;
-        layer.filter.assign(static_cast<size_t>(layer.shape.out_channels) *
-                                layer.shape.TapsPerChannel(),
-                            0.5f);
-        auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(1),
-                               pixel_major);
-        EXPECT_TRUE(op != nullptr);
-        if (op == nullptr) return;
-        std::string error;
-        EXPECT_TRUE(op->Prepare(1, c.height, c.width, c.in_channels, &error)) << error;
-        const int expected = pixel_major->tile_pixels != 8 ? 0
-                             : isa == tflite_sparse::Isa::kAvx512 ? c.spaced_avx512
-                                                                   : c.spaced_other;
-        EXPECT_EQ(op->evenly_spaced_tiles(), expected)
-            << pixel_major->name << ", " << c.kernel << "x" << c.kernel << " " << c.in_channels
-            << " channels, " << c.height << "x" << c.width;
-        const int pixels = c.height * c.width;
-        const int tile = pixel_major->tile_pixels;
-        EXPECT_EQ(op->pixel_tiles(), expected > 0 && c.merged_tiles > 0 ? c.merged_tiles
-                                                                         : (pixels + tile - 1) / tile)
-            << pixel_major->name << ", " << c.kernel << "x" << c.kernel << " " << c.in_channels
-            << " channels, " << c.height << "x" << c.width;
-      }
+  ForEachPixelMajorVariant([&](tflite_sparse::Isa isa, int block_n,
+                               const tflite_sparse::MicrokernelVariant* pixel_major) {
+    for (const auto& c : cases) {
+      Layer layer = DenseOneByOneLayer(c.in_channels, 2 * block_n);
+      layer.block_n = block_n;
+      layer.shape.kernel_h = c.kernel;
+      layer.shape.kernel_w = c.kernel;
+      layer.params.padding = Padding::kSame;
+      layer.filter.assign(static_cast<size_t>(layer.shape.out_channels) *
+                              layer.shape.TapsPerChannel(),
+                          0.5f);
+      auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(1),
+                             pixel_major);
+      EXPECT_TRUE(op != nullptr);
+      if (op == nullptr) return;
+      std::string error;
+      EXPECT_TRUE(op->Prepare(1, c.height, c.width, c.in_channels, &error)) << error;
+      const int expected = pixel_major->tile_pixels != 8 ? 0
+                           : isa == tflite_sparse::Isa::kAvx512 ? c.spaced_avx512
+                                                                 : c.spaced_other;
+      EXPECT_EQ(op->evenly_spaced_tiles(), expected)
+          << pixel_major->name << ", " << c.kernel << "x" << c.kernel << " " << c.in_channels
+          << " channels, " << c.height << "x" << c.width;
+      const int pixels = c.height * c.width;
+      const int tile = pixel_major->tile_pixels;
+      EXPECT_EQ(op->pixel_tiles(), expected > 0 && c.merged_tiles > 0 ? c.merged_tiles
+                                                                       : (pixels + tile - 1) / tile)
+          << pixel_major->name << ", " << c.kernel << "x" << c.kernel << " " << c.in_channels
+          << " channels, " << c.height << "x" << c.width;
     }
-  }
+  });
 }
 
 // After set_next_weights(next): every run of `op`'s work items must prefetch, spread over its
@@ -1203,116 +1212,110 @@ TEST(EachRunPrefetchesTheWeightsItReadsNext) {
 TEST(SpacedRunsMatchDirectConvolutionAndAreBitwiseStableAcrossThreads) {
   auto rng = native_test::Random(8080);
   int merged = 0;
-  for (tflite_sparse::Isa isa : RunnableIsas()) {
-    for (int block_n : {4, 8, 16}) {
-      const tflite_sparse::MicrokernelVariant* pixel_major = tflite_sparse::FindMicrokernel(
-          isa, block_n, tflite_sparse::WeightType::kFloat32,
-          tflite_sparse::InputLayout::kPixelMajor);
-      EXPECT_TRUE(pixel_major != nullptr);
-      if (pixel_major == nullptr) return;
-      for (int trial = 0; trial < 3; ++trial) {
-        // 1x1 with random blocks, 1x1 with the same count kept in every group (group_taps), 3x3.
-        const int kernel = trial < 2 ? 1 : 3;
-        const bool uniform = trial == 1;
-        Layer layer;
-        layer.block_n = block_n;
-        layer.shape.out_channels = 2 * block_n + native_test::UniformInt(rng, 1, block_n - 1);
-        layer.shape.kernel_h = layer.shape.kernel_w = kernel;
-        layer.shape.in_channels = kernel == 1 ? native_test::UniformInt(rng, 8, 24) : 2;
-        layer.params.padding = Padding::kSame;
-        FillRandomBlocks(layer, rng);
-        const int kept = native_test::UniformInt(rng, 1, layer.shape.in_channels);
-        if (uniform) {
-          // Exactly `kept` of each group's input channels, at random (selection sampling).
-          int left = 0;
-          int needed = 0;
-          FillOneByOneBlocks(layer, rng, [&](std::mt19937_64& r) {
-            if (left == 0) {
-              left = layer.shape.in_channels;
-              needed = kept;
-            }
-            const bool keep = native_test::UniformInt(r, 1, left) <= needed;
-            --left;
-            needed -= keep ? 1 : 0;
-            return keep;
-          });
+  ForEachPixelMajorVariant([&](tflite_sparse::Isa isa, int block_n,
+                               const tflite_sparse::MicrokernelVariant* pixel_major) {
+    for (int trial = 0; trial < 3; ++trial) {
+      // 1x1 with random blocks, 1x1 with the same count kept in every group (group_taps), 3x3.
+      const int kernel = trial < 2 ? 1 : 3;
+      const bool uniform = trial == 1;
+      Layer layer;
+      layer.block_n = block_n;
+      layer.shape.out_channels = 2 * block_n + native_test::UniformInt(rng, 1, block_n - 1);
+      layer.shape.kernel_h = layer.shape.kernel_w = kernel;
+      layer.shape.in_channels = kernel == 1 ? native_test::UniformInt(rng, 8, 24) : 2;
+      layer.params.padding = Padding::kSame;
+      FillRandomBlocks(layer, rng);
+      const int kept = native_test::UniformInt(rng, 1, layer.shape.in_channels);
+      if (uniform) {
+        // Exactly `kept` of each group's input channels, at random (selection sampling).
+        int left = 0;
+        int needed = 0;
+        FillOneByOneBlocks(layer, rng, [&](std::mt19937_64& r) {
+          if (left == 0) {
+            left = layer.shape.in_channels;
+            needed = kept;
+          }
+          const bool keep = native_test::UniformInt(r, 1, left) <= needed;
+          --left;
+          needed -= keep ? 1 : 0;
+          return keep;
+        });
+      }
+      for (int channel = 0; channel < layer.shape.out_channels; ++channel) {
+        layer.bias.push_back(native_test::UniformFloat(rng, -0.5f, 0.5f));
+      }
+      layer.low = -kInfinity;
+      layer.high = kInfinity;
+      const int batch = 2;
+      const int in_h = 12;
+      const int in_w = 40;
+      const std::vector<float> input = RandomInput(rng, layer, batch, in_h, in_w);
+      std::vector<float> first;
+      for (int threads = 1; threads <= 3; ++threads) {
+        auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(threads),
+                               pixel_major);
+        EXPECT_TRUE(op != nullptr);
+        if (op == nullptr) return;
+        op->set_min_parallel_flops(0);
+        std::string error;
+        EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
+        const ConvGeometry& g = op->geometry();
+        const int64_t pixels = static_cast<int64_t>(batch) * g.out_h * g.out_w;
+        if (op->pixel_tiles() < (pixels + pixel_major->tile_pixels - 1) / pixel_major->tile_pixels) {
+          ++merged;
         }
-        for (int channel = 0; channel < layer.shape.out_channels; ++channel) {
-          layer.bias.push_back(native_test::UniformFloat(rng, -0.5f, 0.5f));
+        // group_taps: the count when every group keeps the same (by chance, too, for the
+        // random filters).
+        const std::vector<int32_t>& begin = op->packed().group_begin;
+        bool same = true;
+        for (size_t group = 1; group + 1 < begin.size(); ++group) {
+          same = same && begin[group + 1] - begin[group] == begin[1] - begin[0];
         }
-        layer.low = -kInfinity;
-        layer.high = kInfinity;
-        const int batch = 2;
-        const int in_h = 12;
-        const int in_w = 40;
-        const std::vector<float> input = RandomInput(rng, layer, batch, in_h, in_w);
-        std::vector<float> first;
-        for (int threads = 1; threads <= 3; ++threads) {
-          auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(threads),
-                                 pixel_major);
-          EXPECT_TRUE(op != nullptr);
-          if (op == nullptr) return;
-          op->set_min_parallel_flops(0);
-          std::string error;
-          EXPECT_TRUE(op->Prepare(batch, in_h, in_w, layer.shape.in_channels, &error)) << error;
-          const ConvGeometry& g = op->geometry();
-          const int64_t pixels = static_cast<int64_t>(batch) * g.out_h * g.out_w;
-          if (op->pixel_tiles() < (pixels + pixel_major->tile_pixels - 1) / pixel_major->tile_pixels) {
-            ++merged;
-          }
-          // group_taps: the count when every group keeps the same (by chance, too, for the
-          // random filters).
-          const std::vector<int32_t>& begin = op->packed().group_begin;
-          bool same = true;
-          for (size_t group = 1; group + 1 < begin.size(); ++group) {
-            same = same && begin[group + 1] - begin[group] == begin[1] - begin[0];
-          }
-          EXPECT_TRUE(!uniform || same);
-          EXPECT_EQ(op->group_taps(), same ? begin[1] - begin[0] : 0) << pixel_major->name;
-          EXPECT_TRUE(!uniform || op->group_taps() == kept) << pixel_major->name;
-          const size_t size = static_cast<size_t>(pixels) * g.out_channels;
-          std::vector<float> output(size, -777.0f);
-          EXPECT_TRUE(op->Run(input.data(), output.data()));
-          const std::string what = std::string(pixel_major->name) + " " +
-                                   std::to_string(kernel) + "x" + std::to_string(kernel) + ", " +
-                                   std::to_string(threads) + " threads";
-          if (threads == 1) {
-            first = output;
-            const double worst = MaxErrorAgainstDirect(layer, input, g, output);
-            EXPECT_TRUE(worst <= 1e-5) << what << ": max |diff| " << worst;
-          } else {
-            EXPECT_TRUE(std::memcmp(output.data(), first.data(), size * sizeof(float)) == 0)
-                << what << " differ from 1 thread";
-          }
-          // A next layer of about 16 bytes per prefetch (one per kept tap vector of each
-          // 8-pixel tile), so that the prefetches of a run can reach every line of it.
-          const int64_t bytes = 16 * static_cast<int64_t>(op->packed().group_begin.back()) *
-                                ((pixels + 7) / 8) / threads;
-          tflite_sparse::AlignedBuffer later;
-          later.ResizeZeroed(static_cast<size_t>(bytes * threads / 4 + 16));
-          std::vector<tflite_sparse::WeightRange> next;
-          for (int run = 0; run < threads; ++run) {
-            next.push_back({reinterpret_cast<const char*>(later.data()) + bytes * run, bytes});
-          }
-          op->set_next_weights(next);
-          EXPECT_TRUE(op->prefetches()) << what;
-          ExpectRunsPrefetchWhatTheyReadNext(*op, next);
-          std::vector<float> residual(size);
-          for (float& value : residual) value = native_test::UniformFloat(rng, -4.0f, 4.0f);
-          op->set_residual_activation(0.0f, 6.0f);
-          std::vector<float> fused(size, -777.0f);
-          EXPECT_TRUE(op->Run(input.data(), fused.data(), residual.data()));
-          int wrong = 0;
-          for (size_t i = 0; i < size; ++i) {
-            const float want = std::fmin(std::fmax(first[i] + residual[i], 0.0f), 6.0f);
-            wrong += std::memcmp(&fused[i], &want, sizeof(float)) != 0;
-          }
-          EXPECT_EQ(wrong, 0) << what << ": fused ADD with prefetches";
+        EXPECT_TRUE(!uniform || same);
+        EXPECT_EQ(op->group_taps(), same ? begin[1] - begin[0] : 0) << pixel_major->name;
+        EXPECT_TRUE(!uniform || op->group_taps() == kept) << pixel_major->name;
+        const size_t size = static_cast<size_t>(pixels) * g.out_channels;
+        std::vector<float> output(size, -777.0f);
+        EXPECT_TRUE(op->Run(input.data(), output.data()));
+        const std::string what = std::string(pixel_major->name) + " " +
+                                 std::to_string(kernel) + "x" + std::to_string(kernel) + ", " +
+                                 std::to_string(threads) + " threads";
+        if (threads == 1) {
+          first = output;
+          const double worst = MaxErrorAgainstDirect(layer, input, g, output);
+          EXPECT_TRUE(worst <= 1e-5) << what << ": max |diff| " << worst;
+        } else {
+          EXPECT_TRUE(std::memcmp(output.data(), first.data(), size * sizeof(float)) == 0)
+              << what << " differ from 1 thread";
         }
+        // A next layer of about 16 bytes per prefetch (one per kept tap vector of each
+        // 8-pixel tile), so that the prefetches of a run can reach every line of it.
+        const int64_t bytes = 16 * static_cast<int64_t>(op->packed().group_begin.back()) *
+                              ((pixels + 7) / 8) / threads;
+        tflite_sparse::AlignedBuffer later;
+        later.ResizeZeroed(static_cast<size_t>(bytes * threads / 4 + 16));
+        std::vector<tflite_sparse::WeightRange> next;
+        for (int run = 0; run < threads; ++run) {
+          next.push_back({reinterpret_cast<const char*>(later.data()) + bytes * run, bytes});
+        }
+        op->set_next_weights(next);
+        EXPECT_TRUE(op->prefetches()) << what;
+        ExpectRunsPrefetchWhatTheyReadNext(*op, next);
+        std::vector<float> residual(size);
+        for (float& value : residual) value = native_test::UniformFloat(rng, -4.0f, 4.0f);
+        op->set_residual_activation(0.0f, 6.0f);
+        std::vector<float> fused(size, -777.0f);
+        EXPECT_TRUE(op->Run(input.data(), fused.data(), residual.data()));
+        int wrong = 0;
+        for (size_t i = 0; i < size; ++i) {
+          const float want = std::fmin(std::fmax(first[i] + residual[i], 0.0f), 6.0f);
+          wrong += std::memcmp(&fused[i], &want, sizeof(float)) != 0;
+        }
+        EXPECT_EQ(wrong, 0) << what << ": fused ADD with prefetches";
       }
     }
-  }
-  // Every CPU the tests run on has AVX2 or better (8-pixel variants) or skips nothing here.
+  });
+  // Runs need an 8-pixel variant, which every ISA but the generic one has.
   EXPECT_TRUE(merged > 0 || RunnableIsas().size() == 1);
 }
 
