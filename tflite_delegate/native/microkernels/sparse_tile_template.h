@@ -223,6 +223,14 @@ inline const float* SpacedPixel(const char* tap, int p, int64_t s1, int64_t s3, 
   return reinterpret_cast<const float*>(address);
 }
 
+// How far the weight prefetches of one tile of a spaced run are from the previous tile's: the
+// call's kept tap vectors times prefetch_step (SparseTileArgs::prefetch_address).
+inline uintptr_t SpacedRunPrefetchTileStep(const SparseTileArgs& args) {
+  return static_cast<uintptr_t>(args.group_begin[args.end_group] -
+                                args.group_begin[args.first_group]) *
+         static_cast<uintptr_t>(args.prefetch_step);
+}
+
 // A run of full tiles of 8 evenly spaced pixels (SparseTileArgs::pixel_spacing: num_pixels / 8
 // tiles, each continuing the one before), groups [first_group, end_group) of each, every one
 // full, each sum from the bias (no input-channel blocks): GroupTile's arithmetic, with the group
@@ -256,12 +264,8 @@ __attribute__((noinline)) void SpacedTileGroups(const SparseTileArgs& args, int 
   float* output = args.output;
   const float* residual = args.residual;
   const int tiles = args.num_pixels / kSpacedTilePixels;
-  // Tile s of the run prefetches where tile 0 would for the s x (the call's kept tap vectors)
-  // tap vector further on (SparseTileArgs::prefetch_address).
   const uintptr_t prefetch_step = static_cast<uintptr_t>(args.prefetch_step);
-  const uintptr_t prefetch_tile_step =
-      static_cast<uintptr_t>(group_begin[args.end_group] - group_begin[args.first_group]) *
-      prefetch_step;
+  const uintptr_t prefetch_tile_step = SpacedRunPrefetchTileStep(args);
   uintptr_t prefetch_tile =
       args.prefetch_address +
       static_cast<uintptr_t>(group_begin[first_group] - args.prefetch_first_tap) * prefetch_step;
@@ -404,10 +408,7 @@ inline void SpacedTile(const SparseTileArgs& args) {
       SparseTileArgs partial = args;
       partial.first_group = full_end > args.first_group ? full_end : args.first_group;
       partial.num_pixels = kSpacedTilePixels;
-      const uintptr_t prefetch_tile_step =
-          static_cast<uintptr_t>(args.group_begin[args.end_group] -
-                                 args.group_begin[args.first_group]) *
-          static_cast<uintptr_t>(args.prefetch_step);
+      const uintptr_t prefetch_tile_step = SpacedRunPrefetchTileStep(args);
       for (int first = 0; first < args.num_pixels; first += kSpacedTilePixels) {
         const float* origins[kSpacedTilePixels];
         for (int p = 0; p < kSpacedTilePixels; ++p) {

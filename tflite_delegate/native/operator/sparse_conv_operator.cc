@@ -287,16 +287,7 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   }
   PrepareChannelBlocks();
   MergeSpacedTiles();
-  group_taps_ = 0;
-  if (channel_blocks_ == 1 && packed_.num_groups > 0) {
-    const int32_t* begin = packed_.group_begin.data();
-    const int32_t taps = begin[1] - begin[0];
-    bool uniform = true;
-    for (int64_t group = 1; uniform && group < packed_.num_groups; ++group) {
-      uniform = begin[group + 1] - begin[group] == taps;
-    }
-    if (uniform) group_taps_ = taps;
-  }
+  group_taps_ = channel_blocks_ == 1 ? UniformGroupTaps() : 0;
   const int64_t tiles = static_cast<int64_t>(tile_first_pixel_.size()) - 1;
 #if defined(__x86_64__)
   const int64_t output_bytes = static_cast<int64_t>(g.batch) * g.out_h * g.out_w *
@@ -534,6 +525,16 @@ void SparseConvOperator::PrepareIndirection() {
 int64_t SparseConvOperator::evenly_spaced_tiles() const {
   return std::count_if(tile_pixel_spacing_.begin(), tile_pixel_spacing_.end(),
                        [](int64_t spacing) { return spacing != 0; });
+}
+
+int32_t SparseConvOperator::UniformGroupTaps() const {
+  if (packed_.num_groups <= 0) return 0;
+  const int32_t* begin = packed_.group_begin.data();
+  const int32_t taps = begin[1] - begin[0];
+  for (int64_t group = 1; group < packed_.num_groups; ++group) {
+    if (begin[group + 1] - begin[group] != taps) return 0;
+  }
+  return taps;
 }
 
 int64_t SparseConvOperator::SpacedRunTiles(int64_t tile) const {

@@ -194,6 +194,9 @@ class SparseConvOperator {
   // Merges runs of consecutive evenly spaced tiles into single tiles (kMaxSpacedTilesPerRun in
   // the .cc), after PrepareChannelBlocks.
   void MergeSpacedTiles();
+  // The tap vectors every group of the packed filter keeps when that count is the same for all,
+  // else 0.
+  int32_t UniformGroupTaps() const;
   // The 8-pixel tiles that pixel tile `tile` runs (1 unless it is a merged spaced run).
   int64_t SpacedRunTiles(int64_t tile) const;
   bool PreparePairs();
