@@ -468,6 +468,64 @@ TEST(ChannelMajorOperatorMatchesPixelMajorBitwise) {
   }
 }
 
+// A 1x1 channel-major layer runs in tiles of 16 pixels (one AVX-512 vector, two AVX2 ones), and
+// of 32 pixels (at most the variant's tile_pixels: 24 with AVX2) from 513 input channels
+// (PanelTilePixels): the tile counts of 80 output pixels at stride 1 and 2, and the outputs
+// bitwise equal to the pixel-major variant's on 1 and 2 threads.
+TEST(ChannelMajorOneByOneTilesHoldSixteenPixelsOrThirtyTwoFromWideInputs) {
+  auto rng = native_test::Random(515);
+  int checked = 0;
+  for (int in_channels : {40, 512, 513}) {
+    for (int stride : {1, 2}) {
+      Layer layer = RandomLayer(rng);
+      layer.block_n = 4;
+      layer.shape.kernel_h = layer.shape.kernel_w = 1;
+      layer.shape.in_channels = in_channels;
+      layer.shape.out_channels = 12;
+      layer.params.stride_h = layer.params.stride_w = stride;
+      layer.params.dilation_h = layer.params.dilation_w = 1;
+      FillOneByOneBlocks(layer, rng,
+                         [](auto& r) { return native_test::UniformInt(r, 0, 3) == 0; });
+      layer.bias.assign(static_cast<size_t>(layer.shape.out_channels), 0.25f);
+      const int in_h = 8 * stride;
+      const int in_w = 10 * stride;  // 8 x 10 output pixels with either padding
+      const std::vector<float> input = RandomInput(rng, layer, 1, in_h, in_w);
+      const std::vector<float> other_input = RandomInput(rng, layer, 1, in_h, in_w);
+      for (tflite_sparse::Isa isa : RunnableIsas()) {
+        const tflite_sparse::MicrokernelVariant* panel = tflite_sparse::FindMicrokernel(
+            isa, layer.block_n, tflite_sparse::WeightType::kFloat32,
+            tflite_sparse::InputLayout::kChannelMajor);
+        if (panel == nullptr) continue;
+        const PixelMajorPair references =
+            PixelMajorReferences(layer, isa, 1, in_h, in_w, input, other_input, false, rng);
+        const int tile_pixels = in_channels > 512 ? std::min(32, panel->tile_pixels) : 16;
+        const int lanes = panel->vector_pixels;
+        const int64_t vectors = (80 + lanes - 1) / lanes;
+        const int64_t tile_vectors = tile_pixels / lanes;
+        for (int threads = 1; threads <= 2; ++threads) {
+          auto op = MakeOperator(layer, isa, std::make_shared<tflite_sparse::ThreadPool>(threads),
+                                 panel);
+          op->set_min_parallel_flops(0);
+          std::string error;
+          EXPECT_TRUE(op->Prepare(1, in_h, in_w, in_channels, &error)) << error;
+          EXPECT_TRUE(&op->variant() == panel) << op->variant().name;
+          const std::string what = std::to_string(in_channels) + " input channels, stride " +
+                                   std::to_string(stride) + ", " + std::to_string(threads) +
+                                   " thread(s)";
+          EXPECT_EQ(op->pixel_tiles(), (vectors + tile_vectors - 1) / tile_vectors)
+              << panel->name << " " << what;
+          ExpectPixelMajorBits(*op, input, other_input, references, false, 1, what);
+          ++checked;
+        }
+      }
+    }
+  }
+  if (checked == 0) {
+    native_test::SkipNotes().push_back("channel-major tile test: no channel-major variant on "
+                                       "this CPU");
+  }
+}
+
 // KxK and 1x1 stride-1 layers at N = 8 and 16, run with the ISA's pixel-pair variant where it
 // has one:
 // against the direct convolution, and bitwise equal to the pixel-major variant of the same ISA
