@@ -395,7 +395,9 @@ TEST(EveryPanelTransposeMatchesAScalarTransposition) {
                   variant.min_kept_flops_per_input == 0.0 &&
                   variant.min_kept_flops_per_input_split == 0.0 &&
                   variant.min_kept_flops_per_output == 0.0 &&
-                  variant.min_kept_flops_per_output_split == 0.0)
+                  variant.min_kept_flops_per_output_split == 0.0 &&
+                  variant.min_kept_flops_per_transposed_value == 0.0 &&
+                  variant.min_kept_flops_per_transposed_value_split == 0.0)
           << variant.name;
       continue;
     }
@@ -580,11 +582,23 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
           EXPECT_TRUE(input_limit == (tflite_sparse::CpuSplitsAvx512()
                                           ? panel->min_kept_flops_per_input_split
                                           : panel->min_kept_flops_per_input));
+          const double transposed = tflite_sparse::MinKeptFlopsPerTransposedValue(*panel);
+          EXPECT_TRUE(transposed == (tflite_sparse::CpuSplitsAvx512()
+                                         ? panel->min_kept_flops_per_transposed_value_split
+                                         : panel->min_kept_flops_per_transposed_value));
           EXPECT_TRUE(select(1, 1, input_limit, kMuchWork) == panel);
           EXPECT_TRUE(select(1, 1, input_limit * 0.99, kMuchWork) == found);
-          EXPECT_TRUE(select(1, 1, kMuchWork, limit) == panel);
+          // (Per transposed value, kMuchWork and x give just below x.)
+          EXPECT_TRUE(select(1, 1, kMuchWork, std::max(limit, 2 * transposed)) == panel);
           if (limit > 0) {
             EXPECT_TRUE(select(1, 1, kMuchWork, limit * 0.99) == found);
+          }
+          if (transposed > 0) {
+            // Equal work per input and per output value v: v / 2 per transposed value.
+            const double both = 2 * transposed;
+            EXPECT_TRUE(both >= input_limit && both >= limit) << panel->name;
+            EXPECT_TRUE(select(1, 1, both, both) == panel);
+            EXPECT_TRUE(select(1, 1, both * 0.99, both * 0.99) == found);
           }
         } else {
           EXPECT_TRUE(select(1, 1, kMuchWork, 0.0) == one_by_one);
@@ -597,6 +611,12 @@ TEST(RegistryHasEveryWidthForEveryIsaAndUniqueNames) {
   EXPECT_TRUE(tflite_sparse::IsaSupportedByCpu(tflite_sparse::BestSupportedIsa()));
   EXPECT_TRUE(tflite_sparse::KeptFlopsPerInputValue(64 * 16, 4, 256) == 32.0);
   EXPECT_TRUE(tflite_sparse::KeptFlopsPerInputValue(10, 4, 0) == 0.0);
+  // 1/(1/a + 1/b): 56x56 1x1 64->64 at 75 % (32 per input and per output value) is 16 per
+  // transposed value, 28x28 128->512 at 90 % (102.4 and 25.6) 20.48.
+  EXPECT_TRUE(tflite_sparse::KeptFlopsPerTransposedValue(32.0, 32.0) == 16.0);
+  EXPECT_TRUE(std::fabs(tflite_sparse::KeptFlopsPerTransposedValue(102.4, 25.6) - 20.48) < 1e-9);
+  EXPECT_TRUE(tflite_sparse::KeptFlopsPerTransposedValue(0.0, 32.0) == 0.0);
+  EXPECT_TRUE(tflite_sparse::KeptFlopsPerTransposedValue(32.0, -1.0) == 0.0);
   // 56x56 1x1 64->256 at 90 %: 64 groups of 4 keep 6.4 of 64 tap vectors on average (410 in
   // all): 2 x 410 x 4 / 256 = 12.8 kept FLOPs per output value, against 51.25 per input value.
   EXPECT_TRUE(tflite_sparse::KeptFlopsPerOutputValue(410, 4, 256) == 12.8125);

@@ -79,12 +79,14 @@ namespace tflite_sparse {
 // channel-major N = 4 (0.75 stays for the pixel-major layers left: too little work per value).
 // N = 8's channel-major variant (after the pixel pairs in the registry; on 1x1 layers too since
 // 2026-12-05) keeps 0.4: 1.13 / 1.32x at 0.4 with 2 threads. An N = 8 layer left pixel-major
-// there (too little kept work per value: MinKeptFlopsPerInput / MinKeptFlopsPerOutput) starts
+// there (too little kept work per value: MinKeptFlopsPerInput / MinKeptFlopsPerOutput /
+// MinKeptFlopsPerTransposedValue) starts
 // at 0.5: run pixel-major, MobileNetV1's 112x112 1x1 32->64 ran 0.98x / 0.92x of XNNPACK at 0.4
 // (1 / 2 threads) and 0.88x / 0.85x at 0.3 (`--nets=resnet50,resnet18,mobilenet_v1
 // --block_n=4,8 --sparsity=0.3,0.4 --threads=1,2 --min_sparsity=0`, 2026-12-04 23:58 UTC),
-// 1.11-1.15x at 0.5. (With the 1x8 row's Zen 4 limits, 32 kept FLOPs per input and per output
-// value, that layer runs channel-major from 0.4 since: 1.10-1.12x at 0.42, 1.23-1.24x at 0.5.)
+// 1.11-1.15x at 0.5. (With the 1x8 row's Zen 4 limits then, 32 kept FLOPs per input and per
+// output value, that layer ran channel-major from 0.4: 1.10-1.12x at 0.42, 1.23-1.24x at 0.5;
+// with today's, 32 per input and 20 per transposed value, it does up to 0.53.)
 double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa, bool split_avx512);
 
 // The one per-shape rule on top of DefaultMinSparsity: a convolution over few input channels

@@ -229,13 +229,15 @@ struct MicrokernelVariant {
   int vector_pixels;
   PanelTransposeFunction transpose;
   // Channel-major only: SelectMicrokernel takes this row only for layers with at least this many
-  // kept FLOPs per input value (see KeptFlopsPerInputValue) and per output value (0: no limit;
-  // see KeptFlopsPerOutputValue), and on a CPU that splits 512-bit operations
-  // (CpuSplitsAvx512) the _split limits instead.
+  // kept FLOPs per input value (see KeptFlopsPerInputValue), per output value and per transposed
+  // value (0: no limit; see KeptFlopsPerOutputValue and KeptFlopsPerTransposedValue), and on a
+  // CPU that splits 512-bit operations (CpuSplitsAvx512) the _split limits instead.
   double min_kept_flops_per_input;
   double min_kept_flops_per_input_split;
   double min_kept_flops_per_output;
   double min_kept_flops_per_output_split;
+  double min_kept_flops_per_transposed_value;
+  double min_kept_flops_per_transposed_value_split;
   // Pixel-pair only: the ISA's pair-image row builder (nullptr for other rows).
   PairRowFunction build_pair_row;
 };
@@ -276,10 +278,12 @@ constexpr double kChannelMajorMinKeptFlopsPerInput = 32.0;
 // (56x56 64->64 and 256->64 at 75 %), 1.00-1.08x at 64 and 1.1-1.35x from 128 up.
 constexpr double kPixelPairMinKeptFlopsPerInput = 48.0;
 
-// A channel-major row's limits on kept FLOPs per input and per output value on this CPU: its
-// min_kept_flops_per_input / _output, or the _split ones where CpuSplitsAvx512().
+// A channel-major row's limits on kept FLOPs per input, per output and per transposed value on
+// this CPU: its min_kept_flops_per_input / _output / _transposed_value, or the _split ones where
+// CpuSplitsAvx512().
 double MinKeptFlopsPerInput(const MicrokernelVariant& variant);
 double MinKeptFlopsPerOutput(const MicrokernelVariant& variant);
+double MinKeptFlopsPerTransposedValue(const MicrokernelVariant& variant);
 
 // 2 x kept_tap_vectors x block_n / in_channels (0 when in_channels <= 0).
 double KeptFlopsPerInputValue(int64_t kept_tap_vectors, int block_n, int in_channels);
@@ -291,10 +295,19 @@ double KeptFlopsPerInputValue(int64_t kept_tap_vectors, int block_n, int in_chan
 // 0 when out_channels <= 0.
 double KeptFlopsPerOutputValue(int64_t kept_tap_vectors, int block_n, int out_channels);
 
+// Both sides at once: a channel-major tile transposes every input and every output value once
+// (per pixel, I + O values) for 2 x kept tap vectors x N kept FLOPs, so its kept FLOPs per
+// transposed value are per_input x per_output / (per_input + per_output) of the two measures
+// above (= 2 x KH x KW x I x O x (1 - s) / (I + O) for a uniform 1xN filter; 0 when either is
+// not positive). It tells the two costs apart no better than they do alone, but weighs them
+// together: a layer light on one side and heavy on the other pays mostly for the light side.
+double KeptFlopsPerTransposedValue(double kept_flops_per_input, double kept_flops_per_output);
+
 // The variant for a convolution with this kernel (any stride, padding and dilation: every
 // layout runs every convolution): the first row, in preference order, with this ISA, N and
 // weight type that, for a channel-major row, has kept_flops_per_input and
-// kept_flops_per_output at least the row's MinKeptFlopsPerInput and MinKeptFlopsPerOutput, and
+// kept_flops_per_output at least the row's MinKeptFlopsPerInput and MinKeptFlopsPerOutput (and
+// KeptFlopsPerTransposedValue of the two at least MinKeptFlopsPerTransposedValue), and
 // for a pixel-pair row (only
 // when `pixel_pairs`: the delegate option, by default !CpuSplitsAvx512()) on a 1x1 convolution
 // (whose tiles are paired right before each call) kept_flops_per_input at least

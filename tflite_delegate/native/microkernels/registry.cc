@@ -5,7 +5,8 @@
 // function <prefix>_1x<N>_p<P>_<isa> (defined in that ISA's f32_<isa>.cc) and registers it under
 // the name "<prefix>_1x<N>_p<P>__<isa>". A channel-major row is C(the same fields, pixels per
 // vector register, min kept FLOPs per input value, the same on a CPU that splits 512-bit
-// operations, min kept FLOPs per output value, the same split); it declares
+// operations, min kept FLOPs per output value, the same split, min kept FLOPs per transposed
+// value (KeptFlopsPerTransposedValue), the same split); it declares
 // <prefix>_1x<N>_p<P>_panel_<isa> and the ISA's panel builder <prefix>_panel_transpose_<isa>,
 // and registers "<prefix>_1x<N>_p<P>_panel__<isa>".
 //
@@ -22,7 +23,8 @@
 // needs 8: there it ran those three at 1.19-1.48x of the pixel-major variant at 90 %, and
 // 1.75-1.86x 56x56 64->64 and 64->256 at 75 % (32 per output value; bench_kernels, 2026-12-04).
 // The AVX-512 1x8 panel row needs 32 and 64 (measured only where 512-bit operations are split:
-// Zen 5 prefers the 1x8 pixel-pair row anyway) and on Zen 4 32 and 48 (see below): there, since
+// Zen 5 prefers the 1x8 pixel-pair row anyway) and on Zen 4 32 per input value and 20 per
+// transposed value (see the end of this paragraph; until then 32 and 48): there, since
 // channel-major tiles store whole vectors of channels per pixel and the panel builder goes 8
 // pixels at a time, it ran ResNet-50's and MobileNetV1's twelve 1x1 stride-1 shapes and two
 // strided ones 1.00-1.44x as fast as the pixel-major 1x8 variant at 50 %, and those it takes
@@ -34,8 +36,18 @@
 // value) ran 0.91x channel-major in two runs, 28x28 128->512 at 87.5 % (128 and 32) 0.89-0.92x
 // and 56x56 128->128 at 87.5 % (32 and 32) 0.96-1.00x, while 56x56 64->256 at 75 % (128 and 32),
 // which now runs pixel-major too, ran 1.05-1.07x channel-major (bench_kernels --block-n 8
-// --layout both, 1 and 2 threads, 06:57 UTC). The AVX2 row keeps no limit (measured on Zen 4
-// AVX2 only: it won on all nine 1x1 shapes at its threshold).
+// --layout both, 1 and 2 threads, 06:57 UTC). Since channel-major 1x1 tiles hold 16 pixels
+// (2026-12-05 08:50 UTC; sparse_conv_operator.cc, kPanelTilePixels) the kept FLOPs per
+// transposed value (input and output together) tell the cases apart where the two limits did
+// not: on ResNet-50's and MobileNetV1's eighteen 1x1 shapes (six strided) at 50, 75, 87.5 and
+// 90 % (bench_kernels --block-n 8 --layout both with no limits, 1 thread, two rounds, 09:00 UTC)
+// channel-major ran 1.02-1.53x as fast as the pixel-major 1x8 variant from 20.5 per transposed
+// value up (e.g. 56x56 64->256 at 75 %, 128 per input and 32 per output value: 1.17x; 28x28
+// 128->512 at 87.5 % and 90 %: 1.12x and 1.05x; 112x112 32->64 at 50 %: 1.05x), and 0.70-0.98x
+// below 17 (56x56 64->64 at 75 %, 16: 0.96x; 56x56 128->128 at 90 %, 12.8: 0.98x) but for one
+// strided layer: 56x56 256->128 stride 2 at 87.5 % (21.3) ran 0.92x and at 90 % (17) 0.88x, as
+// under the old limits. The AVX2 row keeps no limit (measured on Zen 4 AVX2 only: it won on all
+// nine 1x1 shapes at its threshold).
 //
 // A pixel-pair row is Q(the same fields as X); it declares <prefix>_1x<N>_p<P>_pair_<isa> and
 // the ISA's pair-image row builder <prefix>_pair_row_<isa>, and registers
@@ -57,19 +69,20 @@
 
 #if defined(__x86_64__)
 #define TFLITE_SPARSE_X86_MICROKERNELS(X, C, Q)  \
-  C(f32, kFloat32, 4, 64, avx512, kAvx512, 16, kChannelMajorMinKeptFlopsPerInput, 8.0, 64.0, 8.0) \
+  C(f32, kFloat32, 4, 64, avx512, kAvx512, 16, kChannelMajorMinKeptFlopsPerInput, 8.0, 64.0, 8.0, \
+    0.0, 0.0)                                                                                  \
   X(f32, kFloat32, 32, 8, avx512, kAvx512)     \
   Q(f32, kFloat32, 16, 16, avx512, kAvx512)   \
   X(f32, kFloat32, 16, 8, avx512, kAvx512)    \
   Q(f32, kFloat32, 8, 16, avx512, kAvx512)    \
   C(f32, kFloat32, 8, 48, avx512, kAvx512, 16, kChannelMajorMinKeptFlopsPerInput,               \
-    kChannelMajorMinKeptFlopsPerInput, 64.0, 48.0)                                             \
+    kChannelMajorMinKeptFlopsPerInput, 64.0, 0.0, 0.0, 20.0)                                   \
   X(f32, kFloat32, 8, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 4, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 2, 4, avx512, kAvx512)     \
   X(f32, kFloat32, 1, 8, avx512, kAvx512)     \
   C(f32, kFloat32, 4, 24, avx2, kAvx2, 8, kChannelMajorMinKeptFlopsPerInput,                    \
-    kChannelMajorMinKeptFlopsPerInput, 0.0, 0.0)                                               \
+    kChannelMajorMinKeptFlopsPerInput, 0.0, 0.0, 0.0, 0.0)                                     \
   X(f32, kFloat32, 32, 2, avx2, kAvx2)        \
   X(f32, kFloat32, 16, 5, avx2, kAvx2)        \
   X(f32, kFloat32, 8, 8, avx2, kAvx2)         \
@@ -95,7 +108,8 @@ namespace microkernels {
 #define TFLITE_SPARSE_DECLARE(prefix, type, n, p, isa, isa_enum) \
   void prefix##_1x##n##_p##p##_##isa(const SparseTileArgs& args);
 #define TFLITE_SPARSE_DECLARE_PANEL(prefix, type, n, p, isa, isa_enum, lanes, input_flops,  \
-                                    input_flops_split, output_flops, output_flops_split)  \
+                                    input_flops_split, output_flops, output_flops_split,  \
+                                    transposed_flops, transposed_flops_split)             \
   void prefix##_1x##n##_p##p##_panel_##isa(const SparseTileArgs& args);             \
   void prefix##_panel_transpose_##isa(const float* input, int channels, int64_t pixel_stride, \
                                       int64_t pixels, float* panel, int64_t panel_stride);
@@ -120,17 +134,18 @@ namespace {
 #define TFLITE_SPARSE_ROW(prefix, type, n, p, isa, isa_enum)                           \
   {#prefix "_1x" #n "_p" #p "__" #isa,           Isa::isa_enum, WeightType::type, n, p, \
    &microkernels::prefix##_1x##n##_p##p##_##isa, InputLayout::kPixelMajor,     1,  nullptr, 0.0, \
-   0.0, 0.0, 0.0, nullptr},
+   0.0, 0.0, 0.0, 0.0, 0.0, nullptr},
 #define TFLITE_SPARSE_PANEL_ROW(prefix, type, n, p, isa, isa_enum, lanes, input_flops,          \
-                                input_flops_split, output_flops, output_flops_split)            \
+                                input_flops_split, output_flops, output_flops_split,            \
+                                transposed_flops, transposed_flops_split)                       \
   {#prefix "_1x" #n "_p" #p "_panel__" #isa,              Isa::isa_enum, WeightType::type, n, p, \
    &microkernels::prefix##_1x##n##_p##p##_panel_##isa,   InputLayout::kChannelMajor, lanes,     \
    &microkernels::prefix##_panel_transpose_##isa, input_flops, input_flops_split, output_flops,  \
-   output_flops_split, nullptr},
+   output_flops_split, transposed_flops, transposed_flops_split, nullptr},
 #define TFLITE_SPARSE_PAIR_ROW(prefix, type, n, p, isa, isa_enum)                              \
   {#prefix "_1x" #n "_p" #p "_pair__" #isa,            Isa::isa_enum, WeightType::type, n, p, \
    &microkernels::prefix##_1x##n##_p##p##_pair_##isa, InputLayout::kPixelPair, 1, nullptr, 0.0, \
-   0.0, 0.0, 0.0, &microkernels::prefix##_pair_row_##isa},
+   0.0, 0.0, 0.0, 0.0, 0.0, &microkernels::prefix##_pair_row_##isa},
 constexpr MicrokernelVariant kRegistry[] = {TFLITE_SPARSE_MICROKERNELS(
     TFLITE_SPARSE_ROW, TFLITE_SPARSE_PANEL_ROW, TFLITE_SPARSE_PAIR_ROW)};
 #undef TFLITE_SPARSE_ROW
@@ -194,6 +209,11 @@ double MinKeptFlopsPerOutput(const MicrokernelVariant& variant) {
                            : variant.min_kept_flops_per_output;
 }
 
+double MinKeptFlopsPerTransposedValue(const MicrokernelVariant& variant) {
+  return CpuSplitsAvx512() ? variant.min_kept_flops_per_transposed_value_split
+                           : variant.min_kept_flops_per_transposed_value;
+}
+
 double KeptFlopsPerInputValue(int64_t kept_tap_vectors, int block_n, int in_channels) {
   if (in_channels <= 0) return 0.0;
   return 2.0 * static_cast<double>(kept_tap_vectors) * block_n / in_channels;
@@ -202,6 +222,12 @@ double KeptFlopsPerInputValue(int64_t kept_tap_vectors, int block_n, int in_chan
 double KeptFlopsPerOutputValue(int64_t kept_tap_vectors, int block_n, int out_channels) {
   if (out_channels <= 0) return 0.0;
   return 2.0 * static_cast<double>(kept_tap_vectors) * block_n / out_channels;
+}
+
+double KeptFlopsPerTransposedValue(double kept_flops_per_input, double kept_flops_per_output) {
+  if (kept_flops_per_input <= 0.0 || kept_flops_per_output <= 0.0) return 0.0;
+  return kept_flops_per_input * kept_flops_per_output /
+         (kept_flops_per_input + kept_flops_per_output);
 }
 
 const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, int kernel_w,
@@ -215,7 +241,9 @@ const MicrokernelVariant* SelectMicrokernel(Isa isa, int block_n, int kernel_h, 
     }
     if (variant.layout == InputLayout::kChannelMajor &&
         (kept_flops_per_input < MinKeptFlopsPerInput(variant) ||
-         kept_flops_per_output < MinKeptFlopsPerOutput(variant))) {
+         kept_flops_per_output < MinKeptFlopsPerOutput(variant) ||
+         KeptFlopsPerTransposedValue(kept_flops_per_input, kept_flops_per_output) <
+             MinKeptFlopsPerTransposedValue(variant))) {
       continue;  // too little work per transposed input or output value
     }
     if (variant.layout == InputLayout::kPixelPair && kernel_h * kernel_w == 1 &&
