@@ -99,34 +99,29 @@ constexpr int64_t kSpacedTileMaxTapVectorsPerGroupOther = 16;
 // tap vectors. A minimum of 128 gained less on 64->256 and 256->64 (1.01-1.06x), runs of up to
 // 8 with 1024 no more than this.
 constexpr int64_t kMaxSpacedTilesPerRun = 4;
-// Pixels per tile of a 1x1 channel-major layer (PanelTilePixels): one 16-pixel AVX-512 vector,
-// two where a one-vector panel would not fit L1 (more than kPanelWideInputChannels input
-// channels, 32 KiB and up): its rows then come from L2, and a second vector per row halves those
-// loads per FMA. Tiles of the variants' whole tile_pixels (64 pixels for the AVX-512 1x4 row, 48
-// for 1x8, 24 for the AVX2 1x4) measured slower almost everywhere (bench_kernels --layout both, 1
-// and 2 threads, Zen 4, against tiles of 1-4 vectors; docs/RESULTS.md, "Channel-major tiles of
-// 16 pixels"): at 1x4 and 90 %, 56x56 1x1 64->256, 28x28 128->512 and 14x14 256->1024 ran
-// 1.27x, 1.26x and 1.26x faster in 16-pixel tiles (a tile's output block is one 64-byte line
-// per pixel and 16 channels, and 64 such lines at a 1-4 KiB pixel stride fall in 1-4 sets of
-// L1, which hold 8 lines each), 56x56 64->64 and 256->64 1.05-1.10x; 14x14 1024->256 and 7x7
-// 2048->512 ran best in 32-pixel tiles (1.02x and 1.16x over 16). AVX2 (8-pixel vectors) the
-// same: best at 16 pixels, and at 24 (its most) with 2048 input channels.
-constexpr int64_t kPanelTilePixels = 16;
-constexpr int64_t kPanelWideTilePixels = 32;
-constexpr int kPanelWideInputChannels = 512;
-
-// The most pixels per tile of a 1x1 layer of channel-major `variant` with `in_channels` input
-// channels: the rule above, within the variant's tile_pixels, in whole vectors.
-int64_t PanelTilePixels(const MicrokernelVariant& variant, int in_channels) {
-  const int64_t wanted =
-      in_channels > kPanelWideInputChannels ? kPanelWideTilePixels : kPanelTilePixels;
-  const int64_t most = std::min<int64_t>(wanted, variant.tile_pixels);
-  const int64_t lanes = variant.vector_pixels;
-  return std::max<int64_t>(most / lanes, 1) * lanes;
-}
-
 constexpr int64_t kSpacedRunMinTapVectors = 512;
 constexpr int64_t kSpacedRunMinTilesPerThread = 2 * kMinItemsPerThread;
+// Pixels per tile of a 1x1 channel-major layer: 16, one AVX-512 vector (two AVX2 ones), within
+// the variant's tile_pixels. Tiles of the variants' whole tile_pixels (64 for the AVX-512 1x4
+// row, 48 for 1x8, 24 for the AVX2 1x4) measured slower almost everywhere (bench_kernels
+// --layout both, 1 and 2 threads, Zen 4, against tiles of 1-4 vectors; docs/RESULTS.md,
+// "Channel-major tiles of 16 pixels"): at 1x4 and 90 %, 56x56 1x1 64->256, 28x28 128->512 and
+// 14x14 256->1024 ran 1.26-1.27x faster in 16-pixel tiles (a tile's output block is one 64-byte
+// line per pixel and 16 channels, and 64 such lines at a 1-4 KiB pixel stride fall in 1-4 sets
+// of L1, which hold 8 lines each), 56x56 64->64 and 256->64 1.05-1.10x. 32-pixel tiles ran the
+// layers of 1024 and 2048 input channels (whose 16-pixel panel, 64-128 KiB, is read from L2) as
+// fast at 1 thread (0.99-1.01x) and up to 1.10x slower at 2 (fewer tiles to share). With AVX2,
+// 24-pixel tiles ran 7x7 2048->512 1.14x faster at 1 thread, but the stride-2 1x1 1024->512 into
+// 7x7 1.32x slower at 2.
+constexpr int64_t kPanelTilePixels = 16;
+
+// kPanelTilePixels within `variant`'s tile_pixels, in whole vectors (at least one).
+int64_t PanelTilePixels(const MicrokernelVariant& variant) {
+  const int64_t lanes = variant.vector_pixels;
+  return std::max<int64_t>(std::min<int64_t>(kPanelTilePixels, variant.tile_pixels) / lanes, 1) *
+         lanes;
+}
+
 // Orders this thread's non-temporal stores before its later stores (the pool's join).
 inline void StoreFence() {
 #if defined(__x86_64__)
@@ -252,10 +247,10 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
       PrepareLaneTiles();
     } else {
       // Tiles of whole pixel vectors (each starts on an aligned panel column), nearly equal
-      // vector counts of at most panel_tile_pixels_ / vector_pixels.
+      // vector counts of at most PanelTilePixels / vector_pixels.
       const int64_t lanes = active_->vector_pixels;
       const int64_t vectors = (pixels + lanes - 1) / lanes;
-      const int64_t tile_vectors = panel_tile_pixels_ / lanes;
+      const int64_t tile_vectors = PanelTilePixels(*active_) / lanes;
       const int64_t tiles = (vectors + tile_vectors - 1) / tile_vectors;
       tile_first_pixel_.resize(static_cast<size_t>(tiles + 1));
       for (int64_t t = 0; t <= tiles; ++t) {
@@ -808,12 +803,11 @@ bool SparseConvOperator::PreparePanel() {
   const ConvGeometry& g = geometry_;
   const bool one_by_one = packed_.shape.kernel_h == 1 && packed_.shape.kernel_w == 1;
   if (!one_by_one || g.needs_padding) return PreparePlanes();
-  panel_tile_pixels_ = PanelTilePixels(*variant_, packed_.shape.in_channels);
   // The per-tile panel: rows of the tile's pixels rounded up to whole 64-byte lines, and an odd
   // number of lines, because a tile reads the same columns of many rows and with an even line
   // count those rows would share a fraction of L1's sets.
-  int64_t stride = (panel_tile_pixels_ + kPanelPixelAlignment - 1) / kPanelPixelAlignment *
-                   kPanelPixelAlignment;
+  int64_t stride = (PanelTilePixels(*variant_) + kPanelPixelAlignment - 1) /
+                   kPanelPixelAlignment * kPanelPixelAlignment;
   if ((stride / kPanelPixelAlignment) % 2 == 0) stride += kPanelPixelAlignment;
   // Tap offsets are c * stride (1x1: tap index = input channel) in 32 bits, like the
   // pixel-major ones.

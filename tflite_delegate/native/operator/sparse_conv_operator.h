@@ -257,8 +257,6 @@ class SparseConvOperator {
   int32_t group_taps_ = 0;
   AlignedBuffer padded_input_;          // batch x padded image; borders stay zero
   int64_t panel_stride_ = 0;            // channel-major: floats per row of a tile's panel
-  // Channel-major 1x1: the most pixels per tile (PanelTilePixels in the .cc), whole vectors.
-  int64_t panel_tile_pixels_ = 0;
   // Channel-major on a KxK (or padded 1x1) layer: Run writes the batch's planes into the
   // workspace, image after image, each input channel's padded image in panel_stride_ floats:
   // stride_h x stride_w phases of phase_stride_ floats (PreparePlanes; one at stride 1), each
