@@ -1172,22 +1172,24 @@ TEST(EvenlySpacedTilesAreFullOnesOnLayersWithShortTapLists) {
 // prefetches are at address + k x step for k < count.
 void ExpectRunsPrefetchWhatTheyReadNext(const tflite_sparse::SparseConvOperator& op,
                                         const std::vector<tflite_sparse::WeightRange>& next) {
-  const int64_t tiles = op.pixel_tiles();
-  const int64_t items = op.group_chunks() * tiles;
+  const int64_t items = op.group_chunks() * op.pixel_tiles();
   const int runs = static_cast<int>(next.size());
   for (int run = 0; run < runs; ++run) {
     const int64_t run_begin = tflite_sparse::FirstTileOfThread(items, run, runs);
     const int64_t run_end = tflite_sparse::FirstTileOfThread(items, run + 1, runs);
-    for (int64_t chunk = run_begin / tiles; chunk * tiles < run_end; ++chunk) {
-      const bool last = (chunk + 1) * tiles >= run_end;
-      const tflite_sparse::WeightRange target = last ? next[run] : op.ChunkWeights(chunk + 1);
+    // The run's items, segment by segment (the tiles one chunk sweeps: PlaceOf).
+    for (int64_t first_item = run_begin; first_item < run_end;) {
+      const auto place = op.PlaceOf(first_item);
+      const int64_t chunk = place.chunk;
+      const int64_t end_item = std::min(run_end, place.segment_end);
+      const bool last = end_item >= run_end;
+      const tflite_sparse::WeightRange target =
+          last ? next[run] : op.ChunkWeights(op.PlaceOf(end_item).chunk);
       const uintptr_t begin = reinterpret_cast<uintptr_t>(target.data);
       const uintptr_t end = begin + static_cast<uintptr_t>(target.bytes);
       std::vector<bool> line_seen(static_cast<size_t>((target.bytes + 63) / 64), false);
       uintptr_t furthest = 0;
       int64_t most = 0;
-      const int64_t first_item = std::max(run_begin, chunk * tiles);
-      const int64_t end_item = std::min(run_end, (chunk + 1) * tiles);
       const int64_t share = (target.bytes + end_item - first_item - 1) / (end_item - first_item);
       for (int64_t item = first_item; item < end_item; ++item) {
         const auto prefetch = op.Prefetch(item);
@@ -1206,6 +1208,7 @@ void ExpectRunsPrefetchWhatTheyReadNext(const tflite_sparse::SparseConvOperator&
       EXPECT_EQ(missing, 0) << "run " << run << " chunk " << chunk;
       EXPECT_TRUE(furthest < end + static_cast<uintptr_t>(share + most))
           << "run " << run << " chunk " << chunk;
+      first_item = end_item;
     }
   }
 }
@@ -1236,14 +1239,14 @@ TEST(EachRunPrefetchesTheWeightsItReadsNext) {
     std::vector<tflite_sparse::WeightRange> next;
     for (int run = 0; run < runs; ++run) {
       const int64_t item = tflite_sparse::FirstTileOfThread(items, run, runs);
-      const tflite_sparse::WeightRange chunk = op->ChunkWeights(item / tiles);
+      const tflite_sparse::WeightRange chunk = op->ChunkWeights(op->PlaceOf(item).chunk);
       EXPECT_TRUE(first[run].data == chunk.data && first[run].bytes == chunk.bytes) << run;
       next.push_back({reinterpret_cast<const char*>(later.data()) + 80000 * run, 80000});
     }
     op->set_next_weights(next);
     ExpectRunsPrefetchWhatTheyReadNext(*op, next);
     for (int64_t item = 0; item < items; ++item) {
-      EXPECT_EQ(op->Prefetch(item).count, op->ChunkWeights(item / tiles).bytes / 64);
+      EXPECT_EQ(op->Prefetch(item).count, op->ChunkWeights(op->PlaceOf(item).chunk).bytes / 64);
     }
     // A successor too small to be worth a prefetch per kept tap vector gets none.
     op->set_next_weights(std::vector<tflite_sparse::WeightRange>(runs, {later.data(), 64}));
@@ -1253,6 +1256,91 @@ TEST(EachRunPrefetchesTheWeightsItReadsNext) {
     std::vector<float> output(7 * 7 * 512);
     EXPECT_TRUE(op->Run(input.data(), output.data()));
     EXPECT_TRUE(MaxErrorAgainstDirect(layer, input, op->geometry(), output) < 1e-3);
+  }
+}
+
+// A pixel-major layer in several group chunks, split between 2 or 3 threads: the chunk-major
+// items are blocked by thread (thread_tiles), each run's block holding its share of the pixel
+// tiles for every chunk, chunk by chunk, so that each thread writes whole output pixels of its
+// own; every (chunk, tile) item exactly once; the results bitwise those of one thread (which
+// does not block), and those of the direct convolution. A dense 1x1 1024->512 layer in 1x16
+// blocks on 7x7 and 9x9 inputs (2 MiB of weights, 8 chunks; tile counts that the thread counts
+// divide and do not), and a sparse 3x3 layer.
+TEST(ThreadsWriteWholePixelsOfTheirOwn) {
+  auto rng = native_test::Random(41);
+  // 3x3 SAME 24->100 in 1x8 blocks (a partial last group), about half the tap vectors kept.
+  Layer sparse3x3;
+  sparse3x3.block_n = 8;
+  sparse3x3.shape.out_channels = 100;
+  sparse3x3.shape.kernel_h = 3;
+  sparse3x3.shape.kernel_w = 3;
+  sparse3x3.shape.in_channels = 24;
+  FillRandomBlocks(sparse3x3, rng);
+  for (int channel = 0; channel < 100; ++channel) {
+    sparse3x3.bias.push_back(native_test::UniformFloat(rng, -0.5f, 0.5f));
+  }
+  struct Case {
+    const char* name;
+    Layer layer;
+    int height, width;
+  };
+  const Case cases[] = {{"1x1 1024->512 7x7", DenseOneByOneLayer(1024, 512), 7, 7},
+                        {"1x1 1024->512 9x9", DenseOneByOneLayer(1024, 512), 9, 9},
+                        {"random 3x3", sparse3x3, 6, 11}};
+  for (const Case& c : cases) {
+    const int in_channels = c.layer.shape.in_channels;
+    std::vector<float> input(static_cast<size_t>(c.height) * c.width * in_channels);
+    for (float& value : input) value = native_test::UniformFloat(rng, -1.0f, 1.0f);
+    std::vector<float> reference;
+    for (int threads : {1, 2, 3}) {
+      auto op = GenericOperatorSplitFromZeroFlops(c.layer, threads);
+      EXPECT_TRUE(op != nullptr) << c.name;
+      if (op == nullptr) return;
+      std::string error;
+      EXPECT_TRUE(op->Prepare(1, c.height, c.width, in_channels, &error)) << error;
+      const int64_t tiles = op->pixel_tiles();
+      const int64_t chunks = op->group_chunks();
+      const int64_t items = chunks * tiles;
+      // By the cache budget (2 MiB of weights) or, on few tiles, for work items per thread.
+      EXPECT_TRUE(chunks > 1 || threads == 1) << c.name;
+      EXPECT_EQ(op->thread_tiles(), threads > 1 && tiles >= threads)
+          << c.name << ", " << threads << " threads, " << tiles << " tiles";
+      std::vector<int> seen(static_cast<size_t>(items), 0);
+      for (int run = 0; run < threads; ++run) {
+        const int64_t first_tile = tflite_sparse::FirstTileOfThread(tiles, run, threads);
+        const int64_t end_tile = tflite_sparse::FirstTileOfThread(tiles, run + 1, threads);
+        const int64_t block_begin = op->thread_tiles() ? chunks * first_tile : 0;
+        const int64_t block_end = op->thread_tiles() ? chunks * end_tile : items;
+        int64_t previous_chunk = 0;
+        for (int64_t item = block_begin; item < block_end; ++item) {
+          const auto place = op->PlaceOf(item);
+          EXPECT_TRUE(place.chunk >= previous_chunk && place.chunk < chunks) << item;
+          previous_chunk = place.chunk;
+          if (op->thread_tiles()) {
+            EXPECT_TRUE(place.tile >= first_tile && place.tile < end_tile)
+                << c.name << " run " << run << " item " << item;
+          }
+          EXPECT_TRUE(place.segment_begin <= item && item < place.segment_end);
+          if (place.chunk >= 0 && place.chunk < chunks && place.tile >= 0 && place.tile < tiles) {
+            ++seen[static_cast<size_t>(place.chunk * tiles + place.tile)];
+          }
+        }
+        if (!op->thread_tiles()) break;  // one chunk-major block: checked once
+      }
+      for (int64_t pair = 0; pair < items; ++pair) {
+        EXPECT_EQ(seen[static_cast<size_t>(pair)], 1) << c.name << " (chunk, tile) " << pair;
+      }
+      std::vector<float> output(static_cast<size_t>(c.height) * c.width *
+                                c.layer.shape.out_channels);
+      EXPECT_TRUE(op->Run(input.data(), output.data()));
+      if (threads == 1) {
+        reference = output;
+        EXPECT_TRUE(MaxErrorAgainstDirect(c.layer, input, op->geometry(), output) < 1e-3)
+            << c.name;
+      } else {
+        EXPECT_TRUE(output == reference) << c.name << ", " << threads << " threads";
+      }
+    }
   }
 }
 

@@ -366,6 +366,20 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   // every 14x14 and 7x7 1x1 layer has at least two (docs/RESULTS.md, "Fused max pools and
   // whole-image pairs").
   image_pairs_ = pair_tiles_ && params_.stride_h == 1 && params_.stride_w == 1 && chunks > 1;
+  // A chunk-major split between threads gives each thread whole group chunks, so both write
+  // every output pixel, each its own channels; blocked by thread, each writes whole pixels of its
+  // own tiles (and reads every chunk's weights instead of its half). Two cores writing
+  // interleaved parts of one buffer are slow on this VM class (Zen 4, 2 vCPUs): a C loop of
+  // 64-byte stores, the two threads writing disjoint halves of every 2 KiB row of a 100 KB
+  // buffer, took 31-142 us a pass against 4-6 us for separate buffers or contiguous halves (the
+  // slow end when the cores' round trip reads 340 ns instead of 55). Against the chunk-major split
+  // (bench_kernels, 2 threads, 1x16; docs/RESULTS.md, "Threads write whole pixels"): 7x7 1x1
+  // 2048->512 at 90 % 1.03-1.11x (1.5x in the host's slow periods), 14x14 and 7x7 3x3 at 50-90 %
+  // 0.97-1.08x, the stride-2 1x1 into 14x14 1.06-1.30x, pixel pairs 1.01-1.38x; ResNet-50 "2.0G"
+  // and "1.0G", ResNet-18 and MobileNetV1 1.007-1.024x. A channel-major variant is tile-major
+  // already.
+  thread_tiles_ = !serial_ && active_->layout != InputLayout::kChannelMajor && chunks > 1 &&
+                  tiles >= threads;
   if (image_pairs_) {
     for (size_t pair = 0; pair < pixel_offsets_.size(); ++pair) {
       pixel_offsets_[pair] = static_cast<int64_t>(pair) * 2 * g.channels;
@@ -392,12 +406,35 @@ bool SparseConvOperator::TileMajor() const {
   return active_->layout == InputLayout::kChannelMajor;
 }
 
-int64_t SparseConvOperator::ItemChunk(int64_t item) const {
-  return TileMajor() ? item % group_chunks() : item / pixel_tiles();
-}
-
-int64_t SparseConvOperator::ItemTile(int64_t item) const {
-  return TileMajor() ? item / group_chunks() : item % pixel_tiles();
+SparseConvOperator::ItemPlace SparseConvOperator::PlaceOf(int64_t item) const {
+  const int64_t chunks = group_chunks();
+  const int64_t tiles = pixel_tiles();
+  ItemPlace place;
+  if (TileMajor()) {
+    place.chunk = item % chunks;
+    place.tile = item / chunks;
+    place.segment_begin = item;
+    place.segment_end = item + 1;
+    return place;
+  }
+  // Chunk-major over the tiles [first_tile, end_tile), whose items start at `base`: the whole
+  // image, or with thread_tiles_ the block of the run the item falls in.
+  int64_t first_tile = 0;
+  int64_t end_tile = tiles;
+  if (thread_tiles_) {
+    const int runs = Runs();
+    int run = 0;
+    while (run + 1 < runs && chunks * FirstTileOfThread(tiles, run + 1, runs) <= item) ++run;
+    first_tile = FirstTileOfThread(tiles, run, runs);
+    end_tile = FirstTileOfThread(tiles, run + 1, runs);
+  }
+  const int64_t width = end_tile - first_tile;
+  const int64_t base = chunks * first_tile;
+  place.chunk = (item - base) / width;
+  place.tile = first_tile + (item - base) % width;
+  place.segment_begin = base + place.chunk * width;
+  place.segment_end = place.segment_begin + width;
+  return place;
 }
 
 std::vector<WeightRange> SparseConvOperator::FirstWeightsOfRuns() const {
@@ -408,7 +445,7 @@ std::vector<WeightRange> SparseConvOperator::FirstWeightsOfRuns() const {
   const int runs = Runs();
   for (int run = 0; run < runs; ++run) {
     const int64_t item = FirstTileOfThread(items, run, runs);
-    first.push_back(item < items ? ChunkWeights(ItemChunk(item)) : WeightRange{});
+    first.push_back(item < items ? ChunkWeights(PlaceOf(item).chunk) : WeightRange{});
   }
   return first;
 }
@@ -439,19 +476,19 @@ void SparseConvOperator::PlanPrefetch() {
 
 SparseConvOperator::TilePrefetch SparseConvOperator::PlannedPrefetch(int64_t item) const {
   TilePrefetch prefetch;
-  const int64_t tiles = pixel_tiles();
-  const int64_t chunk = item / tiles;
-  const int64_t items = group_chunks() * tiles;
+  const ItemPlace place = PlaceOf(item);
+  const int64_t chunk = place.chunk;
+  const int64_t items = group_chunks() * pixel_tiles();
   const int runs = Runs();
   int run = 0;
   while (run + 1 < runs && FirstTileOfThread(items, run + 1, runs) <= item) ++run;
   const int64_t run_end = FirstTileOfThread(items, run + 1, runs);
   // The run's items of this chunk share what the run reads next.
-  const int64_t first = std::max(FirstTileOfThread(items, run, runs), chunk * tiles);
-  const int64_t sharing = std::min(run_end, (chunk + 1) * tiles) - first;
+  const int64_t first = std::max(FirstTileOfThread(items, run, runs), place.segment_begin);
+  const int64_t sharing = std::min(run_end, place.segment_end) - first;
   WeightRange next;
-  if ((chunk + 1) * tiles < run_end) {
-    next = ChunkWeights(chunk + 1);
+  if (place.segment_end < run_end) {
+    next = ChunkWeights(PlaceOf(place.segment_end).chunk);
   } else if (static_cast<size_t>(run) < next_weights_.size()) {
     next = next_weights_[static_cast<size_t>(run)];
   }
@@ -461,7 +498,7 @@ SparseConvOperator::TilePrefetch SparseConvOperator::PlannedPrefetch(int64_t ite
   // it saved (docs/RESULTS.md, "Weight prefetching").
   const int32_t first_vector = packed_.group_begin[chunk_first_group_[chunk]];
   const int64_t vectors = packed_.group_begin[chunk_first_group_[chunk + 1]] - first_vector;
-  const int64_t count = vectors * SpacedRunTiles(item % tiles);
+  const int64_t count = vectors * SpacedRunTiles(place.tile);
   const int64_t share = (next.bytes + sharing - 1) / sharing;
   if (count <= 0 || share < count) return prefetch;
   prefetch.address = reinterpret_cast<uintptr_t>(next.data) +
@@ -1099,12 +1136,13 @@ bool SparseConvOperator::Run(const float* input, float* output, const float* res
   const int64_t* lane_pixels = lane_pixels_.data();
   const int64_t image_lanes = image_lanes_;
   const uint64_t run = RunId();  // what the threads' tile panels are kept for
-  // One work item = one pixel tile x one group chunk (ItemChunk, ItemTile).
+  // One work item = one pixel tile x one group chunk (PlaceOf).
   return Parallelize1DTile(
       serial_ ? nullptr : pool_.get(), chunks * tiles, 1,
       [&](int64_t item, int64_t) {
-        const int64_t chunk = ItemChunk(item);
-        const int64_t tile = ItemTile(item);
+        const ItemPlace place = PlaceOf(item);
+        const int64_t chunk = place.chunk;
+        const int64_t tile = place.tile;
         const int64_t pixel = tile_first_pixel[tile];
         SparseTileArgs args = base;
         args.num_pixels = static_cast<int>(tile_first_pixel[tile + 1] - pixel);

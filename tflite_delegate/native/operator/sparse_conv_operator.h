@@ -163,9 +163,9 @@ class SparseConvOperator {
   // packed weights of the group chunk it starts with.
   std::vector<WeightRange> FirstWeightsOfRuns() const;
   void set_next_weights(std::vector<WeightRange> next);
-  // After Prepare: the prefetch fields of work item `item` (chunk-major: chunk x pixel_tiles()
-  // + tile), as Run passes them to the microkernel (all zero: none). Planned once per Prepare and
-  // set_next_weights, not per Run.
+  // After Prepare: the prefetch fields of work item `item` (numbered as Run's split numbers
+  // them: PlaceOf), as Run passes them to the microkernel (all zero: none). Planned once per
+  // Prepare and set_next_weights, not per Run.
   struct TilePrefetch {
     uintptr_t address = 0;
     int32_t first_tap = 0;
@@ -181,6 +181,19 @@ class SparseConvOperator {
   bool prefetches() const { return !prefetch_plan_.empty(); }
   // After Prepare: the packed weights of group chunk `chunk` (< group_chunks()).
   WeightRange ChunkWeights(int64_t chunk) const;
+  // After Prepare: where work item `item` (< group_chunks() x pixel_tiles(), numbered as Run's
+  // split numbers them) falls: its group chunk and pixel tile, and the consecutive items of the
+  // same chunk around it ([segment_begin, segment_end): the tiles one chunk's weights sweep
+  // before the next chunk's).
+  struct ItemPlace {
+    int64_t chunk = 0;
+    int64_t tile = 0;
+    int64_t segment_begin = 0;
+    int64_t segment_end = 0;
+  };
+  ItemPlace PlaceOf(int64_t item) const;
+  // After Prepare: whether the chunk-major items are blocked by thread (see tile_first_pixel_).
+  bool thread_tiles() const { return thread_tiles_; }
 
   // The variant Run uses: the constructor's, or its pixel-major fallback (see the top).
   const MicrokernelVariant& variant() const { return *active_; }
@@ -211,11 +224,8 @@ class SparseConvOperator {
   int64_t WeightChunks() const;
   // Threads Run splits the work items between (1 when the calling thread runs them alone).
   int Runs() const;
-  // Whether work items go tile-major (see tile_first_pixel_), and the group chunk and pixel tile
-  // of work item `item`.
+  // Whether work items go tile-major (see tile_first_pixel_).
   bool TileMajor() const;
-  int64_t ItemChunk(int64_t item) const;
-  int64_t ItemTile(int64_t item) const;
   // Fills prefetch_plan_ (empty when no work item prefetches) from the prepared decomposition
   // and next_weights_; PlannedPrefetch computes one item's entry.
   void PlanPrefetch();
@@ -314,6 +324,13 @@ class SparseConvOperator {
   // thread's run sweeps its tiles with one chunk of weights, which stay in L2), or tile-major
   // for a channel-major variant (TileMajor: a thread transposes a tile's panel once and keeps it
   // for that tile's chunks, where each transposition costs more than reading a chunk again).
+  // With thread_tiles_ the chunk-major order is blocked by thread: block r holds the tiles
+  // [T r / R, T (r + 1) / R) of every chunk (chunk by chunk), so that each thread writes whole
+  // output pixels of its own (where and why: thread_tiles_ in Prepare, the .cc). Run's split cuts
+  // the items into R runs of equal count, so where R does not divide T a run ends with the first
+  // items of the next block (those tiles' pixels are then written by both threads, as before).
+  // Which thread computes an item never changes what it computes: results stay bitwise equal
+  // across thread counts.
   // num tiles + 1 boundaries over flattened pixels (with planes: each tile's first output
   // pixel, then the pixel count)
   std::vector<int64_t> tile_first_pixel_;
@@ -328,6 +345,7 @@ class SparseConvOperator {
   int64_t streaming_output_bytes_ = StreamingOutputBytes();
   bool stream_output_ = false;
   bool serial_ = false;  // too little work to wake a worker: the calling thread runs it all
+  bool thread_tiles_ = false;  // chunk-major items blocked by thread (see tile_first_pixel_)
   std::vector<WeightRange> next_weights_;  // per run (set_next_weights)
   std::vector<TilePrefetch> prefetch_plan_;  // per work item (PlanPrefetch)
 };
