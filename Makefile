@@ -123,15 +123,19 @@ bench-kernels: install
 # What one core issues of each FMA form the microkernels use (benchmarks/ceilings/fma_ceilings.c):
 # the ceiling of each microkernel family. Argument: milliseconds per sample, e.g.
 # make bench-ceilings BENCH_FLAGS=500. Then how long the first two CPUs take to pass a cache
-# line back and forth (benchmarks/ceilings/core_round_trip.c).
+# line back and forth (benchmarks/ceilings/core_round_trip.c), and what two cores pay to write
+# interleaved parts of one buffer (benchmarks/ceilings/interleaved_writes.c).
 FMA_CEILINGS := build/native/fma_ceilings
 CORE_ROUND_TRIP := build/native/core_round_trip
+INTERLEAVED_WRITES := build/native/interleaved_writes
 bench-ceilings:
 	@mkdir -p build/native
 	$(CC) -O2 -Wall -Wextra -Werror benchmarks/ceilings/fma_ceilings.c -o $(FMA_CEILINGS)
 	$(FMA_CEILINGS) $(BENCH_FLAGS)
 	$(CC) -O2 -Wall -Wextra -Werror -pthread benchmarks/ceilings/core_round_trip.c -o $(CORE_ROUND_TRIP)
 	$(CORE_ROUND_TRIP)
+	$(CC) -O2 -Wall -Wextra -Werror -pthread benchmarks/ceilings/interleaved_writes.c -o $(INTERLEAVED_WRITES)
+	$(INTERLEAVED_WRITES)
 
 # Self-contained Bazel build of the delegate (needs Debian's bazel-bootstrap; see README).
 bazel-build: install

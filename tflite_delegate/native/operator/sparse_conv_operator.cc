@@ -369,15 +369,15 @@ bool SparseConvOperator::Prepare(int batch, int in_h, int in_w, int channels,
   // A chunk-major split between threads gives each thread whole group chunks, so both write
   // every output pixel, each its own channels; blocked by thread, each writes whole pixels of its
   // own tiles (and reads every chunk's weights instead of its half). Two cores writing
-  // interleaved parts of one buffer are slow on this VM class (Zen 4, 2 vCPUs): a C loop of
-  // 64-byte stores, the two threads writing disjoint halves of every 2 KiB row of a 100 KB
-  // buffer, took 31-142 us a pass against 4-6 us for separate buffers or contiguous halves (the
-  // slow end when the cores' round trip reads 340 ns instead of 55). Against the chunk-major split
-  // (bench_kernels, 2 threads, 1x16; docs/RESULTS.md, "Threads write whole pixels"): 7x7 1x1
-  // 2048->512 at 90 % 1.03-1.11x (1.5x in the host's slow periods), 14x14 and 7x7 3x3 at 50-90 %
-  // 0.97-1.08x, the stride-2 1x1 into 14x14 1.06-1.30x, pixel pairs 1.01-1.38x; ResNet-50 "2.0G"
-  // and "1.0G", ResNet-18 and MobileNetV1 1.007-1.024x. A channel-major variant is tile-major
-  // already.
+  // interleaved parts of one buffer, no line shared, are slow on this VM class (Zen 4):
+  // benchmarks/ceilings/interleaved_writes.c, each thread its 1 KiB of every 2 KiB row of a
+  // 100 KB buffer, takes 30-140 us a job against 4-6 us when the halves are separate buffers or
+  // contiguous (the slow end when the cores' round trip reads 340 ns instead of 55). Against the
+  // chunk-major split (bench_kernels, 2 threads, 1x16, interleaved repeats; docs/RESULTS.md,
+  // "Threads write whole pixels"): at 90 % the 7x7 1x1 2048->512 layer 1.18x, the stride-2 1x1
+  // into 7x7 1.16x (1.5-1.6x in the host's slow periods); at 50-75 % 0.94-1.05x in quiet rounds
+  // and up to 1.25x in slow ones; pixel pairs 1.01-1.38x; the four benchmark models at 2 threads
+  // 0.987-1.015x in a quiet run. A channel-major variant is tile-major already.
   thread_tiles_ = !serial_ && active_->layout != InputLayout::kChannelMajor && chunks > 1 &&
                   tiles >= threads;
   if (image_pairs_) {
