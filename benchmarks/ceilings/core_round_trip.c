@@ -23,23 +23,12 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "two_cpus.h"
+
 enum { kSamples = 5 };
 
 static _Alignas(128) atomic_long counter;
 static long round_trips = 100000;
-
-static double now_ns(void) {
-  struct timespec time;
-  clock_gettime(CLOCK_MONOTONIC, &time);
-  return 1e9 * (double)time.tv_sec + (double)time.tv_nsec;
-}
-
-static cpu_set_t only(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  return set;
-}
 
 // Answers every odd value with the next even one, for kSamples samples of round_trips each.
 static void* answer(void* unused) {
@@ -52,48 +41,16 @@ static void* answer(void* unused) {
   return NULL;
 }
 
-static int compare(const void* a, const void* b) {
-  const double x = *(const double*)a;
-  const double y = *(const double*)b;
-  return (x > y) - (x < y);
-}
-
 int main(int argc, char** argv) {
   if (argc > 1) round_trips = atol(argv[1]);
   if (round_trips < 1) {
     fprintf(stderr, "round trips per sample must be a positive integer, got %s\n", argv[1]);
     return 2;
   }
-  cpu_set_t allowed;
-  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
-    perror("sched_getaffinity");
-    return 2;
-  }
   int cpus[2];
-  int found = 0;
-  for (int cpu = 0; cpu < CPU_SETSIZE && found < 2; ++cpu) {
-    if (CPU_ISSET(cpu, &allowed)) cpus[found++] = cpu;
-  }
-  if (found < 2) {
-    fprintf(stderr, "needs two CPUs, this process may use %d\n", found);
-    return 2;
-  }
-  const cpu_set_t first = only(cpus[0]);
-  const cpu_set_t second = only(cpus[1]);
-  if (pthread_setaffinity_np(pthread_self(), sizeof(first), &first) != 0) {
-    fprintf(stderr, "cannot pin a thread to CPU %d\n", cpus[0]);
-    return 2;
-  }
-  // Pinned before it starts, so that a failure cannot leave this thread waiting for answers.
-  pthread_attr_t attributes;
   pthread_t thread;
-  if (pthread_attr_init(&attributes) != 0 ||
-      pthread_attr_setaffinity_np(&attributes, sizeof(second), &second) != 0 ||
-      pthread_create(&thread, &attributes, answer, NULL) != 0) {
-    fprintf(stderr, "cannot start a thread pinned to CPU %d\n", cpus[1]);
-    return 2;
-  }
-  pthread_attr_destroy(&attributes);
+  const int status = start_on_two_cpus(answer, &thread, cpus);
+  if (status != 0) return status;
   double samples[kSamples];
   long value = 1;
   for (int sample = 0; sample < kSamples; ++sample) {
@@ -106,7 +63,6 @@ int main(int argc, char** argv) {
     samples[sample] = (now_ns() - start) / (double)round_trips;
   }
   pthread_join(thread, NULL);
-  qsort(samples, kSamples, sizeof(samples[0]), compare);
-  printf("CPUs %d and %d\nround trip ns: %.1f\n", cpus[0], cpus[1], samples[kSamples / 2]);
+  printf("CPUs %d and %d\nround trip ns: %.1f\n", cpus[0], cpus[1], median(samples, kSamples));
   return 0;
 }

@@ -27,6 +27,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "two_cpus.h"
+
 enum { kSamples = 5, kJobs = 2000, kPasses = 8, kLayouts = 3 };
 static const char* const kLayoutNames[kLayouts] = {"channels (interleaved)", "private",
                                                    "pixels (contiguous)"};
@@ -38,19 +40,6 @@ static float* own_output;  // thread 1's buffer in the private layout
 static int layout;          // set by the first thread before each sample's jobs
 static _Alignas(128) atomic_long started;
 static _Alignas(128) atomic_long finished;
-
-static double now_ns(void) {
-  struct timespec time;
-  clock_gettime(CLOCK_MONOTONIC, &time);
-  return 1e9 * (double)time.tv_sec + (double)time.tv_nsec;
-}
-
-static cpu_set_t only(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  return set;
-}
 
 // Thread `t`'s half of one job: kPasses passes of 64-byte lines of `value` (two 32-byte AVX
 // stores each; main checks that the CPU has AVX).
@@ -89,12 +78,6 @@ static void* second_thread(void* unused) {
   return NULL;
 }
 
-static int compare(const void* a, const void* b) {
-  const double x = *(const double*)a;
-  const double y = *(const double*)b;
-  return (x > y) - (x < y);
-}
-
 int main(int argc, char** argv) {
   if (argc > 2) {
     pixels = atoi(argv[1]);
@@ -108,20 +91,6 @@ int main(int argc, char** argv) {
     fprintf(stderr, "needs a positive pixel count and a positive multiple of 32 channels\n");
     return 2;
   }
-  cpu_set_t allowed;
-  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
-    perror("sched_getaffinity");
-    return 2;
-  }
-  int cpus[2];
-  int found = 0;
-  for (int cpu = 0; cpu < CPU_SETSIZE && found < 2; ++cpu) {
-    if (CPU_ISSET(cpu, &allowed)) cpus[found++] = cpu;
-  }
-  if (found < 2) {
-    fprintf(stderr, "needs two CPUs, this process may use %d\n", found);
-    return 2;
-  }
   const size_t bytes = ((size_t)pixels * channels * sizeof(float) + 4095) / 4096 * 4096;
   shared_output = aligned_alloc(4096, bytes);
   own_output = aligned_alloc(4096, bytes);
@@ -131,21 +100,10 @@ int main(int argc, char** argv) {
   }
   memset(shared_output, 0, bytes);
   memset(own_output, 0, bytes);
-  const cpu_set_t first = only(cpus[0]);
-  const cpu_set_t second = only(cpus[1]);
-  if (pthread_setaffinity_np(pthread_self(), sizeof(first), &first) != 0) {
-    fprintf(stderr, "cannot pin a thread to CPU %d\n", cpus[0]);
-    return 2;
-  }
-  pthread_attr_t attributes;
+  int cpus[2];
   pthread_t thread;
-  if (pthread_attr_init(&attributes) != 0 ||
-      pthread_attr_setaffinity_np(&attributes, sizeof(second), &second) != 0 ||
-      pthread_create(&thread, &attributes, second_thread, NULL) != 0) {
-    fprintf(stderr, "cannot start a thread pinned to CPU %d\n", cpus[1]);
-    return 2;
-  }
-  pthread_attr_destroy(&attributes);
+  const int status = start_on_two_cpus(second_thread, &thread, cpus);
+  if (status != 0) return status;
   double samples[kLayouts][kSamples];
   long job = 0;
   for (int sample = 0; sample < kSamples; ++sample) {
@@ -167,8 +125,7 @@ int main(int argc, char** argv) {
          channels, kPasses);
   printf("| halves | us per job |\n|---|---:|\n");
   for (int k = 0; k < kLayouts; ++k) {
-    qsort(samples[k], kSamples, sizeof(samples[k][0]), compare);
-    printf("| %s | %.2f |\n", kLayoutNames[k], samples[k][kSamples / 2]);
+    printf("| %s | %.2f |\n", kLayoutNames[k], median(samples[k], kSamples));
   }
   free(shared_output);
   free(own_output);
