@@ -29,7 +29,9 @@
 
 #include "two_cpus.h"
 
-enum { kSamples = 5, kJobs = 2000, kPasses = 8, kLayouts = 3 };
+enum { kSamples = 5, kJobs = 2000, kPasses = 8 };
+// The halves (see the top), in table order.
+enum { kChannels, kPrivate, kPixels, kLayouts };
 static const char* const kLayoutNames[kLayouts] = {"channels (interleaved)", "private",
                                                    "pixels (contiguous)"};
 
@@ -45,23 +47,21 @@ static _Alignas(128) atomic_long finished;
 // stores each; main checks that the CPU has AVX).
 __attribute__((target("avx"))) static void write_half(int t, float value) {
   const __m256 v = _mm256_set1_ps(value);
+  // Pixels [p0, p1) x channels [c0, c1) of `base`.
+  int p0 = 0, p1 = pixels, c0 = t * channels / 2, c1 = (t + 1) * channels / 2;
+  if (layout == kPixels) {
+    p0 = t * pixels / 2;
+    p1 = (t + 1) * pixels / 2;
+    c0 = 0;
+    c1 = channels;
+  }
+  float* base = layout == kPrivate && t == 1 ? own_output : shared_output;
   for (int pass = 0; pass < kPasses; ++pass) {
-    if (layout == 2) {
-      for (int p = t * pixels / 2; p < (t + 1) * pixels / 2; ++p) {
-        float* row = shared_output + (size_t)p * channels;
-        for (int c = 0; c < channels; c += 16) {
-          _mm256_store_ps(row + c, v);
-          _mm256_store_ps(row + c + 8, v);
-        }
-      }
-    } else {
-      float* base = layout == 1 && t == 1 ? own_output : shared_output;
-      for (int p = 0; p < pixels; ++p) {
-        float* row = base + (size_t)p * channels;
-        for (int c = t * channels / 2; c < (t + 1) * channels / 2; c += 16) {
-          _mm256_store_ps(row + c, v);
-          _mm256_store_ps(row + c + 8, v);
-        }
+    for (int p = p0; p < p1; ++p) {
+      float* row = base + (size_t)p * channels;
+      for (int c = c0; c < c1; c += 16) {
+        _mm256_store_ps(row + c, v);
+        _mm256_store_ps(row + c + 8, v);
       }
     }
   }
