@@ -86,7 +86,9 @@ namespace tflite_sparse {
 // --block_n=4,8 --sparsity=0.3,0.4 --threads=1,2 --min_sparsity=0`, 2026-12-04 23:58 UTC),
 // 1.11-1.15x at 0.5. (With the 1x8 row's Zen 4 limits then, 32 kept FLOPs per input and per
 // output value, that layer ran channel-major from 0.4: 1.10-1.12x at 0.42, 1.23-1.24x at 0.5;
-// with today's, 32 per input and 20 per transposed value, it does up to 0.53.)
+// with 32 per input and 20 per transposed value up to 0.53; with today's, 25 and 17, up to 0.60,
+// where channel-major ran it 1.00-1.04x as fast as pixel-major at 0.56 and 0.59, 1 and 2
+// threads.)
 double DefaultMinSparsity(int block_n, InputLayout layout, Isa isa, bool split_avx512);
 
 // The one per-shape rule on top of DefaultMinSparsity: a convolution over few input channels

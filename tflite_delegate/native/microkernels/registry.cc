@@ -23,7 +23,7 @@
 // needs 8: there it ran those three at 1.19-1.48x of the pixel-major variant at 90 %, and
 // 1.75-1.86x 56x56 64->64 and 64->256 at 75 % (32 per output value; bench_kernels, 2026-12-04).
 // The AVX-512 1x8 panel row needs 32 and 64 (measured only where 512-bit operations are split:
-// Zen 5 prefers the 1x8 pixel-pair row anyway) and on Zen 4 32 per input value and 20 per
+// Zen 5 prefers the 1x8 pixel-pair row anyway) and on Zen 4 25 per input value and 17 per
 // transposed value (see the end of this paragraph; until then 32 and 48): there, since
 // channel-major tiles store whole vectors of channels per pixel and the panel builder goes 8
 // pixels at a time, it ran ResNet-50's and MobileNetV1's twelve 1x1 stride-1 shapes and two
@@ -46,8 +46,15 @@
 // 128->512 at 87.5 % and 90 %: 1.12x and 1.05x; 112x112 32->64 at 50 %: 1.05x), and 0.70-0.98x
 // below 17 (56x56 64->64 at 75 %, 16: 0.96x; 56x56 128->128 at 90 %, 12.8: 0.98x) but for one
 // strided layer: 56x56 256->128 stride 2 at 87.5 % (21.3) ran 0.92x and at 90 % (17) 0.88x, as
-// under the old limits. The AVX2 row keeps no limit (measured on Zen 4 AVX2 only: it won on all
-// nine 1x1 shapes at its threshold).
+// under the old limits; the limits were 32 per input and 20 per transposed value. Since a row's
+// last 1-7 pixels go through the 8-pixel transpose (panel_transpose_template.h, 2026-12-05
+// 12:40 UTC) the strided layers transpose faster: the same measurement (1 and 2 threads, 13:00
+// UTC) gave that layer 1.05x at 87.5 % and 1.03-1.05x at 90 % (25.6 per input, 17.1 per
+// transposed value), ResNet-18's 28x28 128->256 stride 2 at 90 % (51.2 and 17.1) 1.12-1.13x,
+// 28x28 512->128 at 90 % (25.6 and 20.5) 1.01-1.03x, while 56x56 64->64 at 75 % (32 and 16)
+// read 0.98-1.05x and the 56-wide 1x1 layers at 90 % (10.2-12.8 per transposed value)
+// 0.79-1.00x: hence 25 and 17. The AVX2 row keeps no limit (measured on Zen 4 AVX2 only: it won
+// on all nine 1x1 shapes at its threshold).
 //
 // A pixel-pair row is Q(the same fields as X); it declares <prefix>_1x<N>_p<P>_pair_<isa> and
 // the ISA's pair-image row builder <prefix>_pair_row_<isa>, and registers
@@ -75,8 +82,8 @@
   Q(f32, kFloat32, 16, 16, avx512, kAvx512)   \
   X(f32, kFloat32, 16, 8, avx512, kAvx512)    \
   Q(f32, kFloat32, 8, 16, avx512, kAvx512)    \
-  C(f32, kFloat32, 8, 48, avx512, kAvx512, 16, kChannelMajorMinKeptFlopsPerInput,               \
-    kChannelMajorMinKeptFlopsPerInput, 64.0, 0.0, 0.0, 20.0)                                   \
+  C(f32, kFloat32, 8, 48, avx512, kAvx512, 16, kChannelMajorMinKeptFlopsPerInput, 25.0, 64.0,   \
+    0.0, 0.0, 17.0)                                   \
   X(f32, kFloat32, 8, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 4, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 2, 4, avx512, kAvx512)     \
