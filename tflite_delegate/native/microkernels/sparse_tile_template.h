@@ -55,6 +55,17 @@ inline void PutOutput(float* destination, typename V::Reg value) {
   }
 }
 
+// An empty asm that takes `pointer` in a general register and may change it: GCC then keeps a
+// pointer advanced by a run-time stride as one register plus an add per step, where it otherwise
+// forms p x stride for each of a tile's pixels and, short of registers in SpacedTileGroups,
+// keeps those offsets on the stack (StoreFullGroup's stores by pointer: 1.02-1.09x more on top
+// of SpacedTileGroups' walk on 1x16 56x56 1x1 layers at 89 %; docs/RESULTS.md, "Groups walked
+// by pointer").
+template <class T>
+[[gnu::always_inline]] inline void KeepInRegister(T*& pointer) {
+  __asm__("" : "+r"(pointer));
+}
+
 // The epilogue of a full group's P x R accumulators: clamp, and with a fused ADD add the
 // residual and clamp to the ADD's range; one store per register. kActivation and kAdd: how each
 // clamp runs (epilogue_clamps.h).
@@ -70,9 +81,11 @@ inline void StoreFullGroup(const SparseTileArgs& args, int64_t stride,
     for (int p = 0; p < P; ++p) {
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        PutOutput<V, kStream>(output + p * stride + r * V::kLanes,
+        PutOutput<V, kStream>(output + r * V::kLanes,
                               ClampAs<V, kActivation>(accumulators[p][r], low, high));
       }
+      output += stride;
+      KeepInRegister(output);
     }
     return;
   }
@@ -83,11 +96,15 @@ inline void StoreFullGroup(const SparseTileArgs& args, int64_t stride,
   for (int p = 0; p < P; ++p) {
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const int64_t offset = p * stride + r * V::kLanes;
       const Reg sum = V::Add(ClampAs<V, kActivation>(accumulators[p][r], low, high),
-                             V::Load(residual + offset));
-      PutOutput<V, kStream>(output + offset, ClampAs<V, kAdd>(sum, residual_low, residual_high));
+                             V::Load(residual + r * V::kLanes));
+      PutOutput<V, kStream>(output + r * V::kLanes,
+                            ClampAs<V, kAdd>(sum, residual_low, residual_high));
     }
+    output += stride;
+    residual += stride;
+    KeepInRegister(output);
+    KeepInRegister(residual);
   }
 }
 
@@ -269,31 +286,42 @@ __attribute__((noinline)) void SpacedTileGroups(const SparseTileArgs& args, int 
   uintptr_t prefetch_tile =
       args.prefetch_address +
       static_cast<uintptr_t>(group_begin[first_group] - args.prefetch_first_tap) * prefetch_step;
+  // The groups are walked by pointer (weights, tap offsets, bias and outputs advance by the
+  // group's kept tap vectors and N): with a compile-time tap count the loop reads no group_begin
+  // at all, and fewer values compete for registers. With StoreFullGroup's stores by pointer,
+  // against indexing every group (bench_kernels, 1 thread): 1x16 at 89 % (7 kept tap vectors)
+  // 56x56 1x1 64->64 1.12-1.15x, 64->256 1.15-1.17x, 256->64 (28, a loop) 0.97-1.09x; 1x8 at
+  // 90 % 64->64 1.17x, 64->256 1.13x; 3x3 layers and 50-75 % within 0.97-1.06x
+  // (docs/RESULTS.md, "Groups walked by pointer").
+  const int32_t first_tap = group_begin[first_group];
   for (int tile = 0; tile < tiles; ++tile) {
     uintptr_t prefetch = prefetch_tile;
+    const float* weights =
+        static_cast<const float*>(args.weights) + static_cast<int64_t>(first_tap) * kBlockN;
+    const int32_t* tap_offsets = taps + first_tap;
+    const float* bias = args.bias + static_cast<int64_t>(first_group) * kBlockN;
+    float* group_output = output + static_cast<int64_t>(first_group) * kBlockN;
+    const float* group_residual =
+        residual != nullptr ? residual + static_cast<int64_t>(first_group) * kBlockN : nullptr;
     for (int group = first_group; group < end_group; ++group) {
-      const int32_t first = group_begin[group];
-      const int32_t end = group_begin[group + 1];
-      const float* weights = static_cast<const float*>(args.weights) +
-                             static_cast<int64_t>(first) * kBlockN;
+      const int32_t count = kTaps > 0 ? kTaps : group_begin[group + 1] - group_begin[group];
       Reg accumulators[kSpacedTilePixels][R];
-      const float* bias = args.bias + static_cast<int64_t>(group) * kBlockN;
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const Reg value = V::Load(bias + r * V::kLanes);
 #pragma GCC unroll 8
         for (int p = 0; p < kSpacedTilePixels; ++p) accumulators[p][r] = value;
       }
-      // One kept tap vector: its 8 x R multiply-adds.
-      const auto tap_vector = [&](int32_t k, const float* tap_weights) {
+      // Kept tap vector k of the group: its 8 x R multiply-adds.
+      const auto tap_vector = [&](int32_t k) {
         if constexpr (kPrefetch) {
           __builtin_prefetch(reinterpret_cast<const void*>(prefetch), 0, 2);
           prefetch += prefetch_step;
         }
-        const char* tap = reinterpret_cast<const char*>(origin + taps[k]);
+        const char* tap = reinterpret_cast<const char*>(origin + tap_offsets[k]);
         Reg weight[R];
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) weight[r] = V::Load(tap_weights + r * V::kLanes);
+        for (int r = 0; r < R; ++r) weight[r] = V::Load(weights + k * kBlockN + r * V::kLanes);
 #pragma GCC unroll 8
         for (int p = 0; p < kSpacedTilePixels; ++p) {
           const Reg value = V::Broadcast(SpacedPixel(tap, p, s1, s3, s5, s7));
@@ -305,14 +333,17 @@ __attribute__((noinline)) void SpacedTileGroups(const SparseTileArgs& args, int 
       };
       if constexpr (kTaps > 0) {
 #pragma GCC unroll 16
-        for (int32_t k = 0; k < kTaps; ++k) tap_vector(first + k, weights + k * kBlockN);
+        for (int32_t k = 0; k < kTaps; ++k) tap_vector(k);
       } else {
-        for (int32_t k = first; k < end; ++k, weights += kBlockN) tap_vector(k, weights);
+        for (int32_t k = 0; k < count; ++k) tap_vector(k);
       }
       StoreFullGroup<V, R, kSpacedTilePixels, kStream, Clamps::kActivation, Clamps::kAdd>(
-          args, stride, accumulators, low, high,
-          residual != nullptr ? residual + static_cast<int64_t>(group) * kBlockN : nullptr,
-          output + static_cast<int64_t>(group) * kBlockN);
+          args, stride, accumulators, low, high, group_residual, group_output);
+      weights += static_cast<int64_t>(count) * kBlockN;
+      tap_offsets += count;
+      bias += kBlockN;
+      group_output += kBlockN;
+      if (group_residual != nullptr) group_residual += kBlockN;
     }
     origin += kSpacedTilePixels * spacing;
     output += kSpacedTilePixels * stride;
