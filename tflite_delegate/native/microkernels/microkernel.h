@@ -143,7 +143,7 @@ using PairRowFunction = void (*)(const float* input_row, int in_w, int channels,
 // the operator sets the spacing only for variants with this many tile_pixels.
 constexpr int kSpacedTilePixels = 8;
 // The largest SparseTileArgs::group_taps whose tap loop has a completely unrolled instantiation.
-constexpr int kMaxUnrolledGroupTaps = 16;
+constexpr int kMaxUnrolledGroupTaps = 32;
 
 struct SparseTileArgs {
   const float* input;            // base of the (pre-padded when needed) NHWC input
