@@ -142,7 +142,8 @@ using PairRowFunction = void (*)(const float* input_row, int in_w, int channels,
 // The tile size whose evenly spaced tiles have their own path (SparseTileArgs::pixel_spacing):
 // the operator sets the spacing only for variants with this many tile_pixels.
 constexpr int kSpacedTilePixels = 8;
-// The largest SparseTileArgs::group_taps whose tap loop has a completely unrolled instantiation.
+// The largest SparseTileArgs::group_taps whose tap loop has an instantiation with a compile-time
+// count (sparse_tile_template.h, SpacedTileGroups).
 constexpr int kMaxUnrolledGroupTaps = 32;
 
 struct SparseTileArgs {
@@ -209,8 +210,8 @@ struct SparseTileArgs {
   int64_t pixel_spacing = 0;
   // When not 0: every group of [first_group, end_group) keeps exactly this many tap vectors
   // (group_begin[g + 1] - group_begin[g]; SUBP keeps the same number in every group), so that a
-  // variant may unroll its tap loop completely (those registered with kUnrollTaps do on runs of
-  // spaced tiles, up to kMaxUnrolledGroupTaps). It changes no result.
+  // variant may run its tap loop with a compile-time count (those registered with kUnrollTaps do
+  // on runs of spaced tiles, up to kMaxUnrolledGroupTaps). It changes no result.
   int32_t group_taps = 0;
 };
 

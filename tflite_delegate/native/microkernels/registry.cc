@@ -49,7 +49,7 @@
 // under the old limits; the limits were 32 per input and 20 per transposed value. Since a row's
 // last 1-7 pixels go through the 8-pixel transpose (panel_transpose_template.h, 2026-12-05
 // 12:40 UTC) the strided layers transpose faster: the same measurement (1 and 2 threads, 13:00
-// UTC) gave that layer 1.05x at 87.5 % and 1.03-1.05x at 90 % (25.6 per input, 17.1 per
+// UTC) gave that layer 1.08-1.09x at 87.5 % and 1.03-1.06x at 90 % (25.6 per input, 17.1 per
 // transposed value), ResNet-18's 28x28 128->256 stride 2 at 90 % (51.2 and 17.1) 1.12-1.13x,
 // 28x28 512->128 at 90 % (25.6 and 20.5) 1.01-1.03x, while 56x56 64->64 at 75 % (32 and 16)
 // read 0.98-1.05x and the 56-wide 1x1 layers at 90 % (10.2-12.8 per transposed value)
@@ -83,7 +83,7 @@
   X(f32, kFloat32, 16, 8, avx512, kAvx512)    \
   Q(f32, kFloat32, 8, 16, avx512, kAvx512)    \
   C(f32, kFloat32, 8, 48, avx512, kAvx512, 16, kChannelMajorMinKeptFlopsPerInput, 25.0, 64.0,   \
-    0.0, 0.0, 17.0)                                   \
+    0.0, 0.0, 17.0)                                                                            \
   X(f32, kFloat32, 8, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 4, 8, avx512, kAvx512)     \
   X(f32, kFloat32, 2, 4, avx512, kAvx512)     \

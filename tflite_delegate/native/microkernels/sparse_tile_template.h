@@ -256,14 +256,15 @@ inline uintptr_t SpacedRunPrefetchTileStep(const SparseTileArgs& args) {
 // they stay in registers across groups and tiles, which counts where tap lists are short
 // (docs/RESULTS.md, "Evenly spaced tiles" and "Runs of spaced tiles").
 //
-// kTaps > 0: every group keeps kTaps tap vectors (SparseTileArgs::group_taps) and the tap loop is
-// unrolled completely. On short tap lists its loop control and the exit branch at the end of
+// kTaps > 0: every group keeps kTaps tap vectors (SparseTileArgs::group_taps) and the tap loop has
+// that compile-time count (unrolled completely up to 16). On short tap lists its loop control and the exit branch at the end of
 // every group pass counted: a scratch copy of the loop ran 1.07-1.15x faster with a
 // compile-time count of 3 to 10 tap vectors, 1.04-1.07x at 13 to 16 (L2-resident and 56x56 1x1
-// layers, 1x16; docs/RESULTS.md, "Unrolled tap loops"); with the groups walked by pointer, up to
-// 32 (kMaxUnrolledGroupTaps) ran 56x56 1x1 256->64 at 90 % (26 kept tap vectors) 1.06-1.07x
-// faster at 1x8 and 1x16 and the 64-channel 1x1 layers at 1x16 50 % (32) 1.04-1.05x, for 0.8 MB
-// more library ("Groups walked by pointer").
+// layers, 1x16; docs/RESULTS.md, "Unrolled tap loops"). With the groups walked by pointer a
+// compile-time count also pays from 17 to 32 (kMaxUnrolledGroupTaps), where the loop is unrolled
+// by 16 (completely: 0.96-1.00x of that): 56x56 1x1 256->64 at 90 % (26 kept tap vectors) ran
+// 1.06-1.07x faster at 1x8 and 1x16 and the 64-channel 1x1 layers at 1x16 50 % (32) 1.04-1.05x,
+// for 0.8 MB more library ("Groups walked by pointer").
 template <class V, int R, bool kPrefetch, int kEpilogue, bool kStream, int kTaps = 0>
 __attribute__((noinline)) void SpacedTileGroups(const SparseTileArgs& args, int first_group,
                                                 int end_group) {
@@ -461,7 +462,7 @@ inline void SpacedTile(const SparseTileArgs& args) {
 
 // The microkernel: a tile of 1 to P pixels, or a run of evenly spaced full tiles
 // (SparseTileArgs::pixel_spacing). kEpilogueKinds: instantiate the common epilogues without
-// their infinite clamps (epilogue_clamps.h); kUnrollTaps: the spaced tap loops unrolled for
+// their infinite clamps (epilogue_clamps.h); kUnrollTaps: the spaced tap loops instantiated for
 // every tap count up to kMaxUnrolledGroupTaps (SparseTileArgs::group_taps). Both for the
 // variants that run most layers, where the extra code pays.
 template <class V, int R, int P, bool kEpilogueKinds = false, bool kUnrollTaps = false>
